@@ -1,0 +1,34 @@
+using CSharpEnvoy.Config.Model.Listener;
+
+namespace CSharpEnvoy.Config.Model.Cluster;
+
+internal enum DiscoveryType { Static = 0, StrictDns = 1, LogicalDns = 2, Eds = 3, OriginalDst = 4 }
+
+internal enum LbPolicy { RoundRobin = 0, LeastRequest = 1, RingHash = 2, Random = 3, Maglev = 5, ClusterProvided = 6, LoadBalancingPolicyConfig = 7 }
+
+internal enum DnsLookupFamily { Auto = 0, V4Only = 1, V6Only = 2, V4Preferred = 3, All = 4 }
+
+internal enum UpstreamProtocol { Http1, Http2, UseDownstream }
+
+internal sealed record LocalityModel(string Region, string Zone, string SubZone)
+{
+    public static readonly LocalityModel Empty = new("", "", "");
+}
+
+/// <summary>One configured upstream endpoint (for DNS clusters, a name still to resolve).</summary>
+internal sealed record EndpointModel(SocketAddressModel Address, string? Hostname, LocalityModel Locality);
+
+/// <summary>A validated cluster as configured; the data plane builds the live host set from it.</summary>
+internal sealed record ClusterModel
+{
+    public required string Name { get; init; }
+    public DiscoveryType Type { get; init; }
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public LbPolicy LbPolicy { get; init; }
+    public required IReadOnlyList<EndpointModel> Endpoints { get; init; }
+    public TimeSpan DnsRefreshRate { get; init; } = TimeSpan.FromSeconds(5);
+    public DnsLookupFamily DnsLookupFamily { get; init; }
+    public UpstreamProtocol Protocol { get; init; } = UpstreamProtocol.Http1;
+    public int? Http2InitialStreamWindowSize { get; init; }
+    public Google.Protobuf.IMessage? Source { get; init; }
+}

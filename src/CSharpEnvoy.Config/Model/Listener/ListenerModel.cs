@@ -1,0 +1,54 @@
+using CSharpEnvoy.Config.Model.RouteConfiguration;
+
+namespace CSharpEnvoy.Config.Model.Listener;
+
+/// <summary>Where a listener or an upstream host lives: an IP socket address or a Unix socket (Envoy's <c>pipe</c>).</summary>
+internal sealed record SocketAddressModel(string Address, int Port, string? PipePath = null, bool Ipv4Compat = false)
+{
+    public bool IsPipe => PipePath is not null;
+
+    /// <summary>Envoy's spelling: <c>127.0.0.1:10000</c>, <c>[::1]:80</c>, or the pipe path.</summary>
+    public override string ToString() =>
+        PipePath ?? (Address.Contains(':') ? $"[{Address}]:{Port}" : $"{Address}:{Port}");
+}
+
+/// <summary>A validated listener: one socket, its filter chains.</summary>
+internal sealed record ListenerModel(string Name, SocketAddressModel Address, string StatPrefix, IReadOnlyList<FilterChainModel> FilterChains)
+{
+    /// <summary>The JSON of the listener as configured (proto3 JSON), for /config_dump.</summary>
+    public Google.Protobuf.IMessage? Source { get; init; }
+}
+
+/// <summary>A filter chain. Today its terminal network filter is always the HTTP connection manager.</summary>
+internal sealed record FilterChainModel(string Name, HttpConnectionManagerModel HttpConnectionManager);
+
+internal enum CodecType { Auto = 0, Http1 = 1, Http2 = 2 }
+
+internal enum ServerHeaderTransformation { Overwrite = 0, AppendIfAbsent = 1, PassThrough = 2 }
+
+/// <summary>An HTTP filter of the connection manager's chain, already resolved to its extension.</summary>
+internal sealed record HttpFilterModel(string Name, string TypeName, object? Config);
+
+/// <summary>Validated settings of <c>envoy.filters.network.http_connection_manager</c>.</summary>
+internal sealed record HttpConnectionManagerModel
+{
+    public required string StatPrefix { get; init; }
+    public CodecType CodecType { get; init; }
+    public RouteConfigurationModel? RouteConfig { get; init; }
+    public required IReadOnlyList<HttpFilterModel> HttpFilters { get; init; }
+    public bool UseRemoteAddress { get; init; }
+    public int XffNumTrustedHops { get; init; }
+    public bool SkipXffAppend { get; init; }
+    public string? Via { get; init; }
+    public bool GenerateRequestId { get; init; } = true;
+    public bool PreserveExternalRequestId { get; init; }
+    public bool AlwaysSetRequestIdInResponse { get; init; }
+    public string ServerName { get; init; } = "envoy";
+    public ServerHeaderTransformation ServerHeaderTransformation { get; init; }
+    /// <summary>Upgrade types (lower case, e.g. "websocket") enabled at the connection manager.</summary>
+    public IReadOnlyDictionary<string, bool> UpgradeTypes { get; init; } = new Dictionary<string, bool>();
+    public bool SuppressEnvoyHeaders { get; init; }
+    public int? Http2MaxConcurrentStreams { get; init; }
+    public int? Http2InitialStreamWindowSize { get; init; }
+    public int? Http2InitialConnectionWindowSize { get; init; }
+}

@@ -1,0 +1,98 @@
+using CSharpEnvoy.Config.Model.Matchers;
+using CSharpEnvoy.Config.Model.Route;
+
+namespace CSharpEnvoy.Config.Model.RouteConfiguration;
+
+/// <summary>Envoy's <c>HeaderValueOption.HeaderAppendAction</c>.</summary>
+internal enum HeaderAppendAction { AppendIfExistsOrAdd = 0, AddIfAbsent = 1, OverwriteIfExistsOrAdd = 2, OverwriteIfExists = 3 }
+
+/// <summary>One header to add, with its (possibly formatted) value.</summary>
+internal sealed record HeaderToAdd(string Name, HeaderValueFormat Value, HeaderAppendAction Action, bool KeepEmptyValue);
+
+/// <summary>The headers_to_add / headers_to_remove pair of one level (route configuration, virtual host, route,
+/// weighted cluster). Applied in Envoy's order: remove first, then add.</summary>
+internal sealed record HeaderMutationModel(IReadOnlyList<HeaderToAdd> Add, IReadOnlyList<string> Remove)
+{
+    public static readonly HeaderMutationModel Empty = new(Array.Empty<HeaderToAdd>(), Array.Empty<string>());
+    public bool IsEmpty => Add.Count == 0 && Remove.Count == 0;
+}
+
+internal sealed record RouteConfigurationModel
+{
+    public required string Name { get; init; }
+    public required VirtualHostTable<VirtualHostModel> VirtualHosts { get; init; }
+    public HeaderMutationModel RequestHeaders { get; init; } = HeaderMutationModel.Empty;
+    public HeaderMutationModel ResponseHeaders { get; init; } = HeaderMutationModel.Empty;
+    public bool MostSpecificHeaderMutationsWins { get; init; }
+    public IReadOnlyList<VirtualHostModel> VirtualHostList { get; init; } = Array.Empty<VirtualHostModel>();
+}
+
+internal enum TlsRequirement { None = 0, ExternalOnly = 1, All = 2 }
+
+internal sealed record VirtualHostModel
+{
+    public required string Name { get; init; }
+    public required IReadOnlyList<string> Domains { get; init; }
+    public required RouteTable<RouteModel> Routes { get; init; }
+    public HeaderMutationModel RequestHeaders { get; init; } = HeaderMutationModel.Empty;
+    public HeaderMutationModel ResponseHeaders { get; init; } = HeaderMutationModel.Empty;
+    public TlsRequirement RequireTls { get; init; }
+}
+
+internal sealed record RouteModel
+{
+    public required string Name { get; init; }
+    public required RouteMatchModel Match { get; init; }
+    /// <summary>The matched prefix for <c>prefix</c> and <c>path_separated_prefix</c> routes (and the whole path for
+    /// <c>path</c>), which <c>prefix_rewrite</c> replaces; null for regex routes.</summary>
+    public string? MatchPrefix { get; init; }
+    /// <summary>Exactly one of the three actions is set.</summary>
+    public RouteActionModel? Route { get; init; }
+    public RedirectActionModel? Redirect { get; init; }
+    public DirectResponseModel? DirectResponse { get; init; }
+    public HeaderMutationModel RequestHeaders { get; init; } = HeaderMutationModel.Empty;
+    public HeaderMutationModel ResponseHeaders { get; init; } = HeaderMutationModel.Empty;
+}
+
+/// <summary>A weighted cluster entry; <see cref="CumulativeWeight"/> is the running sum used to pick by a random number.</summary>
+internal sealed record WeightedClusterEntry(string Name, uint Weight, ulong CumulativeWeight, HeaderMutationModel RequestHeaders, HeaderMutationModel ResponseHeaders);
+
+internal enum HostRewriteKind { None, Literal, Auto, Header }
+
+internal sealed record RouteActionModel
+{
+    /// <summary>Set for <c>cluster</c>.</summary>
+    public string? Cluster { get; init; }
+    /// <summary>Set for <c>weighted_clusters</c>; <see cref="TotalWeight"/> is their sum (or the configured total).</summary>
+    public IReadOnlyList<WeightedClusterEntry>? WeightedClusters { get; init; }
+    public ulong TotalWeight { get; init; }
+    /// <summary>Set for <c>cluster_header</c> (lower case).</summary>
+    public string? ClusterHeader { get; init; }
+    public int ClusterNotFoundResponseCode { get; init; } = 503;
+    public string? PrefixRewrite { get; init; }
+    public RegexMatcherModel? RegexRewritePattern { get; init; }
+    public string? RegexRewriteSubstitution { get; init; }
+    public HostRewriteKind HostRewrite { get; init; }
+    /// <summary>The literal host, or the header name for <see cref="HostRewriteKind.Header"/>.</summary>
+    public string? HostRewriteValue { get; init; }
+    /// <summary>Route timeout; <see cref="TimeSpan.Zero"/> disables it. Envoy's default is 15 s.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>Per-route upgrade overrides (lower-case type → enabled).</summary>
+    public IReadOnlyDictionary<string, bool> UpgradeTypes { get; init; } = new Dictionary<string, bool>();
+}
+
+internal sealed record RedirectActionModel
+{
+    public string? Scheme { get; init; }
+    public string? Host { get; init; }
+    public int? Port { get; init; }
+    public string? Path { get; init; }
+    public string? PrefixRewrite { get; init; }
+    public RegexMatcherModel? RegexRewritePattern { get; init; }
+    public string? RegexRewriteSubstitution { get; init; }
+    /// <summary>301 (MOVED_PERMANENTLY), 302, 303, 307 or 308.</summary>
+    public int ResponseCode { get; init; } = 301;
+    public bool StripQuery { get; init; }
+}
+
+internal sealed record DirectResponseModel(int Status, byte[]? Body);

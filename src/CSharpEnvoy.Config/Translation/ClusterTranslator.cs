@@ -1,0 +1,179 @@
+using CSharpEnvoy.Config.Loading;
+using CSharpEnvoy.Config.Model.Cluster;
+using CSharpEnvoy.Config.Model.Listener;
+using CSharpEnvoy.Config.Validation;
+using Envoy.Config.Cluster.V3;
+using Envoy.Config.Core.V3;
+using Envoy.Config.Endpoint.V3;
+using ProtoCluster = Envoy.Config.Cluster.V3.Cluster;
+
+namespace CSharpEnvoy.Config.Translation;
+
+/// <summary>Validates one <c>envoy.config.cluster.v3.Cluster</c> and turns it into a <see cref="ClusterModel"/>.</summary>
+internal static class ClusterTranslator
+{
+    public static ClusterModel? Translate(ProtoCluster c, string path, ConfigErrors errors)
+    {
+        if (string.IsNullOrEmpty(c.Name)) errors.Add(ConfigErrors.Join(path, "name"), "cluster name must not be empty");
+
+        if (c.ClusterDiscoveryTypeCase == ProtoCluster.ClusterDiscoveryTypeOneofCase.ClusterType)
+            errors.Add(ConfigErrors.Join(path, "cluster_type"), $"custom cluster type '{c.ClusterType.Name}' is not supported");
+        var type = c.Type switch
+        {
+            ProtoCluster.Types.DiscoveryType.Static => DiscoveryType.Static,
+            ProtoCluster.Types.DiscoveryType.StrictDns => DiscoveryType.StrictDns,
+            ProtoCluster.Types.DiscoveryType.LogicalDns => DiscoveryType.LogicalDns,
+            _ => Unsupported(ConfigErrors.Join(path, "type"), $"cluster type {c.Type} is not supported yet (STATIC, STRICT_DNS and LOGICAL_DNS are)", errors, DiscoveryType.Static),
+        };
+
+        var lb = c.LbPolicy switch
+        {
+            ProtoCluster.Types.LbPolicy.RoundRobin => LbPolicy.RoundRobin,
+            _ => Unsupported(ConfigErrors.Join(path, "lb_policy"), $"lb_policy {c.LbPolicy} is not supported yet (ROUND_ROBIN is)", errors, LbPolicy.RoundRobin),
+        };
+
+        var endpoints = new List<EndpointModel>();
+        if (c.LoadAssignment is { } la)
+        {
+            var laPath = ConfigErrors.Join(path, "load_assignment");
+            for (var i = 0; i < la.Endpoints.Count; i++)
+            {
+                var lle = la.Endpoints[i];
+                var llePath = $"{laPath}.endpoints[{i}]";
+                if (lle.Priority != 0) errors.Add(llePath + ".priority", "endpoint priorities other than 0 are not supported yet");
+                var locality = lle.Locality is null ? LocalityModel.Empty : new LocalityModel(lle.Locality.Region, lle.Locality.Zone, lle.Locality.SubZone);
+                for (var j = 0; j < lle.LbEndpoints.Count; j++)
+                {
+                    var lbe = lle.LbEndpoints[j];
+                    var lbePath = $"{llePath}.lb_endpoints[{j}]";
+                    if (lbe.Endpoint is null)
+                    {
+                        errors.Add(lbePath, "an lb_endpoint needs an 'endpoint'");
+                        continue;
+                    }
+                    var addr = TranslateAddress(lbe.Endpoint.Address, lbePath + ".endpoint.address", errors, requirePort: true);
+                    if (addr is null) continue;
+                    if (type == DiscoveryType.Static && !addr.IsPipe && !System.Net.IPAddress.TryParse(addr.Address, out _))
+                        errors.Add(lbePath + ".endpoint.address.socket_address.address",
+                            $"'{addr.Address}' is not an IP address; a STATIC cluster needs IP addresses (use STRICT_DNS or LOGICAL_DNS for host names)");
+                    endpoints.Add(new EndpointModel(addr, string.IsNullOrEmpty(lbe.Endpoint.Hostname) ? null : lbe.Endpoint.Hostname, locality));
+                }
+            }
+        }
+        if (type == DiscoveryType.LogicalDns && endpoints.Count != 1)
+            errors.Add(ConfigErrors.Join(path, "load_assignment"), $"LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint (found {endpoints.Count})");
+        if (type is DiscoveryType.StrictDns or DiscoveryType.LogicalDns)
+            foreach (var e in endpoints)
+                if (e.Address.IsPipe) errors.Add(ConfigErrors.Join(path, "load_assignment"), "DNS clusters cannot use pipe addresses");
+
+        var protocol = UpstreamProtocol.Http1;
+        int? h2Window = null;
+        if (c.Http2ProtocolOptions is { } h2)
+        {
+            protocol = UpstreamProtocol.Http2;
+            h2Window = (int?)h2.InitialStreamWindowSize;
+        }
+        foreach (var (key, any) in c.TypedExtensionProtocolOptions)
+        {
+            var optPath = $"{ConfigErrors.Join(path, "typed_extension_protocol_options")}[\"{key}\"]";
+            var ext = ExtensionRegistry.FindByType(ExtensionCategory.UpstreamProtocolOptions, any.TypeUrl);
+            if (ext is null)
+            {
+                errors.Add(optPath, $"unsupported protocol options '{key}' (type '{any.TypeUrl}')");
+                continue;
+            }
+            var opts = any.Unpack<Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions>();
+            switch (opts.UpstreamProtocolOptionsCase)
+            {
+                case Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions.UpstreamProtocolOptionsOneofCase.ExplicitHttpConfig:
+                    if (opts.ExplicitHttpConfig.Http2ProtocolOptions is { } eh2)
+                    {
+                        protocol = UpstreamProtocol.Http2;
+                        h2Window = (int?)eh2.InitialStreamWindowSize ?? h2Window;
+                    }
+                    else if (opts.ExplicitHttpConfig.HttpProtocolOptions is not null) protocol = UpstreamProtocol.Http1;
+                    else errors.Add(optPath + ".explicit_http_config", "set http_protocol_options or http2_protocol_options (HTTP/3 is not supported)");
+                    break;
+                case Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions.UpstreamProtocolOptionsOneofCase.UseDownstreamProtocolConfig:
+                    protocol = UpstreamProtocol.UseDownstream;
+                    break;
+                case Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions.UpstreamProtocolOptionsOneofCase.AutoConfig:
+                    errors.Add(optPath + ".auto_config", "auto_config (ALPN-negotiated upstream protocol) is not supported yet");
+                    break;
+                default:
+                    errors.Add(optPath, "one of explicit_http_config or use_downstream_protocol_config is required");
+                    break;
+            }
+        }
+
+        var connectTimeout = c.ConnectTimeout?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);
+        if (connectTimeout <= TimeSpan.Zero) errors.Add(ConfigErrors.Join(path, "connect_timeout"), "connect_timeout must be greater than 0s");
+        var dnsRefresh = c.DnsRefreshRate?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);
+        if (dnsRefresh < TimeSpan.FromMilliseconds(1)) errors.Add(ConfigErrors.Join(path, "dns_refresh_rate"), "dns_refresh_rate must be at least 1ms");
+
+        return new ClusterModel
+        {
+            Name = c.Name,
+            Type = type,
+            ConnectTimeout = connectTimeout,
+            LbPolicy = lb,
+            Endpoints = endpoints,
+            DnsRefreshRate = dnsRefresh,
+            DnsLookupFamily = (DnsLookupFamily)(int)c.DnsLookupFamily,
+            Protocol = protocol,
+            Http2InitialStreamWindowSize = h2Window,
+            Source = c,
+        };
+    }
+
+    public static SocketAddressModel? TranslateAddress(Address? address, string path, ConfigErrors errors, bool requirePort)
+    {
+        if (address is null)
+        {
+            errors.Add(path, "address is required");
+            return null;
+        }
+        switch (address.AddressCase)
+        {
+            case Address.AddressOneofCase.SocketAddress:
+                var sa = address.SocketAddress;
+                var saPath = path + ".socket_address";
+                if (sa.Protocol != SocketAddress.Types.Protocol.Tcp)
+                    errors.Add(saPath + ".protocol", "only TCP socket addresses are supported");
+                if (sa.PortSpecifierCase == SocketAddress.PortSpecifierOneofCase.NamedPort)
+                    errors.Add(saPath + ".named_port", "named ports are not supported; use port_value");
+                if (string.IsNullOrEmpty(sa.Address))
+                {
+                    errors.Add(saPath + ".address", "address must not be empty");
+                    return null;
+                }
+                if (sa.PortValue > 65535)
+                {
+                    errors.Add(saPath + ".port_value", $"port {sa.PortValue} is out of range");
+                    return null;
+                }
+                if (requirePort && sa.PortValue == 0)
+                    errors.Add(saPath + ".port_value", "an upstream endpoint needs a port_value");
+                return new SocketAddressModel(sa.Address, (int)sa.PortValue, null, sa.Ipv4Compat);
+            case Address.AddressOneofCase.Pipe:
+                if (string.IsNullOrEmpty(address.Pipe.Path))
+                {
+                    errors.Add(path + ".pipe.path", "pipe path must not be empty");
+                    return null;
+                }
+                return new SocketAddressModel("", 0, address.Pipe.Path);
+            case Address.AddressOneofCase.None:
+                errors.Add(path, "one of socket_address or pipe is required");
+                return null;
+            default:
+                errors.Add(path, $"{address.AddressCase} addresses are not supported");
+                return null;
+        }
+    }
+
+    private static T Unsupported<T>(string path, string message, ConfigErrors errors, T fallback)
+    {
+        errors.Add(path, message);
+        return fallback;
+    }
+}

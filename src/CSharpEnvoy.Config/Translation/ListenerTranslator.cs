@@ -1,0 +1,183 @@
+using CSharpEnvoy.Config.Loading;
+using CSharpEnvoy.Config.Model.Listener;
+using CSharpEnvoy.Config.Validation;
+using Envoy.Extensions.Filters.Network.HttpConnectionManager.V3;
+using Google.Protobuf.WellKnownTypes;
+using ProtoListener = Envoy.Config.Listener.V3.Listener;
+
+namespace CSharpEnvoy.Config.Translation;
+
+/// <summary>Validates a listener, its filter chains and their HTTP connection managers.</summary>
+internal static class ListenerTranslator
+{
+    /// <param name="clusterExists">Used for <c>validate_clusters</c> of inline route configurations; null skips the check.</param>
+    public static ListenerModel? Translate(ProtoListener l, string path, ConfigErrors errors, Func<string, bool>? clusterExists)
+    {
+        var addr = ClusterTranslator.TranslateAddress(l.Address, ConfigErrors.Join(path, "address"), errors, requirePort: false);
+        var name = string.IsNullOrEmpty(l.Name) ? addr?.ToString() ?? "" : l.Name;
+        var chains = new List<FilterChainModel>();
+        if (l.FilterChains.Count == 0)
+            errors.Add(ConfigErrors.Join(path, "filter_chains"), "a listener needs at least one filter chain");
+        if (l.FilterChains.Count > 1)
+            errors.Add(ConfigErrors.Join(path, "filter_chains"), "several filter chains per listener (filter_chain_match) are not supported yet; use one filter chain");
+        for (var i = 0; i < l.FilterChains.Count; i++)
+        {
+            var fcPath = $"{ConfigErrors.Join(path, "filter_chains")}[{i}]";
+            var fc = l.FilterChains[i];
+            if (fc.Filters.Count == 0)
+            {
+                errors.Add(fcPath + ".filters", "a filter chain needs at least one network filter");
+                continue;
+            }
+            HttpConnectionManagerModel? hcm = null;
+            for (var j = 0; j < fc.Filters.Count; j++)
+            {
+                var f = fc.Filters[j];
+                var fPath = $"{fcPath}.filters[{j}]";
+                var ext = ResolveExtension(ExtensionCategory.NetworkFilter, f.Name, f.TypedConfig, fPath, "network filter", errors);
+                if (ext is null) continue;
+                if (j != fc.Filters.Count - 1)
+                {
+                    errors.Add(fPath, $"'{ext.Name}' is a terminal filter and must be the last in the chain");
+                    continue;
+                }
+                if (f.TypedConfig is null)
+                {
+                    errors.Add(fPath, $"'{ext.Name}' needs a typed_config");
+                    continue;
+                }
+                var proto = f.TypedConfig.Unpack<HttpConnectionManager>();
+                hcm = TranslateHttpConnectionManager(proto, fPath + ".typed_config", errors, clusterExists);
+            }
+            if (hcm is not null) chains.Add(new FilterChainModel(fc.Name, hcm));
+        }
+        if (addr is null) return null;
+        var statPrefix = string.IsNullOrEmpty(l.StatPrefix) ? addr.ToString() : l.StatPrefix;
+        return new ListenerModel(name, addr, statPrefix, chains) { Source = l };
+    }
+
+    public static HttpConnectionManagerModel TranslateHttpConnectionManager(HttpConnectionManager h, string path, ConfigErrors errors, Func<string, bool>? clusterExists)
+    {
+        if (string.IsNullOrEmpty(h.StatPrefix)) errors.Add(ConfigErrors.Join(path, "stat_prefix"), "stat_prefix is required");
+
+        var codec = h.CodecType switch
+        {
+            HttpConnectionManager.Types.CodecType.Auto => CodecType.Auto,
+            HttpConnectionManager.Types.CodecType.Http1 => CodecType.Http1,
+            HttpConnectionManager.Types.CodecType.Http2 => CodecType.Http2,
+            _ => Fail(ConfigErrors.Join(path, "codec_type"), $"codec_type {h.CodecType} is not supported", errors, CodecType.Auto),
+        };
+
+        Model.RouteConfiguration.RouteConfigurationModel? routes = null;
+        switch (h.RouteSpecifierCase)
+        {
+            case HttpConnectionManager.RouteSpecifierOneofCase.RouteConfig:
+                routes = RouteTranslator.Translate(h.RouteConfig, ConfigErrors.Join(path, "route_config"), errors, clusterExists, validateByDefault: true);
+                break;
+            case HttpConnectionManager.RouteSpecifierOneofCase.None:
+                errors.Add(path, "one of route_config or rds is required");
+                break;
+            default:
+                // rds and scoped_routes are rejected by the support checker with their path.
+                break;
+        }
+
+        var filters = new List<HttpFilterModel>();
+        if (h.HttpFilters.Count == 0)
+        {
+            // Envoy: an HCM without http_filters behaves as if it had just the router.
+            filters.Add(new HttpFilterModel(ExtensionRegistry.Router, "envoy.extensions.filters.http.router.v3.Router", null));
+        }
+        var suppressEnvoyHeaders = false;
+        for (var i = 0; i < h.HttpFilters.Count; i++)
+        {
+            var f = h.HttpFilters[i];
+            var fPath = $"{ConfigErrors.Join(path, "http_filters")}[{i}]";
+            if (f.ConfigTypeCase == HttpFilter.ConfigTypeOneofCase.ConfigDiscovery)
+            {
+                errors.Add(fPath + ".config_discovery", "filter config discovery (ECDS) is not supported");
+                continue;
+            }
+            var ext = ResolveExtension(ExtensionCategory.HttpFilter, f.Name, f.TypedConfig, fPath, "HTTP filter", errors, f.IsOptional);
+            if (ext is null) continue;
+            if (ext.Name == ExtensionRegistry.Router)
+            {
+                if (i != h.HttpFilters.Count - 1) errors.Add(fPath, "the router filter must be the last HTTP filter");
+                if (f.TypedConfig is not null) suppressEnvoyHeaders = f.TypedConfig.Unpack<Envoy.Extensions.Filters.Http.Router.V3.Router>().SuppressEnvoyHeaders;
+            }
+            filters.Add(new HttpFilterModel(ext.Name, ext.TypeName, null));
+        }
+        if (filters.Count > 0 && filters[^1].Name != ExtensionRegistry.Router)
+            errors.Add(ConfigErrors.Join(path, "http_filters"), "the last HTTP filter must be the router (envoy.filters.http.router)");
+
+        var upgrades = new Dictionary<string, bool>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < h.UpgradeConfigs.Count; i++)
+        {
+            var u = h.UpgradeConfigs[i];
+            var uPath = $"{ConfigErrors.Join(path, "upgrade_configs")}[{i}]";
+            if (string.IsNullOrEmpty(u.UpgradeType)) errors.Add(uPath + ".upgrade_type", "upgrade_type is required");
+            else if (!upgrades.TryAdd(u.UpgradeType.ToLowerInvariant(), u.Enabled ?? true))
+                errors.Add(uPath + ".upgrade_type", $"duplicate upgrade type '{u.UpgradeType}'");
+            if (u.Filters.Count > 0) errors.Add(uPath + ".filters", "per-upgrade filter chains are not supported");
+        }
+
+        return new HttpConnectionManagerModel
+        {
+            StatPrefix = h.StatPrefix,
+            CodecType = codec,
+            RouteConfig = routes,
+            HttpFilters = filters,
+            UseRemoteAddress = h.UseRemoteAddress ?? false,
+            XffNumTrustedHops = (int)h.XffNumTrustedHops,
+            SkipXffAppend = h.SkipXffAppend,
+            Via = string.IsNullOrEmpty(h.Via) ? null : h.Via,
+            GenerateRequestId = h.GenerateRequestId ?? true,
+            PreserveExternalRequestId = h.PreserveExternalRequestId,
+            AlwaysSetRequestIdInResponse = h.AlwaysSetRequestIdInResponse,
+            ServerName = string.IsNullOrEmpty(h.ServerName) ? "envoy" : h.ServerName,
+            ServerHeaderTransformation = (ServerHeaderTransformation)(int)h.ServerHeaderTransformation,
+            UpgradeTypes = upgrades,
+            SuppressEnvoyHeaders = suppressEnvoyHeaders,
+            Http2MaxConcurrentStreams = (int?)h.Http2ProtocolOptions?.MaxConcurrentStreams,
+            Http2InitialStreamWindowSize = (int?)h.Http2ProtocolOptions?.InitialStreamWindowSize,
+            Http2InitialConnectionWindowSize = (int?)h.Http2ProtocolOptions?.InitialConnectionWindowSize,
+        };
+    }
+
+    /// <summary>Envoy's lookup: by the typed_config's type when there is one, else by name (legacy names included).</summary>
+    internal static ExtensionInfo? ResolveExtension(ExtensionCategory category, string name, Any? typedConfig, string path, string role, ConfigErrors errors, bool isOptional = false)
+    {
+        ExtensionInfo? ext;
+        if (typedConfig is not null && typedConfig.TypeUrl.Length > 0)
+        {
+            ext = ExtensionRegistry.FindByType(category, typedConfig.TypeUrl);
+            if (ext is null)
+            {
+                if (isOptional)
+                {
+                    errors.Warn(path, $"optional {role} '{name}' (type '{typedConfig.TypeUrl}') is not supported and is skipped");
+                    return null;
+                }
+                errors.Add(path, $"unsupported {role} '{name}' (type '{typedConfig.TypeUrl}')");
+            }
+            return ext;
+        }
+        ext = ExtensionRegistry.FindByName(category, name);
+        if (ext is null)
+        {
+            if (isOptional)
+            {
+                errors.Warn(path, $"optional {role} '{name}' is not supported and is skipped");
+                return null;
+            }
+            errors.Add(path, string.IsNullOrEmpty(name) ? $"{role} needs a name or a typed_config" : $"unsupported {role} '{name}'");
+        }
+        return ext;
+    }
+
+    private static T Fail<T>(string path, string message, ConfigErrors errors, T fallback)
+    {
+        errors.Add(path, message);
+        return fallback;
+    }
+}

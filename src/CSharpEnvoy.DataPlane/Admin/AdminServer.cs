@@ -1,0 +1,340 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.RegularExpressions;
+using CSharpEnvoy.Config.Loading;
+using CSharpEnvoy.Config.Model.Listener;
+using CSharpEnvoy.DataPlane.Server;
+using CSharpEnvoy.DataPlane.Stats;
+using Envoy.Admin.V3;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using HcmProto = Envoy.Extensions.Filters.Network.HttpConnectionManager.V3.HttpConnectionManager;
+
+namespace CSharpEnvoy.DataPlane.Admin;
+
+/// <summary>
+/// Envoy's admin interface on <c>admin.address</c>: the same paths, formats and JSON layouts (proto3 JSON with
+/// snake_case names, as Envoy prints them), so existing scripts and dashboards keep working.
+/// </summary>
+internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposable
+{
+    private static readonly (string Path, string Help)[] s_endpoints =
+    {
+        ("/", "Admin home page"),
+        ("/clusters", "upstream cluster status"),
+        ("/config_dump", "dump current Envoy configs"),
+        ("/help", "print out list of admin commands"),
+        ("/listeners", "print listener info"),
+        ("/quitquitquit", "exit the server"),
+        ("/ready", "print server state, return 200 if LIVE, otherwise return 503"),
+        ("/reset_counters", "reset all counters to zero"),
+        ("/server_info", "print server version/status information"),
+        ("/stats", "print server stats"),
+    };
+
+    private readonly EnvoyServer _server;
+    private readonly SocketAddressModel _address;
+    private readonly IServiceProvider _services;
+    private readonly ILoggerFactory _loggers;
+    private readonly JsonFormatter _json;
+    private KestrelServer? _kestrel;
+
+    public AdminServer(EnvoyServer server, SocketAddressModel address, IServiceProvider services, ILoggerFactory loggers)
+    {
+        _server = server;
+        _address = address;
+        _services = services;
+        _loggers = loggers;
+        _json = new JsonFormatter(JsonFormatter.Settings.Default
+            .WithPreserveProtoFieldNames(true)
+            .WithIndentation()
+            .WithTypeRegistry(ProtoRegistry.Default.TypeRegistry));
+    }
+
+    public SocketAddressModel? BoundAddress { get; private set; }
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        var options = new KestrelServerOptions { ApplicationServices = _services, AddServerHeader = false };
+        if (_address.IsPipe) options.ListenUnixSocket(_address.PipePath!);
+        else options.Listen(new IPEndPoint(IPAddress.Parse(_address.Address), _address.Port));
+        _kestrel = new KestrelServer(Options.Create(options), new SocketTransportFactory(Options.Create(new SocketTransportOptions()), _loggers), _loggers);
+        try
+        {
+            await _kestrel.StartAsync(this, ct).ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            _kestrel.Dispose();
+            _kestrel = null;
+            throw new Listener.ListenerBindException($"cannot bind admin address {_address}: {ex.InnerException?.Message ?? ex.Message}", ex);
+        }
+        BoundAddress = _address;
+        if (!_address.IsPipe && _address.Port == 0)
+        {
+            var bound = _kestrel.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+            if (bound is not null && Uri.TryCreate(bound, UriKind.Absolute, out var uri)) BoundAddress = _address with { Port = uri.Port };
+        }
+    }
+
+    public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
+
+    public void DisposeContext(HttpContext context, Exception? exception)
+    {
+    }
+
+    public Task ProcessRequestAsync(HttpContext context)
+    {
+        var path = context.Request.Path.Value ?? "/";
+        var q = context.Request.Query;
+        context.Response.Headers["x-content-type-options"] = "nosniff";
+        context.Response.Headers.CacheControl = "no-cache, max-age=0";
+        switch (path)
+        {
+            case "/ready":
+                var live = _server.State == ServerState.Live;
+                context.Response.StatusCode = live ? 200 : 503;
+                return Text(context, StateName(_server.State) + "\n");
+            case "/server_info":
+                return Json(context, ServerInfo());
+            case "/config_dump":
+                return Json(context, ConfigDump());
+            case "/clusters":
+                return Text(context, Clusters());
+            case "/listeners":
+                return Text(context, Listeners(q["format"] == "json"), q["format"] == "json" ? "application/json" : "text/plain");
+            case "/stats":
+                return Stats(context);
+            case "/reset_counters":
+                if (!IsPost(context)) return MethodNotAllowed(context);
+                _server.Stats.ResetCounters();
+                return Text(context, "OK\n");
+            case "/quitquitquit":
+                if (!IsPost(context)) return MethodNotAllowed(context);
+                _server.RequestShutdown();
+                return Text(context, "OK\n");
+            case "/help":
+            case "/":
+                return Text(context, Help());
+            default:
+                context.Response.StatusCode = 404;
+                return Text(context, "invalid path. admin commands are:\n" + Help());
+        }
+    }
+
+    private static bool IsPost(HttpContext context) => HttpMethods.IsPost(context.Request.Method);
+
+    private static Task MethodNotAllowed(HttpContext context)
+    {
+        context.Response.StatusCode = 405;
+        return Text(context, "This operation requires a POST request.\n");
+    }
+
+    private static string StateName(ServerState s) => s switch
+    {
+        ServerState.Live => "LIVE",
+        ServerState.Draining => "DRAINING",
+        ServerState.PreInitializing => "PRE_INITIALIZING",
+        _ => "INITIALIZING",
+    };
+
+    private static string Help()
+    {
+        var sb = new StringBuilder("admin commands are:\n");
+        foreach (var (p, h) in s_endpoints) sb.Append("  ").Append(p).Append(": ").Append(h).Append('\n');
+        return sb.ToString();
+    }
+
+    private static Task Text(HttpContext context, string body, string contentType = "text/plain; charset=UTF-8")
+    {
+        context.Response.ContentType = contentType;
+        var bytes = Encoding.UTF8.GetBytes(body);
+        context.Response.ContentLength = bytes.Length;
+        return context.Response.Body.WriteAsync(bytes, 0, bytes.Length);
+    }
+
+    private Task Json(HttpContext context, IMessage message) => Text(context, _json.Format(message) + "\n", "application/json");
+
+    private ServerInfo ServerInfo()
+    {
+        var o = _server.Options;
+        var uptime = Duration.FromTimeSpan(TimeSpan.FromSeconds(Math.Floor(_server.Uptime.TotalSeconds)));
+        var node = _server.Bootstrap.Source.Node?.Clone() ?? new Envoy.Config.Core.V3.Node();
+        node.Id = _server.Bootstrap.Node.Id;
+        node.Cluster = _server.Bootstrap.Node.Cluster;
+        node.UserAgentName = "csenvoy";
+        return new ServerInfo
+        {
+            Version = $"csenvoy/{EnvoyServer.Version}/RELEASE",
+            State = (ServerInfo.Types.State)(int)_server.State,
+            UptimeCurrentEpoch = uptime,
+            UptimeAllEpochs = uptime,
+            HotRestartVersion = "disabled",
+            CommandLineOptions = new CommandLineOptions
+            {
+                ConfigPath = o.ConfigPath ?? "",
+                ConfigYaml = o.ConfigYaml ?? "",
+                LogLevel = o.LogLevel,
+                ServiceCluster = o.ServiceCluster ?? "",
+                ServiceNode = o.ServiceNode ?? "",
+                ServiceZone = o.ServiceZone ?? "",
+                DrainTime = Duration.FromTimeSpan(o.DrainTime),
+                Mode = o.Mode == "validate" ? CommandLineOptions.Types.Mode.Validate : CommandLineOptions.Types.Mode.Serve,
+                DisableHotRestart = true,
+                Concurrency = (uint)Environment.ProcessorCount,
+            },
+            Node = node,
+        };
+    }
+
+    private ConfigDump ConfigDump()
+    {
+        var updated = Timestamp.FromDateTimeOffset(_server.StartTime);
+        var dump = new ConfigDump();
+        dump.Configs.Add(Any.Pack(new BootstrapConfigDump { Bootstrap = _server.Bootstrap.Source, LastUpdated = updated }));
+
+        var clusters = new ClustersConfigDump();
+        foreach (var c in _server.Bootstrap.Clusters)
+            if (c.Source is { } src) clusters.StaticClusters.Add(new ClustersConfigDump.Types.StaticCluster { Cluster = Any.Pack(src), LastUpdated = updated });
+        dump.Configs.Add(Any.Pack(clusters));
+
+        var listeners = new ListenersConfigDump();
+        var routes = new RoutesConfigDump();
+        foreach (var l in _server.Bootstrap.Listeners)
+        {
+            if (l.Source is not Envoy.Config.Listener.V3.Listener src) continue;
+            listeners.StaticListeners.Add(new ListenersConfigDump.Types.StaticListener { Listener = Any.Pack(src), LastUpdated = updated });
+            foreach (var fc in src.FilterChains)
+                foreach (var f in fc.Filters)
+                    if (f.TypedConfig is { } tc && tc.Is(HcmProto.Descriptor) && tc.Unpack<HcmProto>().RouteConfig is { } rc)
+                        routes.StaticRouteConfigs.Add(new RoutesConfigDump.Types.StaticRouteConfig { RouteConfig = Any.Pack(rc), LastUpdated = updated });
+        }
+        dump.Configs.Add(Any.Pack(listeners));
+        dump.Configs.Add(Any.Pack(routes));
+        return dump;
+    }
+
+    /// <summary>Envoy's text format: <c>cluster::host:port::stat::value</c>, one line per stat.</summary>
+    private string Clusters()
+    {
+        var sb = new StringBuilder();
+        foreach (var c in _server.ClusterManager.Clusters.Values.OrderBy(c => c.Name, StringComparer.Ordinal))
+        {
+            var n = c.Name;
+            sb.Append(n).Append("::observability_name::").Append(n).Append('\n');
+            sb.Append(n).Append("::default_priority::max_connections::1024\n");
+            sb.Append(n).Append("::default_priority::max_pending_requests::1024\n");
+            sb.Append(n).Append("::default_priority::max_requests::1024\n");
+            sb.Append(n).Append("::default_priority::max_retries::3\n");
+            sb.Append(n).Append("::added_via_api::false\n");
+            foreach (var h in c.HostSet.Hosts)
+            {
+                var prefix = n + "::" + h.Address + "::";
+                sb.Append(prefix).Append("cx_active::").Append(h.ConnectionsActive).Append('\n');
+                sb.Append(prefix).Append("rq_active::").Append(h.ActiveRequests).Append('\n');
+                sb.Append(prefix).Append("rq_total::").Append(h.RequestsTotal).Append('\n');
+                if (h.Hostname is not null) sb.Append(prefix).Append("hostname::").Append(h.Hostname).Append('\n');
+                sb.Append(prefix).Append("health_flags::healthy\n");
+                sb.Append(prefix).Append("weight::1\n");
+                sb.Append(prefix).Append("region::").Append(h.Locality.Region).Append('\n');
+                sb.Append(prefix).Append("zone::").Append(h.Locality.Zone).Append('\n');
+                sb.Append(prefix).Append("sub_zone::").Append(h.Locality.SubZone).Append('\n');
+                sb.Append(prefix).Append("canary::false\n");
+                sb.Append(prefix).Append("priority::0\n");
+                sb.Append(prefix).Append("success_rate::-1\n");
+                sb.Append(prefix).Append("local_origin_success_rate::-1\n");
+            }
+        }
+        return sb.ToString();
+    }
+
+    private string Listeners(bool json)
+    {
+        if (!json)
+        {
+            var sb = new StringBuilder();
+            foreach (var l in _server.Listeners) sb.Append(l.Model.Name).Append("::").Append(l.BoundAddress).Append('\n');
+            return sb.ToString();
+        }
+        var listeners = new Envoy.Admin.V3.Listeners();
+        foreach (var l in _server.Listeners)
+        {
+            var a = l.BoundAddress;
+            var address = a.IsPipe
+                ? new Envoy.Config.Core.V3.Address { Pipe = new Envoy.Config.Core.V3.Pipe { Path = a.PipePath } }
+                : new Envoy.Config.Core.V3.Address { SocketAddress = new Envoy.Config.Core.V3.SocketAddress { Address = a.Address, PortValue = (uint)a.Port } };
+            listeners.ListenerStatuses.Add(new ListenerStatus { Name = l.Model.Name, LocalAddress = address });
+        }
+        return _json.Format(listeners) + "\n";
+    }
+
+    /// <summary>/stats: "name: value" lines sorted by name; <c>?filter=</c> regex, <c>?usedonly</c>, <c>?format=json</c>.</summary>
+    private Task Stats(HttpContext context)
+    {
+        _server.UpdateServerGauges();
+        var q = context.Request.Query;
+        Regex? filter = null;
+        if (q.TryGetValue("filter", out var f) && !string.IsNullOrEmpty(f))
+        {
+            try
+            {
+                filter = new Regex(f.ToString(), RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
+            }
+            catch (ArgumentException ex)
+            {
+                context.Response.StatusCode = 400;
+                return Text(context, $"Invalid regex: \"{ex.Message}\"\n");
+            }
+        }
+        var usedOnly = q.ContainsKey("usedonly");
+        var type = q["type"].ToString();
+        var all = new List<(string Name, long Value)>();
+        if (type is "" or "All" or "Counters")
+            foreach (var c in _server.Stats.Counters)
+                if ((!usedOnly || c.Used) && (filter is null || filter.IsMatch(c.Name))) all.Add((c.Name, c.Value));
+        if (type is "" or "All" or "Gauges")
+            foreach (var g in _server.Stats.Gauges)
+                if ((!usedOnly || g.Used) && (filter is null || filter.IsMatch(g.Name))) all.Add((g.Name, g.Value));
+        all.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        if (q["format"] == "json")
+        {
+            var sb = new StringBuilder("{\"stats\":[");
+            for (var i = 0; i < all.Count; i++)
+            {
+                if (i > 0) sb.Append(',');
+                sb.Append("{\"name\":\"").Append(JsonEscape(all[i].Name)).Append("\",\"value\":").Append(all[i].Value.ToString(CultureInfo.InvariantCulture)).Append('}');
+            }
+            sb.Append("]}\n");
+            return Text(context, sb.ToString(), "application/json");
+        }
+        var text = new StringBuilder();
+        foreach (var (name, value) in all) text.Append(name).Append(": ").Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        return Text(context, text.ToString());
+    }
+
+    private static string JsonEscape(string s) => System.Text.Json.JsonEncodedText.Encode(s).ToString();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_kestrel is null) return;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _kestrel.StopAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        _kestrel.Dispose();
+        _kestrel = null;
+    }
+}

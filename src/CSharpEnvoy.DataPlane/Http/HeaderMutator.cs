@@ -1,0 +1,70 @@
+using System.Net;
+using CSharpEnvoy.Config.Model.RouteConfiguration;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Primitives;
+
+namespace CSharpEnvoy.DataPlane.Http;
+
+/// <summary>
+/// Applies <c>*_headers_to_remove</c> then <c>*_headers_to_add</c> of one level, with Envoy's append actions.
+/// Levels are applied most specific first (weighted cluster, route, virtual host, route configuration), so with
+/// "overwrite" the least specific level wins, unless <c>most_specific_header_mutations_wins</c> reverses the order.
+/// </summary>
+internal static class HeaderMutator
+{
+    public static void Apply(IHeaderDictionary headers, HeaderMutationModel mutation, HttpContext context)
+    {
+        if (mutation.IsEmpty) return;
+        var remove = mutation.Remove;
+        for (var i = 0; i < remove.Count; i++) headers.Remove(remove[i]);
+        var add = mutation.Add;
+        for (var i = 0; i < add.Count; i++)
+        {
+            var h = add[i];
+            var value = h.Value.Literal ?? Format(h.Value, context);
+            if (value.Length == 0 && !h.KeepEmptyValue) continue;
+            switch (h.Action)
+            {
+                case HeaderAppendAction.AppendIfExistsOrAdd:
+                    headers.Append(h.Name, value);
+                    break;
+                case HeaderAppendAction.AddIfAbsent:
+                    if (!headers.ContainsKey(h.Name)) headers[h.Name] = value;
+                    break;
+                case HeaderAppendAction.OverwriteIfExistsOrAdd:
+                    headers[h.Name] = value;
+                    break;
+                case HeaderAppendAction.OverwriteIfExists:
+                    if (headers.ContainsKey(h.Name)) headers[h.Name] = value;
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Evaluates a header value with command operators (rare: literals skip this).</summary>
+    public static string Format(HeaderValueFormat format, HttpContext context)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var s in format.Segments)
+        {
+            switch (s.Operator)
+            {
+                case HeaderValueOperator.Literal: sb.Append(s.Text); break;
+                case HeaderValueOperator.DownstreamRemoteAddress: sb.Append(Endpoint(context.Connection.RemoteIpAddress, context.Connection.RemotePort)); break;
+                case HeaderValueOperator.DownstreamRemoteAddressWithoutPort: sb.Append(context.Connection.RemoteIpAddress?.ToString()); break;
+                case HeaderValueOperator.DownstreamLocalAddress: sb.Append(Endpoint(context.Connection.LocalIpAddress, context.Connection.LocalPort)); break;
+                case HeaderValueOperator.DownstreamLocalAddressWithoutPort: sb.Append(context.Connection.LocalIpAddress?.ToString()); break;
+                case HeaderValueOperator.Protocol: sb.Append(context.Request.Protocol); break;
+                case HeaderValueOperator.Hostname: sb.Append(Environment.MachineName); break;
+                case HeaderValueOperator.RequestHeader:
+                    var v = context.Request.Headers[s.Text];
+                    if (!StringValues.IsNullOrEmpty(v)) sb.Append(v.ToString());
+                    break;
+            }
+        }
+        return sb.ToString();
+    }
+
+    private static string Endpoint(IPAddress? ip, int port) =>
+        ip is null ? "" : ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]:{port}" : $"{ip}:{port}";
+}

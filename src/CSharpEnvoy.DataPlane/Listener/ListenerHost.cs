@@ -1,0 +1,248 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using CSharpEnvoy.Config.Model.Listener;
+using CSharpEnvoy.DataPlane.Http;
+using CSharpEnvoy.DataPlane.Stats;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace CSharpEnvoy.DataPlane.Listener;
+
+/// <summary>A listener failed to bind (port in use, bad address): reported with the listener's name and address.</summary>
+internal sealed class ListenerBindException : Exception
+{
+    public ListenerBindException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>
+/// One Envoy listener on its own Kestrel server, so listeners can be added and removed independently. With
+/// <c>codec_type: AUTO</c> a cleartext port serves HTTP/1.1 and HTTP/2 prior-knowledge (h2c) side by side: Kestrel
+/// alone only offers HTTP/1.1 on cleartext, so the first bytes are inspected for the HTTP/2 connection preface and
+/// the connection is marked as ALPN "h2" before Kestrel picks its protocol.
+/// </summary>
+internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDisposable
+{
+    private static readonly byte[] s_http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray();
+
+    private readonly ListenerModel _model;
+    private readonly HttpConnectionManager _hcm;
+    private readonly IServiceProvider _services;
+    private readonly ILoggerFactory _loggers;
+    private KestrelServer? _server;
+
+    public ListenerHost(ListenerModel model, HttpConnectionManager hcm, StatsStore stats, IServiceProvider services, ILoggerFactory loggers)
+    {
+        _model = model;
+        _hcm = hcm;
+        _services = services;
+        _loggers = loggers;
+        var prefix = "listener." + StatName(model) + ".";
+        CxTotal = stats.Counter(prefix + "downstream_cx_total");
+        CxActive = stats.Gauge(prefix + "downstream_cx_active");
+        CxDestroy = stats.Counter(prefix + "downstream_cx_destroy");
+    }
+
+    public ListenerModel Model => _model;
+    public Counter CxTotal { get; }
+    public Gauge CxActive { get; }
+    public Counter CxDestroy { get; }
+
+    /// <summary>The bound address (with the real port when the config asked for port 0).</summary>
+    public SocketAddressModel BoundAddress { get; private set; } = null!;
+
+    /// <summary>Envoy names listener stats by address with ':' → '_' ("listener.127.0.0.1_10000.*") unless stat_prefix is set.</summary>
+    internal static string StatName(ListenerModel model) =>
+        model.StatPrefix != model.Address.ToString() ? model.StatPrefix : model.Address.IsPipe ? model.Address.PipePath! : $"{model.Address.Address}_{model.Address.Port}";
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        var hcm = _hcm.Model;
+        var options = new KestrelServerOptions
+        {
+            ApplicationServices = _services,
+            AddServerHeader = false,
+            AllowAlternateSchemes = true, // h2c requests carry :scheme http on a connection marked as h2
+        };
+        ConfigureLimits(options.Limits, hcm);
+
+        var protocols = hcm.CodecType switch
+        {
+            CodecType.Http1 => HttpProtocols.Http1,
+            CodecType.Http2 => HttpProtocols.Http2,
+            _ => HttpProtocols.Http1AndHttp2,
+        };
+        var addr = _model.Address;
+        Action<ListenOptions> configure = lo =>
+        {
+            lo.Protocols = protocols;
+            lo.Use(next => context => OnConnectionAsync(context, next, protocols == HttpProtocols.Http1AndHttp2));
+        };
+        if (addr.IsPipe)
+        {
+            if (File.Exists(addr.PipePath)) File.Delete(addr.PipePath!);
+            options.ListenUnixSocket(addr.PipePath!, configure);
+        }
+        else
+        {
+            options.Listen(new IPEndPoint(ParseListenAddress(addr.Address), addr.Port), configure);
+        }
+
+        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions()), _loggers);
+        _server = new KestrelServer(Options.Create(options), transport, _loggers);
+        try
+        {
+            await _server.StartAsync(this, ct).ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            _server.Dispose();
+            _server = null;
+            throw new ListenerBindException($"cannot bind listener '{_model.Name}' to {addr}: {ex.InnerException?.Message ?? ex.Message}", ex);
+        }
+        BoundAddress = addr;
+        if (!addr.IsPipe && addr.Port == 0)
+        {
+            var bound = _server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+            if (bound is not null && Uri.TryCreate(bound, UriKind.Absolute, out var uri)) BoundAddress = addr with { Port = uri.Port };
+        }
+    }
+
+    private static IPAddress ParseListenAddress(string address) =>
+        IPAddress.TryParse(address, out var ip) ? ip : throw new ListenerBindException($"listener address '{address}' is not an IP address", new FormatException());
+
+    internal static void ConfigureLimits(KestrelServerLimits limits, HttpConnectionManagerModel hcm)
+    {
+        // Envoy does not cap proxied bodies or throttle slow peers by default; Kestrel does. Use Envoy's defaults.
+        limits.MaxRequestBodySize = null;
+        limits.MinRequestBodyDataRate = null;
+        limits.MinResponseDataRate = null;
+        limits.KeepAliveTimeout = TimeSpan.FromHours(1);          // HCM common_http_protocol_options.idle_timeout default
+        limits.MaxRequestHeadersTotalSize = 60 * 1024;              // max_request_headers_kb default 60
+        limits.MaxConcurrentConnections = null;
+        limits.MaxConcurrentUpgradedConnections = null;
+        limits.Http2.MaxStreamsPerConnection = hcm.Http2MaxConcurrentStreams ?? 1024;
+        if (hcm.Http2InitialStreamWindowSize is int sw) limits.Http2.InitialStreamWindowSize = Math.Clamp(sw, 65535, int.MaxValue);
+        if (hcm.Http2InitialConnectionWindowSize is int cw) limits.Http2.InitialConnectionWindowSize = Math.Clamp(cw, 65535, int.MaxValue);
+    }
+
+    private async Task OnConnectionAsync(ConnectionContext context, ConnectionDelegate next, bool sniffHttp2)
+    {
+        CxTotal.Inc();
+        CxActive.Inc();
+        var hcmStats = _hcm.Stats;
+        hcmStats.DownstreamCxTotal.Inc();
+        hcmStats.DownstreamCxActive.Inc();
+        try
+        {
+            var http2 = false;
+            if (sniffHttp2)
+            {
+                http2 = await StartsWithHttp2PrefaceAsync(context.Transport.Input, context.ConnectionClosed).ConfigureAwait(false);
+                if (http2)
+                {
+                    context.Features.Set<ITlsConnectionFeature>(PriorKnowledgeH2.Instance);
+                    context.Features.Set<ITlsApplicationProtocolFeature>(PriorKnowledgeH2.Instance);
+                }
+            }
+            else
+            {
+                http2 = _hcm.Model.CodecType == CodecType.Http2;
+            }
+            (http2 ? hcmStats.DownstreamCxHttp2Total : hcmStats.DownstreamCxHttp1Total).Inc();
+            await next(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            CxActive.Dec();
+            CxDestroy.Inc();
+            hcmStats.DownstreamCxActive.Dec();
+        }
+    }
+
+    /// <summary>Reads until the first bytes either match or rule out the 24-byte HTTP/2 preface, consuming nothing.</summary>
+    internal static async ValueTask<bool> StartsWithHttp2PrefaceAsync(PipeReader input, CancellationToken ct)
+    {
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync(ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+            var buffer = result.Buffer;
+            var verdict = Compare(buffer);
+            if (verdict != 0 || result.IsCompleted || result.IsCanceled)
+            {
+                input.AdvanceTo(buffer.Start);
+                return verdict > 0;
+            }
+            // Not enough bytes to decide: mark them examined so the next read waits for more.
+            input.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    /// <summary>+1 preface, -1 not a preface, 0 undecided (a shorter prefix of it so far).</summary>
+    private static int Compare(ReadOnlySequence<byte> buffer)
+    {
+        var len = (int)Math.Min(buffer.Length, s_http2Preface.Length);
+        Span<byte> head = stackalloc byte[24];
+        buffer.Slice(0, len).CopyTo(head);
+        if (!head[..len].SequenceEqual(s_http2Preface.AsSpan(0, len))) return -1;
+        return len == s_http2Preface.Length ? 1 : 0;
+    }
+
+    /// <summary>Marks a cleartext connection as negotiated "h2" so Kestrel speaks HTTP/2 on it. Carries no certificate;
+    /// the request's scheme stays "http" because Kestrel takes it from :scheme (AllowAlternateSchemes).</summary>
+    private sealed class PriorKnowledgeH2 : ITlsConnectionFeature, ITlsApplicationProtocolFeature
+    {
+        public static readonly PriorKnowledgeH2 Instance = new();
+        private static readonly ReadOnlyMemory<byte> s_h2 = "h2"u8.ToArray();
+        public X509Certificate2? ClientCertificate { get => null; set { } }
+        public Task<X509Certificate2?> GetClientCertificateAsync(CancellationToken cancellationToken) => Task.FromResult<X509Certificate2?>(null);
+        public ReadOnlyMemory<byte> ApplicationProtocol => s_h2;
+    }
+
+    // ----- IHttpApplication: Kestrel hands every request straight to the connection manager (no middleware) -----
+
+    public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
+
+    public Task ProcessRequestAsync(HttpContext context) => _hcm.HandleAsync(context, isTls: false);
+
+    public void DisposeContext(HttpContext context, Exception? exception)
+    {
+    }
+
+    public async Task StopAsync(CancellationToken ct)
+    {
+        if (_server is not null) await _server.StopAsync(ct).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_server is null) return;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await _server.StopAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        _server.Dispose();
+        _server = null;
+    }
+}

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using CSharpEnvoy.Config.Model.Bootstrap;
+using CSharpEnvoy.DataPlane.Admin;
+using CSharpEnvoy.DataPlane.Http;
+using CSharpEnvoy.DataPlane.Listener;
+using CSharpEnvoy.DataPlane.Router;
+using CSharpEnvoy.DataPlane.Stats;
+using CSharpEnvoy.DataPlane.Upstream;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace CSharpEnvoy.DataPlane.Server;
+
+/// <summary>The command line as the server reports it in /server_info.</summary>
+internal sealed record ServerOptions
+{
+    public string? ConfigPath { get; init; }
+    public string? ConfigYaml { get; init; }
+    public string LogLevel { get; init; } = "info";
+    public TimeSpan DrainTime { get; init; } = TimeSpan.FromSeconds(600);
+    public string? ServiceNode { get; init; }
+    public string? ServiceCluster { get; init; }
+    public string? ServiceZone { get; init; }
+    public string Mode { get; init; } = "serve";
+}
+
+internal enum ServerState { Live = 0, Draining = 1, PreInitializing = 2, Initializing = 3 }
+
+/// <summary>
+/// The running proxy: cluster manager, listeners and admin built from one validated bootstrap. Every request path
+/// object is created here, once; requests only read them.
+/// </summary>
+internal sealed class EnvoyServer : IAsyncDisposable
+{
+    public static readonly string Version = typeof(EnvoyServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    private readonly ServiceProvider _services;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _logger;
+    private readonly List<ListenerHost> _listeners = new();
+    private AdminServer? _admin;
+    private readonly Stopwatch _uptime = Stopwatch.StartNew();
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    internal EnvoyServer(BootstrapModel bootstrap, ServerOptions options, ILoggerFactory loggers)
+    {
+        Bootstrap = bootstrap;
+        Options = options;
+        _loggers = loggers;
+        _logger = loggers.CreateLogger("main");
+        var services = new ServiceCollection();
+        services.AddSingleton(loggers);
+        services.AddLogging();
+        services.AddHttpForwarder();
+        _services = services.BuildServiceProvider();
+        Stats = new StatsStore();
+        ClusterManager = new ClusterManager(Stats, loggers);
+        StartTime = DateTimeOffset.UtcNow;
+        Stats.Gauge("server.concurrency").Set(Environment.ProcessorCount);
+        Stats.Gauge("server.version").Set(0);
+    }
+
+    internal BootstrapModel Bootstrap { get; }
+    public ServerOptions Options { get; }
+    internal StatsStore Stats { get; }
+    internal ClusterManager ClusterManager { get; }
+    internal IReadOnlyList<ListenerHost> Listeners => _listeners;
+    public ServerState State { get; private set; } = ServerState.PreInitializing;
+    public DateTimeOffset StartTime { get; }
+    public TimeSpan Uptime => _uptime.Elapsed;
+
+    /// <summary>The admin address actually bound (port filled in when the config asked for port 0).</summary>
+    public string? AdminAddress => _admin?.BoundAddress?.ToString();
+
+    /// <summary>Bound address of each listener by name (real ports when the config asked for port 0).</summary>
+    public IReadOnlyDictionary<string, string> ListenerAddresses
+    {
+        get
+        {
+            var d = new Dictionary<string, string>();
+            foreach (var l in _listeners) d[l.Model.Name] = l.BoundAddress.ToString();
+            return d;
+        }
+    }
+
+    public Task Stopped => _stopped.Task;
+
+    public async Task StartAsync(CancellationToken ct = default)
+    {
+        State = ServerState.Initializing;
+        if (Bootstrap.AdminAddress is { } adminAddress)
+        {
+            _admin = new AdminServer(this, adminAddress, _services, _loggers);
+            await _admin.StartAsync(ct).ConfigureAwait(false);
+        }
+        await ClusterManager.InitializeAsync(Bootstrap.Clusters, ct).ConfigureAwait(false);
+
+        var forwarder = _services.GetRequiredService<IHttpForwarder>();
+        var router = new RouterFilter(forwarder, ClusterManager);
+        try
+        {
+            foreach (var l in Bootstrap.Listeners)
+            {
+                var chain = l.FilterChains[0];
+                var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router);
+                var host = new ListenerHost(l, hcm, Stats, _services, _loggers);
+                await host.StartAsync(ct).ConfigureAwait(false);
+                _listeners.Add(host);
+                _logger.LogInformation("listener '{Name}' on {Address}", l.Name, host.BoundAddress);
+            }
+        }
+        catch
+        {
+            await DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        Stats.Gauge("listener_manager.total_listeners_active").Set(_listeners.Count);
+        State = ServerState.Live;
+        Stats.Gauge("server.state").Set((int)State);
+        Stats.Gauge("server.live").Set(1);
+        _logger.LogInformation("all clusters initialized; server live");
+    }
+
+    /// <summary>Refreshes the server gauges that are read rather than pushed (uptime, memory).</summary>
+    internal void UpdateServerGauges()
+    {
+        Stats.Gauge("server.uptime").Set((long)Uptime.TotalSeconds);
+        Stats.Gauge("server.memory_allocated").Set(GC.GetTotalMemory(false));
+        Stats.Gauge("server.memory_heap_size").Set(GC.GetGCMemoryInfo().HeapSizeBytes);
+        long active = 0;
+        foreach (var l in _listeners) active += l.CxActive.Value;
+        Stats.Gauge("server.total_connections").Set(active);
+    }
+
+    /// <summary>Admin /quitquitquit and signals: stop accepting, then stop.</summary>
+    public void RequestShutdown() => _stopped.TrySetResult();
+
+    public async ValueTask DisposeAsync()
+    {
+        State = ServerState.Draining;
+        foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
+        _listeners.Clear();
+        if (_admin is not null) await _admin.DisposeAsync().ConfigureAwait(false);
+        _admin = null;
+        ClusterManager.Dispose();
+        await _services.DisposeAsync().ConfigureAwait(false);
+        _stopped.TrySetResult();
+    }
+}

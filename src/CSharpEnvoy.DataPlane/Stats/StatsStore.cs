@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+
+namespace CSharpEnvoy.DataPlane.Stats;
+
+/// <summary>A monotonically increasing count. Incremented on the request path: one interlocked add, no allocation.</summary>
+internal sealed class Counter
+{
+    private long _value;
+    private long _used;
+
+    public Counter(string name) => Name = name;
+
+    public string Name { get; }
+    public long Value => Volatile.Read(ref _value);
+    /// <summary>Envoy's "used" bit: set once the stat was ever written (drives <c>/stats?usedonly</c>).</summary>
+    public bool Used => Volatile.Read(ref _used) != 0;
+
+    public void Inc()
+    {
+        Interlocked.Increment(ref _value);
+        if (_used == 0) _used = 1;
+    }
+
+    public void Add(long n)
+    {
+        Interlocked.Add(ref _value, n);
+        if (_used == 0) _used = 1;
+    }
+
+    public void Reset() => Interlocked.Exchange(ref _value, 0);
+}
+
+/// <summary>A value that goes up and down (active requests, connections, versions).</summary>
+internal sealed class Gauge
+{
+    private long _value;
+    private long _used;
+
+    public Gauge(string name) => Name = name;
+
+    public string Name { get; }
+    public long Value => Volatile.Read(ref _value);
+    public bool Used => Volatile.Read(ref _used) != 0;
+
+    public void Inc()
+    {
+        Interlocked.Increment(ref _value);
+        if (_used == 0) _used = 1;
+    }
+
+    public void Dec() => Interlocked.Decrement(ref _value);
+
+    public void Set(long v)
+    {
+        Volatile.Write(ref _value, v);
+        if (_used == 0) _used = 1;
+    }
+}
+
+/// <summary>
+/// All stats of the server by their Envoy names. Stats are created when config is applied (never on the request
+/// path); the request path holds direct references to its <see cref="Counter"/>s and <see cref="Gauge"/>s.
+/// </summary>
+internal sealed class StatsStore
+{
+    private readonly ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Gauge> _gauges = new(StringComparer.Ordinal);
+
+    public Counter Counter(string name) => _counters.GetOrAdd(name, static n => new Counter(n));
+    public Gauge Gauge(string name) => _gauges.GetOrAdd(name, static n => new Gauge(n));
+
+    public IEnumerable<Counter> Counters => _counters.Values;
+    public IEnumerable<Gauge> Gauges => _gauges.Values;
+
+    public void ResetCounters()
+    {
+        foreach (var c in _counters.Values) c.Reset();
+    }
+}

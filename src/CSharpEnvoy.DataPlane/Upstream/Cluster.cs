@@ -1,0 +1,284 @@
+using System.Net;
+using System.Net.Sockets;
+using CSharpEnvoy.Config.Model.Cluster;
+using CSharpEnvoy.DataPlane.Stats;
+using Microsoft.Extensions.Logging;
+
+namespace CSharpEnvoy.DataPlane.Upstream;
+
+/// <summary>Envoy's per-cluster stats (<c>cluster.&lt;name&gt;.*</c>), resolved once so the request path only increments.</summary>
+internal sealed class ClusterStats
+{
+    private readonly StatsStore _store;
+    private readonly string _prefix;
+    private readonly Counter?[] _byCode = new Counter?[600];
+
+    public ClusterStats(StatsStore store, string clusterName)
+    {
+        _store = store;
+        _prefix = "cluster." + clusterName + ".";
+        UpstreamRqTotal = store.Counter(_prefix + "upstream_rq_total");
+        UpstreamRqCompleted = store.Counter(_prefix + "upstream_rq_completed");
+        UpstreamRqActive = store.Gauge(_prefix + "upstream_rq_active");
+        UpstreamRqTimeout = store.Counter(_prefix + "upstream_rq_timeout");
+        UpstreamRqRxReset = store.Counter(_prefix + "upstream_rq_rx_reset");
+        UpstreamCxTotal = store.Counter(_prefix + "upstream_cx_total");
+        UpstreamCxActive = store.Gauge(_prefix + "upstream_cx_active");
+        UpstreamCxConnectFail = store.Counter(_prefix + "upstream_cx_connect_fail");
+        UpstreamCxConnectTimeout = store.Counter(_prefix + "upstream_cx_connect_timeout");
+        UpstreamCxDestroy = store.Counter(_prefix + "upstream_cx_destroy");
+        UpstreamCxNoneHealthy = store.Counter(_prefix + "upstream_cx_none_healthy");
+        MembershipTotal = store.Gauge(_prefix + "membership_total");
+        MembershipHealthy = store.Gauge(_prefix + "membership_healthy");
+        MembershipChange = store.Counter(_prefix + "membership_change");
+        UpdateAttempt = store.Counter(_prefix + "update_attempt");
+        UpdateSuccess = store.Counter(_prefix + "update_success");
+        UpdateFailure = store.Counter(_prefix + "update_failure");
+        for (var c = 1; c <= 5; c++) _byCode[c] = store.Counter(_prefix + $"upstream_rq_{c}xx");
+    }
+
+    public Counter UpstreamRqTotal { get; }
+    public Counter UpstreamRqCompleted { get; }
+    public Gauge UpstreamRqActive { get; }
+    public Counter UpstreamRqTimeout { get; }
+    public Counter UpstreamRqRxReset { get; }
+    public Counter UpstreamCxTotal { get; }
+    public Gauge UpstreamCxActive { get; }
+    public Counter UpstreamCxConnectFail { get; }
+    public Counter UpstreamCxConnectTimeout { get; }
+    public Counter UpstreamCxDestroy { get; }
+    public Counter UpstreamCxNoneHealthy { get; }
+    public Gauge MembershipTotal { get; }
+    public Gauge MembershipHealthy { get; }
+    public Counter MembershipChange { get; }
+    public Counter UpdateAttempt { get; }
+    public Counter UpdateSuccess { get; }
+    public Counter UpdateFailure { get; }
+
+    /// <summary>Counts a response code as <c>upstream_rq_&lt;code&gt;</c> and <c>upstream_rq_&lt;class&gt;xx</c>.</summary>
+    public void ResponseCode(int code)
+    {
+        UpstreamRqCompleted.Inc();
+        if ((uint)code >= 600 || code < 100) return;
+        _byCode[code / 100]!.Inc();
+        var c = _byCode[code] ??= _store.Counter(_prefix + "upstream_rq_" + code.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        c.Inc();
+    }
+}
+
+/// <summary>
+/// A live cluster: its validated model, its current <see cref="HostSet"/> (swapped whole on DNS refresh), its load
+/// balancer and the one <see cref="HttpMessageInvoker"/> (connection pools) all its requests share.
+/// </summary>
+internal sealed class Cluster : IDisposable
+{
+    private volatile HostSet _hostSet = HostSet.Empty;
+    private readonly RoundRobinLoadBalancer _lb = new();
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Dictionary<string, string> _pipeByAuthority = new(StringComparer.OrdinalIgnoreCase);
+
+    public Cluster(ClusterModel model, StatsStore stats, ILogger logger)
+    {
+        Model = model;
+        Name = model.Name;
+        Stats = new ClusterStats(stats, model.Name);
+        _logger = logger;
+        Invoker = new HttpMessageInvoker(CreateHandler(), disposeHandler: true);
+        if (model.Type == DiscoveryType.Static)
+        {
+            var hosts = new Host[model.Endpoints.Count];
+            for (var i = 0; i < hosts.Length; i++)
+            {
+                var e = model.Endpoints[i];
+                hosts[i] = new Host(e.Address, e.Hostname, e.Locality, model.Name);
+                if (e.Address.IsPipe) _pipeByAuthority[hosts[i].Authority] = e.Address.PipePath!;
+            }
+            SetHosts(hosts);
+        }
+    }
+
+    public string Name { get; }
+    public ClusterModel Model { get; }
+    public ClusterStats Stats { get; }
+    public HttpMessageInvoker Invoker { get; }
+    public HostSet HostSet => _hostSet;
+    public DateTimeOffset? LastDnsRefresh { get; private set; }
+
+    public Host? ChooseHost() => _lb.ChooseHost(_hostSet);
+
+    private void SetHosts(Host[] hosts)
+    {
+        _hostSet = new HostSet(hosts);
+        Stats.MembershipTotal.Set(hosts.Length);
+        Stats.MembershipHealthy.Set(hosts.Length);
+    }
+
+    /// <summary>Resolves DNS clusters once (the cluster "initializes"), then keeps refreshing in the background.</summary>
+    public async Task InitializeAsync(CancellationToken ct)
+    {
+        if (Model.Type is not (DiscoveryType.StrictDns or DiscoveryType.LogicalDns)) return;
+        await ResolveAsync(ct).ConfigureAwait(false);
+        _ = Task.Run(RefreshLoopAsync);
+    }
+
+    private async Task RefreshLoopAsync()
+    {
+        try
+        {
+            using var timer = new PeriodicTimer(Model.DnsRefreshRate);
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+                await ResolveAsync(_stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task ResolveAsync(CancellationToken ct)
+    {
+        Stats.UpdateAttempt.Inc();
+        var hosts = new List<Host>();
+        var failed = false;
+        foreach (var e in Model.Endpoints)
+        {
+            IPAddress[] addresses;
+            try
+            {
+                addresses = IPAddress.TryParse(e.Address.Address, out var ip) ? new[] { ip } : await Dns.GetHostAddressesAsync(e.Address.Address, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is SocketException or ArgumentException)
+            {
+                _logger.LogWarning("cluster '{Cluster}': DNS resolution of '{Host}' failed: {Error}", Name, e.Address.Address, ex.Message);
+                failed = true;
+                continue;
+            }
+            var chosen = FilterFamily(addresses, Model.DnsLookupFamily);
+            if (Model.Type == DiscoveryType.LogicalDns && chosen.Count > 1) chosen = chosen.GetRange(0, 1);
+            foreach (var a in chosen)
+                hosts.Add(new Host(new Config.Model.Listener.SocketAddressModel(a.ToString(), e.Address.Port), e.Hostname ?? e.Address.Address, e.Locality, Name));
+        }
+        if (failed && hosts.Count == 0 && _hostSet.Hosts.Length > 0)
+        {
+            // Keep the last good answer when every lookup failed, as Envoy does.
+            Stats.UpdateFailure.Inc();
+            return;
+        }
+        var old = _hostSet.Hosts;
+        if (!SameAddresses(old, hosts))
+        {
+            // Reuse Host objects for unchanged addresses so their per-host state survives a refresh.
+            var merged = new Host[hosts.Count];
+            for (var i = 0; i < hosts.Count; i++)
+            {
+                merged[i] = hosts[i];
+                foreach (var h in old)
+                    if (h.Address.Equals(hosts[i].Address)) { merged[i] = h; break; }
+            }
+            SetHosts(merged);
+            Stats.MembershipChange.Inc();
+        }
+        LastDnsRefresh = DateTimeOffset.UtcNow;
+        if (failed) Stats.UpdateFailure.Inc(); else Stats.UpdateSuccess.Inc();
+    }
+
+    private static bool SameAddresses(Host[] old, List<Host> fresh)
+    {
+        if (old.Length != fresh.Count) return false;
+        for (var i = 0; i < old.Length; i++)
+            if (!old[i].Address.Equals(fresh[i].Address)) return false;
+        return true;
+    }
+
+    private static List<IPAddress> FilterFamily(IPAddress[] addresses, DnsLookupFamily family)
+    {
+        var v4 = new List<IPAddress>();
+        var v6 = new List<IPAddress>();
+        foreach (var a in addresses) (a.AddressFamily == AddressFamily.InterNetworkV6 ? v6 : v4).Add(a);
+        return family switch
+        {
+            DnsLookupFamily.V4Only => v4,
+            DnsLookupFamily.V6Only => v6,
+            DnsLookupFamily.V4Preferred => v4.Count > 0 ? v4 : v6,
+            DnsLookupFamily.All => [.. v4, .. v6],
+            _ => v6.Count > 0 ? v6 : v4, // AUTO: IPv6 first, IPv4 as fallback (Envoy's documented behaviour)
+        };
+    }
+
+    private SocketsHttpHandler CreateHandler()
+    {
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            EnableMultipleHttp2Connections = true,
+            ConnectTimeout = Model.ConnectTimeout,
+            PooledConnectionIdleTimeout = TimeSpan.FromHours(1), // Envoy keeps upstream connections until idle_timeout (unset: forever)
+            ActivityHeadersPropagator = null,
+            ConnectCallback = ConnectAsync,
+        };
+        if (Model.Http2InitialStreamWindowSize is int w) handler.InitialHttp2StreamWindowSize = Math.Max(w, 65535);
+        return handler;
+    }
+
+    /// <summary>Opens upstream connections ourselves: counts Envoy's <c>upstream_cx_*</c> stats and reaches pipe hosts.</summary>
+    private async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken ct)
+    {
+        EndPoint endPoint;
+        if (_pipeByAuthority.TryGetValue(context.DnsEndPoint.Host, out var path)) endPoint = new UnixDomainSocketEndPoint(path);
+        else if (IPAddress.TryParse(context.DnsEndPoint.Host.Trim('[', ']'), out var ip)) endPoint = new IPEndPoint(ip, context.DnsEndPoint.Port);
+        else endPoint = context.DnsEndPoint;
+
+        var socket = endPoint is UnixDomainSocketEndPoint
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(endPoint, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            socket.Dispose();
+            // ct fires for both our connect timeout and the request going away; only the former is a connect timeout.
+            Stats.UpstreamCxConnectFail.Inc();
+            Stats.UpstreamCxConnectTimeout.Inc();
+            throw;
+        }
+        catch (SocketException)
+        {
+            socket.Dispose();
+            Stats.UpstreamCxConnectFail.Inc();
+            throw;
+        }
+        Stats.UpstreamCxTotal.Inc();
+        Stats.UpstreamCxActive.Inc();
+        return new CountingNetworkStream(socket, this);
+    }
+
+    /// <summary>Decrements <c>upstream_cx_active</c> exactly once when the pool drops the connection.</summary>
+    private sealed class CountingNetworkStream : NetworkStream
+    {
+        private readonly Cluster _cluster;
+        private int _closed;
+
+        public CountingNetworkStream(Socket socket, Cluster cluster) : base(socket, ownsSocket: true) => _cluster = cluster;
+
+        protected override void Dispose(bool disposing)
+        {
+            if (Interlocked.Exchange(ref _closed, 1) == 0)
+            {
+                _cluster.Stats.UpstreamCxActive.Dec();
+                _cluster.Stats.UpstreamCxDestroy.Inc();
+            }
+            base.Dispose(disposing);
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        Invoker.Dispose();
+    }
+}

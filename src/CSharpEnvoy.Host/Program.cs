@@ -1,0 +1,81 @@
+using CSharpEnvoy.Config.Loading;
+using CSharpEnvoy.DataPlane.Listener;
+using CSharpEnvoy.DataPlane.Server;
+using CSharpEnvoy.Host;
+using Microsoft.Extensions.Logging;
+
+// csenvoy: Envoy's command line, Envoy's config, a C# data plane.
+var parsed = CommandLine.Parse(args);
+if (parsed.Error is not null)
+{
+    Console.Error.WriteLine($"csenvoy: {parsed.Error}");
+    Console.Error.WriteLine(CommandLine.Usage);
+    return 1;
+}
+if (parsed.ShowHelp)
+{
+    Console.WriteLine(CommandLine.Usage);
+    return 0;
+}
+if (parsed.ShowVersion)
+{
+    Console.WriteLine($"csenvoy  version: {EnvoyServer.Version}/RELEASE/dotnet-{Environment.Version}");
+    return 0;
+}
+var options = parsed.Options!;
+
+using var loggers = LoggerFactory.Create(b => b
+    .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "[yyyy-MM-dd HH:mm:ss.fff] "; })
+    .SetMinimumLevel(CommandLine.ToLogLevel(options.LogLevel))
+    // Kestrel and YARP log per connection/request at info; that is the proxy's hot path, so only their problems show.
+    // Kestrel's "HTTP/2 is not enabled" warning does not apply: csenvoy detects h2c itself (see ListenerHost).
+    .AddFilter("Microsoft", LogLevel.Warning)
+    .AddFilter("Microsoft.AspNetCore.Server.Kestrel", LogLevel.Error)
+    .AddFilter("Yarp", LogLevel.Warning));
+var log = loggers.CreateLogger("main");
+
+if (options.Mode == "validate")
+{
+    var errors = new ConfigErrors();
+    var model = ServerBuilder.LoadBootstrapForValidation(options, errors);
+    foreach (var w in errors.Warnings) Console.Error.WriteLine($"warning: {w}");
+    if (model is null)
+    {
+        Console.Error.WriteLine($"error initializing configuration '{options.ConfigPath ?? "--config-yaml"}':");
+        foreach (var e in errors.Errors) Console.Error.WriteLine($"  {e}");
+        return 1;
+    }
+    Console.WriteLine($"configuration '{options.ConfigPath ?? "--config-yaml"}' OK");
+    return 0;
+}
+
+EnvoyServer server;
+try
+{
+    server = ServerBuilder.Build(options, loggers);
+}
+catch (ConfigException ex)
+{
+    Console.Error.WriteLine($"error initializing configuration '{options.ConfigPath ?? "--config-yaml"}':");
+    foreach (var e in ex.Errors.Errors) Console.Error.WriteLine($"  {e}");
+    return 1;
+}
+
+try
+{
+    await server.StartAsync();
+}
+catch (ListenerBindException ex)
+{
+    Console.Error.WriteLine($"csenvoy: {ex.Message}");
+    await server.DisposeAsync();
+    return 1;
+}
+
+log.LogInformation("csenvoy {Version} started; admin at {Admin}", EnvoyServer.Version, server.AdminAddress ?? "(none)");
+using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; server.RequestShutdown(); });
+using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; server.RequestShutdown(); });
+await server.Stopped;
+log.LogInformation("shutting down");
+await server.DisposeAsync();
+return 0;
