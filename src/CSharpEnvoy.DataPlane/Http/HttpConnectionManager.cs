@@ -84,7 +84,7 @@ internal sealed class HttpConnectionManager
     {
         var stats = Stats;
         stats.DownstreamRqTotal.Inc();
-        if (context.Request.Protocol.Length > 6 && context.Request.Protocol[5] == '2') stats.DownstreamRqHttp2Total.Inc();
+        if (HttpProtocol.IsHttp2(context.Request.Protocol)) stats.DownstreamRqHttp2Total.Inc();
         else stats.DownstreamRqHttp1Total.Inc();
         stats.DownstreamRqActive.Inc();
         var info = new UpstreamRequest();

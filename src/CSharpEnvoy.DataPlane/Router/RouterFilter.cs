@@ -297,8 +297,3 @@ internal sealed class RouterFilter
         info.UpstreamAuthority = authority;
     }
 }
-
-internal static class HttpProtocol
-{
-    public static bool IsHttp2(string protocol) => protocol.Length == 8 && protocol[5] == '2';
-}
