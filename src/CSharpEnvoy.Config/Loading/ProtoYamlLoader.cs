@@ -179,7 +179,8 @@ internal sealed class ProtoYamlLoader
         {
             var msg = NewMessage(field.MessageType);
             ReadMessage(node, msg, path, errors);
-            return msg;
+            // Generated C# exposes wrapper fields (UInt32Value, BoolValue ...) as nullable primitives.
+            return IsWrapper(field.MessageType) ? msg.Descriptor.FindFieldByNumber(1).Accessor.GetValue(msg) : msg;
         }
         return ConvertScalar(node, field, path, errors);
     }

@@ -173,11 +173,12 @@ internal static class RouteTranslator
                     queries.Add(QueryParameterMatcherModel.ForPresent(q.Name, q.PresentMatch));
                     break;
                 default:
-                    errors.Add(qPath, "one of string_match or present_match is required");
+                    // Envoy: a parameter matcher with neither specifier only requires the parameter to be present.
+                    queries.Add(QueryParameterMatcherModel.ForPresent(q.Name));
                     break;
             }
         }
-        return new RouteMatchModel(model.PathKind, model.PathValue) is var _ && model.PathRegex is not null
+        return model.PathRegex is not null
             ? new RouteMatchModel(model.PathRegex) { Headers = headers.ToImmutable(), QueryParameters = queries.ToImmutable(), Grpc = m.Grpc is not null }
             : new RouteMatchModel(model.PathKind, model.PathValue) { CaseSensitive = caseSensitive, Headers = headers.ToImmutable(), QueryParameters = queries.ToImmutable(), Grpc = m.Grpc is not null };
     }

@@ -70,11 +70,16 @@ internal static class SupportChecker
             else if (field.IsRepeated)
             {
                 var i = 0;
-                foreach (var item in (IList)value) Walk((IMessage)item, $"{fieldPath}[{i++}]", errors, registry, ext);
+                foreach (var item in (IList)value)
+                {
+                    if (item is IMessage m) Walk(m, $"{fieldPath}[{i}]", errors, registry, ext);
+                    i++;
+                }
             }
-            else
+            else if (value is IMessage single)
             {
-                Walk((IMessage)value, fieldPath, errors, registry, ext);
+                // Wrapper fields surface as nullable primitives and have nothing inside to check.
+                Walk(single, fieldPath, errors, registry, ext);
             }
         }
     }

@@ -119,7 +119,7 @@ internal sealed class RegexMatcherModel
 
             sb ??= new StringBuilder(input.Length + substitution.Length);
             sb.Append(input, pos, m.Index - pos);
-            if (m.Length == 0 && m.Index == lastEnd - 12345)
+            if (m.Length == 0 && m.Index == lastEnd)
             {
                 // RE2 skips an empty match right where the previous match ended.
                 if (m.Index >= input.Length)
