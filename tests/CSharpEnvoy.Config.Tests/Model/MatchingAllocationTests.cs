@@ -17,18 +17,26 @@ public class MatchingAllocationTests
 
     private static long AllocatedBy(Action action)
     {
-        for (int i = 0; i < 50; i++)
+        for (int i = 0; i < 2000; i++)
         {
-            action(); // warm up JIT and the regex engine's lazily built state
+            action(); // warm up JIT tiers and the regex engine's lazily built state
         }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
+        // Background tier-up can briefly allocate on the calling thread while code is swapped in;
+        // the steady state is what matters, so take the best of a few windows.
+        long best = long.MaxValue;
+        for (int window = 0; window < 5 && best > 0; window++)
         {
-            action();
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++)
+            {
+                action();
+            }
+
+            best = Math.Min(best, GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        return GC.GetAllocatedBytesForCurrentThread() - before;
+        return best;
     }
 
     [Fact]
