@@ -91,7 +91,8 @@ internal static class SupportedFields
         Area("Clusters");
         const string cl = "envoy.config.cluster.v3.Cluster";
         Msg(cl, "name", "type", "connect_timeout", "lb_policy", "load_assignment", "dns_refresh_rate", "dns_lookup_family",
-            "http2_protocol_options", "typed_extension_protocol_options", "per_connection_buffer_limit_bytes");
+            "http2_protocol_options", "typed_extension_protocol_options");
+        Warn(cl, "per_connection_buffer_limit_bytes", "SocketsHttpHandler's own buffering applies");
         Note(cl, "lb_policy", "ROUND_ROBIN for now; other policies are refused with a clear error");
         Warn(cl, "respect_dns_ttl", "the refresh rate is always dns_refresh_rate");
         Msg("envoy.config.endpoint.v3.ClusterLoadAssignment", "cluster_name", "endpoints");

@@ -46,6 +46,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
     private readonly IServiceProvider _services;
     private readonly ILoggerFactory _loggers;
     private readonly JsonFormatter _json;
+    private readonly JsonFormatter _jsonWithDefaults;
     private KestrelServer? _kestrel;
 
     public AdminServer(EnvoyServer server, SocketAddressModel address, IServiceProvider services, ILoggerFactory loggers)
@@ -57,6 +58,12 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         _json = new JsonFormatter(JsonFormatter.Settings.Default
             .WithPreserveProtoFieldNames(true)
             .WithIndentation()
+            .WithTypeRegistry(ProtoRegistry.Default.TypeRegistry));
+        // /server_info prints every primitive (state LIVE is enum 0), as Envoy's does.
+        _jsonWithDefaults = new JsonFormatter(JsonFormatter.Settings.Default
+            .WithPreserveProtoFieldNames(true)
+            .WithIndentation()
+            .WithFormatDefaultValues(true)
             .WithTypeRegistry(ProtoRegistry.Default.TypeRegistry));
     }
 
@@ -105,7 +112,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 context.Response.StatusCode = live ? 200 : 503;
                 return Text(context, StateName(_server.State) + "\n");
             case "/server_info":
-                return Json(context, ServerInfo());
+                return Text(context, _jsonWithDefaults.Format(ServerInfo()) + "\n", "application/json");
             case "/config_dump":
                 return Json(context, ConfigDump());
             case "/clusters":

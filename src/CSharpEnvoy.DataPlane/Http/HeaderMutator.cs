@@ -8,7 +8,8 @@ namespace CSharpEnvoy.DataPlane.Http;
 /// <summary>
 /// Applies <c>*_headers_to_remove</c> then <c>*_headers_to_add</c> of one level, with Envoy's append actions.
 /// Levels are applied most specific first (weighted cluster, route, virtual host, route configuration), so with
-/// "overwrite" the least specific level wins, unless <c>most_specific_header_mutations_wins</c> reverses the order.
+/// "overwrite" the least specific level wins, unless <c>most_specific_header_mutations_wins</c> reverses the order of
+/// route, virtual host and route configuration (the weighted cluster level always comes first, as in Envoy).
 /// </summary>
 internal static class HeaderMutator
 {
@@ -18,27 +19,33 @@ internal static class HeaderMutator
         var remove = mutation.Remove;
         for (var i = 0; i < remove.Count; i++) headers.Remove(remove[i]);
         var add = mutation.Add;
+        if (add.Count == 0) return;
+        // Envoy's HeaderParser::evaluateHeaders: every entry of a level is formatted and decided against the headers
+        // as the level found them (after its removals); then all overwrites are set, then all appends added. So the
+        // entries of one level do not see each other ([append a, overwrite b] gives "b, a").
+        const byte Skip = 0, Overwrite = 1, Append = 2;
+        Span<byte> decisions = add.Count <= 64 ? stackalloc byte[add.Count] : new byte[add.Count];
+        string[]? formatted = null; // literal values need no keeping
         for (var i = 0; i < add.Count; i++)
         {
             var h = add[i];
-            var value = h.Value.Literal ?? Format(h.Value, context);
+            var value = h.Value.Literal ?? ((formatted ??= new string[add.Count])[i] = Format(h.Value, context));
+            decisions[i] = Skip;
             if (value.Length == 0 && !h.KeepEmptyValue) continue;
-            switch (h.Action)
+            decisions[i] = h.Action switch
             {
-                case HeaderAppendAction.AppendIfExistsOrAdd:
-                    headers.Append(h.Name, value);
-                    break;
-                case HeaderAppendAction.AddIfAbsent:
-                    if (!headers.ContainsKey(h.Name)) headers[h.Name] = value;
-                    break;
-                case HeaderAppendAction.OverwriteIfExistsOrAdd:
-                    headers[h.Name] = value;
-                    break;
-                case HeaderAppendAction.OverwriteIfExists:
-                    if (headers.ContainsKey(h.Name)) headers[h.Name] = value;
-                    break;
-            }
+                HeaderAppendAction.AppendIfExistsOrAdd => Append,
+                HeaderAppendAction.AddIfAbsent => headers.ContainsKey(h.Name) ? Skip : Append,
+                HeaderAppendAction.OverwriteIfExistsOrAdd => Overwrite,
+                HeaderAppendAction.OverwriteIfExists => headers.ContainsKey(h.Name) ? Overwrite : Skip,
+                _ => Skip,
+            };
         }
+        for (var i = 0; i < add.Count; i++)
+            if (decisions[i] == Overwrite) headers[add[i].Name] = add[i].Value.Literal ?? formatted![i];
+        // Not IHeaderDictionary.Append: it drops an empty value, which keep_empty_value asks to send.
+        for (var i = 0; i < add.Count; i++)
+            if (decisions[i] == Append) headers[add[i].Name] = StringValues.Concat(headers[add[i].Name], add[i].Value.Literal ?? formatted![i]);
     }
 
     /// <summary>Evaluates a header value with command operators (rare: literals skip this).</summary>

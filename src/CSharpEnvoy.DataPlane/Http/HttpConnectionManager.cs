@@ -80,6 +80,10 @@ internal sealed class HttpConnectionManager
     public HttpConnectionManagerModel Model { get; }
     public HttpConnectionManagerStats Stats { get; }
 
+    /// <summary>The server header of the proxy's own replies: none with PASS_THROUGH (Envoy only sets it in the
+    /// OVERWRITE and APPEND_IF_ABSENT modes, and a local reply has none to pass through).</summary>
+    public string? LocalReplyServerName => Model.ServerHeaderTransformation == ServerHeaderTransformation.PassThrough ? null : Model.ServerName;
+
     public async Task HandleAsync(HttpContext context, bool isTls)
     {
         var stats = Stats;
@@ -113,7 +117,7 @@ internal sealed class HttpConnectionManager
         if (vhost is not null)
         {
             info.VirtualHost = vhost;
-            if (vhost.RequireTls != TlsRequirement.None && !isTls)
+            if (RequiresTlsRedirect(vhost.RequireTls, context.Request.Headers))
                 return RedirectToHttps(context, host, request);
             route = vhost.Routes.Find(request);
         }
@@ -121,7 +125,7 @@ internal sealed class HttpConnectionManager
         {
             Stats.NoRoute.Inc();
             info.Flags |= ResponseFlags.NoRouteFound;
-            return LocalReply.SendAsync(context, 404, "", model.ServerName, info, "route_not_found");
+            return LocalReply.SendAsync(context, 404, "", LocalReplyServerName, info, "route_not_found");
         }
         info.Route = route;
 
@@ -133,7 +137,7 @@ internal sealed class HttpConnectionManager
         if (route.Redirect is { } redirect)
         {
             Stats.RqRedirect.Inc();
-            return SendRedirect(context, info, redirect, request, scheme, host);
+            return SendRedirect(context, info, redirect, request, scheme, host, routes!, vhost!, route);
         }
         return _router.ForwardAsync(context, info, this, routes!, vhost!, route, request);
     }
@@ -144,37 +148,55 @@ internal sealed class HttpConnectionManager
         var model = Model;
         var headers = context.Request.Headers;
         var remote = context.Connection.RemoteIpAddress;
-        var internalRequest = false;
+        if (remote is { IsIPv4MappedToIPv6: true }) remote = remote.MapToIPv4();
+        // Only this proxy says a request is internal, whatever use_remote_address is.
+        headers.Remove("x-envoy-internal");
+        // The trusted client address and whether it may make the request internal: with use_remote_address the
+        // peer (or, past xff_num_trusted_hops, an XFF entry) and only when the request had no XFF; otherwise the
+        // XFF entry xff_num_trusted_hops from the right, and only when XFF holds that single address.
+        IPAddress? finalRemote = null;
+        bool trustedChecks;
+        var hops = model.XffNumTrustedHops;
         if (model.UseRemoteAddress)
         {
-            // The edge: the connection's peer is the client. Append it to XFF unless told not to.
-            internalRequest = remote is not null && IsInternal(remote) && !headers.ContainsKey("x-forwarded-for");
+            trustedChecks = !headers.ContainsKey("x-forwarded-for");
+            if (hops > 0) finalRemote = LastXffAddress(headers, hops - 1, out _);
+            finalRemote ??= remote;
             if (!model.SkipXffAppend && remote is not null)
             {
-                var ip = remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4().ToString() : remote.ToString();
+                // Envoy appends a loopback peer as the server's own local address (config.localAddress()).
+                var ip = IPAddress.IsLoopback(remote) ? s_localAddress.Value : remote.ToString();
                 var xff = headers["x-forwarded-for"];
                 headers["x-forwarded-for"] = xff.Count == 0 ? ip : xff.ToString() + "," + ip;
             }
-            headers["x-forwarded-proto"] = scheme;
-            if (internalRequest) headers["x-envoy-internal"] = "true";
-            else
-            {
-                headers.Remove("x-envoy-internal");
-                if (remote is not null) headers["x-envoy-external-address"] = remote.ToString();
-            }
+            // A trusted previous hop's x-forwarded-proto stands.
+            if (hops == 0 || !headers.ContainsKey("x-forwarded-proto")) headers["x-forwarded-proto"] = scheme;
         }
-        else if (!headers.ContainsKey("x-forwarded-proto"))
+        else
         {
-            headers["x-forwarded-proto"] = scheme;
+            finalRemote = LastXffAddress(headers, hops, out trustedChecks);
+        }
+        if (!headers.ContainsKey("x-forwarded-proto")) headers["x-forwarded-proto"] = scheme;
+
+        var internalRequest = trustedChecks && finalRemote is not null && IsInternal(finalRemote);
+        finalRemote ??= remote;
+        var edgeRequest = !internalRequest && model.UseRemoteAddress;
+        if (internalRequest) headers["x-envoy-internal"] = "true";
+        else
+        {
+            // Envoy's cleanInternalHeaders: control headers only trusted from internal callers.
+            if (edgeRequest) foreach (var h in s_edgeOnlyHeaders) headers.Remove(h);
+            foreach (var h in s_internalOnlyHeaders) headers.Remove(h);
         }
 
         if (model.Via is not null) headers.Append("via", model.Via);
+        if (edgeRequest && finalRemote is not null) headers["x-envoy-external-address"] = finalRemote.ToString();
 
         if (model.GenerateRequestId)
         {
             var existing = headers["x-request-id"];
             // An edge proxy does not trust a request id from outside unless told to preserve it.
-            var regenerate = existing.Count == 0 || (model.UseRemoteAddress && !internalRequest && !model.PreserveExternalRequestId);
+            var regenerate = existing.Count == 0 || (edgeRequest && !model.PreserveExternalRequestId);
             if (regenerate) headers["x-request-id"] = info.RequestId = Guid.NewGuid().ToString();
             else info.RequestId = existing.ToString();
         }
@@ -182,6 +204,54 @@ internal sealed class HttpConnectionManager
         {
             info.RequestId = headers["x-request-id"].ToString();
         }
+    }
+
+    private static readonly string[] s_edgeOnlyHeaders =
+        ["x-envoy-decorator-operation", "x-envoy-downstream-service-cluster", "x-envoy-downstream-service-node"];
+
+    private static readonly string[] s_internalOnlyHeaders =
+    [
+        "x-envoy-retriable-status-codes", "x-envoy-retriable-header-names", "x-envoy-retry-on", "x-envoy-retry-grpc-on",
+        "x-envoy-max-retries", "x-envoy-upstream-alt-stat-name", "x-envoy-upstream-rq-timeout-ms",
+        "x-envoy-upstream-rq-per-try-timeout-ms", "x-envoy-upstream-rq-timeout-alt-response",
+        "x-envoy-expected-rq-timeout-ms", "x-envoy-force-trace", "x-envoy-ip-tags", "x-envoy-original-url",
+        "x-envoy-hedge-on-per-try-timeout",
+    ];
+
+    /// <summary>Envoy's <c>Network::Utility::getLocalAddress</c>: the first non-loopback IPv4 address of the
+    /// machine's interfaces, else 127.0.0.1.</summary>
+    private static readonly Lazy<string> s_localAddress = new(() =>
+    {
+        try
+        {
+            foreach (var nic in System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces())
+                foreach (var a in nic.GetIPProperties().UnicastAddresses)
+                    if (a.Address.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a.Address)) return a.Address.ToString();
+        }
+        catch (System.Net.NetworkInformation.NetworkInformationException)
+        {
+        }
+        return "127.0.0.1";
+    });
+
+    /// <summary>Envoy's <c>Utility::getLastAddressFromXFF</c>: the XFF entry <paramref name="skip"/> places from the
+    /// right, if it is an IP address; <paramref name="single"/> when XFF held just that one entry.</summary>
+    private static IPAddress? LastXffAddress(IHeaderDictionary headers, int skip, out bool single)
+    {
+        single = false;
+        var xff = headers["x-forwarded-for"];
+        if (xff.Count == 0) return null;
+        var s = xff.Count == 1 ? xff[0]! : xff.ToString();
+        for (var i = 0; i < skip; i++)
+        {
+            var comma = s.LastIndexOf(',');
+            if (comma < 0) return null;
+            s = s[..comma];
+        }
+        var last = s.LastIndexOf(',');
+        if (!IPAddress.TryParse(s.AsSpan(last + 1).Trim(" \t"), out var ip)) return null;
+        single = last < 0 && skip == 0;
+        return ip;
     }
 
     /// <summary>RFC 1918, loopback and unique-local addresses: Envoy's default internal address set.</summary>
@@ -209,16 +279,16 @@ internal sealed class HttpConnectionManager
     public void MutateResponseHeaders(HttpContext context, UpstreamRequest info, RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route)
     {
         var headers = context.Response.Headers;
+        // As for requests, Envoy's weighted cluster entry applies its headers before the route's levels either way.
+        if (info.WeightedCluster is { } wc) HeaderMutator.Apply(headers, wc.ResponseHeaders, context);
         if (routes.MostSpecificHeaderMutationsWins)
         {
             HeaderMutator.Apply(headers, routes.ResponseHeaders, context);
             HeaderMutator.Apply(headers, vhost.ResponseHeaders, context);
             HeaderMutator.Apply(headers, route.ResponseHeaders, context);
-            if (info.WeightedCluster is { } wc) HeaderMutator.Apply(headers, wc.ResponseHeaders, context);
         }
         else
         {
-            if (info.WeightedCluster is { } wc) HeaderMutator.Apply(headers, wc.ResponseHeaders, context);
             HeaderMutator.Apply(headers, route.ResponseHeaders, context);
             HeaderMutator.Apply(headers, vhost.ResponseHeaders, context);
             HeaderMutator.Apply(headers, routes.ResponseHeaders, context);
@@ -257,7 +327,8 @@ internal sealed class HttpConnectionManager
         }
     }
 
-    private Task SendRedirect(HttpContext context, UpstreamRequest info, RedirectActionModel r, RequestView request, string scheme, string authority)
+    private Task SendRedirect(HttpContext context, UpstreamRequest info, RedirectActionModel r, RequestView request, string scheme, string authority,
+        RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route)
     {
         var newScheme = r.Scheme ?? scheme;
         SplitHostPort(authority, out var host, out var port);
@@ -283,16 +354,26 @@ internal sealed class HttpConnectionManager
         context.Response.StatusCode = r.ResponseCode;
         context.Response.Headers.Location = location;
         context.Response.ContentLength = 0;
-        ApplyServerHeaders(context, info);
+        // Envoy's router finalizes a redirect's headers with the route's response_headers_to_add/remove too.
+        MutateResponseHeaders(context, info, routes, vhost, route);
         return Task.CompletedTask;
     }
 
+    /// <summary>Envoy's <c>VirtualHostImpl::getRouteFromEntries</c> decides on x-forwarded-proto (as sanitized
+    /// above), and EXTERNAL_ONLY spares requests marked x-envoy-internal.</summary>
+    private static bool RequiresTlsRedirect(TlsRequirement requirement, IHeaderDictionary headers) => requirement switch
+    {
+        TlsRequirement.All => headers["x-forwarded-proto"] != "https",
+        TlsRequirement.ExternalOnly => headers["x-forwarded-proto"] != "https" && headers["x-envoy-internal"] != "true",
+        _ => false,
+    };
+
     private Task RedirectToHttps(HttpContext context, string authority, RequestView request)
     {
-        SplitHostPort(authority, out var host, out _);
         context.Response.StatusCode = 301;
-        context.Response.Headers.Location = "https://" + host + request.PathAndQuery;
-        context.Response.Headers.Server = Model.ServerName;
+        // Envoy's createSslRedirectPath: "https://" + the Host header as sent (port included) + the path.
+        context.Response.Headers.Location = "https://" + authority + request.PathAndQuery;
+        if (LocalReplyServerName is { } server) context.Response.Headers.Server = server;
         context.Response.ContentLength = 0;
         return Task.CompletedTask;
     }

@@ -9,10 +9,26 @@ namespace CSharpEnvoy.DataPlane.Http;
 /// </summary>
 internal static class LocalReply
 {
+    /// <summary>Envoy's <c>Grpc::Common::hasGrpcContentType</c>: exactly "application/grpc" or "application/grpc+..."
+    /// (so gRPC-Web is not gRPC here).</summary>
     public static bool IsGrpc(HttpRequest request)
     {
         var ct = request.ContentType;
-        return ct is not null && ct.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
+        return ct is not null && ct.StartsWith("application/grpc", StringComparison.Ordinal) && (ct.Length == 16 || ct[16] == '+');
+    }
+
+    /// <summary>Envoy's <c>PercentEncoding::encode</c> for grpc-message: only control bytes, bytes from '~' up, and '%'
+    /// are escaped, so ordinary text stays readable on the wire.</summary>
+    internal static string EncodeGrpcMessage(string message)
+    {
+        var bytes = Encoding.UTF8.GetBytes(message);
+        var sb = new StringBuilder(bytes.Length);
+        foreach (var b in bytes)
+        {
+            if (b < 0x20 || b >= 0x7E || b == (byte)'%') sb.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+            else sb.Append((char)b);
+        }
+        return sb.ToString();
     }
 
     /// <summary>Envoy's <c>Grpc::Utility::httpToGrpcStatus</c>.</summary>
@@ -26,7 +42,8 @@ internal static class LocalReply
         _ => 2,    // UNKNOWN
     };
 
-    public static Task SendAsync(HttpContext context, int status, string body, string serverName, StreamInfo info, string details)
+    /// <param name="serverName">The server header to set; null sets none (server_header_transformation PASS_THROUGH).</param>
+    public static Task SendAsync(HttpContext context, int status, string body, string? serverName, StreamInfo info, string details)
     {
         info.ResponseCodeDetails = details;
         var response = context.Response;
@@ -38,14 +55,14 @@ internal static class LocalReply
         }
         response.StatusCode = status;
         var headers = response.Headers;
-        headers.Server = serverName;
+        if (serverName is not null) headers.Server = serverName;
         if (IsGrpc(context.Request))
         {
             response.StatusCode = 200;
             headers.ContentType = "application/grpc";
             headers["grpc-status"] = HttpToGrpcStatus(status).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            if (body.Length > 0) headers["grpc-message"] = Uri.EscapeDataString(body);
-            headers.ContentLength = 0;
+            if (body.Length > 0) headers["grpc-message"] = EncodeGrpcMessage(body);
+            // A trailers-only gRPC reply carries no content-length (Envoy removes it).
             return Task.CompletedTask;
         }
         if (body.Length == 0)

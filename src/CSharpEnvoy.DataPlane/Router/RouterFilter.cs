@@ -26,6 +26,8 @@ internal sealed class UpstreamRequest : StreamInfo
     public bool ResponseStarted { get; private set; }
     public HttpConnectionManager? Hcm { get; set; }
     public RouteConfigurationModel? Routes { get; set; }
+    /// <summary>The route timeout's source, disarmed when an upgrade is accepted.</summary>
+    public CancellationTokenSource? RouteTimeout { get; set; }
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
@@ -41,6 +43,9 @@ internal sealed class UpstreamRequest : StreamInfo
         if (proxyResponse is null) return copy;
         ResponseStarted = true;
         ResponseCodeDetails = "via_upstream";
+        // Envoy arms the route timeout when the downstream request ends, which an upgraded (WebSocket) stream does not
+        // do: once the upstream accepts the upgrade only the idle timeout bounds the tunnel.
+        if (proxyResponse.StatusCode == HttpStatusCode.SwitchingProtocols) RouteTimeout?.CancelAfter(Timeout.InfiniteTimeSpan);
         Cluster?.Stats.ResponseCode((int)proxyResponse.StatusCode);
         var hcm = Hcm!;
         if (!hcm.Model.SuppressEnvoyHeaders)
@@ -78,7 +83,7 @@ internal sealed class RouterFilter
         var action = route.Route!;
         info.Hcm = hcm;
         info.Routes = routes;
-        var serverName = hcm.Model.ServerName;
+        var serverName = hcm.LocalReplyServerName;
 
         if (!UpgradeAllowed(context, hcm, action))
         {
@@ -139,6 +144,7 @@ internal sealed class RouterFilter
         stats.UpstreamRqActive.Inc();
         host.RequestStarted();
         using var timeoutCts = timeout > TimeSpan.Zero ? new CancellationTokenSource(timeout) : null;
+        info.RouteTimeout = timeoutCts;
         ForwarderError error;
         try
         {
@@ -153,7 +159,7 @@ internal sealed class RouterFilter
         await OnForwardErrorAsync(context, info, cluster, error, timeoutCts, serverName).ConfigureAwait(false);
     }
 
-    private static Task OnForwardErrorAsync(HttpContext context, UpstreamRequest info, Cluster cluster, ForwarderError error, CancellationTokenSource? timeoutCts, string serverName)
+    private static Task OnForwardErrorAsync(HttpContext context, UpstreamRequest info, Cluster cluster, ForwarderError error, CancellationTokenSource? timeoutCts, string? serverName)
     {
         if (context.RequestAborted.IsCancellationRequested)
         {
@@ -245,16 +251,17 @@ internal sealed class RouterFilter
     private static void ApplyRequestHeaderMutations(HttpContext context, UpstreamRequest info, RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route)
     {
         var headers = context.Request.Headers;
+        // Envoy's WeightedClusterEntry::finalizeRequestHeaders applies its own headers, then the route's levels in
+        // the order most_specific_header_mutations_wins picks: the weighted cluster is first either way.
+        if (info.WeightedCluster is { } wc) HeaderMutator.Apply(headers, wc.RequestHeaders, context);
         if (routes.MostSpecificHeaderMutationsWins)
         {
             HeaderMutator.Apply(headers, routes.RequestHeaders, context);
             HeaderMutator.Apply(headers, vhost.RequestHeaders, context);
             HeaderMutator.Apply(headers, route.RequestHeaders, context);
-            if (info.WeightedCluster is { } wc) HeaderMutator.Apply(headers, wc.RequestHeaders, context);
         }
         else
         {
-            if (info.WeightedCluster is { } wc) HeaderMutator.Apply(headers, wc.RequestHeaders, context);
             HeaderMutator.Apply(headers, route.RequestHeaders, context);
             HeaderMutator.Apply(headers, vhost.RequestHeaders, context);
             HeaderMutator.Apply(headers, routes.RequestHeaders, context);
@@ -285,9 +292,9 @@ internal sealed class RouterFilter
                 authority = action.HostRewriteValue!;
                 break;
             case HostRewriteKind.Auto:
-                // For DNS clusters the resolved name; for static hosts the endpoint's hostname, else its address.
-                authority = host.Hostname is { Length: > 0 } hn ? hn + (host.Address.IsPipe ? "" : ":" + host.Address.Port) : host.Authority;
-                if (host.Hostname is { Length: > 0 } && (host.Address.Port is 80 or 443)) authority = host.Hostname;
+                // Envoy sets :authority to the host's hostname() alone, no port: the DNS name of a STRICT/LOGICAL_DNS
+                // host or an endpoint's hostname. Without one "setting this to true has no effect".
+                if (host.Hostname is { Length: > 0 } hn) authority = hn;
                 break;
             case HostRewriteKind.Header:
                 var v = context.Request.Headers[action.HostRewriteValue!];

@@ -1,0 +1,172 @@
+using System.Net;
+using System.Net.Sockets;
+using CSharpEnvoy.IntegrationTests.Http;
+using CSharpEnvoy.IntegrationTests.Infrastructure;
+
+namespace CSharpEnvoy.IntegrationTests.Host;
+
+/// <summary>The csenvoy executable as users run it: Envoy's flags, exit codes and messages.</summary>
+public sealed class CommandLineTests
+{
+    private static string WriteTemp(string text, string ext = ".yaml")
+    {
+        var path = Path.Combine(Path.GetTempPath(), "csenvoy-test-" + Guid.NewGuid().ToString("N") + ext);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    [Fact]
+    public async Task Version_PrintsVersionAndExitsZero()
+    {
+        var (code, stdout, _) = await CsEnvoyProcess.RunAsync("--version");
+        Assert.Equal(0, code);
+        Assert.Contains("csenvoy  version: ", stdout);
+    }
+
+    [Fact]
+    public async Task UnknownFlag_ExitsNonZeroWithUsage()
+    {
+        var (code, _, stderr) = await CsEnvoyProcess.RunAsync("--bogus");
+        Assert.Equal(1, code);
+        Assert.Contains("unknown argument '--bogus'", stderr);
+        Assert.Contains("usage: csenvoy", stderr);
+    }
+
+    [Fact]
+    public async Task ValidateMode_GoodConfig_PrintsOkAndExitsZero()
+    {
+        var path = Path.Combine(CsEnvoyProcess.RepoRoot(), "configs", "quickstart.yaml");
+        var (code, stdout, stderr) = await CsEnvoyProcess.RunAsync("--mode", "validate", "-c", path);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("OK", stdout);
+    }
+
+    [Fact]
+    public async Task ValidateMode_BadConfig_ListsEveryErrorWithPathAndExitsOne()
+    {
+        var path = WriteTemp("""
+            static_resources:
+              clusters:
+              - name: a
+                connect_timeout: never
+                lb_policy: RING_HASH
+              - name: a
+                type: EDS
+            """);
+        try
+        {
+            var (code, _, stderr) = await CsEnvoyProcess.RunAsync("--mode", "validate", "-c", path);
+            Assert.Equal(1, code);
+            Assert.Contains("static_resources.clusters[0].connect_timeout: invalid duration 'never'", stderr);
+            // Parse errors stop before semantic checks; a file with only semantic errors lists them all:
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        var semantic = WriteTemp("""
+            static_resources:
+              clusters:
+              - name: a
+                lb_policy: RING_HASH
+              - name: a
+            """);
+        try
+        {
+            var (code, _, stderr) = await CsEnvoyProcess.RunAsync("--mode", "validate", "-c", semantic);
+            Assert.Equal(1, code);
+            Assert.Contains("static_resources.clusters[0].lb_policy: lb_policy RingHash is not supported yet", stderr);
+            Assert.Contains("static_resources.clusters[1].name: duplicate cluster name 'a'", stderr);
+        }
+        finally
+        {
+            File.Delete(semantic);
+        }
+    }
+
+    [Fact]
+    public async Task MissingConfigFile_ExitsOneWithMessage()
+    {
+        var (code, _, stderr) = await CsEnvoyProcess.RunAsync("-c", "/nonexistent/envoy.yaml");
+        Assert.Equal(1, code);
+        Assert.Contains("cannot read config file '/nonexistent/envoy.yaml'", stderr);
+    }
+
+    [Fact]
+    public async Task PortInUse_ExitsOneNamingListenerAndAddress()
+    {
+        using var blocker = new TcpListener(IPAddress.Loopback, 0);
+        blocker.Start();
+        var port = ((IPEndPoint)blocker.LocalEndpoint).Port;
+        var yaml = $$"""
+            static_resources:
+              listeners:
+              - name: busy
+                address: { socket_address: { address: 127.0.0.1, port_value: {{port}} } }
+                filter_chains:
+                - filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: x
+                      route_config: { virtual_hosts: [{ name: v, domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status: 200 } }] }] }
+            """;
+        var (code, _, stderr) = await CsEnvoyProcess.RunAsync("--config-yaml", yaml);
+        Assert.Equal(1, code);
+        Assert.Contains($"cannot bind listener 'busy' to 127.0.0.1:{port}", stderr);
+    }
+
+    [Fact]
+    public async Task Quickstart_ServesDirectResponseAndAdminThroughACluster_ThenQuits()
+    {
+        // The shipped quickstart with its two fixed ports moved to free ones, so tests never collide.
+        var listenerPort = BasicProxyTests.FreePort();
+        var adminPort = BasicProxyTests.FreePort();
+        var text = File.ReadAllText(Path.Combine(CsEnvoyProcess.RepoRoot(), "configs", "quickstart.yaml"))
+            .Replace("port_value: 10000", $"port_value: {listenerPort}")
+            .Replace("port_value: 9901", $"port_value: {adminPort}");
+        var path = WriteTemp(text);
+        try
+        {
+            await using var proc = CsEnvoyProcess.Start("-c", path, "--service-node", "node-1", "--service-zone", "zone-a");
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            await WaitReadyAsync(http, $"http://127.0.0.1:{adminPort}/ready", proc);
+
+            var hello = await http.GetStringAsync($"http://127.0.0.1:{listenerPort}/");
+            var stats = await http.GetStringAsync($"http://127.0.0.1:{listenerPort}/admin/stats");
+            var info = await http.GetStringAsync($"http://127.0.0.1:{adminPort}/server_info");
+            using var quit = await http.PostAsync($"http://127.0.0.1:{adminPort}/quitquitquit", null);
+            var code = await proc.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.StartsWith("Hello from CSharpEnvoy", hello);
+            Assert.Contains("cluster.admin.upstream_rq_total: 1", stats);
+            Assert.Contains("\"service_node\": \"node-1\"", info);
+            Assert.Contains("\"service_zone\": \"zone-a\"", info);
+            Assert.Equal(0, code);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    private static async Task WaitReadyAsync(HttpClient http, string url, CsEnvoyProcess proc)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            Assert.False(proc.HasExited, "csenvoy exited early: " + proc.Stderr);
+            try
+            {
+                using var r = await http.GetAsync(url);
+                if (r.StatusCode == HttpStatusCode.OK) return;
+            }
+            catch (HttpRequestException)
+            {
+                // not listening yet: poll again
+            }
+            await Task.Delay(50);
+        }
+        Assert.Fail("csenvoy did not become ready: " + proc.Stderr);
+    }
+}

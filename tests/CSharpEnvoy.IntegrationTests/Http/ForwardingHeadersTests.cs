@@ -1,0 +1,217 @@
+using System.Net;
+using CSharpEnvoy.IntegrationTests.Infrastructure;
+using static CSharpEnvoy.IntegrationTests.Http.HttpTestUtil;
+
+namespace CSharpEnvoy.IntegrationTests.Http;
+
+/// <summary>
+/// The connection manager's request header sanitizing: x-forwarded-for/-proto, x-envoy-internal,
+/// x-envoy-external-address, x-request-id and via, with use_remote_address on and off (Envoy's
+/// <c>ConnectionManagerUtility::mutateRequestHeaders</c>, "HTTP header manipulation" and "header sanitizing").
+/// All clients here connect from 127.0.0.1.
+/// </summary>
+public sealed class ForwardingHeadersTests
+{
+    private const string Routes = """
+        - name: vh
+          domains: ["*"]
+          routes:
+          - match: { prefix: "/" }
+            route: { cluster: backend }
+        """;
+
+    private static async Task<(TestBackend Backend, ProxyHarness Proxy)> StartAsync(string hcmExtra)
+    {
+        var backend = await TestBackend.StartEchoAsync();
+        var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address), hcmExtra));
+        return (backend, proxy);
+    }
+
+    [Fact]
+    public async Task UseRemoteAddress_LoopbackClientWithoutXff_IsInternal()
+    {
+        var (backend, proxy) = await StartAsync("use_remote_address: true");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+
+        using var response = await GetAsync(client, "/", null,
+            ("x-forwarded-proto", "https"), ("x-request-id", "client-id-1"), ("x-envoy-ip-tags", "tag1"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        // A loopback peer is recorded as the server's own local address (Envoy: config.localAddress()).
+        Assert.Equal(EnvoyLocalAddress(), Upstream(response, "x-forwarded-for"));
+        // The edge does not trust the client's x-forwarded-proto.
+        Assert.Equal("http", Upstream(response, "x-forwarded-proto"));
+        Assert.Equal("true", Upstream(response, "x-envoy-internal"));
+        Assert.Null(Upstream(response, "x-envoy-external-address"));
+        // Internal requests keep their request id and the x-envoy-* headers only trusted from inside.
+        Assert.Equal("client-id-1", Upstream(response, "x-request-id"));
+        Assert.Equal("tag1", Upstream(response, "x-envoy-ip-tags"));
+    }
+
+    [Fact]
+    public async Task UseRemoteAddress_ClientWithXff_IsExternal_AndSanitized()
+    {
+        var (backend, proxy) = await StartAsync("use_remote_address: true");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+
+        using var response = await GetAsync(client, "/", null,
+            ("x-forwarded-for", "203.0.113.7"), ("x-envoy-internal", "true"), ("x-request-id", "client-id-2"),
+            ("x-envoy-retry-on", "5xx"), ("x-envoy-max-retries", "9"), ("x-envoy-upstream-rq-timeout-ms", "1"),
+            ("x-envoy-external-address", "6.6.6.6"), ("x-envoy-ip-tags", "tag1"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("203.0.113.7," + EnvoyLocalAddress(), Upstream(response, "x-forwarded-for"));
+        Assert.Null(Upstream(response, "x-envoy-internal"));
+        Assert.Equal("127.0.0.1", Upstream(response, "x-envoy-external-address"));
+        // An edge request gets a fresh request id.
+        var id = Upstream(response, "x-request-id");
+        Assert.NotEqual("client-id-2", id);
+        Assert.True(Guid.TryParse(id, out _), id);
+        // Envoy's cleanInternalHeaders strips these from external requests.
+        Assert.Null(Upstream(response, "x-envoy-retry-on"));
+        Assert.Null(Upstream(response, "x-envoy-max-retries"));
+        Assert.Null(Upstream(response, "x-envoy-upstream-rq-timeout-ms"));
+        Assert.Null(Upstream(response, "x-envoy-ip-tags"));
+    }
+
+    [Fact]
+    public async Task UseRemoteAddress_PreserveExternalRequestId()
+    {
+        var (backend, proxy) = await StartAsync("use_remote_address: true\npreserve_external_request_id: true");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+
+        using var response = await GetAsync(client, "/", null, ("x-forwarded-for", "203.0.113.7"), ("x-request-id", "client-id-3"));
+
+        Assert.Equal("client-id-3", Upstream(response, "x-request-id"));
+    }
+
+    [Fact]
+    public async Task UseRemoteAddress_SkipXffAppend()
+    {
+        var (backend, proxy) = await StartAsync("use_remote_address: true\nskip_xff_append: true");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+
+        using var withXff = await GetAsync(client, "/", null, ("x-forwarded-for", "203.0.113.7"));
+        using var withoutXff = await client.GetAsync("/");
+
+        Assert.Equal("203.0.113.7", Upstream(withXff, "x-forwarded-for"));
+        Assert.Equal("127.0.0.1", Upstream(withXff, "x-envoy-external-address"));
+        Assert.Null(Upstream(withoutXff, "x-forwarded-for"));
+        Assert.Equal("true", Upstream(withoutXff, "x-envoy-internal"));
+        Assert.Equal("http", Upstream(withoutXff, "x-forwarded-proto"));
+    }
+
+    [Fact]
+    public async Task UseRemoteAddress_XffNumTrustedHops_TakesTheClientFromXff()
+    {
+        var (backend, proxy) = await StartAsync("use_remote_address: true\nxff_num_trusted_hops: 1");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+
+        using var response = await GetAsync(client, "/", null,
+            ("x-forwarded-for", "198.51.100.1, 203.0.113.7"), ("x-forwarded-proto", "https"));
+        using var noXff = await client.GetAsync("/");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("198.51.100.1,203.0.113.7," + EnvoyLocalAddress(), Upstream(response, "x-forwarded-for"));
+        // One trusted hop: the client is the last XFF entry, and the trusted hop's x-forwarded-proto stands.
+        Assert.Equal("203.0.113.7", Upstream(response, "x-envoy-external-address"));
+        Assert.Equal("https", Upstream(response, "x-forwarded-proto"));
+        Assert.Equal("http", Upstream(noXff, "x-forwarded-proto"));
+        Assert.Equal("true", Upstream(noXff, "x-envoy-internal"));
+    }
+
+    [Fact]
+    public async Task NoRemoteAddress_TrustsXff_ForInternalStatus()
+    {
+        var (backend, proxy) = await StartAsync("");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+
+        using var noXff = await GetAsync(client, "/", null, ("x-envoy-internal", "true"), ("x-forwarded-proto", "https"), ("x-request-id", "keep-1"));
+        using var internalXff = await GetAsync(client, "/", null, ("x-forwarded-for", "10.0.0.5"), ("x-envoy-ip-tags", "tag1"));
+        using var externalXff = await GetAsync(client, "/", null,
+            ("x-forwarded-for", "203.0.113.7"), ("x-request-id", "keep-2"), ("x-envoy-ip-tags", "tag1"), ("x-envoy-retry-on", "5xx"));
+        using var twoHops = await GetAsync(client, "/", null, ("x-forwarded-for", "10.0.0.5, 10.0.0.6"));
+
+        // Without use_remote_address Envoy does not touch XFF, keeps a downstream x-forwarded-proto (or sets it).
+        Assert.Null(Upstream(noXff, "x-forwarded-for"));
+        Assert.Equal("https", Upstream(noXff, "x-forwarded-proto"));
+        Assert.Equal("http", Upstream(internalXff, "x-forwarded-proto"));
+        // x-envoy-internal is always removed from the downstream request, and set only when XFF holds a single
+        // internal address. Without XFF the request is external even though the peer is loopback.
+        Assert.Null(Upstream(noXff, "x-envoy-internal"));
+        Assert.Equal("keep-1", Upstream(noXff, "x-request-id"));
+        Assert.Equal("10.0.0.5", Upstream(internalXff, "x-forwarded-for"));
+        Assert.Equal("true", Upstream(internalXff, "x-envoy-internal"));
+        Assert.Equal("tag1", Upstream(internalXff, "x-envoy-ip-tags"));
+        Assert.Null(Upstream(externalXff, "x-envoy-internal"));
+        Assert.Null(Upstream(externalXff, "x-envoy-ip-tags"));
+        Assert.Null(Upstream(externalXff, "x-envoy-retry-on"));
+        Assert.Null(Upstream(twoHops, "x-envoy-internal"));
+        // Not an edge request: no external address, and the request id is kept.
+        Assert.Null(Upstream(externalXff, "x-envoy-external-address"));
+        Assert.Equal("keep-2", Upstream(externalXff, "x-request-id"));
+        Assert.True(Guid.TryParse(Upstream(internalXff, "x-request-id"), out _));
+    }
+
+    [Fact]
+    public async Task RequestId_GeneratedWhenAbsent_AndAlwaysSetInResponse()
+    {
+        var (backend, proxy) = await StartAsync("always_set_request_id_in_response: true");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+
+        using var generated = await client.GetAsync("/");
+        using var given = await GetAsync(client, "/", null, ("x-request-id", "given-id"));
+
+        var id = Upstream(generated, "x-request-id");
+        Assert.True(Guid.TryParse(id, out _), id);
+        Assert.Equal(id, Header(generated, "x-request-id"));
+        Assert.Equal("given-id", Upstream(given, "x-request-id"));
+        Assert.Equal("given-id", Header(given, "x-request-id"));
+    }
+
+    [Fact]
+    public async Task RequestId_NotGenerated_WhenGenerateRequestIdIsFalse()
+    {
+        var (backend, proxy) = await StartAsync("generate_request_id: false");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+
+        using var absent = await client.GetAsync("/");
+        using var given = await GetAsync(client, "/", null, ("x-request-id", "given-id"));
+
+        Assert.Null(Upstream(absent, "x-request-id"));
+        Assert.Null(Header(absent, "x-request-id"));
+        Assert.Equal("given-id", Upstream(given, "x-request-id"));
+    }
+
+    [Fact]
+    public async Task Via_IsAppendedToRequestAndResponse()
+    {
+        var (backend, proxy) = await StartAsync("via: csenvoy-test");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+
+        using var plain = await client.GetAsync("/");
+        using var chained = await GetAsync(client, "/", null, ("via", "1.1 client-proxy"));
+
+        Assert.Equal("csenvoy-test", Upstream(plain, "via"));
+        Assert.Equal("1.1 client-proxy,csenvoy-test", Upstream(chained, "via"));
+        Assert.Equal("csenvoy-test", Header(plain, "via"));
+    }
+}
