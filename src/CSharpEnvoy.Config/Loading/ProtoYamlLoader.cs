@@ -383,9 +383,11 @@ internal sealed class ProtoYamlLoader
             any.TypeUrl = typeUrl.Contains('/') ? typeUrl : "type.googleapis.com/" + typeUrl;
             return;
         }
-        if (ProtoRegistry.IsPlaceholder(d))
+        if (ProtoRegistry.IsPlaceholder(d) || !Validation.ExtensionRegistry.IsSupportedType(d.FullName))
         {
-            errors.Add(path, $"{d.FullName} is not supported");
+            // A known type csenvoy does not implement: its content is not read (it may use placeholder types), and
+            // the extension is reported once, by whoever resolves it ("unsupported HTTP filter ...").
+            any.TypeUrl = "type.googleapis.com/" + d.FullName;
             return;
         }
         var inner = NewMessage(d);

@@ -84,7 +84,8 @@ internal static class BootstrapTranslator
                     errors.Add(path + ".name", $"error adding listener named '{l.Name}': duplicate listener name");
                     continue;
                 }
-                if (!addresses.Add(l.Address.ToString()))
+                // Envoy allows any number of listeners on port 0 (each gets its own ephemeral port).
+                if ((l.Address.IsPipe || l.Address.Port != 0) && !addresses.Add(l.Address.ToString()))
                 {
                     errors.Add(path + ".address", $"error adding listener '{l.Name}': duplicate listener address {l.Address}");
                     continue;

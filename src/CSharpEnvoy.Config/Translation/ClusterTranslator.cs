@@ -23,13 +23,13 @@ internal static class ClusterTranslator
             ProtoCluster.Types.DiscoveryType.Static => DiscoveryType.Static,
             ProtoCluster.Types.DiscoveryType.StrictDns => DiscoveryType.StrictDns,
             ProtoCluster.Types.DiscoveryType.LogicalDns => DiscoveryType.LogicalDns,
-            _ => Unsupported(ConfigErrors.Join(path, "type"), $"cluster type {c.Type} is not supported yet (STATIC, STRICT_DNS and LOGICAL_DNS are)", errors, DiscoveryType.Static),
+            _ => Unsupported(ConfigErrors.Join(path, "type"), $"cluster type {ProtoEnum.Name(c.Type)} is not supported yet (STATIC, STRICT_DNS and LOGICAL_DNS are)", errors, DiscoveryType.Static),
         };
 
         var lb = c.LbPolicy switch
         {
             ProtoCluster.Types.LbPolicy.RoundRobin => LbPolicy.RoundRobin,
-            _ => Unsupported(ConfigErrors.Join(path, "lb_policy"), $"lb_policy {c.LbPolicy} is not supported yet (ROUND_ROBIN is)", errors, LbPolicy.RoundRobin),
+            _ => Unsupported(ConfigErrors.Join(path, "lb_policy"), $"lb_policy {ProtoEnum.Name(c.LbPolicy)} is not supported yet (ROUND_ROBIN is)", errors, LbPolicy.RoundRobin),
         };
 
         var endpoints = new List<EndpointModel>();

@@ -14,9 +14,12 @@ internal static class ListenerTranslator
     public static ListenerModel? Translate(ProtoListener l, string path, ConfigErrors errors, Func<string, bool>? clusterExists)
     {
         var addr = ClusterTranslator.TranslateAddress(l.Address, ConfigErrors.Join(path, "address"), errors, requirePort: false);
-        var name = string.IsNullOrEmpty(l.Name) ? addr?.ToString() ?? "" : l.Name;
+        // Envoy names an unnamed listener with a random UUID.
+        var name = string.IsNullOrEmpty(l.Name) ? Guid.NewGuid().ToString() : l.Name;
         var chains = new List<FilterChainModel>();
-        if (l.FilterChains.Count == 0)
+        var isUdp = l.Address?.SocketAddress?.Protocol == Envoy.Config.Core.V3.SocketAddress.Types.Protocol.Udp;
+        // UDP listeners have no filter chains in Envoy; they are refused for their protocol already.
+        if (l.FilterChains.Count == 0 && !isUdp)
             errors.Add(ConfigErrors.Join(path, "filter_chains"), "a listener needs at least one filter chain");
         if (l.FilterChains.Count > 1)
             errors.Add(ConfigErrors.Join(path, "filter_chains"), "several filter chains per listener (filter_chain_match) are not supported yet; use one filter chain");
@@ -65,7 +68,7 @@ internal static class ListenerTranslator
             HttpConnectionManager.Types.CodecType.Auto => CodecType.Auto,
             HttpConnectionManager.Types.CodecType.Http1 => CodecType.Http1,
             HttpConnectionManager.Types.CodecType.Http2 => CodecType.Http2,
-            _ => Fail(ConfigErrors.Join(path, "codec_type"), $"codec_type {h.CodecType} is not supported", errors, CodecType.Auto),
+            _ => Fail(ConfigErrors.Join(path, "codec_type"), $"codec_type {ProtoEnum.Name(h.CodecType)} is not supported", errors, CodecType.Auto),
         };
 
         Model.RouteConfiguration.RouteConfigurationModel? routes = null;

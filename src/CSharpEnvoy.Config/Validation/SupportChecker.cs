@@ -34,8 +34,13 @@ internal static class SupportChecker
         {
             var any = (Any)message;
             if (any.TypeUrl.Length == 0) return;
-            // An extension type csenvoy does not implement is reported once, by the translator, not field by field.
-            if (isExtensionPoint && !ExtensionRegistry.IsSupportedType(any.TypeUrl)) return;
+            // An extension type csenvoy does not implement is reported once: by the translator at extension points,
+            // here anywhere else.
+            if (!ExtensionRegistry.IsSupportedType(any.TypeUrl))
+            {
+                if (!isExtensionPoint) errors.Add(path, $"unsupported type '{any.TypeUrl}'");
+                return;
+            }
             var inner = registry.Unpack(any, out var error);
             if (inner is not null) Walk(inner, path, errors, registry, isExtensionPoint: false);
             // At extension points the translator names the extension's role ("unsupported HTTP filter ..."); elsewhere say it here.

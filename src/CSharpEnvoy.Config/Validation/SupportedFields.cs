@@ -97,6 +97,7 @@ internal static class SupportedFields
         Warn(cl, "respect_dns_ttl", "the refresh rate is always dns_refresh_rate");
         Msg("envoy.config.endpoint.v3.ClusterLoadAssignment", "cluster_name", "endpoints");
         Msg("envoy.config.endpoint.v3.LocalityLbEndpoints", "locality", "lb_endpoints");
+        Note("envoy.config.endpoint.v3.LocalityLbEndpoints", "priority", "0 only for now; other priorities are refused");
         Msg("envoy.config.endpoint.v3.LbEndpoint", "endpoint");
         Msg("envoy.config.endpoint.v3.Endpoint", "address", "hostname");
         Msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "explicit_http_config", "use_downstream_protocol_config");

@@ -5,6 +5,7 @@ using CSharpEnvoy.Config.Model.RouteConfiguration;
 using CSharpEnvoy.DataPlane.Router;
 using CSharpEnvoy.DataPlane.Stats;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace CSharpEnvoy.DataPlane.Http;
 
@@ -129,6 +130,9 @@ internal sealed class HttpConnectionManager
         }
         info.Route = route;
 
+        if (!UpgradeAllowed(context, route))
+            return LocalReply.SendAsync(context, 403, "", LocalReplyServerName, info, "upgrade_failed");
+
         if (route.DirectResponse is { } direct)
         {
             Stats.RqDirectResponse.Inc();
@@ -140,6 +144,20 @@ internal sealed class HttpConnectionManager
             return SendRedirect(context, info, redirect, request, scheme, host, routes!, vhost!, route);
         }
         return _router.ForwardAsync(context, info, this, routes!, vhost!, route, request);
+    }
+
+    /// <summary>Envoy's <c>FilterManager::createUpgradeFilterChain</c> decision: a route-level entry decides (it may
+    /// enable what the connection manager does not list); otherwise, and for redirects and direct responses, which
+    /// have no upgrade config, the connection manager's entry does. A refused upgrade is a 403.</summary>
+    private bool UpgradeAllowed(HttpContext context, RouteModel route)
+    {
+        string? type = null;
+        if (context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true }) type = context.Request.Headers.Upgrade.ToString();
+        else if (context.Features.Get<IHttpExtendedConnectFeature>() is { IsExtendedConnect: true } ec) type = ec.Protocol;
+        if (type is null) return true;
+        type = type.ToLowerInvariant();
+        if (route.Route is { } action && action.UpgradeTypes.TryGetValue(type, out var routeEnabled)) return routeEnabled;
+        return Model.UpgradeTypes.TryGetValue(type, out var enabled) && enabled;
     }
 
     /// <summary>Envoy's <c>ConnectionManagerUtility::mutateRequestHeaders</c>, the parts that apply so far.</summary>

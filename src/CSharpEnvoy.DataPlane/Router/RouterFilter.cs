@@ -24,6 +24,8 @@ internal sealed class UpstreamRequest : StreamInfo
     public string UpstreamAuthority { get; set; } = "";
     public long UpstreamStartTimestamp { get; set; }
     public bool ResponseStarted { get; private set; }
+    /// <summary>The upstream accepted an upgrade (101): the request is now a tunnel.</summary>
+    public bool Upgraded { get; private set; }
     public HttpConnectionManager? Hcm { get; set; }
     public RouteConfigurationModel? Routes { get; set; }
     /// <summary>The route timeout's source, disarmed when an upgrade is accepted.</summary>
@@ -45,9 +47,15 @@ internal sealed class UpstreamRequest : StreamInfo
         ResponseCodeDetails = "via_upstream";
         // Envoy arms the route timeout when the downstream request ends, which an upgraded (WebSocket) stream does not
         // do: once the upstream accepts the upgrade only the idle timeout bounds the tunnel.
-        if (proxyResponse.StatusCode == HttpStatusCode.SwitchingProtocols) RouteTimeout?.CancelAfter(Timeout.InfiniteTimeSpan);
-        Cluster?.Stats.ResponseCode((int)proxyResponse.StatusCode);
         var hcm = Hcm!;
+        if (proxyResponse.StatusCode == HttpStatusCode.SwitchingProtocols)
+        {
+            RouteTimeout?.CancelAfter(Timeout.InfiniteTimeSpan);
+            Upgraded = true;
+            hcm.Stats.DownstreamCxUpgradesTotal.Inc();
+            hcm.Stats.DownstreamCxUpgradesActive.Inc();
+        }
+        Cluster?.Stats.ResponseCode((int)proxyResponse.StatusCode);
         if (!hcm.Model.SuppressEnvoyHeaders)
         {
             var ms = (long)Stopwatch.GetElapsedTime(UpstreamStartTimestamp).TotalMilliseconds;
@@ -84,12 +92,6 @@ internal sealed class RouterFilter
         info.Hcm = hcm;
         info.Routes = routes;
         var serverName = hcm.LocalReplyServerName;
-
-        if (!UpgradeAllowed(context, hcm, action))
-        {
-            await LocalReply.SendAsync(context, 403, "", serverName, info, "upgrade_failed").ConfigureAwait(false);
-            return;
-        }
 
         string? clusterName;
         if (action.Cluster is not null) clusterName = action.Cluster;
@@ -154,6 +156,7 @@ internal sealed class RouterFilter
         {
             host.RequestFinished();
             stats.UpstreamRqActive.Dec();
+            if (info.Upgraded) hcm.Stats.DownstreamCxUpgradesActive.Dec();
         }
         if (error == ForwarderError.None) return;
         await OnForwardErrorAsync(context, info, cluster, error, timeoutCts, serverName).ConfigureAwait(false);
@@ -232,20 +235,6 @@ internal sealed class RouterFilter
         for (var i = 0; i < entries.Count; i++)
             if (r < entries[i].CumulativeWeight) return entries[i];
         return entries[^1];
-    }
-
-    private static bool UpgradeAllowed(HttpContext context, HttpConnectionManager hcm, RouteActionModel action)
-    {
-        var upgrade = context.Features.Get<IHttpUpgradeFeature>();
-        string? type = null;
-        if (upgrade is { IsUpgradableRequest: true }) type = context.Request.Headers.Upgrade.ToString();
-        else if (context.Features.Get<IHttpExtendedConnectFeature>() is { IsExtendedConnect: true } ec) type = ec.Protocol;
-        if (type is null) return true;
-        type = type.ToLowerInvariant();
-        // Envoy: a route-level entry decides (it may enable what the connection manager does not list); otherwise the
-        // connection manager's entry does.
-        if (action.UpgradeTypes.TryGetValue(type, out var routeEnabled)) return routeEnabled;
-        return hcm.Model.UpgradeTypes.TryGetValue(type, out var enabled) && enabled;
     }
 
     private static void ApplyRequestHeaderMutations(HttpContext context, UpstreamRequest info, RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route)

@@ -75,7 +75,7 @@ public sealed class CommandLineTests
         {
             var (code, _, stderr) = await CsEnvoyProcess.RunAsync("--mode", "validate", "-c", semantic);
             Assert.Equal(1, code);
-            Assert.Contains("static_resources.clusters[0].lb_policy: lb_policy RingHash is not supported yet", stderr);
+            Assert.Contains("static_resources.clusters[0].lb_policy: lb_policy RING_HASH is not supported yet", stderr);
             Assert.Contains("static_resources.clusters[1].name: duplicate cluster name 'a'", stderr);
         }
         finally

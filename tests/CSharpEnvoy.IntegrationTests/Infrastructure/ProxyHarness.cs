@@ -32,7 +32,9 @@ public sealed class ProxyHarness : IAsyncDisposable
         return errors;
     }
 
-    public string ListenerAddress(string name) => _server.ListenerAddresses[name];
+    /// <summary>A listener's bound address by name, or by position as "#0", "#1" (unnamed listeners get a UUID).</summary>
+    public string ListenerAddress(string name) =>
+        name.StartsWith('#') ? _server.Listeners[int.Parse(name[1..])].BoundAddress.ToString() : _server.ListenerAddresses[name];
 
     public Uri ListenerUri(string name) => new($"http://{ListenerAddress(name)}");
 

@@ -1,0 +1,84 @@
+using System.Net;
+using System.Net.WebSockets;
+using CSharpEnvoy.IntegrationTests.Infrastructure;
+
+namespace CSharpEnvoy.IntegrationTests.EnvoyConfigs;
+
+/// <summary>
+/// Corpus configs on which csenvoy currently diverges from Envoy, in the loader or the proxy. Each test asserts the
+/// correct behaviour and is skipped until the bug is fixed; the skip reason says what is wrong.
+/// </summary>
+public sealed class KnownBugTests
+{
+    private const string UnnamedListener = "#0"; // the first listener (unnamed listeners get a UUID, as in Envoy)
+
+    [Fact]
+    public void Rbac_IsRefusedAsAnUnsupportedHttpFilter()
+    {
+        UnsupportedSandboxTests.AssertErrors("rbac/envoy.yaml",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0]: unsupported HTTP filter 'envoy.filters.http.rbac' (type 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC')");
+    }
+
+    [Fact]
+    public void Redis_RefusedLbPolicy_IsNamedAsInTheConfig()
+    {
+        UnsupportedSandboxTests.AssertErrors("redis/envoy.yaml",
+            "static_resources.clusters[0].lb_policy: lb_policy MAGLEV is not supported yet (ROUND_ROBIN is)",
+            "static_resources.listeners[0].filter_chains[0].filters[0]: unsupported network filter 'envoy.filters.network.redis_proxy' (type 'type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy')");
+    }
+
+    [Fact]
+    public void GolangNetwork_RefusedClusterTypeAndLbPolicy_AreNamedAsInTheConfig()
+    {
+        UnsupportedSandboxTests.AssertErrors("golang-network/envoy.yaml",
+            "static_resources.clusters[0].type: cluster type ORIGINAL_DST is not supported yet (STATIC, STRICT_DNS and LOGICAL_DNS are)",
+            "static_resources.clusters[0].lb_policy: lb_policy CLUSTER_PROVIDED is not supported yet (ROUND_ROBIN is)",
+            "static_resources.listeners[0].filter_chains[0].filters[0]: unsupported network filter 'envoy.filters.network.golang' (type 'type.googleapis.com/envoy.extensions.filters.network.golang.v3alpha.Config')");
+    }
+
+    [Fact]
+    public void Udp_IsRefusedForUdpAndListenerFiltersOnly()
+    {
+        UnsupportedSandboxTests.AssertErrors("udp/envoy.yaml",
+            "static_resources.listeners[0].listener_filters: field 'listener_filters' of envoy.config.listener.v3.Listener is not supported by csenvoy (see docs/compatibility.md)",
+            "static_resources.listeners[0].address.socket_address.protocol: only TCP socket addresses are supported");
+    }
+
+    [Fact]
+    public void LocalityLoadBalancing_EachProblemIsReportedOnce()
+    {
+        var errors = ProxyHarness.Validate(EnvoyConfigCorpus.Read("locality-load-balancing/envoy.yaml"));
+        Assert.True(errors.HasErrors);
+        var repeated = errors.Errors.GroupBy(e => e.Path).Where(g => g.Count() > 1).Select(g => string.Join(" | ", g));
+        Assert.Empty(repeated);
+    }
+
+    [Fact]
+    public void FrontProxy_TwoListenersOnPortZero_AreNotDuplicates()
+    {
+        // Envoy names an unnamed listener with a UUID and skips the duplicate-address check for listeners that bind
+        // port 0, so the rewritten front proxy fails only for its TLS listener.
+        var yaml = EnvoyConfigRewriter.RewriteBootstrap(EnvoyConfigCorpus.Read("front-proxy/envoy.yaml"));
+
+        var errors = ProxyHarness.Validate(yaml);
+
+        Assert.Equal(
+            new[] { "static_resources.listeners[1].filter_chains[0].transport_socket: field 'transport_socket' of envoy.config.listener.v3.FilterChain is not supported by csenvoy (see docs/compatibility.md)" },
+            errors.Errors.Select(e => e.ToString()));
+    }
+
+    [Fact]
+    public async Task WebSocketRoute_UpgradeToTheDirectResponseRoute_IsForbidden()
+    {
+        await using var service = await RunnableSandboxTests.StartWebSocketEchoAsync();
+        await using var proxy = await RunnableSandboxTests.StartAsync("websocket/envoy-ws-route.yaml", ("service_ws", service));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var ws = new ClientWebSocket();
+        ws.Options.Proxy = null;
+        ws.Options.CollectHttpResponseDetails = true;
+
+        await Assert.ThrowsAsync<WebSocketException>(() => ws.ConnectAsync(new Uri($"ws://{proxy.ListenerAddress(UnnamedListener)}/"), cts.Token));
+
+        Assert.Equal(HttpStatusCode.Forbidden, ws.HttpStatusCode);
+    }
+}

@@ -1,0 +1,314 @@
+using CSharpEnvoy.IntegrationTests.Infrastructure;
+
+namespace CSharpEnvoy.IntegrationTests.EnvoyConfigs;
+
+/// <summary>
+/// Sandbox configs that use features csenvoy does not have yet. Each file is validated exactly as it is, and the
+/// test pins every error: its path and its message. When a feature lands, the matching test fails and the config
+/// moves to <see cref="RunnableSandboxTests"/>.
+/// </summary>
+public sealed class UnsupportedSandboxTests
+{
+    private const string HcmType = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+    private const string FilterChainType = "envoy.config.listener.v3.FilterChain";
+    private const string ClusterType = "envoy.config.cluster.v3.Cluster";
+    private const string RouteType = "envoy.config.route.v3.Route";
+    private const string TcpProxyType = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+    private const string LayeredRuntimeWarning = "layered_runtime: runtime layers are accepted, but no runtime key changes behaviour yet";
+
+    // ----- hallmark configs, spelled out in full -----
+
+    [Fact]
+    public void FrontProxy_TlsListener_IsRefused()
+    {
+        AssertErrors("front-proxy/envoy.yaml",
+            "static_resources.listeners[1].filter_chains[0].transport_socket: field 'transport_socket' of envoy.config.listener.v3.FilterChain is not supported by csenvoy (see docs/compatibility.md)");
+        AssertWarnings("front-proxy/envoy.yaml", LayeredRuntimeWarning);
+    }
+
+    [Fact]
+    public void RouteMirror_MirrorPolicies_AreRefused()
+    {
+        AssertErrors("route-mirror/envoy.yaml",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.request_mirror_policies: field 'request_mirror_policies' of envoy.config.route.v3.RouteAction is not supported by csenvoy (see docs/compatibility.md)",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].route.request_mirror_policies: field 'request_mirror_policies' of envoy.config.route.v3.RouteAction is not supported by csenvoy (see docs/compatibility.md)");
+    }
+
+    [Fact]
+    public void CorsFrontend_AccessLogAndCorsFilter_AreRefused()
+    {
+        AssertErrors("cors/frontend/envoy.yaml",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log: field 'access_log' of envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager is not supported by csenvoy (see docs/compatibility.md)",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0]: unsupported HTTP filter 'envoy.filters.http.cors' (type 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors')");
+    }
+
+    [Fact]
+    public void CsrfCrossSite_OnlyTheAccessLogIsMissing()
+    {
+        AssertErrors("csrf/crosssite/envoy.yaml",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log: field 'access_log' of envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager is not supported by csenvoy (see docs/compatibility.md)");
+    }
+
+    [Fact]
+    public void GrpcBridgeServer_OnlyTheAccessLogIsMissing()
+    {
+        // The gRPC route match ("grpc: {}") and the h2c upstream are supported.
+        AssertErrors("grpc-bridge/server/envoy-proxy.yaml",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log: field 'access_log' of envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager is not supported by csenvoy (see docs/compatibility.md)");
+    }
+
+    [Fact]
+    public void DynamicConfigFs_Bootstrap_DynamicResourcesAreRefused()
+    {
+        AssertErrors("dynamic-config-fs/envoy.yaml",
+            "dynamic_resources: field 'dynamic_resources' of envoy.config.bootstrap.v3.Bootstrap is not supported by csenvoy (see docs/compatibility.md)");
+    }
+
+    [Fact]
+    public void TlsPassthrough_TcpProxy_IsRefused()
+    {
+        AssertErrors("tls/envoy-https-passthrough.yaml",
+            "static_resources.listeners[0].filter_chains[0].filters[0]: unsupported network filter 'envoy.filters.network.tcp_proxy' (type 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy')");
+    }
+
+    [Fact]
+    public void WebSocketWss_TlsOnBothSides_IsRefused()
+    {
+        AssertErrors("websocket/envoy-wss.yaml",
+            "static_resources.listeners[0].filter_chains[0].transport_socket: field 'transport_socket' of envoy.config.listener.v3.FilterChain is not supported by csenvoy (see docs/compatibility.md)",
+            "static_resources.clusters[0].transport_socket: field 'transport_socket' of envoy.config.cluster.v3.Cluster is not supported by csenvoy (see docs/compatibility.md)");
+    }
+
+    [Fact]
+    public void FaultInjection_FaultFilterAndAccessLog_AreRefused_RuntimeWarns()
+    {
+        AssertErrors("fault-injection/envoy.yaml",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log: field 'access_log' of envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager is not supported by csenvoy (see docs/compatibility.md)",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0]: unsupported HTTP filter 'envoy.filters.http.fault' (type 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault')");
+        AssertWarnings("fault-injection/envoy.yaml", LayeredRuntimeWarning);
+    }
+
+    [Fact]
+    public void LoadReportingService_ClusterManagerIsRefused()
+    {
+        AssertErrors("load-reporting-service/envoy.yaml",
+            "cluster_manager: field 'cluster_manager' of envoy.config.bootstrap.v3.Bootstrap is not supported by csenvoy (see docs/compatibility.md)");
+    }
+
+    // ----- the rest of the corpus, built from the same message shapes -----
+
+    public static TheoryData<string, string[]> MoreConfigs() => new()
+    {
+        { "brotli/envoy.yaml", new[]
+            {
+                Field("static_resources.listeners[0].filter_chains[0]", "transport_socket", FilterChainType),
+                Field("static_resources.listeners[1].filter_chains[0]", "transport_socket", FilterChainType),
+                HttpFilter(Hcm(0), 0, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
+                HttpFilter(Hcm(1), 0, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
+            } },
+        { "cache/envoy.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.cache", "envoy.extensions.filters.http.cache.v3.CacheConfig") } },
+        { "cors/backend/envoy.yaml", new[]
+            {
+                Field(VirtualHost(0) + ".routes[1]", "typed_per_filter_config", RouteType),
+                Field(VirtualHost(0) + ".routes[2]", "typed_per_filter_config", RouteType),
+                Field(VirtualHost(0), "typed_per_filter_config", "envoy.config.route.v3.VirtualHost"),
+                Field(Hcm(0), "access_log", HcmType),
+                HttpFilter(Hcm(0), 0, "envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.Cors"),
+            } },
+        { "csrf/samesite/envoy.yaml", new[]
+            {
+                Field(VirtualHost(0) + ".routes[0]", "typed_per_filter_config", RouteType),
+                Field(VirtualHost(0) + ".routes[1]", "typed_per_filter_config", RouteType),
+                Field(VirtualHost(0) + ".routes[2]", "typed_per_filter_config", RouteType),
+                Field(VirtualHost(0), "typed_per_filter_config", "envoy.config.route.v3.VirtualHost"),
+                Field(Hcm(0), "access_log", HcmType),
+                HttpFilter(Hcm(0), 0, "envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.Cors"),
+                HttpFilter(Hcm(0), 1, "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
+            } },
+        { "datadog-tracing/envoy.yaml", new[]
+            {
+                Field(Hcm(0), "tracing", HcmType),
+                Field(Hcm(0), "access_log", HcmType),
+                HttpFilter(Hcm(0), 0, "envoy.filters.http.health_check", "envoy.extensions.filters.http.health_check.v3.HealthCheck"),
+            } },
+        { "double-proxy/envoy-backend.yaml", new[]
+            {
+                Field("static_resources.listeners[0].filter_chains[0]", "transport_socket", FilterChainType),
+                Field("static_resources.listeners[0]", "listener_filters", "envoy.config.listener.v3.Listener"),
+                NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType),
+            } },
+        { "double-proxy/envoy-frontend.yaml", new[]
+            {
+                Field("static_resources.clusters[0]", "transport_socket", ClusterType),
+                NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType),
+            } },
+        { "dynamic-config-cp/envoy.yaml", new[] { Field("", "dynamic_resources", "envoy.config.bootstrap.v3.Bootstrap") } },
+        { "ext_authz/config/grpc-service/v3.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz") } },
+        { "ext_authz/config/http-service.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz") } },
+        { "ext_authz/config/opa-service/v3.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz") } },
+        { "golang-http/envoy.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.golang", "envoy.extensions.filters.http.golang.v3alpha.Config") } },
+        { "grpc-bridge/client/envoy-proxy.yaml", new[]
+            {
+                Field(Hcm(0), "add_user_agent", HcmType),
+                Field(Hcm(0), "access_log", HcmType),
+                Field(Hcm(0), "common_http_protocol_options", HcmType),
+                HttpFilter(Hcm(0), 0, "envoy.filters.http.grpc_http1_bridge", "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config"),
+            } },
+        { "gzip/envoy.yaml", new[]
+            {
+                HttpFilter(Hcm(0), 0, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
+                HttpFilter(Hcm(0), 1, "envoy.filters.http.decompressor", "envoy.extensions.filters.http.decompressor.v3.Decompressor"),
+                HttpFilter(Hcm(1), 0, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
+            } },
+        // The tracing sandboxes: a front proxy with two decorated routes, two service envoys (one with an egress
+        // listener too); only the tracer differs.
+        { "jaeger-tracing/envoy.yaml", Tracing(listeners: 1, decoratedRoutes: 1) },
+        { "jaeger-tracing/service1-envoy-jaeger.yaml", Tracing(listeners: 2, decoratedRoutes: 1) },
+        { "jaeger-tracing/service2-envoy-jaeger.yaml", Tracing(listeners: 1, decoratedRoutes: 1) },
+        { "opentelemetry/envoy-front-proxy.yaml", Tracing(listeners: 1, decoratedRoutes: 2) },
+        { "opentelemetry/envoy-1.yaml", Tracing(listeners: 2, decoratedRoutes: 1) },
+        { "opentelemetry/envoy-2.yaml", Tracing(listeners: 1, decoratedRoutes: 1) },
+        { "skywalking/envoy-front-proxy.yaml", Tracing(listeners: 1, decoratedRoutes: 2) },
+        { "skywalking/envoy-1.yaml", Tracing(listeners: 2, decoratedRoutes: 1) },
+        { "skywalking/envoy-2.yaml", Tracing(listeners: 1, decoratedRoutes: 1) },
+        { "zipkin/envoy-front-proxy.yaml", Tracing(listeners: 1, decoratedRoutes: 2) },
+        { "zipkin/envoy-1.yaml", Tracing(listeners: 2, decoratedRoutes: 1) },
+        { "zipkin/envoy-2.yaml", Tracing(listeners: 1, decoratedRoutes: 1) },
+        { "kafka/envoy.yaml", new[]
+            {
+                NetworkFilter(0, 0, "envoy.filters.network.kafka_broker", "envoy.extensions.filters.network.kafka_broker.v3.KafkaBroker"),
+                NetworkFilter(0, 1, "envoy.filters.network.tcp_proxy", TcpProxyType),
+            } },
+        { "local_ratelimit/envoy.yaml", new[]
+            {
+                HttpFilter(Hcm(0), 0, "envoy.filters.http.local_ratelimit", "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"),
+                HttpFilter(Hcm(1), 0, "envoy.filters.http.local_ratelimit", "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"),
+            } },
+        { "kafka-mesh/envoy.yaml", new[]
+            {
+                NetworkFilter(0, 0, "envoy.filters.network.kafka_broker", "envoy.extensions.filters.network.kafka_broker.v3.KafkaBroker"),
+                NetworkFilter(0, 1, "envoy.filters.network.kafka_mesh", "envoy.extensions.filters.network.kafka_mesh.v3alpha.KafkaMesh"),
+            } },
+        { "lua/envoy.yaml", new[]
+            {
+                Field(VirtualHost(0) + ".routes[0]", "typed_per_filter_config", RouteType),
+                HttpFilter(Hcm(0), 0, "lua_filter_with_custom_name_0", "envoy.extensions.filters.http.lua.v3.Lua"),
+                HttpFilter(Hcm(0), 1, "lua_filter_with_custom_name_1", "envoy.extensions.filters.http.lua.v3.Lua"),
+            } },
+        { "lua-cluster-specifier/envoy.yaml", new[]
+            {
+                Field(VirtualHost(0) + ".routes[0].route", "inline_cluster_specifier_plugin", "envoy.config.route.v3.RouteAction"),
+            } },
+        { "mysql/envoy.yaml", new[]
+            {
+                NetworkFilter(0, 0, "envoy.filters.network.mysql_proxy", "envoy.extensions.filters.network.mysql_proxy.v3.MySQLProxy"),
+                NetworkFilter(0, 1, "envoy.filters.network.tcp_proxy", TcpProxyType),
+            } },
+        { "postgres/envoy.yaml", new[]
+            {
+                NetworkFilter(0, 0, "envoy.filters.network.postgres_proxy", "envoy.extensions.filters.network.postgres_proxy.v3alpha.PostgresProxy"),
+                NetworkFilter(0, 1, "envoy.filters.network.tcp_proxy", TcpProxyType),
+            } },
+        { "single-page-app/envoy.yml", new[]
+            {
+                Field("", "dynamic_resources", "envoy.config.bootstrap.v3.Bootstrap"),
+                Field("static_resources.listeners[1]", "access_log", "envoy.config.listener.v3.Listener"),
+                Field("static_resources.listeners[1].filter_chains[0]", "transport_socket", FilterChainType),
+                HttpFilter(Hcm(0), 0, "envoy.filters.http.oauth2", "envoy.extensions.filters.http.oauth2.v3.OAuth2"),
+                HttpFilter(Hcm(1), 0, "envoy.filters.http.oauth2", "envoy.extensions.filters.http.oauth2.v3.OAuth2"),
+                HttpFilter(Hcm(1), 1, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
+            } },
+        { "tls/envoy-http-https.yaml", new[] { Field("static_resources.clusters[0]", "transport_socket", ClusterType) } },
+        { "tls/envoy-https-http.yaml", new[] { Field("static_resources.listeners[0].filter_chains[0]", "transport_socket", FilterChainType) } },
+        { "tls/envoy-https-https.yaml", new[]
+            {
+                Field("static_resources.listeners[0].filter_chains[0]", "transport_socket", FilterChainType),
+                Field("static_resources.clusters[0]", "transport_socket", ClusterType),
+            } },
+        { "tls-inspector/envoy.yaml", new[]
+            {
+                Field("static_resources.listeners[0].filter_chains[0]", "filter_chain_match", FilterChainType),
+                Field("static_resources.listeners[0].filter_chains[1]", "filter_chain_match", FilterChainType),
+                Field("static_resources.listeners[0]", "listener_filters", "envoy.config.listener.v3.Listener"),
+                MultipleFilterChains(0),
+                NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType, chain: 0),
+                NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType, chain: 1),
+                NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType, chain: 2),
+            } },
+        { "tls-sni/envoy-client.yaml", new[]
+            {
+                Field("static_resources.clusters[0]", "transport_socket", ClusterType),
+                Field("static_resources.clusters[1]", "transport_socket", ClusterType),
+                Field("static_resources.clusters[2]", "transport_socket", ClusterType),
+            } },
+        { "tls-sni/envoy.yaml", new[]
+            {
+                Field("static_resources.listeners[0].filter_chains[0]", "filter_chain_match", FilterChainType),
+                Field("static_resources.listeners[0].filter_chains[0]", "transport_socket", FilterChainType),
+                Field("static_resources.listeners[0].filter_chains[1]", "filter_chain_match", FilterChainType),
+                Field("static_resources.listeners[0].filter_chains[1]", "transport_socket", FilterChainType),
+                Field("static_resources.listeners[0].filter_chains[2]", "filter_chain_match", FilterChainType),
+                Field("static_resources.listeners[0]", "listener_filters", "envoy.config.listener.v3.Listener"),
+                MultipleFilterChains(0),
+                NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType, chain: 2),
+            } },
+        { "wasm-cc/envoy.yaml", new[]
+            {
+                Field("static_resources.clusters[1].typed_extension_protocol_options[\"envoy.extensions.upstreams.http.v3.HttpProtocolOptions\"]",
+                    "upstream_http_protocol_options", "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"),
+                Field("static_resources.clusters[1].typed_extension_protocol_options[\"envoy.extensions.upstreams.http.v3.HttpProtocolOptions\"]",
+                    "http_filters", "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"),
+                HttpFilter(Hcm(0), 0, "envoy.filters.http.wasm", "envoy.extensions.filters.http.wasm.v3.Wasm"),
+            } },
+        { "websocket/envoy-wss-passthrough.yaml", new[] { NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType) } },
+    };
+
+    [Theory]
+    [MemberData(nameof(MoreConfigs))]
+    public void Config_IsRefused_WithExactlyTheseErrors(string file, string[] expected) => AssertErrors(file, expected);
+
+    // ----- helpers -----
+
+    /// <summary>Validates the corpus file as it is and compares all errors ("path: message"), order aside.</summary>
+    internal static void AssertErrors(string file, params string[] expected)
+    {
+        var errors = ProxyHarness.Validate(EnvoyConfigCorpus.Read(file));
+        Assert.Equal(expected.Order(StringComparer.Ordinal), errors.Errors.Select(e => e.ToString()).Order(StringComparer.Ordinal));
+    }
+
+    private static void AssertWarnings(string file, params string[] expected)
+    {
+        var errors = ProxyHarness.Validate(EnvoyConfigCorpus.Read(file));
+        Assert.Equal(expected.Order(StringComparer.Ordinal), errors.Warnings.Select(e => e.ToString()).Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>The HTTP connection manager's config of listener <paramref name="listener"/> (first chain, first filter).</summary>
+    private static string Hcm(int listener) => $"static_resources.listeners[{listener}].filter_chains[0].filters[0].typed_config";
+
+    private static string VirtualHost(int index, int listener = 0) => $"{Hcm(listener)}.route_config.virtual_hosts[{index}]";
+
+    /// <summary>The support checker's message for a set field csenvoy does not implement.</summary>
+    private static string Field(string owner, string field, string messageType) =>
+        $"{(owner.Length == 0 ? field : owner + "." + field)}: field '{field}' of {messageType} is not supported by csenvoy (see docs/compatibility.md)";
+
+    private static string HttpFilter(string hcm, int index, string name, string type) =>
+        $"{hcm}.http_filters[{index}]: unsupported HTTP filter '{name}' (type 'type.googleapis.com/{type}')";
+
+    private static string NetworkFilter(int listener, int index, string name, string type, int chain = 0) =>
+        $"static_resources.listeners[{listener}].filter_chains[{chain}].filters[{index}]: unsupported network filter '{name}' (type 'type.googleapis.com/{type}')";
+
+    /// <summary>Each listener's connection manager has 'tracing' and its first routes a 'decorator'.</summary>
+    private static string[] Tracing(int listeners, int decoratedRoutes)
+    {
+        var errors = new List<string>();
+        for (var l = 0; l < listeners; l++)
+        {
+            errors.Add(Field(Hcm(l), "tracing", HcmType));
+            for (var r = 0; r < decoratedRoutes; r++) errors.Add(Field($"{VirtualHost(0, l)}.routes[{r}]", "decorator", RouteType));
+        }
+        return errors.ToArray();
+    }
+
+    private static string MultipleFilterChains(int listener) =>
+        $"static_resources.listeners[{listener}].filter_chains: several filter chains per listener (filter_chain_match) are not supported yet; use one filter chain";
+}
