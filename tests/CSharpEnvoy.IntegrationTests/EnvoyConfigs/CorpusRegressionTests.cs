@@ -5,10 +5,10 @@ using CSharpEnvoy.IntegrationTests.Infrastructure;
 namespace CSharpEnvoy.IntegrationTests.EnvoyConfigs;
 
 /// <summary>
-/// Corpus configs on which csenvoy currently diverges from Envoy, in the loader or the proxy. Each test asserts the
-/// correct behaviour and is skipped until the bug is fixed; the skip reason says what is wrong.
+/// Corpus configs on which csenvoy once diverged from Envoy, in the loader or the proxy. Each test asserts Envoy's
+/// behaviour so the divergence cannot come back.
 /// </summary>
-public sealed class KnownBugTests
+public sealed class CorpusRegressionTests
 {
     private const string UnnamedListener = "#0"; // the first listener (unnamed listeners get a UUID, as in Envoy)
 
