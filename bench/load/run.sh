@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Load comparison in one run on 127.0.0.1: csenvoy vs nginx, HAProxy and bare YARP, each in front of the same Kestrel
+# "hello" backend, driven by the same load (wrk for HTTP/1.1, h2load for h2c and gRPC unary), alternating targets to
+# cancel drift. The backend and the proxy share core 1; the load generator runs alone on core 0 (taskset).
+#
+#   bench/load/run.sh                 # full run (warm-up 25 s per .NET target, 10 s per measurement, 2 rounds)
+#   WARMUP=5 DURATION=5 ROUNDS=1 bench/load/run.sh   # quick look
+#
+# Writes bench/results/<UTC timestamp>.md and prints the same table.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+WARMUP=${WARMUP:-25}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-2}
+CONNS=${CONNS:-32}
+LOADCPU=${LOADCPU:-0}
+PROXYCPU=${PROXYCPU:-1}
+TMP=$(mktemp -d /tmp/csenvoy-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
+need wrk wrk; need h2load nghttp2-client; need nginx nginx-light; need haproxy haproxy; need taskset util-linux
+
+echo "building (Release)..." >&2
+for p in src/CSharpEnvoy.Host bench/CSharpEnvoy.HelloBackend bench/CSharpEnvoy.YarpBaseline; do dotnet build -c Release -v q "$p" >/dev/null; done
+
+B1=18080; B2=18081          # backend HTTP/1.1, h2c
+CS=18100; CSA=18190         # csenvoy (AUTO: HTTP/1.1 + h2c), admin
+NG1=18200; NG2=18201; NGG=18202
+HA1=18300; HA2=18301; HAG=18302
+YA1=18400; YA2=18401; YAG=18402
+
+export DOTNET_TieredPGO=1 DOTNET_gcServer=0
+start() { # name, command...
+  local name=$1; shift
+  taskset -c "$PROXYCPU" "$@" >"$TMP/$name.log" 2>&1 &
+  PIDS+=($!); eval "PID_$name=$!"
+}
+wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+start backend dotnet bench/CSharpEnvoy.HelloBackend/bin/Release/net10.0/CSharpEnvoy.HelloBackend.dll $B1 $B2
+wait_port $B1
+
+cat >"$TMP/csenvoy.yaml" <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $CSA } } }
+static_resources:
+  listeners:
+  - name: bench
+    address: { socket_address: { address: 127.0.0.1, port_value: $CS } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/", grpc: {} }
+                route: { cluster: backend_h2, timeout: 0s }
+              - match: { prefix: "/" }
+                route: { cluster: backend }
+  clusters:
+  - name: backend
+    load_assignment: { cluster_name: backend, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $B1 } } } }] }] }
+  - name: backend_h2
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+    load_assignment: { cluster_name: backend_h2, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $B2 } } } }] }] }
+YAML
+T0=$(date +%s%N)
+start csenvoy dotnet src/CSharpEnvoy.Host/bin/Release/net10.0/csenvoy.dll -c "$TMP/csenvoy.yaml" -l warning
+until curl -sf "http://127.0.0.1:$CSA/ready" >/dev/null 2>&1; do sleep 0.01; done
+STARTUP_MS=$(( ($(date +%s%N) - T0) / 1000000 ))
+IDLE_RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$PID_csenvoy/status)
+
+cat >"$TMP/nginx.conf" <<NGINX
+worker_processes 1;
+user root;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP; proxy_temp_path $TMP; fastcgi_temp_path $TMP; uwsgi_temp_path $TMP; scgi_temp_path $TMP;
+  upstream b1 { server 127.0.0.1:$B1; keepalive 64; }
+  upstream b2 { server 127.0.0.1:$B2; keepalive 64; }
+  server { listen 127.0.0.1:$NG1; location / { proxy_pass http://b1; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:$NG2 http2; location / { proxy_pass http://b1; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  server { listen 127.0.0.1:$NGG http2; location / { grpc_pass grpc://b2; } }
+}
+NGINX
+start nginx nginx -c "$TMP/nginx.conf" -g 'daemon off;'
+
+cat >"$TMP/haproxy.cfg" <<HAP
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend f1
+  bind 127.0.0.1:$HA1
+  default_backend b1
+frontend f2
+  bind 127.0.0.1:$HA2 proto h2
+  default_backend b1
+frontend fg
+  bind 127.0.0.1:$HAG proto h2
+  default_backend b2
+backend b1
+  server s1 127.0.0.1:$B1
+backend b2
+  server s2 127.0.0.1:$B2 proto h2
+HAP
+start haproxy haproxy -f "$TMP/haproxy.cfg" -db
+
+start yarp1 dotnet bench/CSharpEnvoy.YarpBaseline/bin/Release/net10.0/CSharpEnvoy.YarpBaseline.dll $YA1 "http://127.0.0.1:$B1" h1 h1
+start yarp2 dotnet bench/CSharpEnvoy.YarpBaseline/bin/Release/net10.0/CSharpEnvoy.YarpBaseline.dll $YA2 "http://127.0.0.1:$B1" h2c h1
+start yarpg dotnet bench/CSharpEnvoy.YarpBaseline/bin/Release/net10.0/CSharpEnvoy.YarpBaseline.dll $YAG "http://127.0.0.1:$B2" h2c h2c
+for p in $NG1 $NG2 $NGG $HA1 $HA2 $HAG $YA1 $YA2 $YAG; do wait_port $p; done
+
+# gRPC unary request body: a 5-byte frame carrying an empty message.
+printf '\x00\x00\x00\x00\x00' >"$TMP/grpc.bin"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# run_load <kind> <port> <seconds> -> prints "rps p50_ms p99_ms p999_ms"
+run_load() {
+  local kind=$1 port=$2 secs=$3
+  case $kind in
+    h1)
+      taskset -c "$LOADCPU" wrk -t1 -c"$CONNS" -d"${secs}s" --latency "http://127.0.0.1:$port/" >"$TMP/out" 2>&1 || true
+      awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print rps, p50, p99, "-"}' "$TMP/out" | sed -E 's/([0-9.]+)us/\1e-3/g; s/([0-9.]+)ms/\1/g; s/([0-9.]+)s( |$)/\1e3\2/g' ;;
+    h2c)
+      taskset -c "$LOADCPU" h2load -t1 -c"$CONNS" -m10 -D "$secs" "http://127.0.0.1:$port/" >"$TMP/out" 2>&1 || true
+      awk '/finished in/ {for (i=1;i<=NF;i++) if ($i ~ /req\/s/) rps=$(i-1)} /time for request/ {mean=$6} END {gsub(",","",rps); print rps, mean, "-", "-"}' "$TMP/out" | sed -E 's/([0-9.]+)us/\1e-3/g; s/([0-9.]+)ms/\1/g' ;;
+    grpc)
+      taskset -c "$LOADCPU" h2load -t1 -c"$CONNS" -m10 -D "$secs" -d "$TMP/grpc.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
+        "http://127.0.0.1:$port/bench.Echo/Unary" >"$TMP/out" 2>&1 || true
+      awk '/finished in/ {for (i=1;i<=NF;i++) if ($i ~ /req\/s/) rps=$(i-1)} /time for request/ {mean=$6} END {gsub(",","",rps); print rps, mean, "-", "-"}' "$TMP/out" | sed -E 's/([0-9.]+)us/\1e-3/g; s/([0-9.]+)ms/\1/g' ;;
+  esac
+}
+
+declare -A TOTAL_RPS CPU_US P50 P99 RSS RUNS
+measure() { # label kind port pid(or empty for direct)
+  local label=$1 kind=$2 port=$3 pid=${4:-}
+  local c0=0 c1=0
+  [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+  read -r rps p50 p99 _ < <(run_load "$kind" "$port" "$DURATION")
+  [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+  local key="$kind/$label"
+  TOTAL_RPS[$key]=$(echo "${TOTAL_RPS[$key]:-0} + ${rps:-0}" | bc -l)
+  RUNS[$key]=$(( ${RUNS[$key]:-0} + 1 ))
+  P50[$key]=$p50; P99[$key]=$p99
+  if [ -n "$pid" ] && [ "${rps%.*}" -gt 0 ] 2>/dev/null; then
+    local us; us=$(echo "($c1 - $c0) * 1000000 / $HZ / ($rps * $DURATION)" | bc -l)
+    CPU_US[$key]=$(printf '%.1f' "$us")
+    RSS[$key]=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status")
+  fi
+  printf '%-8s %-10s %10.0f req/s  p50 %s ms  p99 %s ms  cpu %s us/req\n' "$kind" "$label" "${rps:-0}" "${p50:--}" "${p99:--}" "${CPU_US[$key]:--}" >&2
+}
+
+echo "warming up .NET targets for ${WARMUP}s each..." >&2
+for port in $CS $YA1; do run_load h1 $port "$WARMUP" >/dev/null; done
+for port in $CS $YA2; do run_load h2c $port "$((WARMUP / 2 + 1))" >/dev/null; done
+for port in $CS $YAG; do run_load grpc $port "$((WARMUP / 2 + 1))" >/dev/null; done
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round" >&2
+  measure direct h1 $B1
+  measure csenvoy h1 $CS "$PID_csenvoy"
+  measure nginx h1 $NG1 "$(pgrep -P "$PID_nginx" | head -1)"
+  measure haproxy h1 $HA1 "$PID_haproxy"
+  measure yarp h1 $YA1 "$PID_yarp1"
+  measure direct h2c $B2
+  measure csenvoy h2c $CS "$PID_csenvoy"
+  measure nginx h2c $NG2 "$(pgrep -P "$PID_nginx" | head -1)"
+  measure haproxy h2c $HA2 "$PID_haproxy"
+  measure yarp h2c $YA2 "$PID_yarp2"
+  measure direct grpc $B2
+  measure csenvoy grpc $CS "$PID_csenvoy"
+  measure nginx grpc $NGG "$(pgrep -P "$PID_nginx" | head -1)"
+  measure haproxy grpc $HAG "$PID_haproxy"
+  measure yarp grpc $YAG "$PID_yarpg"
+done
+
+OUT="bench/results/$(date -u +%Y-%m-%dT%H%M%SZ).md"
+{
+  echo "# Load comparison $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "$(nproc) cores; load generator on core $LOADCPU, backend and proxy on core $PROXYCPU; $CONNS connections; ${DURATION}s x $ROUNDS rounds after ${WARMUP}s warm-up."
+  echo "h2c and gRPC: h2load with 10 streams per connection; HTTP/1.1: wrk. CPU is the proxy process's user+system time per request."
+  echo
+  echo "csenvoy startup to /ready: ${STARTUP_MS} ms; idle RSS: $((IDLE_RSS_KB / 1024)) MB"
+  echo
+  echo "| load | target | req/s | vs direct | vs nginx | vs haproxy | vs yarp | p50 ms | p99 ms | CPU µs/req | peak RSS MB |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  for kind in h1 h2c grpc; do
+    d=$(echo "${TOTAL_RPS[$kind/direct]:-0} / ${RUNS[$kind/direct]:-1}" | bc -l)
+    for t in direct csenvoy nginx haproxy yarp; do
+      k="$kind/$t"; r=$(echo "${TOTAL_RPS[$k]:-0} / ${RUNS[$k]:-1}" | bc -l)
+      ratio() { local o; o=$(echo "${TOTAL_RPS[$kind/$1]:-0} / ${RUNS[$kind/$1]:-1}" | bc -l); [ "$(echo "$o > 0" | bc)" = 1 ] && printf '%.2f' "$(echo "$r / $o" | bc -l)" || echo -; }
+      printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$kind" "$t" "$r" "$(ratio direct)" "$(ratio nginx)" "$(ratio haproxy)" "$(ratio yarp)" "${P50[$k]:--}" "${P99[$k]:--}" "${CPU_US[$k]:--}" "${RSS[$k]:--}"
+    done
+  done
+} | tee "$OUT"
+echo "written to $OUT" >&2
