@@ -26,11 +26,7 @@ internal static class ClusterTranslator
             _ => Unsupported(ConfigErrors.Join(path, "type"), $"cluster type {ProtoEnum.Name(c.Type)} is not supported yet (STATIC, STRICT_DNS and LOGICAL_DNS are)", errors, DiscoveryType.Static),
         };
 
-        var lb = c.LbPolicy switch
-        {
-            ProtoCluster.Types.LbPolicy.RoundRobin => LbPolicy.RoundRobin,
-            _ => Unsupported(ConfigErrors.Join(path, "lb_policy"), $"lb_policy {ProtoEnum.Name(c.LbPolicy)} is not supported yet (ROUND_ROBIN is)", errors, LbPolicy.RoundRobin),
-        };
+        var lb = LoadBalancingTranslator.Translate(c, path, errors);
 
         var endpoints = new List<EndpointModel>();
         if (c.LoadAssignment is { } la)
@@ -42,6 +38,7 @@ internal static class ClusterTranslator
                 var llePath = $"{laPath}.endpoints[{i}]";
                 if (lle.Priority != 0) errors.Add(llePath + ".priority", "endpoint priorities other than 0 are not supported yet");
                 var locality = lle.Locality is null ? LocalityModel.Empty : new LocalityModel(lle.Locality.Region, lle.Locality.Zone, lle.Locality.SubZone);
+                ulong localityWeight = 0;
                 for (var j = 0; j < lle.LbEndpoints.Count; j++)
                 {
                     var lbe = lle.LbEndpoints[j];
@@ -56,8 +53,14 @@ internal static class ClusterTranslator
                     if (type == DiscoveryType.Static && !addr.IsPipe && !System.Net.IPAddress.TryParse(addr.Address, out _))
                         errors.Add(lbePath + ".endpoint.address.socket_address.address",
                             $"'{addr.Address}' is not an IP address; a STATIC cluster needs IP addresses (use STRICT_DNS or LOGICAL_DNS for host names)");
-                    endpoints.Add(new EndpointModel(addr, string.IsNullOrEmpty(lbe.Endpoint.Hostname) ? null : lbe.Endpoint.Hostname, locality));
+                    // Envoy: load_balancing_weight is at least 1; a locality's weights must sum to at most 2^32 - 1.
+                    var weight = lbe.LoadBalancingWeight ?? 1;
+                    if (weight == 0) errors.Add(lbePath + ".load_balancing_weight", "load_balancing_weight must be at least 1");
+                    localityWeight += weight;
+                    endpoints.Add(new EndpointModel(addr, string.IsNullOrEmpty(lbe.Endpoint.Hostname) ? null : lbe.Endpoint.Hostname, locality, Math.Max(weight, 1)));
                 }
+                if (localityWeight > uint.MaxValue)
+                    errors.Add(llePath, $"The sum of weights of all upstream hosts in a locality exceeds {uint.MaxValue}");
             }
         }
         if (type == DiscoveryType.LogicalDns && endpoints.Count != 1)
@@ -73,6 +76,7 @@ internal static class ClusterTranslator
             protocol = UpstreamProtocol.Http2;
             h2Window = (int?)h2.InitialStreamWindowSize;
         }
+        var autoSanValidation = false;
         foreach (var (key, any) in c.TypedExtensionProtocolOptions)
         {
             var optPath = $"{ConfigErrors.Join(path, "typed_extension_protocol_options")}[\"{key}\"]";
@@ -83,6 +87,7 @@ internal static class ClusterTranslator
                 continue;
             }
             var opts = any.Unpack<Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions>();
+            if (opts.UpstreamHttpProtocolOptions is { } uhpo) autoSanValidation |= uhpo.AutoSanValidation;
             switch (opts.UpstreamProtocolOptionsCase)
             {
                 case Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions.UpstreamProtocolOptionsOneofCase.ExplicitHttpConfig:
@@ -106,6 +111,8 @@ internal static class ClusterTranslator
             }
         }
 
+        var tls = TlsTranslator.TranslateUpstream(c.TransportSocket, ConfigErrors.Join(path, "transport_socket"), autoSanValidation, errors);
+
         var connectTimeout = c.ConnectTimeout?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);
         if (connectTimeout <= TimeSpan.Zero) errors.Add(ConfigErrors.Join(path, "connect_timeout"), "connect_timeout must be greater than 0s");
         var dnsRefresh = c.DnsRefreshRate?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);
@@ -116,12 +123,14 @@ internal static class ClusterTranslator
             Name = c.Name,
             Type = type,
             ConnectTimeout = connectTimeout,
-            LbPolicy = lb,
+            LbPolicy = lb.Policy,
+            LoadBalancer = lb,
             Endpoints = endpoints,
             DnsRefreshRate = dnsRefresh,
             DnsLookupFamily = (DnsLookupFamily)(int)c.DnsLookupFamily,
             Protocol = protocol,
             Http2InitialStreamWindowSize = h2Window,
+            Tls = tls,
             Source = c,
         };
     }

@@ -52,7 +52,8 @@ internal static class ListenerTranslator
                 var proto = f.TypedConfig.Unpack<HttpConnectionManager>();
                 hcm = TranslateHttpConnectionManager(proto, fPath + ".typed_config", errors, clusterExists);
             }
-            if (hcm is not null) chains.Add(new FilterChainModel(fc.Name, hcm));
+            var tls = TlsTranslator.TranslateDownstream(fc.TransportSocket, fcPath + ".transport_socket", errors);
+            if (hcm is not null) chains.Add(new FilterChainModel(fc.Name, hcm) { Tls = tls });
         }
         if (addr is null) return null;
         var statPrefix = string.IsNullOrEmpty(l.StatPrefix) ? addr.ToString() : l.StatPrefix;
@@ -144,6 +145,7 @@ internal static class ListenerTranslator
             Http2MaxConcurrentStreams = (int?)h.Http2ProtocolOptions?.MaxConcurrentStreams,
             Http2InitialStreamWindowSize = (int?)h.Http2ProtocolOptions?.InitialStreamWindowSize,
             Http2InitialConnectionWindowSize = (int?)h.Http2ProtocolOptions?.InitialConnectionWindowSize,
+            AccessLogs = AccessLogTranslator.Translate(h.AccessLog, ConfigErrors.Join(path, "access_log"), errors),
         };
     }
 

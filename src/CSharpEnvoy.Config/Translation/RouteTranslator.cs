@@ -367,6 +367,7 @@ internal static class RouteTranslator
             HostRewriteValue = hostValue,
             Timeout = a.Timeout?.ToTimeSpan() ?? TimeSpan.FromSeconds(15),
             UpgradeTypes = upgrades,
+            HashPolicies = HashPolicyTranslator.Translate(a, path, errors),
         };
     }
 

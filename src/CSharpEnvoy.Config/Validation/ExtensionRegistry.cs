@@ -1,6 +1,6 @@
 namespace CSharpEnvoy.Config.Validation;
 
-internal enum ExtensionCategory { NetworkFilter, HttpFilter, UpstreamProtocolOptions }
+internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy }
 
 /// <summary>An extension csenvoy implements: its canonical name, the names Envoy still accepts for it, and its config type.</summary>
 internal sealed record ExtensionInfo(ExtensionCategory Category, string Name, string TypeName, string[] Aliases, string Description);
@@ -15,6 +15,16 @@ internal static class ExtensionRegistry
     public const string HttpConnectionManager = "envoy.filters.network.http_connection_manager";
     public const string Router = "envoy.filters.http.router";
     public const string UpstreamHttpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    public const string FileAccessLogger = "envoy.access_loggers.file";
+    public const string StdoutAccessLogger = "envoy.access_loggers.stdout";
+    public const string StderrAccessLogger = "envoy.access_loggers.stderr";
+    public const string RoundRobinPolicy = "envoy.load_balancing_policies.round_robin";
+    public const string LeastRequestPolicy = "envoy.load_balancing_policies.least_request";
+    public const string RandomPolicy = "envoy.load_balancing_policies.random";
+    public const string RingHashPolicy = "envoy.load_balancing_policies.ring_hash";
+    public const string MaglevPolicy = "envoy.load_balancing_policies.maglev";
+    public const string WrrLocalityPolicy = "envoy.load_balancing_policies.wrr_locality";
+    public const string TlsTransportSocket = "envoy.transport_sockets.tls";
 
     public static readonly IReadOnlyList<ExtensionInfo> All = new[]
     {
@@ -25,6 +35,29 @@ internal static class ExtensionRegistry
             new[] { "envoy.router" }, "forwards to the routed cluster; always last"),
         new ExtensionInfo(ExtensionCategory.UpstreamProtocolOptions, UpstreamHttpProtocolOptions,
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", Array.Empty<string>(), "upstream HTTP/1.1 or HTTP/2 selection"),
+        new ExtensionInfo(ExtensionCategory.AccessLogger, FileAccessLogger, "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            new[] { "envoy.file_access_log" }, "access log lines appended to a file (or /dev/stdout), buffered and flushed in the background"),
+        new ExtensionInfo(ExtensionCategory.AccessLogger, StdoutAccessLogger, "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            Array.Empty<string>(), "access log lines to standard output"),
+        new ExtensionInfo(ExtensionCategory.AccessLogger, StderrAccessLogger, "envoy.extensions.access_loggers.stream.v3.StderrAccessLog",
+            Array.Empty<string>(), "access log lines to standard error"),
+        new ExtensionInfo(ExtensionCategory.LoadBalancingPolicy, RoundRobinPolicy,
+            "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin", Array.Empty<string>(), "round robin; EDF-smoothed when host weights differ"),
+        new ExtensionInfo(ExtensionCategory.LoadBalancingPolicy, LeastRequestPolicy,
+            "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest", Array.Empty<string>(), "power of N choices on active requests; weighted EDF when weights differ"),
+        new ExtensionInfo(ExtensionCategory.LoadBalancingPolicy, RandomPolicy,
+            "envoy.extensions.load_balancing_policies.random.v3.Random", Array.Empty<string>(), "uniform random host"),
+        new ExtensionInfo(ExtensionCategory.LoadBalancingPolicy, RingHashPolicy,
+            "envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash", Array.Empty<string>(), "consistent hashing on a ketama ring (xxHash64)"),
+        new ExtensionInfo(ExtensionCategory.LoadBalancingPolicy, MaglevPolicy,
+            "envoy.extensions.load_balancing_policies.maglev.v3.Maglev", Array.Empty<string>(), "consistent hashing with a Maglev table"),
+        new ExtensionInfo(ExtensionCategory.LoadBalancingPolicy, WrrLocalityPolicy,
+            "envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality", Array.Empty<string>(),
+            "its endpoint_picking_policy (round_robin, least_request, random); locality weights are refused where set"),
+        new ExtensionInfo(ExtensionCategory.TransportSocket, TlsTransportSocket,
+            "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", Array.Empty<string>(), "TLS termination on a listener's filter chain"),
+        new ExtensionInfo(ExtensionCategory.TransportSocket, TlsTransportSocket,
+            "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", Array.Empty<string>(), "TLS origination to a cluster's hosts"),
     };
 
     public static ExtensionInfo? FindByName(ExtensionCategory category, string name)

@@ -25,6 +25,10 @@ internal static class SupportChecker
         "envoy.config.listener.v3.Filter.typed_config",
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config",
         "envoy.config.cluster.v3.Cluster.typed_extension_protocol_options",
+        "envoy.config.accesslog.v3.AccessLog.typed_config",
+        // Load balancing policies: a list of alternatives, so an unknown one is not an error by itself (LoadBalancingTranslator).
+        "envoy.config.core.v3.TypedExtensionConfig.typed_config",
+        "envoy.config.core.v3.TransportSocket.typed_config",
     };
 
     private static void Walk(IMessage message, string path, ConfigErrors errors, ProtoRegistry registry, bool isExtensionPoint)

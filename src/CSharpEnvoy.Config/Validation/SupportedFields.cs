@@ -69,6 +69,13 @@ internal static class SupportedFields
         Msg(ra, "cluster", "weighted_clusters", "cluster_header", "cluster_not_found_response_code", "prefix_rewrite",
             "regex_rewrite", "host_rewrite_literal", "auto_host_rewrite", "host_rewrite_header", "timeout", "upgrade_configs");
         Msg(ra + ".UpgradeConfig", "upgrade_type", "enabled");
+        Note(ra, "hash_policy", "used by RING_HASH and MAGLEV clusters");
+        Msg(ra + ".HashPolicy", "header", "cookie", "connection_properties", "query_parameter", "terminal");
+        Msg(ra + ".HashPolicy.Header", "header_name");
+        Msg(ra + ".HashPolicy.Cookie", "name", "ttl", "path", "attributes");
+        Msg(ra + ".HashPolicy.CookieAttribute", "name", "value");
+        Msg(ra + ".HashPolicy.ConnectionProperties", "source_ip");
+        Msg(ra + ".HashPolicy.QueryParameter", "name");
         Msg("envoy.config.route.v3.WeightedCluster", "clusters", "total_weight");
         Warn("envoy.config.route.v3.WeightedCluster", "runtime_key_prefix", "runtime overrides of weights are not applied; the configured weights are used");
         Msg("envoy.config.route.v3.WeightedCluster.ClusterWeight", "name", "weight", "request_headers_to_add",
@@ -93,12 +100,35 @@ internal static class SupportedFields
         Msg(cl, "name", "type", "connect_timeout", "lb_policy", "load_assignment", "dns_refresh_rate", "dns_lookup_family",
             "http2_protocol_options", "typed_extension_protocol_options");
         Warn(cl, "per_connection_buffer_limit_bytes", "SocketsHttpHandler's own buffering applies");
-        Note(cl, "lb_policy", "ROUND_ROBIN for now; other policies are refused with a clear error");
+        Note(cl, "lb_policy", "ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV; CLUSTER_PROVIDED is refused");
+        Msg(cl, "ring_hash_lb_config", "maglev_lb_config", "least_request_lb_config", "round_robin_lb_config", "load_balancing_policy");
+        Msg(cl + ".RingHashLbConfig", "minimum_ring_size", "maximum_ring_size");
+        Note(cl + ".RingHashLbConfig", "hash_function", "XX_HASH only; MURMUR_HASH_2 is refused");
+        Note(cl + ".MaglevLbConfig", "table_size", "a prime up to 5000011");
+        Msg(cl + ".LeastRequestLbConfig", "choice_count", "active_request_bias");
+        Msg(cl + ".RoundRobinLbConfig");
+        Note("envoy.config.core.v3.RuntimeDouble", "default_value", "the value used");
+        Warn("envoy.config.core.v3.RuntimeDouble", "runtime_key", "runtime overrides are not applied; default_value is used");
+        Note("envoy.config.cluster.v3.LoadBalancingPolicy", "policies", "the first policy csenvoy implements is used; skipped ones are logged");
+        Msg("envoy.config.cluster.v3.LoadBalancingPolicy.Policy", "typed_extension_config");
+        Msg("envoy.config.core.v3.TypedExtensionConfig", "name", "typed_config");
+        const string lbp = "envoy.extensions.load_balancing_policies.";
+        Msg(lbp + "round_robin.v3.RoundRobin");
+        Msg(lbp + "random.v3.Random");
+        Msg(lbp + "least_request.v3.LeastRequest", "choice_count", "active_request_bias", "selection_method");
+        Msg(lbp + "ring_hash.v3.RingHash", "minimum_ring_size", "maximum_ring_size", "use_hostname_for_hashing", "consistent_hashing_lb_config");
+        Note(lbp + "ring_hash.v3.RingHash", "hash_function", "XX_HASH (and DEFAULT_HASH) only; MURMUR_HASH_2 is refused");
+        Msg(lbp + "maglev.v3.Maglev", "consistent_hashing_lb_config");
+        Note(lbp + "maglev.v3.Maglev", "table_size", "a prime up to 5000011");
+        Msg(lbp + "common.v3.ConsistentHashingLbConfig", "use_hostname_for_hashing");
+        Note(lbp + "wrr_locality.v3.WrrLocality", "endpoint_picking_policy",
+            "round_robin, least_request or random; locality weights (LocalityLbEndpoints.load_balancing_weight) are refused until localities are implemented");
         Warn(cl, "respect_dns_ttl", "the refresh rate is always dns_refresh_rate");
         Msg("envoy.config.endpoint.v3.ClusterLoadAssignment", "cluster_name", "endpoints");
         Msg("envoy.config.endpoint.v3.LocalityLbEndpoints", "locality", "lb_endpoints");
         Note("envoy.config.endpoint.v3.LocalityLbEndpoints", "priority", "0 only for now; other priorities are refused");
         Msg("envoy.config.endpoint.v3.LbEndpoint", "endpoint");
+        Note("envoy.config.endpoint.v3.LbEndpoint", "load_balancing_weight", "1 or more; used by round robin, least request, ring hash and maglev (random ignores weights, as in Envoy)");
         Msg("envoy.config.endpoint.v3.Endpoint", "address", "hostname");
         Msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "explicit_http_config", "use_downstream_protocol_config");
         Msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig", "http_protocol_options", "http2_protocol_options");
@@ -106,6 +136,61 @@ internal static class SupportedFields
         Msg("envoy.config.core.v3.Http1ProtocolOptions");
         Msg("envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size");
         Warn("envoy.config.core.v3.Http2ProtocolOptions", "allow_connect", "extended CONNECT is not implemented");
+
+        Area("TLS (envoy.transport_sockets.tls)");
+        Msg("envoy.config.listener.v3.FilterChain", "transport_socket");
+        Msg(cl, "transport_socket");
+        Msg("envoy.config.core.v3.TransportSocket", "name", "typed_config");
+        const string tls = "envoy.extensions.transport_sockets.tls.v3.";
+        Msg(tls + "DownstreamTlsContext", "common_tls_context", "require_client_certificate");
+        Note(tls + "DownstreamTlsContext", "ocsp_staple_policy", "LENIENT_STAPLING (the default) only; OCSP stapling is not implemented");
+        Msg(tls + "UpstreamTlsContext", "common_tls_context", "auto_host_sni", "auto_sni_san_validation");
+        Note(tls + "UpstreamTlsContext", "sni", "SNI is the upstream request's host (SocketsHttpHandler derives it from the Host header); a load warning says so when sni is set");
+        Msg(tls + "CommonTlsContext", "tls_params", "tls_certificates", "validation_context");
+        Note(tls + "CommonTlsContext", "alpn_protocols", "h2 and http/1.1; without it a listener negotiates no ALPN (HTTP/1.1, or h2 by preface); upstream ALPN follows the cluster's HTTP protocol");
+        Note(tls + "TlsParameters", "tls_minimum_protocol_version", "TLSv1_2 or TLSv1_3 (TLSv1_0/1_1 are refused)");
+        Note(tls + "TlsParameters", "tls_maximum_protocol_version", "TLSv1_2 or TLSv1_3");
+        Note(tls + "TlsParameters", "cipher_suites", "TLS 1.2 suites by their OpenSSL names, on Linux and macOS; TLS 1.3 suites stay enabled, as in BoringSSL");
+        Note(tls + "TlsParameters", "ecdh_curves", "Envoy's default (X25519, P-256) only; .NET cannot restrict curves");
+        Msg(tls + "TlsCertificate", "certificate_chain", "private_key", "pkcs12", "password");
+        Msg(tls + "CertificateValidationContext", "trusted_ca", "match_typed_subject_alt_names", "match_subject_alt_names",
+            "allow_expired_certificate", "trust_chain_verification", "verify_certificate_hash", "verify_certificate_spki");
+        Msg(tls + "SubjectAltNameMatcher", "san_type", "matcher");
+        Msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "upstream_http_protocol_options");
+        Note("envoy.config.core.v3.UpstreamHttpProtocolOptions", "auto_sni", "always the behaviour: SNI is the upstream Host");
+        Msg("envoy.config.core.v3.UpstreamHttpProtocolOptions", "auto_san_validation");
+
+        Area("Access logs");
+        Msg(hcm, "access_log");
+        const string al = "envoy.config.accesslog.v3.";
+        Msg(al + "AccessLog", "name", "filter", "typed_config");
+        Msg(al + "AccessLogFilter", "status_code_filter", "duration_filter", "not_health_check_filter", "runtime_filter",
+            "and_filter", "or_filter", "header_filter", "response_flag_filter");
+        Msg(al + "StatusCodeFilter", "comparison");
+        Msg(al + "DurationFilter", "comparison");
+        Msg(al + "ComparisonFilter", "op", "value");
+        Msg("envoy.config.core.v3.RuntimeUInt32", "default_value");
+        Warn("envoy.config.core.v3.RuntimeUInt32", "runtime_key", "runtime overrides are not applied; default_value is used");
+        Msg(al + "NotHealthCheckFilter"); // always passes: csenvoy has no health check filter
+        Msg(al + "RuntimeFilter", "percent_sampled", "use_independent_randomness");
+        Warn(al + "RuntimeFilter", "runtime_key", "runtime overrides are not applied; percent_sampled is used");
+        Msg("envoy.type.v3.FractionalPercent", "numerator", "denominator");
+        Msg(al + "AndFilter", "filters");
+        Msg(al + "OrFilter", "filters");
+        Msg(al + "HeaderFilter", "header");
+        Msg(al + "ResponseFlagFilter", "flags");
+        const string fal = "envoy.extensions.access_loggers.file.v3.FileAccessLog";
+        Msg(fal, "path", "log_format");
+        Note(fal, "format", "deprecated; a text format");
+        Note(fal, "json_format", "deprecated; every value is written as a string");
+        Note(fal, "typed_json_format", "deprecated; as log_format.json_format");
+        Msg("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog", "log_format");
+        Msg("envoy.extensions.access_loggers.stream.v3.StderrAccessLog", "log_format");
+        const string sfs = "envoy.config.core.v3.SubstitutionFormatString";
+        Msg(sfs, "text_format", "text_format_source", "json_format", "omit_empty_values");
+        Warn(sfs, "content_type", "only used by local reply formats, which csenvoy does not have yet");
+        Note(sfs, "json_format_options", "keys are always sorted, as in Envoy");
+        Note("envoy.config.core.v3.JsonFormatOptions", "sort_properties", "keys are always sorted, as in Envoy");
     }
 
     public static FieldSupport? Lookup(string fullFieldName) => s_fields.GetValueOrDefault(fullFieldName);

@@ -39,6 +39,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         ("/reset_counters", "reset all counters to zero"),
         ("/server_info", "print server version/status information"),
         ("/stats", "print server stats"),
+        ("/stats/prometheus", "print server stats in prometheus format"),
     };
 
     private readonly EnvoyServer _server;
@@ -121,6 +122,9 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 return Text(context, Listeners(q["format"] == "json"), q["format"] == "json" ? "application/json" : "text/plain");
             case "/stats":
                 return Stats(context);
+            case "/stats/prometheus":
+                _server.UpdateServerGauges();
+                return Text(context, PrometheusFormatter.Format(_server.Stats, q.ContainsKey("usedonly")), "text/plain; version=0.0.4; charset=UTF-8");
             case "/reset_counters":
                 if (!IsPost(context)) return MethodNotAllowed(context);
                 _server.Stats.ResetCounters();
@@ -251,7 +255,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 sb.Append(prefix).Append("rq_total::").Append(h.RequestsTotal).Append('\n');
                 if (h.Hostname is not null) sb.Append(prefix).Append("hostname::").Append(h.Hostname).Append('\n');
                 sb.Append(prefix).Append("health_flags::healthy\n");
-                sb.Append(prefix).Append("weight::1\n");
+                sb.Append(prefix).Append("weight::").Append(h.Weight).Append('\n');
                 sb.Append(prefix).Append("region::").Append(h.Locality.Region).Append('\n');
                 sb.Append(prefix).Append("zone::").Append(h.Locality.Zone).Append('\n');
                 sb.Append(prefix).Append("sub_zone::").Append(h.Locality.SubZone).Append('\n');
@@ -312,6 +316,11 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
             foreach (var g in _server.Stats.Gauges)
                 if ((!usedOnly || g.Used) && (filter is null || filter.IsMatch(g.Name))) all.Add((g.Name, g.Value));
         all.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+        var histograms = new List<Histogram>();
+        if (type is "" or "All" or "Histograms")
+            foreach (var h in _server.Stats.Histograms)
+                if ((!usedOnly || h.Used) && (filter is null || filter.IsMatch(h.Name))) histograms.Add(h);
+        histograms.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
         if (q["format"] == "json")
         {
             var sb = new StringBuilder("{\"stats\":[");
@@ -320,11 +329,45 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 if (i > 0) sb.Append(',');
                 sb.Append("{\"name\":\"").Append(JsonEscape(all[i].Name)).Append("\",\"value\":").Append(all[i].Value.ToString(CultureInfo.InvariantCulture)).Append('}');
             }
+            // Envoy's layout: one entry {"histograms": {"supported_quantiles": [...], "computed_quantiles": [...]}}.
+            if (histograms.Count > 0)
+            {
+                if (all.Count > 0) sb.Append(',');
+                sb.Append("{\"histograms\":{\"supported_quantiles\":[");
+                for (var i = 0; i < Histogram.SupportedQuantiles.Length; i++)
+                    sb.Append(i > 0 ? "," : "").Append((Histogram.SupportedQuantiles[i] * 100).ToString(CultureInfo.InvariantCulture));
+                sb.Append("],\"computed_quantiles\":[");
+                for (var h = 0; h < histograms.Count; h++)
+                {
+                    if (h > 0) sb.Append(',');
+                    sb.Append("{\"name\":\"").Append(JsonEscape(histograms[h].Name)).Append("\",\"values\":[");
+                    for (var i = 0; i < Histogram.SupportedQuantiles.Length; i++)
+                    {
+                        var v = histograms[h].Quantile(Histogram.SupportedQuantiles[i]);
+                        sb.Append(i > 0 ? "," : "").Append("{\"interval\":null,\"cumulative\":")
+                          .Append(double.IsNaN(v) ? "null" : v.ToString(CultureInfo.InvariantCulture)).Append('}');
+                    }
+                    sb.Append("]}");
+                }
+                sb.Append("]}}");
+            }
             sb.Append("]}\n");
             return Text(context, sb.ToString(), "application/json");
         }
         var text = new StringBuilder();
         foreach (var (name, value) in all) text.Append(name).Append(": ").Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        // Envoy's text form of a histogram: quantiles as P<q>(interval,cumulative); csenvoy keeps no interval view.
+        foreach (var h in histograms)
+        {
+            text.Append(h.Name).Append(':');
+            foreach (var qv in Histogram.SupportedQuantiles)
+            {
+                var v = h.Quantile(qv);
+                text.Append(" P").Append((qv * 100).ToString(CultureInfo.InvariantCulture)).Append("(nan,")
+                    .Append(double.IsNaN(v) ? "nan" : v.ToString("0.###", CultureInfo.InvariantCulture)).Append(')');
+            }
+            text.Append('\n');
+        }
         return Text(context, text.ToString());
     }
 

@@ -34,6 +34,7 @@ internal sealed class HttpConnectionManagerStats
         RqDirectResponse = store.Counter(p + "rq_direct_response");
         RqTotal = store.Counter(p + "rq_total");
         RqTimeout = store.Counter(p + "downstream_rq_timeout");
+        DownstreamRqTime = store.Histogram(p + "downstream_rq_time");
         for (var c = 1; c <= 5; c++) _byClass[c] = store.Counter(p + $"downstream_rq_{c}xx");
     }
 
@@ -54,6 +55,8 @@ internal sealed class HttpConnectionManagerStats
     public Counter RqDirectResponse { get; }
     public Counter RqTotal { get; }
     public Counter RqTimeout { get; }
+    /// <summary>Milliseconds from the request's arrival to the end of its response.</summary>
+    public Histogram DownstreamRqTime { get; }
 
     public void ResponseCode(int code)
     {
@@ -70,12 +73,16 @@ internal sealed class HttpConnectionManagerStats
 internal sealed class HttpConnectionManager
 {
     private readonly RouterFilter _router;
+    /// <summary>The access logs, null when there are none (so a request without them pays nothing).</summary>
+    private readonly AccessLog.AccessLogger[]? _accessLogs;
 
-    public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router)
+    public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null)
     {
         Model = model;
         Stats = new HttpConnectionManagerStats(stats, model.StatPrefix);
         _router = router;
+        if (model.AccessLogs.Count > 0 && accessLogs is not null)
+            _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
     }
 
     public HttpConnectionManagerModel Model { get; }
@@ -93,6 +100,8 @@ internal sealed class HttpConnectionManager
         else stats.DownstreamRqHttp1Total.Inc();
         stats.DownstreamRqActive.Inc();
         var info = new UpstreamRequest();
+        var logs = _accessLogs;
+        if (logs is not null) AccessLog.AccessLogger.OnRequestStart(context, info);
         try
         {
             await ProcessAsync(context, info, isTls).ConfigureAwait(false);
@@ -101,6 +110,8 @@ internal sealed class HttpConnectionManager
         {
             stats.DownstreamRqActive.Dec();
             stats.ResponseCode(context.Response.StatusCode);
+            stats.DownstreamRqTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(info.StartTimestamp).TotalMilliseconds);
+            if (logs is not null) AccessLog.AccessLogger.OnRequestEnd(logs, context, info);
         }
     }
 
@@ -198,6 +209,8 @@ internal sealed class HttpConnectionManager
 
         var internalRequest = trustedChecks && finalRemote is not null && IsInternal(finalRemote);
         finalRemote ??= remote;
+        // Envoy's downstream remote address becomes the XFF-derived one (%DOWNSTREAM_REMOTE_ADDRESS%).
+        if (!ReferenceEquals(finalRemote, remote)) info.XffRemoteAddress = finalRemote;
         var edgeRequest = !internalRequest && model.UseRemoteAddress;
         if (internalRequest) headers["x-envoy-internal"] = "true";
         else

@@ -44,24 +44,70 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
     public Host? UpstreamHost { get; set; }
     public string? RequestId { get; set; }
 
-    private static readonly (ResponseFlags Flag, string Short)[] s_names =
+    // Access log facts (see AccessLog/): filled in only while an access log is configured, except AttemptCount.
+    /// <summary>Request body bytes read from downstream (%BYTES_RECEIVED%).</summary>
+    public long BytesReceived { get; set; }
+    /// <summary>Response body bytes written downstream (%BYTES_SENT%).</summary>
+    public long BytesSent { get; set; }
+    /// <summary>When the last request byte arrived (Stopwatch ticks); 0 while unknown.</summary>
+    public long RequestCompleteTimestamp { get; set; }
+    /// <summary>When the upstream's response headers arrived (Stopwatch ticks); 0 when there were none.</summary>
+    public long UpstreamFirstByteTimestamp { get; set; }
+    /// <summary>Upstream attempts made: 1 once the router sent the request (csenvoy does not retry yet).</summary>
+    public int AttemptCount { get; set; }
+    public string? UpstreamTransportFailureReason { get; set; }
+    /// <summary>The upstream connection's local address, where known (SocketsHttpHandler pools connections and does
+    /// not say which one served a request).</summary>
+    public string? UpstreamLocalAddress { get; set; }
+    /// <summary>The client address taken from x-forwarded-for, when that, not the peer, is the trusted remote address.</summary>
+    public System.Net.IPAddress? XffRemoteAddress { get; set; }
+
+    // Envoy's ResponseFlagUtils order: flags are listed in this order, whatever order they were set in.
+    private static readonly (ResponseFlags Flag, string Short, string Long)[] s_names =
     {
-        (ResponseFlags.FailedLocalHealthCheck, "LH"), (ResponseFlags.NoHealthyUpstream, "UH"),
-        (ResponseFlags.UpstreamRequestTimeout, "UT"), (ResponseFlags.LocalReset, "LR"),
-        (ResponseFlags.UpstreamRemoteReset, "UR"), (ResponseFlags.UpstreamConnectionFailure, "UF"),
-        (ResponseFlags.UpstreamConnectionTermination, "UC"), (ResponseFlags.UpstreamOverflow, "UO"),
-        (ResponseFlags.NoRouteFound, "NR"), (ResponseFlags.DelayInjected, "DI"), (ResponseFlags.FaultInjected, "FI"),
-        (ResponseFlags.RateLimited, "RL"), (ResponseFlags.DownstreamConnectionTermination, "DC"),
-        (ResponseFlags.UpstreamRetryLimitExceeded, "URX"), (ResponseFlags.NoClusterFound, "NC"),
-        (ResponseFlags.DownstreamProtocolError, "DPE"), (ResponseFlags.UpstreamProtocolError, "UPE"),
+        (ResponseFlags.FailedLocalHealthCheck, "LH", "FailedLocalHealthCheck"), (ResponseFlags.NoHealthyUpstream, "UH", "NoHealthyUpstream"),
+        (ResponseFlags.UpstreamRequestTimeout, "UT", "UpstreamRequestTimeout"), (ResponseFlags.LocalReset, "LR", "LocalReset"),
+        (ResponseFlags.UpstreamRemoteReset, "UR", "UpstreamRemoteReset"), (ResponseFlags.UpstreamConnectionFailure, "UF", "UpstreamConnectionFailure"),
+        (ResponseFlags.UpstreamConnectionTermination, "UC", "UpstreamConnectionTermination"), (ResponseFlags.UpstreamOverflow, "UO", "UpstreamOverflow"),
+        (ResponseFlags.NoRouteFound, "NR", "NoRouteFound"), (ResponseFlags.DelayInjected, "DI", "DelayInjected"),
+        (ResponseFlags.FaultInjected, "FI", "FaultInjected"), (ResponseFlags.RateLimited, "RL", "RateLimited"),
+        (ResponseFlags.DownstreamConnectionTermination, "DC", "DownstreamConnectionTermination"),
+        (ResponseFlags.UpstreamRetryLimitExceeded, "URX", "UpstreamRetryLimitExceeded"),
+        (ResponseFlags.DownstreamProtocolError, "DPE", "DownstreamProtocolError"),
+        (ResponseFlags.UpstreamProtocolError, "UPE", "UpstreamProtocolError"), (ResponseFlags.NoClusterFound, "NC", "NoClusterFound"),
     };
 
     /// <summary>Envoy's short form, comma separated, "-" when none.</summary>
     public static string FormatResponseFlags(ResponseFlags flags)
     {
         if (flags == ResponseFlags.None) return "-";
-        var parts = new List<string>();
-        foreach (var (f, s) in s_names) if ((flags & f) != 0) parts.Add(s);
-        return string.Join(',', parts);
+        var sb = new System.Text.StringBuilder();
+        AppendResponseFlags(sb, flags, longNames: false);
+        return sb.ToString();
+    }
+
+    /// <summary>Appends the flags as Envoy's %RESPONSE_FLAGS% (short) or %RESPONSE_FLAGS_LONG% does; "-" when none.</summary>
+    public static void AppendResponseFlags(System.Text.StringBuilder sb, ResponseFlags flags, bool longNames)
+    {
+        if (flags == ResponseFlags.None)
+        {
+            sb.Append('-');
+            return;
+        }
+        var first = true;
+        foreach (var (f, s, l) in s_names)
+        {
+            if ((flags & f) == 0) continue;
+            if (!first) sb.Append(',');
+            sb.Append(longNames ? l : s);
+            first = false;
+        }
+    }
+
+    /// <summary>The flag for an Envoy short name; None for names csenvoy never sets (UAEX, SI, ...).</summary>
+    public static ResponseFlags ParseResponseFlag(string shortName)
+    {
+        foreach (var (f, s, _) in s_names) if (s == shortName) return f;
+        return ResponseFlags.None;
     }
 }

@@ -5,7 +5,9 @@ using System.Security.Cryptography.X509Certificates;
 using CSharpEnvoy.Config.Model.Listener;
 using CSharpEnvoy.DataPlane.Http;
 using CSharpEnvoy.DataPlane.Stats;
+using CSharpEnvoy.DataPlane.Tls;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
@@ -38,6 +40,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     private readonly HttpConnectionManager _hcm;
     private readonly IServiceProvider _services;
     private readonly ILoggerFactory _loggers;
+    private readonly DownstreamTls? _tls;
     private KestrelServer? _server;
 
     public ListenerHost(ListenerModel model, HttpConnectionManager hcm, StatsStore stats, IServiceProvider services, ILoggerFactory loggers)
@@ -50,6 +53,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         CxTotal = stats.Counter(prefix + "downstream_cx_total");
         CxActive = stats.Gauge(prefix + "downstream_cx_active");
         CxDestroy = stats.Counter(prefix + "downstream_cx_destroy");
+        if (model.FilterChains.Count > 0 && model.FilterChains[0].Tls is { } tls) _tls = new DownstreamTls(tls, stats, prefix + "ssl.");
     }
 
     public ListenerModel Model => _model;
@@ -86,6 +90,12 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         {
             lo.Protocols = protocols;
             lo.Use(next => context => OnConnectionAsync(context, next, protocols == HttpProtocols.Http1AndHttp2));
+            if (_tls is not null)
+            {
+                // Kestrel's HTTPS middleware, then the codec decision on the decrypted stream.
+                lo.UseHttps(_tls.HandshakeOptions);
+                lo.Use(next => context => OnTlsEstablishedAsync(context, next, protocols != HttpProtocols.Http1));
+            }
         };
         if (addr.IsPipe)
         {
@@ -138,12 +148,18 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     private async Task OnConnectionAsync(ConnectionContext context, ConnectionDelegate next, bool sniffHttp2)
     {
         CxTotal.Inc();
+        context.Features.Set(new AccessLog.DownstreamConnectionId()); // %CONNECTION_ID%
         CxActive.Inc();
         var hcmStats = _hcm.Stats;
         hcmStats.DownstreamCxTotal.Inc();
         hcmStats.DownstreamCxActive.Inc();
         try
         {
+            if (_tls is not null)
+            {
+                await _tls.RunAsync(context, next).ConfigureAwait(false);
+                return;
+            }
             var http2 = false;
             if (sniffHttp2)
             {
@@ -167,6 +183,22 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
             CxDestroy.Inc();
             hcmStats.DownstreamCxActive.Dec();
         }
+    }
+
+    /// <summary>After the TLS handshake: ALPN decides HTTP/2; without ALPN, as Envoy's AUTO codec, the HTTP/2 preface does.</summary>
+    private async Task OnTlsEstablishedAsync(ConnectionContext context, ConnectionDelegate next, bool http2Enabled)
+    {
+        _tls!.OnEstablished(context);
+        var alpn = context.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol ?? default;
+        var http2 = alpn.Span.SequenceEqual("h2"u8);
+        if (!http2 && alpn.IsEmpty && http2Enabled)
+        {
+            http2 = await StartsWithHttp2PrefaceAsync(context.Transport.Input, context.ConnectionClosed).ConfigureAwait(false);
+            if (http2) context.Features.Set<ITlsApplicationProtocolFeature>(PriorKnowledgeH2.Instance);
+        }
+        else if (!http2 && alpn.IsEmpty) http2 = _hcm.Model.CodecType == CodecType.Http2;
+        (http2 ? _hcm.Stats.DownstreamCxHttp2Total : _hcm.Stats.DownstreamCxHttp1Total).Inc();
+        await next(context).ConfigureAwait(false);
     }
 
     /// <summary>Reads until the first bytes either match or rule out the 24-byte HTTP/2 preface, consuming nothing.</summary>
@@ -220,7 +252,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 
     public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
 
-    public Task ProcessRequestAsync(HttpContext context) => _hcm.HandleAsync(context, isTls: false);
+    public Task ProcessRequestAsync(HttpContext context) => _hcm.HandleAsync(context, isTls: _tls is not null);
 
     public void DisposeContext(HttpContext context, Exception? exception)
     {

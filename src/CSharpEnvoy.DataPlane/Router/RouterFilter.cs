@@ -5,6 +5,7 @@ using CSharpEnvoy.Config.Model.Cluster;
 using CSharpEnvoy.Config.Model.RouteConfiguration;
 using CSharpEnvoy.DataPlane.Http;
 using CSharpEnvoy.DataPlane.Upstream;
+using CSharpEnvoy.DataPlane.Upstream.LoadBalancing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
@@ -30,6 +31,8 @@ internal sealed class UpstreamRequest : StreamInfo
     public RouteConfigurationModel? Routes { get; set; }
     /// <summary>The route timeout's source, disarmed when an upgrade is accepted.</summary>
     public CancellationTokenSource? RouteTimeout { get; set; }
+    /// <summary>A Set-Cookie a cookie hash policy generated; added to the upstream response, as Envoy does.</summary>
+    public string? HashPolicySetCookie { get; set; }
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
@@ -37,12 +40,14 @@ internal sealed class UpstreamRequest : StreamInfo
         proxyRequest.RequestUri = new Uri(destinationPrefix + UpstreamPathAndQuery, in s_rawUri);
         proxyRequest.Headers.Host = UpstreamAuthority;
         UpstreamStartTimestamp = Stopwatch.GetTimestamp();
+        AttemptCount = 1;
     }
 
     public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
         var copy = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
         if (proxyResponse is null) return copy;
+        UpstreamFirstByteTimestamp = Stopwatch.GetTimestamp();
         ResponseStarted = true;
         ResponseCodeDetails = "via_upstream";
         // Envoy arms the route timeout when the downstream request ends, which an upgraded (WebSocket) stream does not
@@ -61,6 +66,7 @@ internal sealed class UpstreamRequest : StreamInfo
             var ms = (long)Stopwatch.GetElapsedTime(UpstreamStartTimestamp).TotalMilliseconds;
             httpContext.Response.Headers["x-envoy-upstream-service-time"] = ms.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
+        if (HashPolicySetCookie is { } setCookie) httpContext.Response.Headers.Append("set-cookie", setCookie);
         hcm.MutateResponseHeaders(httpContext, this, Routes!, VirtualHost!, Route!);
         return copy;
     }
@@ -117,7 +123,11 @@ internal sealed class RouterFilter
         }
         info.Cluster = cluster;
 
-        var host = cluster.ChooseHost();
+        // Envoy computes the route's hash only when the cluster's balancer asks for one (ring hash, maglev).
+        var lbContext = action.HashPolicies.Length > 0 && cluster.UsesHashPolicy &&
+            HashPolicyEvaluator.TryCompute(action.HashPolicies, context, request, info, out var hash)
+            ? new LoadBalancerContext(hash) : LoadBalancerContext.None;
+        var host = cluster.ChooseHost(lbContext);
         if (host is null)
         {
             cluster.Stats.UpstreamCxNoneHealthy.Inc();
@@ -157,6 +167,7 @@ internal sealed class RouterFilter
             host.RequestFinished();
             stats.UpstreamRqActive.Dec();
             if (info.Upgraded) hcm.Stats.DownstreamCxUpgradesActive.Dec();
+            else if (info.ResponseStarted) stats.UpstreamRqTime.Record(Stopwatch.GetElapsedTime(info.UpstreamStartTimestamp).TotalMilliseconds);
         }
         if (error == ForwarderError.None) return;
         await OnForwardErrorAsync(context, info, cluster, error, timeoutCts, serverName).ConfigureAwait(false);
@@ -223,7 +234,9 @@ internal sealed class RouterFilter
         for (; e is not null; e = e.InnerException)
         {
             if (e is SocketException) return true;
-            if (e is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError }) return true;
+            // A failed TLS handshake is a connection failure too (Envoy: UF, "transport failure reason").
+            if (e is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError }) return true;
+            if (e is System.Security.Authentication.AuthenticationException) return true;
             if (e is TimeoutException) return true;
         }
         return false;

@@ -5,6 +5,7 @@ using CSharpEnvoy.DataPlane.Http;
 using CSharpEnvoy.DataPlane.Listener;
 using CSharpEnvoy.DataPlane.Router;
 using CSharpEnvoy.DataPlane.Stats;
+using CSharpEnvoy.DataPlane.Tls;
 using CSharpEnvoy.DataPlane.Upstream;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -53,8 +54,10 @@ internal sealed class EnvoyServer : IAsyncDisposable
         services.AddSingleton(loggers);
         services.AddLogging();
         services.AddHttpForwarder();
+        services.AddKestrelTlsServices(); // for Kestrel's HTTPS middleware on TLS listeners
         _services = services.BuildServiceProvider();
         Stats = new StatsStore();
+        AccessLogs = new AccessLog.AccessLogManager(Stats);
         ClusterManager = new ClusterManager(Stats, loggers);
         StartTime = DateTimeOffset.UtcNow;
         Stats.Gauge("server.concurrency").Set(Environment.ProcessorCount);
@@ -65,6 +68,8 @@ internal sealed class EnvoyServer : IAsyncDisposable
     public ServerOptions Options { get; }
     internal StatsStore Stats { get; }
     internal ClusterManager ClusterManager { get; }
+    /// <summary>Access log destinations, flushed when the server is disposed.</summary>
+    internal AccessLog.AccessLogManager AccessLogs { get; }
     internal IReadOnlyList<ListenerHost> Listeners => _listeners;
     public ServerState State { get; private set; } = ServerState.PreInitializing;
     public DateTimeOffset StartTime { get; }
@@ -103,7 +108,7 @@ internal sealed class EnvoyServer : IAsyncDisposable
             foreach (var l in Bootstrap.Listeners)
             {
                 var chain = l.FilterChains[0];
-                var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router);
+                var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router, AccessLogs);
                 var host = new ListenerHost(l, hcm, Stats, _services, _loggers);
                 await host.StartAsync(ct).ConfigureAwait(false);
                 _listeners.Add(host);
@@ -143,6 +148,8 @@ internal sealed class EnvoyServer : IAsyncDisposable
         _listeners.Clear();
         if (_admin is not null) await _admin.DisposeAsync().ConfigureAwait(false);
         _admin = null;
+        // After the listeners: requests still finishing have logged by now.
+        await AccessLogs.DisposeAsync().ConfigureAwait(false);
         ClusterManager.Dispose();
         await _services.DisposeAsync().ConfigureAwait(false);
         _stopped.TrySetResult();

@@ -65,15 +65,19 @@ internal sealed class StatsStore
 {
     private readonly ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Gauge> _gauges = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Histogram> _histograms = new(StringComparer.Ordinal);
 
     public Counter Counter(string name) => _counters.GetOrAdd(name, static n => new Counter(n));
     public Gauge Gauge(string name) => _gauges.GetOrAdd(name, static n => new Gauge(n));
+    public Histogram Histogram(string name) => _histograms.GetOrAdd(name, static n => new Histogram(n));
 
     public IEnumerable<Counter> Counters => _counters.Values;
     public IEnumerable<Gauge> Gauges => _gauges.Values;
+    public IEnumerable<Histogram> Histograms => _histograms.Values;
 
     public void ResetCounters()
     {
+        // Envoy's /reset_counters touches counters only.
         foreach (var c in _counters.Values) c.Reset();
     }
 }

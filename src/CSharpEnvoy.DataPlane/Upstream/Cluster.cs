@@ -21,6 +21,7 @@ internal sealed class ClusterStats
         UpstreamRqCompleted = store.Counter(_prefix + "upstream_rq_completed");
         UpstreamRqActive = store.Gauge(_prefix + "upstream_rq_active");
         UpstreamRqTimeout = store.Counter(_prefix + "upstream_rq_timeout");
+        UpstreamRqTime = store.Histogram(_prefix + "upstream_rq_time");
         UpstreamRqRxReset = store.Counter(_prefix + "upstream_rq_rx_reset");
         UpstreamCxTotal = store.Counter(_prefix + "upstream_cx_total");
         UpstreamCxActive = store.Gauge(_prefix + "upstream_cx_active");
@@ -41,6 +42,8 @@ internal sealed class ClusterStats
     public Counter UpstreamRqCompleted { get; }
     public Gauge UpstreamRqActive { get; }
     public Counter UpstreamRqTimeout { get; }
+    /// <summary>Milliseconds from the upstream request's start to the end of its response.</summary>
+    public Histogram UpstreamRqTime { get; }
     public Counter UpstreamRqRxReset { get; }
     public Counter UpstreamCxTotal { get; }
     public Gauge UpstreamCxActive { get; }
@@ -73,7 +76,7 @@ internal sealed class ClusterStats
 internal sealed class Cluster : IDisposable
 {
     private volatile HostSet _hostSet = HostSet.Empty;
-    private readonly RoundRobinLoadBalancer _lb = new();
+    private readonly LoadBalancing.ILoadBalancer _lb;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
     private readonly Dictionary<string, string> _pipeByAuthority = new(StringComparer.OrdinalIgnoreCase);
@@ -84,6 +87,8 @@ internal sealed class Cluster : IDisposable
         Name = model.Name;
         Stats = new ClusterStats(stats, model.Name);
         _logger = logger;
+        _lb = LoadBalancing.LoadBalancerFactory.Create(model.LoadBalancer, LoadBalancing.LbRandom.Shared);
+        if (model.Tls is not null) SslStats = new Tls.SslStats(stats, "cluster." + model.Name + ".ssl.");
         Invoker = new HttpMessageInvoker(CreateHandler(), disposeHandler: true);
         if (model.Type == DiscoveryType.Static)
         {
@@ -91,7 +96,7 @@ internal sealed class Cluster : IDisposable
             for (var i = 0; i < hosts.Length; i++)
             {
                 var e = model.Endpoints[i];
-                hosts[i] = new Host(e.Address, e.Hostname, e.Locality, model.Name);
+                hosts[i] = new Host(e.Address, e.Hostname, e.Locality, model.Name, model.Tls is not null, e.Weight);
                 if (e.Address.IsPipe) _pipeByAuthority[hosts[i].Authority] = e.Address.PipePath!;
             }
             SetHosts(hosts);
@@ -101,15 +106,24 @@ internal sealed class Cluster : IDisposable
     public string Name { get; }
     public ClusterModel Model { get; }
     public ClusterStats Stats { get; }
+    /// <summary><c>cluster.&lt;name&gt;.ssl.*</c>, for clusters with a TLS transport socket.</summary>
+    public Tls.SslStats? SslStats { get; }
     public HttpMessageInvoker Invoker { get; }
     public HostSet HostSet => _hostSet;
     public DateTimeOffset? LastDnsRefresh { get; private set; }
 
-    public Host? ChooseHost() => _lb.ChooseHost(_hostSet);
+    public Host? ChooseHost() => _lb.ChooseHost(_hostSet, LoadBalancing.LoadBalancerContext.None);
+
+    public Host? ChooseHost(in LoadBalancing.LoadBalancerContext context) => _lb.ChooseHost(_hostSet, context);
+
+    /// <summary>Whether the balancer consumes the route's hash policy (ring hash, maglev).</summary>
+    public bool UsesHashPolicy => _lb.UsesHash;
 
     private void SetHosts(Host[] hosts)
     {
-        _hostSet = new HostSet(hosts);
+        var set = new HostSet(hosts);
+        _lb.Prepare(set); // build ring / maglev / schedule tables before requests see the new set
+        _hostSet = set;
         Stats.MembershipTotal.Set(hosts.Length);
         Stats.MembershipHealthy.Set(hosts.Length);
     }
@@ -156,7 +170,7 @@ internal sealed class Cluster : IDisposable
             var chosen = FilterFamily(addresses, Model.DnsLookupFamily);
             if (Model.Type == DiscoveryType.LogicalDns && chosen.Count > 1) chosen = chosen.GetRange(0, 1);
             foreach (var a in chosen)
-                hosts.Add(new Host(new Config.Model.Listener.SocketAddressModel(a.ToString(), e.Address.Port), e.Hostname ?? e.Address.Address, e.Locality, Name));
+                hosts.Add(new Host(new Config.Model.Listener.SocketAddressModel(a.ToString(), e.Address.Port), e.Hostname ?? e.Address.Address, e.Locality, Name, Model.Tls is not null, e.Weight));
         }
         if (failed && hosts.Count == 0 && _hostSet.Hosts.Length > 0)
         {
@@ -220,6 +234,8 @@ internal sealed class Cluster : IDisposable
             ConnectCallback = ConnectAsync,
         };
         if (Model.Http2InitialStreamWindowSize is int w) handler.InitialHttp2StreamWindowSize = Math.Max(w, 65535);
+        // TLS runs inside the handler, over the stream ConnectAsync returns, so connections are still counted there.
+        if (Model.Tls is { } tls) handler.SslOptions = Tls.UpstreamTls.CreateOptions(tls, SslStats!);
         return handler;
     }
 

@@ -13,14 +13,15 @@ internal sealed class Host
     private long _requestsTotal;
     private long _connectionsActive;
 
-    public Host(SocketAddressModel address, string? hostname, LocalityModel locality, string clusterName)
+    public Host(SocketAddressModel address, string? hostname, LocalityModel locality, string clusterName, bool tls = false, uint weight = 1)
     {
+        Weight = Math.Max(weight, 1);
         Address = address;
         Hostname = hostname;
         Locality = locality;
         // A pipe host is reached through the cluster's connect callback; the URI authority only keys its pool.
         Authority = address.IsPipe ? $"pipe-{(uint)address.PipePath!.GetHashCode():x8}.csenvoy.invalid" : address.ToString();
-        DestinationPrefix = "http://" + Authority;
+        DestinationPrefix = (tls ? "https://" : "http://") + Authority;
         ClusterName = clusterName;
     }
 
@@ -28,9 +29,11 @@ internal sealed class Host
     public string? Hostname { get; }
     public LocalityModel Locality { get; }
     public string Authority { get; }
-    /// <summary>"http://ip:port", the prefix YARP forwards to.</summary>
+    /// <summary>"http://ip:port" (https for a cluster with TLS), the prefix YARP forwards to.</summary>
     public string DestinationPrefix { get; }
     public string ClusterName { get; }
+    /// <summary>The endpoint's <c>load_balancing_weight</c> (1 when unset).</summary>
+    public uint Weight { get; }
 
     public long ActiveRequests => Volatile.Read(ref _activeRequests);
     public long RequestsTotal => Volatile.Read(ref _requestsTotal);

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.WebSockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using CSharpEnvoy.IntegrationTests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
@@ -24,8 +25,8 @@ public sealed class RunnableSandboxTests
     [Fact]
     public async Task FrontProxy_ServiceEnvoys_EachRouteItsOwnServicePath()
     {
-        // front-proxy/envoy.yaml itself has a TLS listener (see UnsupportedSandboxTests); its two upstreams are
-        // service-envoy.yaml and service-envoy-2.yaml, each forwarding /service/N to its local service.
+        // front-proxy/envoy.yaml's two upstreams are service-envoy.yaml and service-envoy-2.yaml, each forwarding
+        // /service/N to its local service (the front proxy itself is tested below, with its TLS listener).
         await using var service1 = await TestBackend.StartEchoAsync("service1");
         await using var service2 = await TestBackend.StartEchoAsync("service2");
         await using var envoy1 = await StartAsync("front-proxy/service-envoy.yaml", ("service1", service1));
@@ -101,6 +102,44 @@ public sealed class RunnableSandboxTests
         Assert.Equal("http GET /ws/info", await plainWs.Content.ReadAsStringAsync());
     }
 
+    // ----- csrf (cross-site) and grpc-bridge (server side): plain proxies with a stdout access log -----
+
+    [Fact]
+    public async Task CsrfCrossSite_ProxiesToTheService_AndLogsEachRequest()
+    {
+        await using var service = await TestBackend.StartEchoAsync("service");
+        var proxy = await StartAsync("csrf/crosssite/envoy.yaml", ("generic_service", service));
+        var stats = proxy.Server.Stats;
+        await using (proxy)
+        {
+            using var client = proxy.Client(UnnamedListener);
+            using var response = await client.GetAsync("/index.html");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("service GET /index.html body=0", await response.Content.ReadAsStringAsync());
+        }
+        // The stdout access log (default format) wrote the request's line once the server was disposed.
+        Assert.Equal(1, stats.Counter("filesystem.write_buffered").Value);
+    }
+
+    [Fact]
+    public async Task GrpcBridgeServer_ProxiesGrpcToTheH2cService_AndLogsIt()
+    {
+        await using var backend = await Grpc.GrpcTestKit.StartBackendAsync();
+        var proxy = await StartAsync("grpc-bridge/server/envoy-proxy.yaml", ("backend_grpc_service", backend));
+        var stats = proxy.Server.Stats;
+        await using (proxy)
+        {
+            using var channel = global::Grpc.Net.Client.GrpcChannel.ForAddress(proxy.ListenerUri(UnnamedListener), new global::Grpc.Net.Client.GrpcChannelOptions
+            {
+                HttpHandler = new SocketsHttpHandler { UseProxy = false },
+            });
+            var client = new Protos.Echo.EchoClient(channel);
+            var reply = await client.UnaryAsync(new Protos.EchoRequest { Text = "bridge" }, deadline: Grpc.GrpcTestKit.Deadline());
+            Assert.Equal("bridge", reply.Text);
+        }
+        Assert.Equal(1, stats.Counter("filesystem.write_buffered").Value);
+    }
+
     // ----- dynamic-config-fs: the listener and cluster of its LDS/CDS files -----
 
     [Fact]
@@ -123,6 +162,99 @@ public sealed class RunnableSandboxTests
         Assert.Equal(1, await proxy.StatAsync("cluster.example_proxy_cluster.upstream_rq_200"));
     }
 
+    // ----- front-proxy and tls: TLS listeners (inline self-signed certificate) and TLS upstreams -----
+
+    [Fact]
+    public async Task FrontProxy_TlsListener_ServesHttpsWithItsInlineCertificate()
+    {
+        await using var service1 = await TestBackend.StartEchoAsync("service1");
+        await using var service2 = await TestBackend.StartEchoAsync("service2");
+        await using var proxy = await StartAsync("front-proxy/envoy.yaml", ("service1-envoy", service1), ("service2-envoy", service2));
+        X509Certificate2? seen = null;
+        // The context has no alpn_protocols, so, as with Envoy, no ALPN is negotiated and clients speak HTTP/1.1.
+        using var client = HttpsClient(proxy, "#1", http2: false, c => seen = c);
+
+        using var one = await client.GetAsync("/service/1");
+        using var plain = await proxy.Client("#0").GetAsync("/service/2");
+
+        Assert.Equal(HttpStatusCode.OK, one.StatusCode);
+        Assert.Equal(new Version(1, 1), one.Version);
+        Assert.Equal("service1 GET /service/1 body=0", await one.Content.ReadAsStringAsync());
+        Assert.Equal("https", one.Headers.GetValues("x-echo-req-x-forwarded-proto").Single());
+        Assert.Equal("CN=front-envoy", seen?.Subject);
+        Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
+        Assert.Equal("http", plain.Headers.GetValues("x-echo-req-x-forwarded-proto").Single());
+    }
+
+    [Fact]
+    public async Task Tls_HttpsToHttp_TerminatesTls()
+    {
+        await using var service = await TestBackend.StartEchoAsync("service-http");
+        await using var proxy = await StartAsync("tls/envoy-https-http.yaml", ("service-http", service));
+        using var client = HttpsClient(proxy, UnnamedListener, http2: false);
+
+        using var response = await client.GetAsync("/");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("service-http GET / body=0", await response.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [InlineData("tls/envoy-http-https.yaml", false)]
+    [InlineData("tls/envoy-https-https.yaml", true)]
+    public async Task Tls_ToAnHttpsService_OriginatesTls(string file, bool downstreamTls)
+    {
+        await using var service = await Tls.TlsBackend.StartAsync(Tls.TestPki.Issue(Tls.TestPki.CreateCa("sandbox ca"), "service-https"));
+        var yaml = EnvoyConfigRewriter.RewriteBootstrap(EnvoyConfigCorpus.Read(file), new Dictionary<string, string> { ["service-https"] = service.Address });
+        await using var proxy = await ProxyHarness.StartAsync(yaml);
+        using var client = downstreamTls ? HttpsClient(proxy, UnnamedListener, http2: false) : proxy.Client(UnnamedListener);
+
+        using var response = await client.GetAsync("/");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("https", response.Headers.GetValues("x-echo-scheme").Single());
+    }
+
+    [Fact]
+    public async Task WebSocketWss_TlsOnBothSides_PassesWebSocketThrough()
+    {
+        await using var service = await Tls.TlsBackend.StartAsync(Tls.TestPki.Issue(Tls.TestPki.CreateCa("wss ca"), "service-wss"),
+            Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1, configure: ConfigureWebSocketEcho);
+        var yaml = EnvoyConfigRewriter.RewriteBootstrap(EnvoyConfigCorpus.Read("websocket/envoy-wss.yaml"), new Dictionary<string, string> { ["service_wss"] = service.Address });
+        await using var proxy = await ProxyHarness.StartAsync(yaml);
+        using var cts = new CancellationTokenSource(s_timeout);
+        using var ws = new ClientWebSocket();
+        ws.Options.Proxy = null;
+        ws.Options.RemoteCertificateValidationCallback = (_, _, _, _) => true; // the sandbox's self-signed certificate
+
+        await ws.ConnectAsync(new Uri($"wss://{proxy.ListenerAddress(UnnamedListener)}/"), cts.Token);
+        await ws.SendAsync(Encoding.UTF8.GetBytes("over tls"), WebSocketMessageType.Text, true, cts.Token);
+        var buffer = new byte[4096];
+        var received = await ws.ReceiveAsync(buffer, cts.Token);
+
+        Assert.Equal("echo: over tls", Encoding.UTF8.GetString(buffer, 0, received.Count));
+        await ws.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", cts.Token);
+    }
+
+    /// <summary>An HTTPS client for a sandbox listener; the sandboxes use self-signed certificates, so any is accepted
+    /// and handed to <paramref name="onCertificate"/>.</summary>
+    private static HttpClient HttpsClient(ProxyHarness proxy, string listener, bool http2, Action<X509Certificate2>? onCertificate = null)
+    {
+        var handler = new SocketsHttpHandler { UseProxy = false };
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+        {
+            if (cert is not null) onCertificate?.Invoke(X509CertificateLoader.LoadCertificate(cert.GetRawCertData()));
+            return true;
+        };
+        return new HttpClient(handler)
+        {
+            BaseAddress = new Uri($"https://{proxy.ListenerAddress(listener)}"),
+            DefaultRequestVersion = http2 ? HttpVersion.Version20 : HttpVersion.Version11,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Timeout = s_timeout,
+        };
+    }
+
     // ----- helpers -----
 
     internal static async Task<ProxyHarness> StartAsync(string corpusFile, params (string Cluster, TestBackend Backend)[] backends)
@@ -134,7 +266,9 @@ public sealed class RunnableSandboxTests
 
     /// <summary>The sandbox's websocket service: echoes each text message back with an "echo: " prefix; plain HTTP
     /// requests get "http METHOD PATH".</summary>
-    internal static Task<TestBackend> StartWebSocketEchoAsync() => TestBackend.StartAppAsync(app =>
+    internal static Task<TestBackend> StartWebSocketEchoAsync() => TestBackend.StartAppAsync(ConfigureWebSocketEcho);
+
+    private static void ConfigureWebSocketEcho(WebApplication app)
     {
         app.UseWebSockets();
         app.Run(async ctx =>
@@ -158,7 +292,7 @@ public sealed class RunnableSandboxTests
                 await ws.SendAsync(reply, WebSocketMessageType.Text, true, ctx.RequestAborted);
             }
         });
-    });
+    }
 
     /// <summary>Opens a WebSocket through the proxy's unnamed listener, sends one text message, returns the reply.</summary>
     internal static async Task<string> WebSocketRoundTripAsync(ProxyHarness proxy, string path, string message)

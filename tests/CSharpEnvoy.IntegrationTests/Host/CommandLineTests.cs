@@ -49,7 +49,7 @@ public sealed class CommandLineTests
               clusters:
               - name: a
                 connect_timeout: never
-                lb_policy: RING_HASH
+                lb_policy: CLUSTER_PROVIDED
               - name: a
                 type: EDS
             """);
@@ -68,14 +68,14 @@ public sealed class CommandLineTests
             static_resources:
               clusters:
               - name: a
-                lb_policy: RING_HASH
+                lb_policy: CLUSTER_PROVIDED
               - name: a
             """);
         try
         {
             var (code, _, stderr) = await CsEnvoyProcess.RunAsync("--mode", "validate", "-c", semantic);
             Assert.Equal(1, code);
-            Assert.Contains("static_resources.clusters[0].lb_policy: lb_policy RING_HASH is not supported yet", stderr);
+            Assert.Contains("static_resources.clusters[0].lb_policy: lb_policy CLUSTER_PROVIDED is not supported yet", stderr);
             Assert.Contains("static_resources.clusters[1].name: duplicate cluster name 'a'", stderr);
         }
         finally

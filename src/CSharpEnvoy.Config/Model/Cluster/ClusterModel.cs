@@ -16,7 +16,7 @@ internal sealed record LocalityModel(string Region, string Zone, string SubZone)
 }
 
 /// <summary>One configured upstream endpoint (for DNS clusters, a name still to resolve).</summary>
-internal sealed record EndpointModel(SocketAddressModel Address, string? Hostname, LocalityModel Locality);
+internal sealed record EndpointModel(SocketAddressModel Address, string? Hostname, LocalityModel Locality, uint Weight = 1);
 
 /// <summary>A validated cluster as configured; the data plane builds the live host set from it.</summary>
 internal sealed record ClusterModel
@@ -25,10 +25,13 @@ internal sealed record ClusterModel
     public DiscoveryType Type { get; init; }
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
     public LbPolicy LbPolicy { get; init; }
+    public LoadBalancerConfigModel LoadBalancer { get; init; } = LoadBalancerConfigModel.Default;
     public required IReadOnlyList<EndpointModel> Endpoints { get; init; }
     public TimeSpan DnsRefreshRate { get; init; } = TimeSpan.FromSeconds(5);
     public DnsLookupFamily DnsLookupFamily { get; init; }
     public UpstreamProtocol Protocol { get; init; } = UpstreamProtocol.Http1;
     public int? Http2InitialStreamWindowSize { get; init; }
+    /// <summary>The cluster's <c>envoy.transport_sockets.tls</c> settings; null for cleartext upstreams.</summary>
+    public global::CSharpEnvoy.Config.Model.Tls.UpstreamTlsModel? Tls { get; init; }
     public Google.Protobuf.IMessage? Source { get; init; }
 }

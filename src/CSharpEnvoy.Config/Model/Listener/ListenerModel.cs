@@ -20,7 +20,11 @@ internal sealed record ListenerModel(string Name, SocketAddressModel Address, st
 }
 
 /// <summary>A filter chain. Today its terminal network filter is always the HTTP connection manager.</summary>
-internal sealed record FilterChainModel(string Name, HttpConnectionManagerModel HttpConnectionManager);
+internal sealed record FilterChainModel(string Name, HttpConnectionManagerModel HttpConnectionManager)
+{
+    /// <summary>The chain's <c>envoy.transport_sockets.tls</c> settings; null for cleartext.</summary>
+    public global::CSharpEnvoy.Config.Model.Tls.DownstreamTlsModel? Tls { get; init; }
+}
 
 internal enum CodecType { Auto = 0, Http1 = 1, Http2 = 2 }
 
@@ -51,4 +55,6 @@ internal sealed record HttpConnectionManagerModel
     public int? Http2MaxConcurrentStreams { get; init; }
     public int? Http2InitialStreamWindowSize { get; init; }
     public int? Http2InitialConnectionWindowSize { get; init; }
+    /// <summary>The connection manager's <c>access_log</c>: one line per request, written when the request ends.</summary>
+    public IReadOnlyList<CSharpEnvoy.Config.Model.AccessLog.AccessLogModel> AccessLogs { get; init; } = [];
 }

@@ -79,6 +79,8 @@ internal sealed record RouteActionModel
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>Per-route upgrade overrides (lower-case type → enabled).</summary>
     public IReadOnlyDictionary<string, bool> UpgradeTypes { get; init; } = new Dictionary<string, bool>();
+    /// <summary><c>hash_policy</c>, in order; an array so the request path iterates it without allocating.</summary>
+    public HashPolicyModel[] HashPolicies { get; init; } = Array.Empty<HashPolicyModel>();
 }
 
 internal sealed record RedirectActionModel

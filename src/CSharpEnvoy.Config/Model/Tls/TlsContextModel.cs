@@ -1,0 +1,126 @@
+using System.Net;
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using CSharpEnvoy.Config.Model.Matchers;
+
+namespace CSharpEnvoy.Config.Model.Tls;
+
+/// <summary>A certificate with its private key, and the rest of its configured chain (intermediates).</summary>
+internal sealed record TlsCertificateModel(X509Certificate2 Certificate, X509Certificate2Collection Intermediates);
+
+internal enum SanType { Email = 1, Dns = 2, Uri = 3, IpAddress = 4 }
+
+/// <summary>One entry of <c>match_typed_subject_alt_names</c>: a SAN of <see cref="Type"/> that the matcher accepts.</summary>
+internal sealed record SanMatcherModel(SanType Type, StringMatcherModel Matcher)
+{
+    public bool Match(SanType type, string value)
+    {
+        if (type != Type) return false;
+        // Envoy: an exact matcher on a DNS SAN follows DNS wildcard rules ("*.example.com" covers "a.example.com").
+        if (type == SanType.Dns && Matcher.Kind == StringMatchKind.Exact) return DnsNameMatch(Matcher.Value, value);
+        return Matcher.Match(value);
+    }
+
+    /// <summary>True when <paramref name="name"/> equals <paramref name="san"/>, or the SAN is a wildcard
+    /// ("*.b.c") and the name has exactly one more label in its place.</summary>
+    internal static bool DnsNameMatch(string name, string san)
+    {
+        if (string.Equals(name, san, StringComparison.OrdinalIgnoreCase)) return true;
+        if (san.Length < 3 || san[0] != '*' || san[1] != '.') return false;
+        var suffix = san.AsSpan(1); // ".b.c"
+        if (name.Length <= suffix.Length) return false;
+        var label = name.AsSpan(0, name.Length - suffix.Length);
+        return label.IndexOf('.') < 0 && name.AsSpan(label.Length).Equals(suffix, StringComparison.OrdinalIgnoreCase);
+    }
+}
+
+/// <summary>Envoy's <c>CertificateValidationContext</c>: the peer's chain must end at one of <see cref="TrustedCa"/>
+/// (only those, never the system store), and when SAN matchers are given one of its SANs must match.</summary>
+internal sealed record CertificateValidationModel
+{
+    /// <summary>Empty when no trusted_ca is configured: the chain is not verified.</summary>
+    public required X509Certificate2Collection TrustedCa { get; init; }
+    public IReadOnlyList<SanMatcherModel> SanMatchers { get; init; } = Array.Empty<SanMatcherModel>();
+    public bool AllowExpired { get; init; }
+    /// <summary>trust_chain_verification ACCEPT_UNTRUSTED: chain failures are counted but not fatal.</summary>
+    public bool AcceptUntrusted { get; init; }
+    /// <summary>verify_certificate_hash: lower-case hex SHA-256 digests of the leaf's DER.</summary>
+    public IReadOnlyList<string> CertificateHashes { get; init; } = Array.Empty<string>();
+    /// <summary>verify_certificate_spki: base64 SHA-256 digests of the leaf's SubjectPublicKeyInfo.</summary>
+    public IReadOnlyList<string> SpkiHashes { get; init; } = Array.Empty<string>();
+}
+
+/// <summary>What <c>CommonTlsContext</c> configures, shared by both directions.</summary>
+internal sealed record TlsContextModel
+{
+    public IReadOnlyList<TlsCertificateModel> Certificates { get; init; } = Array.Empty<TlsCertificateModel>();
+    public CertificateValidationModel? Validation { get; init; }
+    /// <summary>ALPN protocols to offer (upstream) or to accept, in server preference order (downstream).</summary>
+    public IReadOnlyList<string> AlpnProtocols { get; init; } = Array.Empty<string>();
+    public SslProtocols Protocols { get; init; }
+    /// <summary>TLS 1.2 suites from cipher_suites (TLS 1.3 suites are always enabled, as with BoringSSL); null for the default.</summary>
+    public IReadOnlyList<TlsCipherSuite>? CipherSuites { get; init; }
+}
+
+/// <summary>A listener filter chain's <c>DownstreamTlsContext</c>.</summary>
+internal sealed record DownstreamTlsModel(TlsContextModel Common, bool RequireClientCertificate);
+
+/// <summary>A cluster's <c>UpstreamTlsContext</c>, with the cluster's auto_sni / auto_san_validation options.</summary>
+internal sealed record UpstreamTlsModel(TlsContextModel Common)
+{
+    public string? Sni { get; init; }
+    /// <summary>Verify the server certificate's SANs against the SNI (auto_san_validation / auto_sni_san_validation).</summary>
+    public bool AutoSanValidation { get; init; }
+}
+
+/// <summary>The SANs of a certificate, by type, in the string forms Envoy matches against.</summary>
+internal static class SubjectAltNames
+{
+    public static List<(SanType Type, string Value)> Read(X509Certificate2 cert)
+    {
+        var result = new List<(SanType, string)>();
+        foreach (var ext in cert.Extensions)
+        {
+            if (ext.Oid?.Value != "2.5.29.17") continue;
+            try
+            {
+                var reader = new System.Formats.Asn1.AsnReader(ext.RawData, System.Formats.Asn1.AsnEncodingRules.DER);
+                var seq = reader.ReadSequence();
+                while (seq.HasData)
+                {
+                    var tag = seq.PeekTag();
+                    if (tag.TagClass != System.Formats.Asn1.TagClass.ContextSpecific)
+                    {
+                        seq.ReadEncodedValue();
+                        continue;
+                    }
+                    switch (tag.TagValue)
+                    {
+                        case 1:
+                            result.Add((SanType.Email, seq.ReadCharacterString(System.Formats.Asn1.UniversalTagNumber.IA5String, tag)));
+                            break;
+                        case 2:
+                            result.Add((SanType.Dns, seq.ReadCharacterString(System.Formats.Asn1.UniversalTagNumber.IA5String, tag)));
+                            break;
+                        case 6:
+                            result.Add((SanType.Uri, seq.ReadCharacterString(System.Formats.Asn1.UniversalTagNumber.IA5String, tag)));
+                            break;
+                        case 7:
+                            var bytes = seq.ReadOctetString(tag);
+                            if (bytes.Length is 4 or 16) result.Add((SanType.IpAddress, new IPAddress(bytes).ToString()));
+                            break;
+                        default:
+                            seq.ReadEncodedValue();
+                            break;
+                    }
+                }
+            }
+            catch (System.Formats.Asn1.AsnContentException)
+            {
+                // A malformed SAN extension matches nothing.
+            }
+        }
+        return result;
+    }
+}

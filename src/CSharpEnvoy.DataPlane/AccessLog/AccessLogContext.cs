@@ -1,0 +1,28 @@
+using System.Diagnostics;
+using CSharpEnvoy.DataPlane.Router;
+using Microsoft.AspNetCore.Http;
+
+namespace CSharpEnvoy.DataPlane.AccessLog;
+
+/// <summary>What a log line is made from: the request's HttpContext and stream info, frozen when the request ended.</summary>
+internal readonly struct AccessLogContext
+{
+    public AccessLogContext(HttpContext http, UpstreamRequest info, long endTimestamp, DateTime nowUtc)
+    {
+        Http = http;
+        Info = info;
+        EndTimestamp = endTimestamp;
+        StartUtc = nowUtc - Stopwatch.GetElapsedTime(info.StartTimestamp, endTimestamp);
+        // Envoy logs 0 when no response was sent (the client went away first).
+        ResponseCode = http.Response.HasStarted || !http.RequestAborted.IsCancellationRequested ? http.Response.StatusCode : 0;
+    }
+
+    public HttpContext Http { get; }
+    public UpstreamRequest Info { get; }
+    public long EndTimestamp { get; }
+    public DateTime StartUtc { get; }
+    public int ResponseCode { get; }
+
+    /// <summary>Whole milliseconds from the request's start to <paramref name="timestamp"/> (Envoy truncates).</summary>
+    public long MillisSinceStart(long timestamp) => (long)Stopwatch.GetElapsedTime(Info.StartTimestamp, timestamp).TotalMilliseconds;
+}
