@@ -134,8 +134,9 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 _server.RequestShutdown();
                 return Text(context, "OK\n");
             case "/help":
-            case "/":
                 return Text(context, Help());
+            case "/":
+                return Text(context, AdminPage.Html, "text/html; charset=UTF-8");
             default:
                 context.Response.StatusCode = 404;
                 return Text(context, "invalid path. admin commands are:\n" + Help());
