@@ -94,7 +94,30 @@ internal static class BootstrapTranslator
             }
         }
 
+        var xds = XdsTranslator.Translate(b.DynamicResources, "dynamic_resources", errors, clusterNames.Contains);
+        if (xds is null)
+        {
+            // Without ADS nothing can deliver RDS routes or EDS endpoints.
+            foreach (var c in clusters)
+                if (c.Type == DiscoveryType.Eds) errors.Add("static_resources.clusters", $"cluster '{c.Name}' is type EDS but dynamic_resources.ads_config is not set");
+            foreach (var l in listeners)
+                foreach (var fc in l.FilterChains)
+                    if (fc.HttpConnectionManager.RdsRouteConfigName is not null)
+                        errors.Add("static_resources.listeners", $"listener '{l.Name}' uses rds but dynamic_resources.ads_config is not set");
+        }
+        else if (clusters.Find(c => c.Name == xds.AdsCluster) is { Type: DiscoveryType.Eds })
+            errors.Add("dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name", $"the ADS cluster '{xds.AdsCluster}' cannot be an EDS cluster");
+
+        var sinks = StatsSinkTranslator.Translate(b.StatsSinks, errors);
+        var flush = b.StatsFlushInterval?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);
+        if (flush < TimeSpan.FromMilliseconds(1) || flush > TimeSpan.FromSeconds(300))
+            errors.Add("stats_flush_interval", "stats_flush_interval must be between 1ms and 300s");
+
         if (errors.HasErrors) return null;
-        return new BootstrapModel { Node = nodeModel, AdminAddress = admin, Listeners = listeners, Clusters = clusters, Source = b };
+        return new BootstrapModel
+        {
+            Node = nodeModel, AdminAddress = admin, Listeners = listeners, Clusters = clusters, Source = b, Xds = xds,
+            StatsSinks = sinks, StatsFlushInterval = flush,
+        };
     }
 }

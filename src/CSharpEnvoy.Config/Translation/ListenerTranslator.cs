@@ -73,10 +73,18 @@ internal static class ListenerTranslator
         };
 
         Model.RouteConfiguration.RouteConfigurationModel? routes = null;
+        string? rdsName = null;
+        var rdsTimeout = XdsTranslator.DefaultInitialFetchTimeout;
         switch (h.RouteSpecifierCase)
         {
             case HttpConnectionManager.RouteSpecifierOneofCase.RouteConfig:
                 routes = RouteTranslator.Translate(h.RouteConfig, ConfigErrors.Join(path, "route_config"), errors, clusterExists, validateByDefault: true);
+                break;
+            case HttpConnectionManager.RouteSpecifierOneofCase.Rds:
+                var rdsPath = ConfigErrors.Join(path, "rds");
+                rdsTimeout = XdsTranslator.TranslateConfigSource(h.Rds.ConfigSource, rdsPath + ".config_source", errors);
+                rdsName = h.Rds.RouteConfigName;
+                if (string.IsNullOrEmpty(rdsName)) errors.Add(rdsPath + ".route_config_name", "route_config_name is required");
                 break;
             case HttpConnectionManager.RouteSpecifierOneofCase.None:
                 errors.Add(path, "one of route_config or rds is required");
@@ -130,6 +138,8 @@ internal static class ListenerTranslator
             StatPrefix = h.StatPrefix,
             CodecType = codec,
             RouteConfig = routes,
+            RdsRouteConfigName = rdsName,
+            RdsInitialFetchTimeout = rdsTimeout,
             HttpFilters = filters,
             UseRemoteAddress = h.UseRemoteAddress ?? false,
             XffNumTrustedHops = (int)h.XffNumTrustedHops,

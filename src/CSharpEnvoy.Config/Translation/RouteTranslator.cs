@@ -67,6 +67,10 @@ internal static class RouteTranslator
             RequestHeaders = Mutation(vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, path, "request", errors),
             ResponseHeaders = Mutation(vh.ResponseHeadersToAdd, vh.ResponseHeadersToRemove, path, "response", errors),
             RequireTls = (TlsRequirement)(int)vh.RequireTls,
+            RetryPolicy = RouterPolicyTranslator.Retry(vh.RetryPolicy, path + ".retry_policy", errors),
+            IncludeRequestAttemptCount = vh.IncludeRequestAttemptCount,
+            IncludeAttemptCountInResponse = vh.IncludeAttemptCountInResponse,
+            PerRequestBufferLimitBytes = vh.PerRequestBufferLimitBytes,
         };
     }
 
@@ -104,6 +108,7 @@ internal static class RouteTranslator
             DirectResponse = direct,
             RequestHeaders = Mutation(r.RequestHeadersToAdd, r.RequestHeadersToRemove, path, "request", errors),
             ResponseHeaders = Mutation(r.ResponseHeadersToAdd, r.ResponseHeadersToRemove, path, "response", errors),
+            PerRequestBufferLimitBytes = r.PerRequestBufferLimitBytes,
         };
     }
 
@@ -368,6 +373,8 @@ internal static class RouteTranslator
             Timeout = a.Timeout?.ToTimeSpan() ?? TimeSpan.FromSeconds(15),
             UpgradeTypes = upgrades,
             HashPolicies = HashPolicyTranslator.Translate(a, path, errors),
+            RetryPolicy = RouterPolicyTranslator.Retry(a.RetryPolicy, path + ".retry_policy", errors),
+            MirrorPolicies = RouterPolicyTranslator.Mirrors(a.RequestMirrorPolicies, path + ".request_mirror_policies", errors, clusterExists),
         };
     }
 

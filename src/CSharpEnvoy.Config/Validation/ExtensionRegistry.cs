@@ -1,6 +1,6 @@
 namespace CSharpEnvoy.Config.Validation;
 
-internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy }
+internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink }
 
 /// <summary>An extension csenvoy implements: its canonical name, the names Envoy still accepts for it, and its config type.</summary>
 internal sealed record ExtensionInfo(ExtensionCategory Category, string Name, string TypeName, string[] Aliases, string Description);
@@ -16,6 +16,8 @@ internal static class ExtensionRegistry
     public const string Router = "envoy.filters.http.router";
     public const string UpstreamHttpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
     public const string FileAccessLogger = "envoy.access_loggers.file";
+    public const string StatsdSink = "envoy.stat_sinks.statsd";
+    public const string DogStatsdSink = "envoy.stat_sinks.dog_statsd";
     public const string StdoutAccessLogger = "envoy.access_loggers.stdout";
     public const string StderrAccessLogger = "envoy.access_loggers.stderr";
     public const string RoundRobinPolicy = "envoy.load_balancing_policies.round_robin";
@@ -28,6 +30,10 @@ internal static class ExtensionRegistry
 
     public static readonly IReadOnlyList<ExtensionInfo> All = new[]
     {
+        new ExtensionInfo(ExtensionCategory.StatsSink, StatsdSink, "envoy.config.metrics.v3.StatsdSink",
+            new[] { "envoy.statsd" }, "StatsD over UDP: counters as deltas, gauges, histogram values as timers"),
+        new ExtensionInfo(ExtensionCategory.StatsSink, DogStatsdSink, "envoy.config.metrics.v3.DogStatsdSink",
+            new[] { "envoy.dog_statsd" }, "DogStatsD over UDP: tag-extracted names with |#tags"),
         new ExtensionInfo(ExtensionCategory.NetworkFilter, HttpConnectionManager,
             "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             new[] { "envoy.http_connection_manager" }, "HTTP/1.1, HTTP/2 and gRPC proxying"),

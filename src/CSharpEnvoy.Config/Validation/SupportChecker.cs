@@ -25,10 +25,13 @@ internal static class SupportChecker
         "envoy.config.listener.v3.Filter.typed_config",
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config",
         "envoy.config.cluster.v3.Cluster.typed_extension_protocol_options",
+        "envoy.config.metrics.v3.StatsSink.typed_config",
         "envoy.config.accesslog.v3.AccessLog.typed_config",
         // Load balancing policies: a list of alternatives, so an unknown one is not an error by itself (LoadBalancingTranslator).
         "envoy.config.core.v3.TypedExtensionConfig.typed_config",
         "envoy.config.core.v3.TransportSocket.typed_config",
+        // Retry host predicates: RouterPolicyTranslator accepts previous_hosts and names any other.
+        "envoy.config.route.v3.RetryPolicy.RetryHostPredicate.typed_config",
     };
 
     private static void Walk(IMessage message, string path, ConfigErrors errors, ProtoRegistry registry, bool isExtensionPoint)

@@ -28,6 +28,13 @@ internal static class SupportedFields
         Msg("envoy.config.core.v3.Node", "id", "cluster", "locality", "metadata");
         Msg("envoy.config.core.v3.Locality", "region", "zone", "sub_zone");
 
+        Area("Stats sinks");
+        Msg("envoy.config.bootstrap.v3.Bootstrap", "stats_sinks", "stats_flush_interval");
+        Msg("envoy.config.metrics.v3.StatsSink", "name", "typed_config");
+        Msg("envoy.config.metrics.v3.StatsdSink", "address", "tcp_cluster_name", "prefix");
+        Note("envoy.config.metrics.v3.StatsdSink", "tcp_cluster_name", "refused for now: UDP address only");
+        Msg("envoy.config.metrics.v3.DogStatsdSink", "address", "prefix", "max_bytes_per_datagram");
+
         Area("Addresses");
         Msg("envoy.config.core.v3.Address", "socket_address", "pipe");
         Msg("envoy.config.core.v3.SocketAddress", "address", "port_value", "ipv4_compat");
@@ -137,6 +144,29 @@ internal static class SupportedFields
         Msg("envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size");
         Warn("envoy.config.core.v3.Http2ProtocolOptions", "allow_connect", "extended CONNECT is not implemented");
 
+        Area("Router resilience (retries, mirroring, circuit breakers)");
+        Msg("envoy.config.route.v3.RouteAction", "retry_policy", "request_mirror_policies");
+        Msg("envoy.config.route.v3.VirtualHost", "retry_policy", "include_request_attempt_count", "include_attempt_count_in_response");
+        Note("envoy.config.route.v3.VirtualHost", "per_request_buffer_limit_bytes", "bounds the request body buffered for retries and mirrors (default 1 MiB); larger bodies are neither retried nor mirrored");
+        Note("envoy.config.route.v3.Route", "per_request_buffer_limit_bytes", "as the virtual host's; the route's wins");
+        const string rp = "envoy.config.route.v3.RetryPolicy";
+        Msg(rp, "retry_on", "num_retries", "per_try_timeout", "retriable_status_codes", "retriable_headers", "retry_back_off",
+            "host_selection_retry_max_attempts");
+        Note(rp, "retry_host_predicate", "envoy.retry_host_predicates.previous_hosts only");
+        Msg(rp + ".RetryBackOff", "base_interval", "max_interval");
+        Msg(rp + ".RetryHostPredicate", "name", "typed_config");
+        Msg("envoy.config.route.v3.RouteAction.RequestMirrorPolicy", "cluster", "cluster_header", "runtime_fraction");
+        Warn("envoy.config.route.v3.RouteAction.RequestMirrorPolicy", "trace_sampled", "tracing is not implemented yet");
+        Msg("envoy.config.core.v3.RuntimeFractionalPercent", "default_value");
+        Warn("envoy.config.core.v3.RuntimeFractionalPercent", "runtime_key", "runtime overrides are not applied; default_value is used");
+        Msg("envoy.config.cluster.v3.Cluster", "circuit_breakers");
+        Msg("envoy.config.cluster.v3.CircuitBreakers", "thresholds");
+        const string th = "envoy.config.cluster.v3.CircuitBreakers.Thresholds";
+        Note(th, "priority", "DEFAULT is enforced; HIGH thresholds are accepted but apply only to HIGH priority routes, which csenvoy does not have (route priority is refused)");
+        Note(th, "max_connections", "upstream connections of the cluster; also caps SocketsHttpHandler's connections per host");
+        Note(th, "max_pending_requests", "approximated: an HTTP/1.1 request that finds every allowed connection busy is counted as pending until its response headers arrive");
+        Msg(th, "max_requests", "max_retries", "track_remaining");
+
         Area("TLS (envoy.transport_sockets.tls)");
         Msg("envoy.config.listener.v3.FilterChain", "transport_socket");
         Msg(cl, "transport_socket");
@@ -191,6 +221,68 @@ internal static class SupportedFields
         Warn(sfs, "content_type", "only used by local reply formats, which csenvoy does not have yet");
         Note(sfs, "json_format_options", "keys are always sorted, as in Envoy");
         Note("envoy.config.core.v3.JsonFormatOptions", "sort_properties", "keys are always sorted, as in Envoy");
+        AddXds();
+        AddHealthChecking();
+    }
+
+    private static void AddHealthChecking()
+    {
+        Area("Health checking and outlier detection");
+        const string cl = "envoy.config.cluster.v3.Cluster";
+        Note(cl, "health_checks", "one health checker per cluster (as Envoy): HTTP, TCP or gRPC");
+        Msg(cl, "outlier_detection");
+        const string hc = "envoy.config.core.v3.HealthCheck";
+        Msg(hc, "timeout", "interval", "initial_jitter", "interval_jitter", "interval_jitter_percent", "unhealthy_threshold",
+            "healthy_threshold", "reuse_connection", "http_health_check", "tcp_health_check", "grpc_health_check",
+            "no_traffic_interval", "no_traffic_healthy_interval", "unhealthy_interval", "unhealthy_edge_interval", "healthy_edge_interval");
+        Warn(hc, "always_log_health_check_failures", "there is no health check event log yet");
+        Warn(hc, "always_log_health_check_success", "there is no health check event log yet");
+        Msg(hc + ".HttpHealthCheck", "host", "path", "request_headers_to_add", "request_headers_to_remove", "expected_statuses",
+            "retriable_statuses", "method");
+        Note(hc + ".HttpHealthCheck", "codec_client_type", "HTTP1 or HTTP2 (h2c prior knowledge); HTTP3 is refused");
+        Msg(hc + ".TcpHealthCheck", "send", "receive");
+        Msg(hc + ".Payload", "text", "binary");
+        Msg(hc + ".GrpcHealthCheck", "service_name", "authority", "initial_metadata");
+        Note("envoy.config.endpoint.v3.LbEndpoint", "health_status", "UNKNOWN and HEALTHY take traffic; UNHEALTHY, DRAINING and TIMEOUT are excluded (/failed_eds_health); DEGRADED is refused");
+        Msg("envoy.config.endpoint.v3.Endpoint", "health_check_config");
+        Msg("envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", "disable_active_health_check");
+        const string od = "envoy.config.cluster.v3.OutlierDetection";
+        Msg(od, "consecutive_5xx", "interval", "base_ejection_time", "max_ejection_percent", "enforcing_consecutive_5xx",
+            "enforcing_success_rate", "success_rate_minimum_hosts", "success_rate_request_volume", "success_rate_stdev_factor",
+            "consecutive_gateway_failure", "enforcing_consecutive_gateway_failure", "split_external_local_origin_errors",
+            "consecutive_local_origin_failure", "enforcing_consecutive_local_origin_failure", "enforcing_local_origin_success_rate",
+            "failure_percentage_threshold", "enforcing_failure_percentage", "enforcing_failure_percentage_local_origin",
+            "failure_percentage_minimum_hosts", "failure_percentage_request_volume", "max_ejection_time", "max_ejection_time_jitter",
+            "successful_active_health_check_uneject_host", "always_eject_one_host");
+    }
+
+    private static void AddXds()
+    {
+        Area("xDS (dynamic resources over ADS)");
+        Msg("envoy.config.bootstrap.v3.Bootstrap", "dynamic_resources");
+        Msg("envoy.config.bootstrap.v3.Bootstrap.DynamicResources", "ads_config", "lds_config", "cds_config");
+        const string acs = "envoy.config.core.v3.ApiConfigSource";
+        Note(acs, "api_type", "GRPC (state of the world) or DELTA_GRPC (incremental), on the aggregated stream; REST is refused");
+        Note(acs, "transport_api_version", "V3 only");
+        Note(acs, "grpc_services", "exactly one, with envoy_grpc naming a static cluster (h2c or Unix socket endpoint)");
+        Note(acs, "set_node_on_first_message_only", "always the behaviour: the node is sent on the first request of each stream");
+        Msg("envoy.config.core.v3.GrpcService", "envoy_grpc");
+        Warn("envoy.config.core.v3.GrpcService", "timeout", "the ADS stream is long-lived; no deadline is applied");
+        Msg("envoy.config.core.v3.GrpcService.EnvoyGrpc", "cluster_name");
+        const string cs = "envoy.config.core.v3.ConfigSource";
+        Note(cs, "ads", "the only config source: resources come over the bootstrap's ads_config stream");
+        Note(cs, "api_config_source", "refused: per-type xDS streams are not implemented; use ads: {}");
+        Note(cs, "path_config_source", "refused: filesystem xDS is not implemented; use ads: {}");
+        Note(cs, "path", "refused: filesystem xDS is not implemented; use ads: {}");
+        Note(cs, "initial_fetch_timeout", "default 15s; 0 waits forever");
+        Note(cs, "resource_api_version", "V3 only");
+        Msg("envoy.config.core.v3.AggregatedConfigSource");
+        Note("envoy.config.core.v3.PathConfigSource", "path", "refused with its config source (filesystem xDS is not implemented)");
+        Note("envoy.config.core.v3.PathConfigSource", "watched_directory", "refused with its config source (filesystem xDS is not implemented)");
+        Msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", "rds");
+        Msg("envoy.extensions.filters.network.http_connection_manager.v3.Rds", "config_source", "route_config_name");
+        Note("envoy.config.cluster.v3.Cluster", "eds_cluster_config", "type: EDS clusters; eds_config must be ads: {}");
+        Msg("envoy.config.cluster.v3.Cluster.EdsClusterConfig", "eds_config", "service_name");
     }
 
     public static FieldSupport? Lookup(string fullFieldName) => s_fields.GetValueOrDefault(fullFieldName);

@@ -117,7 +117,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
             case "/config_dump":
                 return Json(context, ConfigDump());
             case "/clusters":
-                return Text(context, Clusters());
+                return q["format"] == "json" ? Json(context, ClustersStatus.Build(_server.ClusterManager)) : Text(context, Clusters());
             case "/listeners":
                 return Text(context, Listeners(q["format"] == "json"), q["format"] == "json" ? "application/json" : "text/plain");
             case "/stats":
@@ -217,7 +217,6 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         var clusters = new ClustersConfigDump();
         foreach (var c in _server.Bootstrap.Clusters)
             if (c.Source is { } src) clusters.StaticClusters.Add(new ClustersConfigDump.Types.StaticCluster { Cluster = Any.Pack(src), LastUpdated = updated });
-        dump.Configs.Add(Any.Pack(clusters));
 
         var listeners = new ListenersConfigDump();
         var routes = new RoutesConfigDump();
@@ -230,6 +229,9 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                     if (f.TypedConfig is { } tc && tc.Is(HcmProto.Descriptor) && tc.Unpack<HcmProto>().RouteConfig is { } rc)
                         routes.StaticRouteConfigs.Add(new RoutesConfigDump.Types.StaticRouteConfig { RouteConfig = Any.Pack(rc), LastUpdated = updated });
         }
+        // xDS resources: Envoy's dynamic_* sections with version_info, last_updated and error_state.
+        _server.Xds?.AddToConfigDump(clusters, listeners, routes, endpoints: null);
+        dump.Configs.Add(Any.Pack(clusters));
         dump.Configs.Add(Any.Pack(listeners));
         dump.Configs.Add(Any.Pack(routes));
         return dump;
@@ -255,15 +257,15 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 sb.Append(prefix).Append("rq_active::").Append(h.ActiveRequests).Append('\n');
                 sb.Append(prefix).Append("rq_total::").Append(h.RequestsTotal).Append('\n');
                 if (h.Hostname is not null) sb.Append(prefix).Append("hostname::").Append(h.Hostname).Append('\n');
-                sb.Append(prefix).Append("health_flags::healthy\n");
+                sb.Append(prefix).Append("health_flags::").Append(ClustersStatus.Flags(h)).Append('\n');
                 sb.Append(prefix).Append("weight::").Append(h.Weight).Append('\n');
                 sb.Append(prefix).Append("region::").Append(h.Locality.Region).Append('\n');
                 sb.Append(prefix).Append("zone::").Append(h.Locality.Zone).Append('\n');
                 sb.Append(prefix).Append("sub_zone::").Append(h.Locality.SubZone).Append('\n');
                 sb.Append(prefix).Append("canary::false\n");
                 sb.Append(prefix).Append("priority::0\n");
-                sb.Append(prefix).Append("success_rate::-1\n");
-                sb.Append(prefix).Append("local_origin_success_rate::-1\n");
+                sb.Append(prefix).Append("success_rate::").Append(ClustersStatus.Rate(h.Outlier?.SuccessRate ?? -1)).Append('\n');
+                sb.Append(prefix).Append("local_origin_success_rate::").Append(ClustersStatus.Rate(h.Outlier?.LocalOriginSuccessRate ?? -1)).Append('\n');
             }
         }
         return sb.ToString();

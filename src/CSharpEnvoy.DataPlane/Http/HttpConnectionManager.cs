@@ -79,6 +79,7 @@ internal sealed class HttpConnectionManager
     public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null)
     {
         Model = model;
+        _routes = model.RouteConfig;
         Stats = new HttpConnectionManagerStats(stats, model.StatPrefix);
         _router = router;
         if (model.AccessLogs.Count > 0 && accessLogs is not null)
@@ -86,6 +87,16 @@ internal sealed class HttpConnectionManager
     }
 
     public HttpConnectionManagerModel Model { get; }
+
+    private volatile RouteConfigurationModel? _routes;
+
+    /// <summary>The routes in force: the inline route_config, or the latest RDS one (swapped whole by xDS; a request
+    /// reads it once).</summary>
+    public RouteConfigurationModel? RouteConfig
+    {
+        get => _routes;
+        set => _routes = value;
+    }
     public HttpConnectionManagerStats Stats { get; }
 
     /// <summary>The server header of the proxy's own replies: none with PASS_THROUGH (Envoy only sets it in the
@@ -121,7 +132,7 @@ internal sealed class HttpConnectionManager
         var scheme = isTls ? "https" : "http";
         MutateRequestHeaders(context, info, scheme);
 
-        var routes = model.RouteConfig;
+        var routes = _routes;
         var request = new RequestView(context, scheme);
         var host = context.Request.Host.Value ?? "";
         var vhost = routes?.VirtualHosts.Find(host);

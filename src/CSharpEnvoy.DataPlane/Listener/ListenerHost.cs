@@ -36,8 +36,9 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 {
     private static readonly byte[] s_http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray();
 
-    private readonly ListenerModel _model;
-    private readonly HttpConnectionManager _hcm;
+    private volatile ListenerModel _model;
+    /// <summary>Swapped whole by an LDS update that keeps the socket; read once per connection or request.</summary>
+    private volatile HttpConnectionManager _hcm;
     private readonly IServiceProvider _services;
     private readonly ILoggerFactory _loggers;
     private readonly DownstreamTls? _tls;
@@ -57,6 +58,32 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     }
 
     public ListenerModel Model => _model;
+
+    /// <summary>The connection manager new requests use; xDS replaces it (with the listener's new model) on an update.</summary>
+    internal HttpConnectionManager ConnectionManager => _hcm;
+
+    internal void Replace(ListenerModel model, HttpConnectionManager hcm)
+    {
+        _model = model;
+        _hcm = hcm;
+    }
+
+    /// <summary>Stops accepting, lets open connections finish for up to <paramref name="drainTime"/>, then closes them.</summary>
+    internal async Task DrainAndDisposeAsync(TimeSpan drainTime)
+    {
+        var server = _server;
+        if (server is null) return;
+        using var cts = new CancellationTokenSource(drainTime);
+        try
+        {
+            await server.StopAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        server.Dispose();
+        _server = null;
+    }
     public Counter CxTotal { get; }
     public Gauge CxActive { get; }
     public Counter CxDestroy { get; }

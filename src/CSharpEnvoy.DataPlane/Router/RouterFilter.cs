@@ -33,6 +33,15 @@ internal sealed class UpstreamRequest : StreamInfo
     public CancellationTokenSource? RouteTimeout { get; set; }
     /// <summary>A Set-Cookie a cookie hash policy generated; added to the upstream response, as Envoy does.</summary>
     public string? HashPolicySetCookie { get; set; }
+    /// <summary>Set for requests that may be retried.</summary>
+    public RetryState? Retry { get; set; }
+    /// <summary>The attempt's response matched a retry condition and a retry was taken: its body is discarded.</summary>
+    public bool RetryRequested { get; set; }
+    /// <summary>The attempt's response matched a retry condition but no retry was left (URX).</summary>
+    public bool RetryLimitExceeded { get; set; }
+    /// <summary>The attempt counts against max_pending_requests until its response headers arrive.</summary>
+    public bool HoldsPending { get; set; }
+    public bool AttemptCountInResponse { get; set; }
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
@@ -40,11 +49,26 @@ internal sealed class UpstreamRequest : StreamInfo
         proxyRequest.RequestUri = new Uri(destinationPrefix + UpstreamPathAndQuery, in s_rawUri);
         proxyRequest.Headers.Host = UpstreamAuthority;
         UpstreamStartTimestamp = Stopwatch.GetTimestamp();
-        AttemptCount = 1;
     }
 
     public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
+        if (HoldsPending)
+        {
+            HoldsPending = false;
+            Cluster!.Resources.PendingRequests.Release();
+        }
+        // Nothing has gone downstream yet (YARP set only the status): a retriable response is dropped here and retried.
+        if (proxyResponse is not null && Retry is { } retry && proxyResponse.StatusCode != HttpStatusCode.SwitchingProtocols && retry.WouldRetry(proxyResponse))
+        {
+            if (retry.TryTakeRetry(Cluster!.Resources, out var exceeded))
+            {
+                Cluster.Stats.ResponseCode((int)proxyResponse.StatusCode);
+                RetryRequested = true;
+                return false;
+            }
+            RetryLimitExceeded = exceeded;
+        }
         var copy = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
         if (proxyResponse is null) return copy;
         UpstreamFirstByteTimestamp = Stopwatch.GetTimestamp();
@@ -66,6 +90,7 @@ internal sealed class UpstreamRequest : StreamInfo
             var ms = (long)Stopwatch.GetElapsedTime(UpstreamStartTimestamp).TotalMilliseconds;
             httpContext.Response.Headers["x-envoy-upstream-service-time"] = ms.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
+        if (AttemptCountInResponse) httpContext.Response.Headers["x-envoy-attempt-count"] = AttemptCount.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (HashPolicySetCookie is { } setCookie) httpContext.Response.Headers.Append("set-cookie", setCookie);
         hcm.MutateResponseHeaders(httpContext, this, Routes!, VirtualHost!, Route!);
         return copy;
@@ -140,9 +165,54 @@ internal sealed class RouterFilter
         ApplyRequestHeaderMutations(context, info, routes, vhost, route);
         RewritePathAndHost(context, info, action, route, request, host, hcm.Model.SuppressEnvoyHeaders);
 
+        var headers = context.Request.Headers;
         var timeout = action.Timeout;
-        if (timeout > TimeSpan.Zero && !hcm.Model.SuppressEnvoyHeaders)
-            context.Request.Headers["x-envoy-expected-rq-timeout-ms"] = ((long)timeout.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        // The x-envoy-* overrides survive HCM sanitising only on internal requests; Envoy consumes them here.
+        if (headers.ContainsKey("x-envoy-upstream-rq-timeout-ms"))
+        {
+            if (ulong.TryParse(headers["x-envoy-upstream-rq-timeout-ms"].ToString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ms))
+                timeout = TimeSpan.FromMilliseconds(ms);
+            headers.Remove("x-envoy-upstream-rq-timeout-ms");
+        }
+        var retryPolicy = action.RetryPolicy ?? vhost.RetryPolicy;
+        var perTry = retryPolicy?.PerTryTimeout ?? TimeSpan.Zero;
+        if (headers.ContainsKey("x-envoy-upstream-rq-per-try-timeout-ms"))
+        {
+            if (ulong.TryParse(headers["x-envoy-upstream-rq-per-try-timeout-ms"].ToString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ms))
+                perTry = TimeSpan.FromMilliseconds(ms);
+            headers.Remove("x-envoy-upstream-rq-per-try-timeout-ms");
+        }
+        // Envoy ignores a per-try timeout that is not shorter than the global one.
+        if (timeout > TimeSpan.Zero && perTry >= timeout) perTry = TimeSpan.Zero;
+        var retry = RetryState.Create(retryPolicy, headers);
+        info.Retry = retry;
+        var expected = perTry > TimeSpan.Zero ? perTry : timeout;
+        if (expected > TimeSpan.Zero && !hcm.Model.SuppressEnvoyHeaders)
+            headers["x-envoy-expected-rq-timeout-ms"] = ((long)expected.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        // Retries and mirrors replay the body: record it as it streams, up to the buffer limit.
+        ReplayableBody? body = null;
+        var limit = (int)Math.Min(int.MaxValue, route.PerRequestBufferLimitBytes ?? vhost.PerRequestBufferLimitBytes ?? 1024 * 1024);
+        var hasBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? false;
+        var shadows = action.MirrorPolicies.Length > 0 ? RequestMirror.Prepare(action.MirrorPolicies, _clusters, context, info) : null;
+        if (hasBody && (retry is not null || shadows is not null))
+        {
+            if (context.Request.ContentLength is long cl && cl > limit)
+            {
+                info.Retry = retry = null; // Envoy: too large to buffer, so not retried (nor mirrored)
+                if (shadows is not null) { RequestMirror.Discard(shadows); shadows = null; }
+            }
+            else
+            {
+                body = new ReplayableBody(context.Request.Body, limit);
+                context.Request.Body = body.NewReader();
+            }
+        }
+        if (shadows is not null && !hasBody)
+        {
+            RequestMirror.Send(shadows, ReadOnlyMemory<byte>.Empty, null, timeout);
+            shadows = null;
+        }
 
         var config = cluster.Model.Protocol switch
         {
@@ -150,30 +220,173 @@ internal sealed class RouterFilter
             UpstreamProtocol.UseDownstream => HttpProtocol.IsHttp2(context.Request.Protocol) ? s_http2 : s_http1,
             _ => s_http1,
         };
+        var vhIncludeAttempt = vhost.IncludeRequestAttemptCount;
+        info.AttemptCountInResponse = vhost.IncludeAttemptCountInResponse;
 
         var stats = cluster.Stats;
-        stats.UpstreamRqTotal.Inc();
-        stats.UpstreamRqActive.Inc();
-        host.RequestStarted();
+        var resources = cluster.Resources;
         using var timeoutCts = timeout > TimeSpan.Zero ? new CancellationTokenSource(timeout) : null;
         info.RouteTimeout = timeoutCts;
-        ForwarderError error;
+        var attempt = 0;
         try
         {
-            error = await _forwarder.SendAsync(context, host.DestinationPrefix, cluster.Invoker, config, info, timeoutCts?.Token ?? CancellationToken.None).ConfigureAwait(false);
+            while (true)
+            {
+                attempt++;
+                info.AttemptCount = attempt;
+                info.RetryRequested = false;
+                if (vhIncludeAttempt) headers["x-envoy-attempt-count"] = attempt.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                if (!TryAdmit(cluster, info))
+                {
+                    if (attempt > 1) resources.Retries.Release();
+                    await OverflowAsync(context, info, cluster, hcm, serverName).ConfigureAwait(false);
+                    return;
+                }
+                retry?.RecordHost(host);
+                stats.UpstreamRqTotal.Inc();
+                stats.UpstreamRqActive.Inc();
+                host.RequestStarted();
+                using var perTryCts = perTry > TimeSpan.Zero
+                    ? (timeoutCts is null ? new CancellationTokenSource() : CancellationTokenSource.CreateLinkedTokenSource(timeoutCts.Token))
+                    : null;
+                perTryCts?.CancelAfter(perTry);
+                ForwarderError error;
+                try
+                {
+                    error = await _forwarder.SendAsync(context, host.DestinationPrefix, cluster.Invoker, config, info, perTryCts?.Token ?? timeoutCts?.Token ?? CancellationToken.None).ConfigureAwait(false);
+                }
+                finally
+                {
+                    host.RequestFinished();
+                    stats.UpstreamRqActive.Dec();
+                    resources.Requests.Release();
+                    if (info.HoldsPending)
+                    {
+                        info.HoldsPending = false;
+                        resources.PendingRequests.Release();
+                    }
+                    if (attempt > 1) resources.Retries.Release();
+                    if (info.Upgraded) hcm.Stats.DownstreamCxUpgradesActive.Dec();
+                    else if (info.ResponseStarted) stats.UpstreamRqTime.Record(Stopwatch.GetElapsedTime(info.UpstreamStartTimestamp).TotalMilliseconds);
+                }
+
+                cluster.ReportUpstreamResult(host, context, info.ResponseStarted || info.RetryRequested, error, perTryCts?.IsCancellationRequested == true || timeoutCts?.IsCancellationRequested == true); // outlier detection / immediate HC fail
+                var retryNow = info.RetryRequested;
+                var perTryFired = perTryCts is { IsCancellationRequested: true } && timeoutCts is not { IsCancellationRequested: true };
+                if (perTryFired) resources.UpstreamRqPerTryTimeout.Inc();
+                if (!retryNow && error != ForwarderError.None && retry is not null && !info.ResponseStarted && !context.Response.HasStarted
+                    && !context.RequestAborted.IsCancellationRequested && timeoutCts is not { IsCancellationRequested: true }
+                    && (body is null || body.CanReplay) && ClassifyReset(context, error, perTryFired) is { } kind && retry.WouldRetry(kind))
+                {
+                    if (retry.TryTakeRetry(resources, out var exceeded)) retryNow = true;
+                    else if (exceeded) info.Flags |= ResponseFlags.UpstreamRetryLimitExceeded;
+                }
+                if (retryNow && body is { CanReplay: false })
+                {
+                    // The body outgrew the buffer while streaming: a retry cannot replay it.
+                    resources.Retries.Release();
+                    retryNow = false;
+                }
+                if (retryNow)
+                {
+                    context.Features.Set<IForwarderErrorFeature>(null);
+                    context.Response.StatusCode = StatusCodes.Status200OK;
+                    try
+                    {
+                        await Task.Delay(retry!.NextBackoff(), timeoutCts?.Token ?? context.RequestAborted).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        resources.Retries.Release();
+                        await OnForwardErrorAsync(context, info, cluster, ForwarderError.RequestTimedOut, timeoutCts, serverName, perTryFired: false).ConfigureAwait(false);
+                        return;
+                    }
+                    var next = retry.ChooseHost(cluster);
+                    if (next is null)
+                    {
+                        resources.Retries.Release();
+                        cluster.Stats.UpstreamCxNoneHealthy.Inc();
+                        info.Flags |= ResponseFlags.NoHealthyUpstream;
+                        await LocalReply.SendAsync(context, 503, "no healthy upstream", serverName, info, "no_healthy_upstream").ConfigureAwait(false);
+                        return;
+                    }
+                    host = next;
+                    info.UpstreamHost = host;
+                    if (body is not null) context.Request.Body = body.NewReader();
+                    // The retry resource taken by TryTakeRetry is released when this retry's attempt ends.
+                    continue;
+                }
+                if (info.RetryLimitExceeded) info.Flags |= ResponseFlags.UpstreamRetryLimitExceeded;
+                if (error == ForwarderError.None)
+                {
+                    if (attempt > 1) resources.UpstreamRqRetrySuccess.Inc();
+                    return;
+                }
+                await OnForwardErrorAsync(context, info, cluster, error, timeoutCts, serverName, perTryFired).ConfigureAwait(false);
+                return;
+            }
         }
         finally
         {
-            host.RequestFinished();
-            stats.UpstreamRqActive.Dec();
-            if (info.Upgraded) hcm.Stats.DownstreamCxUpgradesActive.Dec();
-            else if (info.ResponseStarted) stats.UpstreamRqTime.Record(Stopwatch.GetElapsedTime(info.UpstreamStartTimestamp).TotalMilliseconds);
+            if (shadows is not null)
+            {
+                // The main request read the whole body (or gave up): mirror it when it was buffered completely.
+                if (body is { Complete: true, Overflowed: false }) RequestMirror.Send(shadows, body.Recorded, context.Request.ContentType, timeout);
+                else RequestMirror.Discard(shadows);
+            }
         }
-        if (error == ForwarderError.None) return;
-        await OnForwardErrorAsync(context, info, cluster, error, timeoutCts, serverName).ConfigureAwait(false);
     }
 
-    private static Task OnForwardErrorAsync(HttpContext context, UpstreamRequest info, Cluster cluster, ForwarderError error, CancellationTokenSource? timeoutCts, string? serverName)
+    /// <summary>Circuit breakers for one attempt: max_requests, and max_pending_requests for HTTP/1.1 requests that find
+    /// every allowed connection busy (SocketsHttpHandler then queues them: Envoy's pending state).</summary>
+    private static bool TryAdmit(Cluster cluster, UpstreamRequest info)
+    {
+        var resources = cluster.Resources;
+        if (!resources.Requests.TryAcquire()) return false;
+        if (cluster.Model.Protocol != UpstreamProtocol.Http2 && resources.Requests.Current > resources.Connections.Max)
+        {
+            resources.UpstreamCxOverflow.Inc();
+            if (!resources.PendingRequests.TryAcquire())
+            {
+                resources.Requests.Release();
+                return false;
+            }
+            info.HoldsPending = true;
+        }
+        return true;
+    }
+
+    /// <summary>Envoy's circuit breaker overflow reply: 503, x-envoy-overloaded, UO.</summary>
+    private static Task OverflowAsync(HttpContext context, UpstreamRequest info, Cluster cluster, HttpConnectionManager hcm, string? serverName)
+    {
+        cluster.Resources.UpstreamRqPendingOverflow.Inc();
+        info.Flags |= ResponseFlags.UpstreamOverflow;
+        cluster.Stats.ResponseCode(503);
+        if (!hcm.Model.SuppressEnvoyHeaders) context.Response.Headers["x-envoy-overloaded"] = "true";
+        return LocalReply.SendAsync(context, 503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            serverName, info, "upstream_reset_before_response_started{overflow}");
+    }
+
+    private static ResetKind? ClassifyReset(HttpContext context, ForwarderError error, bool perTryFired)
+    {
+        if (perTryFired) return ResetKind.PerTryTimeout;
+        switch (error)
+        {
+            case ForwarderError.RequestBodyClient:
+            case ForwarderError.RequestBodyCanceled:
+            case ForwarderError.RequestCanceled:
+            case ForwarderError.UpgradeRequestClient:
+            case ForwarderError.ResponseBodyClient:
+                return null;
+        }
+        var exception = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+        if (IsConnectFailure(exception)) return ResetKind.ConnectFailure;
+        for (var e = exception; e is not null; e = e.InnerException)
+            if (e is HttpProtocolException { ErrorCode: 0x7 }) return ResetKind.RefusedStream;
+        return ResetKind.Reset;
+    }
+
+    private static Task OnForwardErrorAsync(HttpContext context, UpstreamRequest info, Cluster cluster, ForwarderError error, CancellationTokenSource? timeoutCts, string? serverName, bool perTryFired)
     {
         if (context.RequestAborted.IsCancellationRequested)
         {
@@ -182,9 +395,9 @@ internal sealed class RouterFilter
             return Task.CompletedTask;
         }
         var stats = cluster.Stats;
-        if (timeoutCts is { IsCancellationRequested: true })
+        if (timeoutCts is { IsCancellationRequested: true } || perTryFired)
         {
-            stats.UpstreamRqTimeout.Inc();
+            if (!perTryFired) stats.UpstreamRqTimeout.Inc();
             info.Flags |= ResponseFlags.UpstreamRequestTimeout;
             if (info.ResponseStarted)
             {
@@ -192,7 +405,7 @@ internal sealed class RouterFilter
                 return Task.CompletedTask;
             }
             stats.ResponseCode(504);
-            return LocalReply.SendAsync(context, 504, "upstream request timeout", serverName, info, "upstream_response_timeout");
+            return LocalReply.SendAsync(context, 504, "upstream request timeout", serverName, info, perTryFired ? "upstream_per_try_timeout" : "upstream_response_timeout");
         }
         if (info.ResponseStarted || context.Response.HasStarted)
         {

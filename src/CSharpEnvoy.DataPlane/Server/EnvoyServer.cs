@@ -24,6 +24,10 @@ internal sealed record ServerOptions
     public string? ServiceCluster { get; init; }
     public string? ServiceZone { get; init; }
     public string Mode { get; init; } = "serve";
+    /// <summary>The clock for health checking and outlier detection intervals (tests pass a manual one).</summary>
+    internal TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    /// <summary>The random source for jitter and enforcement percentages (tests pass a seeded one).</summary>
+    internal Upstream.LoadBalancing.LbRandom? Random { get; init; }
 }
 
 internal enum ServerState { Live = 0, Draining = 1, PreInitializing = 2, Initializing = 3 }
@@ -32,16 +36,18 @@ internal enum ServerState { Live = 0, Draining = 1, PreInitializing = 2, Initial
 /// The running proxy: cluster manager, listeners and admin built from one validated bootstrap. Every request path
 /// object is created here, once; requests only read them.
 /// </summary>
-internal sealed class EnvoyServer : IAsyncDisposable
+internal sealed partial class EnvoyServer : IAsyncDisposable
 {
     public static readonly string Version = typeof(EnvoyServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
     private readonly ServiceProvider _services;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _logger;
-    private readonly List<ListenerHost> _listeners = new();
+    // Copy-on-write once started: xDS replaces the list whole (EnvoyServer.Xds.cs); readers iterate a snapshot.
+    private volatile List<ListenerHost> _listeners = new();
     private AdminServer? _admin;
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
+    private readonly List<Stats.Sinks.StatsdSink> _statsSinks = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     internal EnvoyServer(BootstrapModel bootstrap, ServerOptions options, ILoggerFactory loggers)
@@ -59,6 +65,7 @@ internal sealed class EnvoyServer : IAsyncDisposable
         Stats = new StatsStore();
         AccessLogs = new AccessLog.AccessLogManager(Stats);
         ClusterManager = new ClusterManager(Stats, loggers);
+        ClusterManager.Services = new UpstreamServices(options.TimeProvider, options.Random ?? Upstream.LoadBalancing.LbRandom.Shared);
         StartTime = DateTimeOffset.UtcNow;
         Stats.Gauge("server.concurrency").Set(Environment.ProcessorCount);
         Stats.Gauge("server.version").Set(0);
@@ -100,6 +107,8 @@ internal sealed class EnvoyServer : IAsyncDisposable
             await _admin.StartAsync(ct).ConfigureAwait(false);
         }
         await ClusterManager.InitializeAsync(Bootstrap.Clusters, ct).ConfigureAwait(false);
+        foreach (var sink in Bootstrap.StatsSinks)
+            _statsSinks.Add(new Stats.Sinks.StatsdSink(Stats, sink, Bootstrap.StatsFlushInterval, _loggers.CreateLogger("stats")));
 
         var forwarder = _services.GetRequiredService<IHttpForwarder>();
         var router = new RouterFilter(forwarder, ClusterManager);
@@ -120,6 +129,7 @@ internal sealed class EnvoyServer : IAsyncDisposable
             await DisposeAsync().ConfigureAwait(false);
             throw;
         }
+        await StartXdsAsync(router, ct).ConfigureAwait(false);
         Stats.Gauge("listener_manager.total_listeners_active").Set(_listeners.Count);
         State = ServerState.Live;
         Stats.Gauge("server.state").Set((int)State);
@@ -144,12 +154,15 @@ internal sealed class EnvoyServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         State = ServerState.Draining;
+        await StopXdsAsync().ConfigureAwait(false);
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         _listeners.Clear();
         if (_admin is not null) await _admin.DisposeAsync().ConfigureAwait(false);
         _admin = null;
         // After the listeners: requests still finishing have logged by now.
         await AccessLogs.DisposeAsync().ConfigureAwait(false);
+        foreach (var sink in _statsSinks) await sink.DisposeAsync().ConfigureAwait(false);
+        _statsSinks.Clear();
         ClusterManager.Dispose();
         await _services.DisposeAsync().ConfigureAwait(false);
         _stopped.TrySetResult();

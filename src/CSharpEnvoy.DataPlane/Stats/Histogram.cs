@@ -18,7 +18,13 @@ internal sealed class Histogram
     private long _sumMicros; // sum kept in µs so sub-millisecond values add up
     private long _used;
 
-    public Histogram(string name) => Name = name;
+    private readonly StatsStore? _store;
+
+    public Histogram(string name, StatsStore? store = null)
+    {
+        Name = name;
+        _store = store;
+    }
 
     public string Name { get; }
     public long Count => Volatile.Read(ref _count);
@@ -34,6 +40,8 @@ internal sealed class Histogram
         Interlocked.Increment(ref _count);
         Interlocked.Add(ref _sumMicros, (long)(milliseconds * 1000));
         if (_used == 0) _used = 1;
+        // StatsD sinks see every value as it is recorded (Envoy's onHistogramComplete); one null check otherwise.
+        _store?.HistogramObserver?.Invoke(this, milliseconds);
     }
 
     /// <summary>Cumulative counts per bound (Prometheus "le" buckets), the last entry being +Inf.</summary>

@@ -69,7 +69,10 @@ internal sealed class StatsStore
 
     public Counter Counter(string name) => _counters.GetOrAdd(name, static n => new Counter(n));
     public Gauge Gauge(string name) => _gauges.GetOrAdd(name, static n => new Gauge(n));
-    public Histogram Histogram(string name) => _histograms.GetOrAdd(name, static n => new Histogram(n));
+    public Histogram Histogram(string name) => _histograms.GetOrAdd(name, static (n, store) => new Histogram(n, store), this);
+
+    /// <summary>Set by stat sinks that want each histogram value as it is recorded.</summary>
+    public volatile Action<Histogram, double>? HistogramObserver;
 
     public IEnumerable<Counter> Counters => _counters.Values;
     public IEnumerable<Gauge> Gauges => _gauges.Values;

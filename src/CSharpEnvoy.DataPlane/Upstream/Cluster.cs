@@ -73,20 +73,23 @@ internal sealed class ClusterStats
 /// A live cluster: its validated model, its current <see cref="HostSet"/> (swapped whole on DNS refresh), its load
 /// balancer and the one <see cref="HttpMessageInvoker"/> (connection pools) all its requests share.
 /// </summary>
-internal sealed class Cluster : IDisposable
+internal sealed partial class Cluster : IDisposable
 {
     private volatile HostSet _hostSet = HostSet.Empty;
     private readonly LoadBalancing.ILoadBalancer _lb;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
-    private readonly Dictionary<string, string> _pipeByAuthority = new(StringComparer.OrdinalIgnoreCase);
+    // Concurrent: EDS adds pipe hosts while connections are being opened.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _pipeByAuthority = new(StringComparer.OrdinalIgnoreCase);
 
-    public Cluster(ClusterModel model, StatsStore stats, ILogger logger)
+    public Cluster(ClusterModel model, StatsStore stats, ILogger logger, UpstreamServices? services = null)
     {
         Model = model;
         Name = model.Name;
         Stats = new ClusterStats(stats, model.Name);
+        Resources = new ResourceManager(model.CircuitBreakers, stats, model.Name);
         _logger = logger;
+        InitHealth(stats, services ?? UpstreamServices.Default); // before the first SetHosts
         _lb = LoadBalancing.LoadBalancerFactory.Create(model.LoadBalancer, LoadBalancing.LbRandom.Shared);
         if (model.Tls is not null) SslStats = new Tls.SslStats(stats, "cluster." + model.Name + ".ssl.");
         Invoker = new HttpMessageInvoker(CreateHandler(), disposeHandler: true);
@@ -97,6 +100,7 @@ internal sealed class Cluster : IDisposable
             {
                 var e = model.Endpoints[i];
                 hosts[i] = new Host(e.Address, e.Hostname, e.Locality, model.Name, model.Tls is not null, e.Weight);
+                ApplyEdsHealth(hosts[i], e);
                 if (e.Address.IsPipe) _pipeByAuthority[hosts[i].Authority] = e.Address.PipePath!;
             }
             SetHosts(hosts);
@@ -106,34 +110,74 @@ internal sealed class Cluster : IDisposable
     public string Name { get; }
     public ClusterModel Model { get; }
     public ClusterStats Stats { get; }
+    /// <summary>Circuit breakers (DEFAULT priority) and the router's retry stats.</summary>
+    public ResourceManager Resources { get; }
     /// <summary><c>cluster.&lt;name&gt;.ssl.*</c>, for clusters with a TLS transport socket.</summary>
     public Tls.SslStats? SslStats { get; }
     public HttpMessageInvoker Invoker { get; }
     public HostSet HostSet => _hostSet;
     public DateTimeOffset? LastDnsRefresh { get; private set; }
 
-    public Host? ChooseHost() => _lb.ChooseHost(_hostSet, LoadBalancing.LoadBalancerContext.None);
+    public Host? ChooseHost() => ChooseHost(LoadBalancing.LoadBalancerContext.None);
 
-    public Host? ChooseHost(in LoadBalancing.LoadBalancerContext context) => _lb.ChooseHost(_hostSet, context);
+    public Host? ChooseHost(in LoadBalancing.LoadBalancerContext context)
+    {
+        var set = _hostSet;
+        if (set.Panic) _lbHealthyPanic!.Inc();
+        return _lb.ChooseHost(set, context);
+    }
 
     /// <summary>Whether the balancer consumes the route's hash policy (ring hash, maglev).</summary>
     public bool UsesHashPolicy => _lb.UsesHash;
 
     private void SetHosts(Host[] hosts)
     {
-        var set = new HostSet(hosts);
-        _lb.Prepare(set); // build ring / maglev / schedule tables before requests see the new set
-        _hostSet = set;
-        Stats.MembershipTotal.Set(hosts.Length);
-        Stats.MembershipHealthy.Set(hosts.Length);
+        lock (_healthLock)
+        {
+            HealthChecker?.MarkNewHosts(hosts, IsActiveHcDisabled);
+            _allHosts = hosts;
+            PublishLocked();
+        }
+        HealthChecker?.Sync(hosts);
+        Outlier?.Sync(hosts);
+    }
+
+    /// <summary>Whether EDS has delivered at least one assignment (an EDS cluster warms until then).</summary>
+    internal bool HasEdsAssignment { get; private set; }
+
+    /// <summary>EDS: the host set becomes the assignment's endpoints. Hosts whose address, weight and locality are
+    /// unchanged are kept (with their per-host state); the connection pool is untouched.</summary>
+    internal void SetEdsEndpoints(IReadOnlyList<EndpointModel> endpoints)
+    {
+        var old = _hostSet.Hosts;
+        var hosts = new Host[endpoints.Count];
+        var changed = old.Length != hosts.Length;
+        for (var i = 0; i < hosts.Length; i++)
+        {
+            var e = endpoints[i];
+            Host? keep = null;
+            foreach (var h in old)
+                if (h.Address.Equals(e.Address) && h.Weight == e.Weight && h.Locality.Equals(e.Locality) && h.Hostname == e.Hostname) { keep = h; break; }
+            if (keep is null) changed = true;
+            hosts[i] = keep ?? new Host(e.Address, e.Hostname, e.Locality, Name, Model.Tls is not null, e.Weight);
+            ApplyEdsHealth(hosts[i], e);
+            if (e.Address.IsPipe) _pipeByAuthority[hosts[i].Authority] = e.Address.PipePath!;
+        }
+        SetHosts(hosts);
+        if (changed || !HasEdsAssignment) Stats.MembershipChange.Inc();
+        HasEdsAssignment = true;
     }
 
     /// <summary>Resolves DNS clusters once (the cluster "initializes"), then keeps refreshing in the background.</summary>
     public async Task InitializeAsync(CancellationToken ct)
     {
-        if (Model.Type is not (DiscoveryType.StrictDns or DiscoveryType.LogicalDns)) return;
-        await ResolveAsync(ct).ConfigureAwait(false);
-        _ = Task.Run(RefreshLoopAsync);
+        if (Model.Type is DiscoveryType.StrictDns or DiscoveryType.LogicalDns)
+        {
+            await ResolveAsync(ct).ConfigureAwait(false);
+            _ = Task.Run(RefreshLoopAsync);
+        }
+        // Envoy's cluster warming: with active health checking, the cluster initializes once every host was checked.
+        if (HealthChecker is { } hc) await hc.FirstRoundAsync(ct).ConfigureAwait(false);
     }
 
     private async Task RefreshLoopAsync()
@@ -170,7 +214,10 @@ internal sealed class Cluster : IDisposable
             var chosen = FilterFamily(addresses, Model.DnsLookupFamily);
             if (Model.Type == DiscoveryType.LogicalDns && chosen.Count > 1) chosen = chosen.GetRange(0, 1);
             foreach (var a in chosen)
+            {
                 hosts.Add(new Host(new Config.Model.Listener.SocketAddressModel(a.ToString(), e.Address.Port), e.Hostname ?? e.Address.Address, e.Locality, Name, Model.Tls is not null, e.Weight));
+                ApplyEdsHealth(hosts[^1], e);
+            }
         }
         if (failed && hosts.Count == 0 && _hostSet.Hosts.Length > 0)
         {
@@ -229,6 +276,8 @@ internal sealed class Cluster : IDisposable
             UseCookies = false,
             EnableMultipleHttp2Connections = true,
             ConnectTimeout = Model.ConnectTimeout,
+            // max_connections: the handler queues requests beyond it (per host; Envoy's limit is per cluster).
+            MaxConnectionsPerServer = (int)Math.Min(int.MaxValue, Model.CircuitBreakers.MaxConnections),
             PooledConnectionIdleTimeout = TimeSpan.FromHours(1), // Envoy keeps upstream connections until idle_timeout (unset: forever)
             ActivityHeadersPropagator = null,
             ConnectCallback = ConnectAsync,
@@ -270,6 +319,7 @@ internal sealed class Cluster : IDisposable
         }
         Stats.UpstreamCxTotal.Inc();
         Stats.UpstreamCxActive.Inc();
+        Resources.Connections.Add();
         return new CountingNetworkStream(socket, this);
     }
 
@@ -286,6 +336,7 @@ internal sealed class Cluster : IDisposable
             if (Interlocked.Exchange(ref _closed, 1) == 0)
             {
                 _cluster.Stats.UpstreamCxActive.Dec();
+                _cluster.Resources.Connections.Release();
                 _cluster.Stats.UpstreamCxDestroy.Inc();
             }
             base.Dispose(disposing);
@@ -295,6 +346,7 @@ internal sealed class Cluster : IDisposable
     public void Dispose()
     {
         _stop.Cancel();
+        DisposeHealth();
         Invoker.Dispose();
     }
 }

@@ -30,6 +30,9 @@ internal sealed class ClusterManager : IDisposable
 
     public FrozenDictionary<string, Cluster> Clusters => _clusters;
 
+    /// <summary>Time and randomness for health checking and outlier detection (tests inject a manual clock).</summary>
+    internal UpstreamServices Services { get; set; } = UpstreamServices.Default;
+
     public Cluster? Get(string name) => _clusters.GetValueOrDefault(name);
 
     /// <summary>Creates the static clusters and waits until DNS clusters have their first answer (Envoy's cluster warming).</summary>
@@ -38,7 +41,7 @@ internal sealed class ClusterManager : IDisposable
         var map = new Dictionary<string, Cluster>(StringComparer.Ordinal);
         foreach (var m in models)
         {
-            map[m.Name] = new Cluster(m, _stats, _loggers.CreateLogger("upstream"));
+            map[m.Name] = new Cluster(m, _stats, _loggers.CreateLogger("upstream"), Services);
             ClusterAdded.Inc();
         }
         _clusters = map.ToFrozenDictionary(StringComparer.Ordinal);
@@ -47,6 +50,46 @@ internal sealed class ClusterManager : IDisposable
         foreach (var c in map.Values) inits.Add(c.InitializeAsync(ct));
         await Task.WhenAll(inits).ConfigureAwait(false);
     }
+
+    /// <summary>xDS: adds or replaces <paramref name="upserts"/> and removes <paramref name="removals"/> in one swap of
+    /// the map. Returns the clusters that left the map; the caller disposes them once in-flight requests are done
+    /// (a request holds its <see cref="Cluster"/> reference).</summary>
+    internal List<Cluster> Update(IReadOnlyCollection<Cluster> upserts, IReadOnlyCollection<string> removals)
+    {
+        lock (_updateLock)
+        {
+            var map = new Dictionary<string, Cluster>(_clusters, StringComparer.Ordinal);
+            var gone = new List<Cluster>();
+            foreach (var name in removals)
+                if (map.Remove(name, out var old))
+                {
+                    gone.Add(old);
+                    ClusterRemoved.Inc();
+                }
+            foreach (var c in upserts)
+            {
+                if (map.TryGetValue(c.Name, out var old))
+                {
+                    if (ReferenceEquals(old, c)) continue;
+                    gone.Add(old);
+                    ClusterModified.Inc();
+                }
+                else ClusterAdded.Inc();
+                map[c.Name] = c;
+            }
+            _clusters = map.ToFrozenDictionary(StringComparer.Ordinal);
+            ActiveClusters.Set(map.Count);
+            return gone;
+        }
+    }
+
+    private readonly object _updateLock = new();
+
+    private Counter? _clusterModified;
+    private Counter ClusterModified => _clusterModified ??= _stats.Counter("cluster_manager.cluster_modified");
+
+    /// <summary>Creates a cluster (not yet in the map) the way static ones are made.</summary>
+    internal Cluster Create(ClusterModel model) => new(model, _stats, _loggers.CreateLogger("upstream"), Services);
 
     public void Dispose()
     {

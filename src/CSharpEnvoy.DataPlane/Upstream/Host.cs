@@ -46,23 +46,110 @@ internal sealed class Host
     }
 
     public void RequestFinished() => Interlocked.Decrement(ref _activeRequests);
+
+    private int _healthFlags;
+
+    /// <summary>Envoy's per-host health flags (active HC, outlier detection, EDS status). Written off the request path.</summary>
+    public HostHealthFlags HealthFlags => (HostHealthFlags)Volatile.Read(ref _healthFlags);
+
+    /// <summary>Not failed by active health checking, outlier detection or EDS, and not excluded.</summary>
+    public bool Healthy => (HealthFlags & HostHealthFlagsExtensions.Unhealthy) == 0;
+
+    /// <summary>Sets (or clears) flags; true when the flags changed.</summary>
+    public bool SetHealthFlags(HostHealthFlags flags, bool set)
+    {
+        while (true)
+        {
+            var old = Volatile.Read(ref _healthFlags);
+            var next = set ? old | (int)flags : old & ~(int)flags;
+            if (next == old) return false;
+            if (Interlocked.CompareExchange(ref _healthFlags, next, old) == old) return true;
+        }
+    }
+
+    /// <summary>The host's outlier detection state, when its cluster has outlier detection.</summary>
+    internal OutlierDetection.HostOutlierMonitor? Outlier { get; set; }
     public void ConnectionOpened() => Interlocked.Increment(ref _connectionsActive);
     public void ConnectionClosed() => Interlocked.Decrement(ref _connectionsActive);
 
     public override string ToString() => Address.ToString();
 }
 
-/// <summary>An immutable view of a cluster's hosts, swapped whole when membership changes (DNS refresh, EDS).</summary>
+/// <summary>Envoy's <c>Host::HealthFlag</c> bits, shown by /clusters as <c>health_flags</c>.</summary>
+[Flags]
+internal enum HostHealthFlags
+{
+    None = 0,
+    FailedActiveHc = 1,
+    FailedOutlierCheck = 2,
+    FailedEdsHealth = 4,
+    DegradedActiveHc = 8,
+    DegradedEdsHealth = 16,
+    PendingDynamicRemoval = 32,
+    PendingActiveHc = 64,
+    ExcludedViaImmediateHcFail = 128,
+    ActiveHcTimeout = 256,
+    EdsStatusDraining = 512,
+}
+
+internal static class HostHealthFlagsExtensions
+{
+    public const HostHealthFlags Unhealthy = HostHealthFlags.FailedActiveHc | HostHealthFlags.FailedOutlierCheck |
+        HostHealthFlags.FailedEdsHealth | HostHealthFlags.ExcludedViaImmediateHcFail | HostHealthFlags.EdsStatusDraining;
+
+    /// <summary>Envoy's /clusters text: "healthy", or "/failed_active_hc/failed_outlier_check..." in Envoy's order.</summary>
+    public static string ToAdminString(this HostHealthFlags f)
+    {
+        if ((f & Unhealthy) == 0 && (f & (HostHealthFlags.DegradedActiveHc | HostHealthFlags.DegradedEdsHealth)) == 0) return "healthy";
+        var sb = new System.Text.StringBuilder();
+        if ((f & HostHealthFlags.FailedActiveHc) != 0) sb.Append("/failed_active_hc");
+        if ((f & HostHealthFlags.FailedOutlierCheck) != 0) sb.Append("/failed_outlier_check");
+        if ((f & HostHealthFlags.FailedEdsHealth) != 0) sb.Append("/failed_eds_health");
+        if ((f & HostHealthFlags.DegradedActiveHc) != 0) sb.Append("/degraded_active_hc");
+        if ((f & HostHealthFlags.DegradedEdsHealth) != 0) sb.Append("/degraded_eds_health");
+        if ((f & HostHealthFlags.PendingDynamicRemoval) != 0) sb.Append("/pending_dynamic_removal");
+        if ((f & HostHealthFlags.PendingActiveHc) != 0) sb.Append("/pending_active_hc");
+        if ((f & HostHealthFlags.ExcludedViaImmediateHcFail) != 0) sb.Append("/excluded_via_immediate_hc_fail");
+        if ((f & HostHealthFlags.ActiveHcTimeout) != 0) sb.Append("/active_hc_timeout");
+        if ((f & HostHealthFlags.EdsStatusDraining) != 0) sb.Append("/eds_status_draining");
+        return sb.ToString();
+    }
+}
+
+/// <summary>
+/// An immutable view of a cluster's hosts, swapped whole when membership or any host's health changes (DNS refresh,
+/// EDS, active health checking, outlier detection). <see cref="HealthyHosts"/> is what load balancers pick from.
+/// </summary>
 internal sealed class HostSet
 {
+    /// <summary>Envoy's default <c>healthy_panic_threshold</c> (50%).</summary>
+    public const double DefaultPanicThreshold = 50.0;
+
     public static readonly HostSet Empty = new(Array.Empty<Host>());
 
     public HostSet(Host[] hosts)
     {
         Hosts = hosts;
-        HealthyHosts = hosts; // active health checking and outlier detection refine this later
+        var healthy = new List<Host>(hosts.Length);
+        var eligible = new List<Host>(hosts.Length);
+        foreach (var h in hosts)
+        {
+            var f = h.HealthFlags;
+            if ((f & HostHealthFlags.ExcludedViaImmediateHcFail) != 0) continue; // excluded hosts leave every list
+            eligible.Add(h);
+            if ((f & HostHealthFlagsExtensions.Unhealthy) == 0) healthy.Add(h);
+        }
+        HealthyCount = healthy.Count;
+        // Envoy's panic mode: below the panic threshold of healthy hosts, balance across all (non-excluded) hosts.
+        Panic = eligible.Count > 0 && 100.0 * healthy.Count / eligible.Count < DefaultPanicThreshold;
+        HealthyHosts = Panic ? eligible.ToArray() : healthy.Count == hosts.Length ? hosts : healthy.ToArray();
     }
 
     public Host[] Hosts { get; }
+    /// <summary>The hosts balanced across: the healthy ones, or every non-excluded host in panic mode.</summary>
     public Host[] HealthyHosts { get; }
+    /// <summary>Hosts passing every health check (the <c>membership_healthy</c> gauge).</summary>
+    public int HealthyCount { get; }
+    /// <summary>Fewer than 50% of the hosts are healthy: Envoy balances across all of them (<c>lb_healthy_panic</c>).</summary>
+    public bool Panic { get; }
 }

@@ -191,9 +191,9 @@ public sealed class BootstrapLoadingTests
     [Fact]
     public void Load_UnsupportedKnownField_IsRejectedNotIgnored()
     {
-        var yaml = Listener(SimpleRoutes, Backend + "\n  health_checks: [{ timeout: 1s, interval: 1s, tcp_health_check: {} }]");
+        var yaml = Listener(SimpleRoutes, Backend + "\n  close_connections_on_host_health_failure: true");
         var (_, errors) = Load(yaml);
-        AssertError(errors, "static_resources.clusters[0].health_checks", "field 'health_checks' of envoy.config.cluster.v3.Cluster is not supported");
+        AssertError(errors, "static_resources.clusters[0].close_connections_on_host_health_failure", "field 'close_connections_on_host_health_failure' of envoy.config.cluster.v3.Cluster is not supported");
     }
 
     [Fact]

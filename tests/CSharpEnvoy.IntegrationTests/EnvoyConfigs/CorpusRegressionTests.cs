@@ -30,7 +30,7 @@ public sealed class CorpusRegressionTests
     public void GolangNetwork_RefusedClusterTypeAndLbPolicy_AreNamedAsInTheConfig()
     {
         UnsupportedSandboxTests.AssertErrors("golang-network/envoy.yaml",
-            "static_resources.clusters[0].type: cluster type ORIGINAL_DST is not supported yet (STATIC, STRICT_DNS and LOGICAL_DNS are)",
+            "static_resources.clusters[0].type: cluster type ORIGINAL_DST is not supported yet (STATIC, STRICT_DNS, LOGICAL_DNS and EDS are)",
             "static_resources.clusters[0].lb_policy: lb_policy CLUSTER_PROVIDED is not supported yet (ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH and MAGLEV are)",
             "static_resources.listeners[0].filter_chains[0].filters[0]: unsupported network filter 'envoy.filters.network.golang' (type 'type.googleapis.com/envoy.extensions.filters.network.golang.v3alpha.Config')");
     }

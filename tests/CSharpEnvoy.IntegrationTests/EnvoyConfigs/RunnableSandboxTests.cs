@@ -257,6 +257,37 @@ public sealed class RunnableSandboxTests
 
     // ----- helpers -----
 
+    // ----- route-mirror: request_mirror_policies by cluster and by cluster_header -----
+
+    [Fact]
+    public async Task RouteMirror_MirrorClustersGetTheCopy()
+    {
+        var mirrored = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        Task<TestBackend> Mirror(string name) => TestBackend.StartAsync(ctx =>
+        {
+            mirrored.Enqueue(name + " " + ctx.Request.Path + " " + ctx.Request.Host.Host);
+            return Task.CompletedTask;
+        });
+        await using var service1 = await TestBackend.StartEchoAsync("service1");
+        await using var service2 = await TestBackend.StartEchoAsync("service2");
+        await using var mirror1 = await Mirror("service1-mirror");
+        await using var mirror2 = await Mirror("service2-mirror");
+        await using var proxy = await StartAsync("route-mirror/envoy.yaml", ("service1", service1), ("service2", service2),
+            ("service1-mirror", mirror1), ("service2-mirror", mirror2));
+        using var client = proxy.Client(UnnamedListener);
+
+        using var one = await client.GetAsync("/service/1");
+        using var twoRequest = new HttpRequestMessage(HttpMethod.Get, "/service/2");
+        twoRequest.Headers.Add("x-mirror-cluster", "service2-mirror");
+        using var two = await client.SendAsync(twoRequest);
+
+        Assert.Equal("service1 GET /service/1 body=0", await one.Content.ReadAsStringAsync());
+        Assert.Equal("service2 GET /service/2 body=0", await two.Content.ReadAsStringAsync());
+        for (var i = 0; i < 200 && mirrored.Count < 2; i++) await Task.Delay(25);
+        var host = proxy.ListenerAddress(UnnamedListener).Split(':')[0];
+        Assert.Equal(new[] { $"service1-mirror /service/1 {host}-shadow", $"service2-mirror /service/2 {host}-shadow" }, mirrored.OrderBy(x => x));
+    }
+
     internal static async Task<ProxyHarness> StartAsync(string corpusFile, params (string Cluster, TestBackend Backend)[] backends)
     {
         var yaml = EnvoyConfigRewriter.RewriteBootstrap(EnvoyConfigCorpus.Read(corpusFile),

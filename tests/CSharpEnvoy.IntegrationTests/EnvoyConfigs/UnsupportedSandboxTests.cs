@@ -19,14 +19,6 @@ public sealed class UnsupportedSandboxTests
     // ----- hallmark configs, spelled out in full -----
 
     [Fact]
-    public void RouteMirror_MirrorPolicies_AreRefused()
-    {
-        AssertErrors("route-mirror/envoy.yaml",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.request_mirror_policies: field 'request_mirror_policies' of envoy.config.route.v3.RouteAction is not supported by csenvoy (see docs/compatibility.md)",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[1].route.request_mirror_policies: field 'request_mirror_policies' of envoy.config.route.v3.RouteAction is not supported by csenvoy (see docs/compatibility.md)");
-    }
-
-    [Fact]
     public void CorsFrontend_CorsFilter_IsRefused()
     {
         // Its stdout access log is supported.
@@ -35,11 +27,14 @@ public sealed class UnsupportedSandboxTests
     }
 
     [Fact]
-    public void DynamicConfigFs_Bootstrap_DynamicResourcesAreRefused()
+    public void DynamicConfigFs_Bootstrap_FilesystemXdsIsRefused()
     {
         AssertErrors("dynamic-config-fs/envoy.yaml",
-            "dynamic_resources: field 'dynamic_resources' of envoy.config.bootstrap.v3.Bootstrap is not supported by csenvoy (see docs/compatibility.md)");
+            "dynamic_resources.cds_config.path_config_source: " + FilesystemXds,
+            "dynamic_resources.lds_config.path_config_source: " + FilesystemXds);
     }
+
+    private const string FilesystemXds = "filesystem xDS (path, path_config_source) is not supported yet; use ads: {} with dynamic_resources.ads_config";
 
     [Fact]
     public void TlsPassthrough_TcpProxy_IsRefused()
@@ -110,7 +105,6 @@ public sealed class UnsupportedSandboxTests
                 Unreadable(UpstreamTls + ".common_tls_context.validation_context.trusted_ca", "certs/cacert.pem"),
                 NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType),
             } },
-        { "dynamic-config-cp/envoy.yaml", new[] { Field("", "dynamic_resources", "envoy.config.bootstrap.v3.Bootstrap") } },
         { "ext_authz/config/grpc-service/v3.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz") } },
         { "ext_authz/config/http-service.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz") } },
         { "ext_authz/config/opa-service/v3.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz") } },
@@ -178,7 +172,7 @@ public sealed class UnsupportedSandboxTests
             } },
         { "single-page-app/envoy.yml", new[]
             {
-                Field("", "dynamic_resources", "envoy.config.bootstrap.v3.Bootstrap"),
+                "dynamic_resources.lds_config.path_config_source: " + FilesystemXds,
                 Field("static_resources.listeners[1]", "access_log", "envoy.config.listener.v3.Listener"),
                 HttpFilter(Hcm(0), 0, "envoy.filters.http.oauth2", "envoy.extensions.filters.http.oauth2.v3.OAuth2"),
                 HttpFilter(Hcm(1), 0, "envoy.filters.http.oauth2", "envoy.extensions.filters.http.oauth2.v3.OAuth2"),

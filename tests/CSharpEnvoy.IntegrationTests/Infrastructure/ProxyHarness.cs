@@ -17,10 +17,10 @@ public sealed class ProxyHarness : IAsyncDisposable
 
     internal EnvoyServer Server => _server;
 
-    public static async Task<ProxyHarness> StartAsync(string yaml, string? serviceZone = null)
+    public static async Task<ProxyHarness> StartAsync(string yaml, string? serviceZone = null, TimeProvider? time = null)
     {
         var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning));
-        var server = await ServerBuilder.StartAsync(new ServerOptions { ConfigYaml = yaml, ServiceZone = serviceZone }, loggers);
+        var server = await ServerBuilder.StartAsync(new ServerOptions { ConfigYaml = yaml, ServiceZone = serviceZone, TimeProvider = time ?? TimeProvider.System }, loggers);
         return new ProxyHarness(server);
     }
 

@@ -12,6 +12,11 @@ internal sealed record BootstrapModel
     public SocketAddressModel? AdminAddress { get; init; }
     public required IReadOnlyList<ListenerModel> Listeners { get; init; }
     public required IReadOnlyList<ClusterModel> Clusters { get; init; }
+    /// <summary>The bootstrap's <c>dynamic_resources</c> (ADS), null when everything is static.</summary>
+    public CSharpEnvoy.Config.Model.Xds.XdsModel? Xds { get; init; }
+    /// <summary>StatsD / DogStatsD sinks and how often they are flushed (Envoy's default: 5 s).</summary>
+    public IReadOnlyList<CSharpEnvoy.Config.Model.Stats.StatsSinkModel> StatsSinks { get; init; } = Array.Empty<CSharpEnvoy.Config.Model.Stats.StatsSinkModel>();
+    public TimeSpan StatsFlushInterval { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>The bootstrap as loaded (after --config-yaml merge), for /config_dump.</summary>
     public required Envoy.Config.Bootstrap.V3.Bootstrap Source { get; init; }
 }

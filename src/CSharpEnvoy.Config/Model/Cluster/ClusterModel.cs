@@ -16,7 +16,8 @@ internal sealed record LocalityModel(string Region, string Zone, string SubZone)
 }
 
 /// <summary>One configured upstream endpoint (for DNS clusters, a name still to resolve).</summary>
-internal sealed record EndpointModel(SocketAddressModel Address, string? Hostname, LocalityModel Locality, uint Weight = 1);
+internal sealed record EndpointModel(SocketAddressModel Address, string? Hostname, LocalityModel Locality, uint Weight = 1,
+    EndpointHealthStatus HealthStatus = EndpointHealthStatus.Unknown, bool DisableActiveHealthCheck = false);
 
 /// <summary>A validated cluster as configured; the data plane builds the live host set from it.</summary>
 internal sealed record ClusterModel
@@ -33,5 +34,13 @@ internal sealed record ClusterModel
     public int? Http2InitialStreamWindowSize { get; init; }
     /// <summary>The cluster's <c>envoy.transport_sockets.tls</c> settings; null for cleartext upstreams.</summary>
     public global::CSharpEnvoy.Config.Model.Tls.UpstreamTlsModel? Tls { get; init; }
+    /// <summary>Active health checkers (Envoy allows one; csenvoy refuses more).</summary>
+    public HealthCheckModel? HealthCheck { get; init; }
+    public OutlierDetectionModel? OutlierDetection { get; init; }
+    public CircuitBreakersModel CircuitBreakers { get; init; } = CircuitBreakersModel.Default;
     public Google.Protobuf.IMessage? Source { get; init; }
+    /// <summary>For <c>type: EDS</c>: the EDS resource name (<c>eds_cluster_config.service_name</c>, else the cluster name).</summary>
+    public string? EdsServiceName { get; init; }
+    /// <summary>For <c>type: EDS</c>: how long the cluster warms waiting for its first assignment (infinite for 0).</summary>
+    public TimeSpan EdsInitialFetchTimeout { get; init; } = TimeSpan.FromSeconds(15);
 }

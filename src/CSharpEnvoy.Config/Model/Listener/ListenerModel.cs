@@ -39,6 +39,10 @@ internal sealed record HttpConnectionManagerModel
     public required string StatPrefix { get; init; }
     public CodecType CodecType { get; init; }
     public RouteConfigurationModel? RouteConfig { get; init; }
+    /// <summary>With <c>rds</c>: the route configuration to fetch over ADS (<see cref="RouteConfig"/> is then null).</summary>
+    public string? RdsRouteConfigName { get; init; }
+    /// <summary>With <c>rds</c>: how long the listener warms waiting for its routes (infinite for 0).</summary>
+    public TimeSpan RdsInitialFetchTimeout { get; init; } = TimeSpan.FromSeconds(15);
     public required IReadOnlyList<HttpFilterModel> HttpFilters { get; init; }
     public bool UseRemoteAddress { get; init; }
     public int XffNumTrustedHops { get; init; }

@@ -37,6 +37,11 @@ internal sealed record VirtualHostModel
     public HeaderMutationModel RequestHeaders { get; init; } = HeaderMutationModel.Empty;
     public HeaderMutationModel ResponseHeaders { get; init; } = HeaderMutationModel.Empty;
     public TlsRequirement RequireTls { get; init; }
+    /// <summary>Used by routes without their own retry_policy.</summary>
+    public RetryPolicyModel? RetryPolicy { get; init; }
+    public bool IncludeRequestAttemptCount { get; init; }
+    public bool IncludeAttemptCountInResponse { get; init; }
+    public uint? PerRequestBufferLimitBytes { get; init; }
 }
 
 internal sealed record RouteModel
@@ -52,6 +57,8 @@ internal sealed record RouteModel
     public DirectResponseModel? DirectResponse { get; init; }
     public HeaderMutationModel RequestHeaders { get; init; } = HeaderMutationModel.Empty;
     public HeaderMutationModel ResponseHeaders { get; init; } = HeaderMutationModel.Empty;
+    /// <summary>Bounds the request body buffered for retries and mirrors; the virtual host's, then 1 MiB, when unset.</summary>
+    public uint? PerRequestBufferLimitBytes { get; init; }
 }
 
 /// <summary>A weighted cluster entry; <see cref="CumulativeWeight"/> is the running sum used to pick by a random number.</summary>
@@ -81,6 +88,9 @@ internal sealed record RouteActionModel
     public IReadOnlyDictionary<string, bool> UpgradeTypes { get; init; } = new Dictionary<string, bool>();
     /// <summary><c>hash_policy</c>, in order; an array so the request path iterates it without allocating.</summary>
     public HashPolicyModel[] HashPolicies { get; init; } = Array.Empty<HashPolicyModel>();
+    /// <summary>The route's retry_policy; null falls back to the virtual host's.</summary>
+    public RetryPolicyModel? RetryPolicy { get; init; }
+    public RequestMirrorPolicyModel[] MirrorPolicies { get; init; } = Array.Empty<RequestMirrorPolicyModel>();
 }
 
 internal sealed record RedirectActionModel

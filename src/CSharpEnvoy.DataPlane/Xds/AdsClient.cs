@@ -1,0 +1,415 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using CSharpEnvoy.Config.Model.Xds;
+using CSharpEnvoy.DataPlane.Stats;
+using CSharpEnvoy.DataPlane.Upstream;
+using Envoy.Config.Core.V3;
+using Envoy.Service.Discovery.V3;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+
+namespace CSharpEnvoy.DataPlane.Xds;
+
+/// <summary>The v3 resource type URLs csenvoy subscribes to, in Envoy's ADS order (clusters and their endpoints
+/// before listeners and their routes).</summary>
+internal static class XdsTypes
+{
+    public const string Cluster = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+    public const string Endpoint = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+    public const string Listener = "type.googleapis.com/envoy.config.listener.v3.Listener";
+    public const string Route = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+    public static readonly string[] Ordered = [Cluster, Endpoint, Listener, Route];
+}
+
+/// <summary>What the client asks the applying side: which names to subscribe to, and to apply responses.</summary>
+internal interface IXdsApplier
+{
+    /// <summary>Null for a wildcard subscription; an empty set means "not subscribed".</summary>
+    IReadOnlySet<string>? Subscription(string typeUrl);
+
+    /// <summary>Applies a state-of-the-world response. Returns null (ACK) or the error detail (NACK; nothing changed).</summary>
+    Task<string?> ApplySotwAsync(string typeUrl, string version, IReadOnlyList<Google.Protobuf.WellKnownTypes.Any> resources);
+
+    /// <summary>Applies an incremental response. Returns null (ACK) or the error detail (NACK; nothing changed).</summary>
+    Task<string?> ApplyDeltaAsync(string typeUrl, string systemVersion, IReadOnlyList<Resource> resources, IReadOnlyList<string> removed);
+}
+
+/// <summary>
+/// The aggregated discovery (ADS) stream to the control plane: one gRPC stream over h2c (or a Unix socket) to the
+/// bootstrap's ADS cluster, state of the world or delta. Keeps per type the last accepted version and last nonce,
+/// ACKs and NACKs every response, re-subscribes when the applier's interest changes, and reconnects with jittered
+/// exponential backoff while the last good configuration keeps serving.
+/// </summary>
+internal sealed class AdsClient : IAsyncDisposable
+{
+    private static readonly TimeSpan s_baseBackoff = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan s_maxBackoff = TimeSpan.FromSeconds(30);
+
+    private readonly XdsModel _config;
+    private readonly Node _node;
+    private readonly ClusterManager _clusters;
+    private readonly ILogger _logger;
+    private readonly Gauge _connected;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly object _gate = new();
+    private readonly Dictionary<string, TypeState> _types = new(StringComparer.Ordinal);
+    private IXdsApplier? _applier;
+    private Channel<object>? _outbox;
+    private Task? _loop;
+
+    private sealed class TypeState
+    {
+        public string Version = "";
+        public string Nonce = "";
+        /// <summary>Names as last sent on the current stream; null when nothing was sent yet on it.</summary>
+        public HashSet<string>? Sent;
+        public bool SentWildcard;
+        /// <summary>Delta: the accepted version of each resource, for initial_resource_versions on reconnect.</summary>
+        public readonly Dictionary<string, string> ResourceVersions = new(StringComparer.Ordinal);
+    }
+
+    public AdsClient(XdsModel config, Node node, ClusterManager clusters, StatsStore stats, ILogger logger)
+    {
+        _config = config;
+        _node = node;
+        _clusters = clusters;
+        _logger = logger;
+        _connected = stats.Gauge("control_plane.connected_state");
+        foreach (var t in XdsTypes.Ordered) _types[t] = new TypeState();
+    }
+
+    public bool IsDelta => _config.ApiType == XdsApiType.Delta;
+
+    /// <summary>Completes when a stream has been opened and its first response arrived.</summary>
+    public void Start(IXdsApplier applier)
+    {
+        _applier = applier;
+        _loop = Task.Run(RunAsync);
+    }
+
+    /// <summary>The applier's interest in <paramref name="typeUrl"/> changed: send an updated request if it differs.</summary>
+    public void SubscriptionChanged(string typeUrl)
+    {
+        lock (_gate)
+        {
+            if (_outbox is null) return; // the next stream sends it
+            var req = BuildSubscriptionRequest(typeUrl, initial: false);
+            if (req is not null) _outbox.Writer.TryWrite(req);
+        }
+    }
+
+    /// <summary>Delta: forgets removed resources and records accepted versions.</summary>
+    internal void RecordDeltaVersions(string typeUrl, IReadOnlyList<Resource> resources, IReadOnlyList<string> removed)
+    {
+        lock (_gate)
+        {
+            var st = _types[typeUrl];
+            foreach (var r in removed) st.ResourceVersions.Remove(r);
+            foreach (var r in resources) st.ResourceVersions[r.Name] = r.Version;
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var backoff = s_baseBackoff;
+        while (!_stop.IsCancellationRequested)
+        {
+            var gotResponse = false;
+            try
+            {
+                gotResponse = await RunStreamAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                _logger.LogWarning("xDS stream to cluster '{Cluster}' failed: {Error}", _config.AdsCluster, ex is RpcException rpc ? rpc.Status.ToString() : ex.Message);
+            }
+            finally
+            {
+                _connected.Set(0);
+                lock (_gate) _outbox = null;
+            }
+            if (_stop.IsCancellationRequested) break;
+            if (gotResponse) backoff = s_baseBackoff;
+            // Full jitter over [backoff/2, backoff].
+            var delay = TimeSpan.FromMilliseconds(backoff.TotalMilliseconds * (0.5 + Random.Shared.NextDouble() * 0.5));
+            backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, s_maxBackoff.TotalMilliseconds));
+            try
+            {
+                await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+    }
+
+    /// <summary>One stream's life. Returns whether any response was received on it.</summary>
+    private async Task<bool> RunStreamAsync(CancellationToken ct)
+    {
+        var host = _clusters.Get(_config.AdsCluster)?.ChooseHost() ?? throw new InvalidOperationException($"ADS cluster '{_config.AdsCluster}' has no hosts");
+        var address = host.Address;
+        using var handler = new SocketsHttpHandler { UseProxy = false, EnableMultipleHttp2Connections = false, KeepAlivePingDelay = TimeSpan.FromSeconds(30) };
+        if (address.IsPipe)
+        {
+            var path = address.PipePath!;
+            handler.ConnectCallback = async (_, token) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), token).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            };
+        }
+        var authority = address.IsPipe ? "localhost" : new SocketAddressText(address.Address, address.Port).ToString();
+        using var channel = GrpcChannel.ForAddress("http://" + authority, new GrpcChannelOptions
+        {
+            HttpHandler = handler,
+            DisposeHttpClient = false,
+            MaxReceiveMessageSize = null,
+        });
+        using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var client = new AggregatedDiscoveryService.AggregatedDiscoveryServiceClient(channel);
+        var outbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+        var gotResponse = false;
+
+        if (IsDelta)
+        {
+            using var call = client.DeltaAggregatedResources(cancellationToken: streamCts.Token);
+            var writer = WriteLoopAsync(outbox.Reader, m => call.RequestStream.WriteAsync((DeltaDiscoveryRequest)m), streamCts);
+            OpenStream(outbox);
+            try
+            {
+                while (await call.ResponseStream.MoveNext(streamCts.Token).ConfigureAwait(false))
+                {
+                    gotResponse = true;
+                    _connected.Set(1);
+                    await OnDeltaResponseAsync(call.ResponseStream.Current, outbox).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                outbox.Writer.TryComplete();
+                streamCts.Cancel();
+                await writer.ConfigureAwait(false);
+            }
+        }
+        else
+        {
+            using var call = client.StreamAggregatedResources(cancellationToken: streamCts.Token);
+            var writer = WriteLoopAsync(outbox.Reader, m => call.RequestStream.WriteAsync((DiscoveryRequest)m), streamCts);
+            OpenStream(outbox);
+            try
+            {
+                while (await call.ResponseStream.MoveNext(streamCts.Token).ConfigureAwait(false))
+                {
+                    gotResponse = true;
+                    _connected.Set(1);
+                    await OnSotwResponseAsync(call.ResponseStream.Current, outbox).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                outbox.Writer.TryComplete();
+                streamCts.Cancel();
+                await writer.ConfigureAwait(false);
+            }
+        }
+        _logger.LogWarning("xDS stream to cluster '{Cluster}' closed by the control plane", _config.AdsCluster);
+        return gotResponse;
+    }
+
+    private sealed record SocketAddressText(string Address, int Port)
+    {
+        public override string ToString() => Address.Contains(':') ? $"[{Address}]:{Port}" : $"{Address}:{Port}";
+    }
+
+    /// <summary>Sends the subscriptions of a fresh stream, in ADS order, the node on the first one only.</summary>
+    private void OpenStream(Channel<object> outbox)
+    {
+        lock (_gate)
+        {
+            _outbox = outbox;
+            var first = true;
+            foreach (var t in XdsTypes.Ordered)
+            {
+                _types[t].Sent = null;
+                _types[t].SentWildcard = false;
+                _types[t].Nonce = "";
+                var req = BuildSubscriptionRequest(t, initial: true);
+                if (req is null) continue;
+                if (first)
+                {
+                    if (req is DiscoveryRequest d) d.Node = _node;
+                    else ((DeltaDiscoveryRequest)req).Node = _node;
+                    first = false;
+                }
+                outbox.Writer.TryWrite(req);
+            }
+            if (first) _pendingNode = true;
+        }
+    }
+
+    /// <summary>Set when a stream opened with nothing to subscribe to yet: the node goes on its first request.</summary>
+    private bool _pendingNode;
+
+    private static async Task WriteLoopAsync(ChannelReader<object> reader, Func<object, Task> write, CancellationTokenSource streamCts)
+    {
+        try
+        {
+            await foreach (var m in reader.ReadAllAsync(streamCts.Token).ConfigureAwait(false))
+                await write(m).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The stream broke: make the reader notice.
+            streamCts.Cancel();
+        }
+    }
+
+    /// <summary>Under <see cref="_gate"/>. Null when the subscription is unchanged (or there is none to send).</summary>
+    private object? BuildSubscriptionRequest(string typeUrl, bool initial)
+    {
+        var st = _types[typeUrl];
+        var names = _applier?.Subscription(typeUrl);
+        var wildcard = names is null;
+        if (!wildcard && names!.Count == 0 && st.Sent is null && !st.SentWildcard) return null; // never subscribed
+        if (wildcard && st.SentWildcard) return null;
+        if (!wildcard && st.Sent is not null && st.Sent.SetEquals(names!)) return null;
+        object req;
+        if (IsDelta)
+        {
+            var d = new DeltaDiscoveryRequest { TypeUrl = typeUrl };
+            if (wildcard)
+            {
+                // First request for a wildcard type with no names: Envoy's (legacy) wildcard subscription.
+            }
+            else
+            {
+                foreach (var n in names!)
+                    if (st.Sent is null || !st.Sent.Contains(n)) d.ResourceNamesSubscribe.Add(n);
+                if (st.Sent is not null)
+                    foreach (var n in st.Sent)
+                        if (!names.Contains(n)) d.ResourceNamesUnsubscribe.Add(n);
+            }
+            if (initial)
+                foreach (var (n, v) in st.ResourceVersions) d.InitialResourceVersions[n] = v;
+            req = d;
+        }
+        else
+        {
+            var d = new DiscoveryRequest { TypeUrl = typeUrl, VersionInfo = st.Version, ResponseNonce = st.Nonce };
+            if (!wildcard) d.ResourceNames.AddRange(names!.Order(StringComparer.Ordinal));
+            req = d;
+        }
+        if (wildcard) st.SentWildcard = true;
+        else st.Sent = new HashSet<string>(names!, StringComparer.Ordinal);
+        if (_pendingNode)
+        {
+            if (req is DiscoveryRequest dr) dr.Node = _node;
+            else ((DeltaDiscoveryRequest)req).Node = _node;
+            _pendingNode = false;
+        }
+        return req;
+    }
+
+    private async Task OnSotwResponseAsync(DiscoveryResponse resp, Channel<object> outbox)
+    {
+        var typeUrl = resp.TypeUrl;
+        if (!_types.TryGetValue(typeUrl, out var st))
+        {
+            // A type never asked for: NACK it so the control plane sees the problem.
+            outbox.Writer.TryWrite(new DiscoveryRequest
+            {
+                TypeUrl = typeUrl,
+                ResponseNonce = resp.Nonce,
+                ErrorDetail = new Google.Rpc.Status { Code = 3, Message = $"csenvoy did not subscribe to type '{typeUrl}'" },
+            });
+            return;
+        }
+        string? error;
+        try
+        {
+            error = await _applier!.ApplySotwAsync(typeUrl, resp.VersionInfo, resp.Resources).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            error = "internal error applying the update: " + ex.Message;
+            _logger.LogError(ex, "xDS {Type} update failed", typeUrl);
+        }
+        lock (_gate)
+        {
+            st.Nonce = resp.Nonce;
+            if (error is null) st.Version = resp.VersionInfo;
+            else _logger.LogWarning("xDS {Type} update version '{Version}' rejected: {Error}", typeUrl, resp.VersionInfo, error);
+            var ack = new DiscoveryRequest { TypeUrl = typeUrl, VersionInfo = st.Version, ResponseNonce = resp.Nonce };
+            var names = _applier!.Subscription(typeUrl);
+            if (names is not null)
+            {
+                ack.ResourceNames.AddRange(names.Order(StringComparer.Ordinal));
+                st.Sent = new HashSet<string>(names, StringComparer.Ordinal);
+            }
+            if (error is not null) ack.ErrorDetail = new Google.Rpc.Status { Code = 3, Message = error };
+            outbox.Writer.TryWrite(ack);
+        }
+    }
+
+    private async Task OnDeltaResponseAsync(DeltaDiscoveryResponse resp, Channel<object> outbox)
+    {
+        var typeUrl = resp.TypeUrl;
+        if (!_types.ContainsKey(typeUrl))
+        {
+            outbox.Writer.TryWrite(new DeltaDiscoveryRequest
+            {
+                TypeUrl = typeUrl,
+                ResponseNonce = resp.Nonce,
+                ErrorDetail = new Google.Rpc.Status { Code = 3, Message = $"csenvoy did not subscribe to type '{typeUrl}'" },
+            });
+            return;
+        }
+        string? error;
+        try
+        {
+            error = await _applier!.ApplyDeltaAsync(typeUrl, resp.SystemVersionInfo, resp.Resources, resp.RemovedResources).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            error = "internal error applying the update: " + ex.Message;
+            _logger.LogError(ex, "xDS {Type} update failed", typeUrl);
+        }
+        if (error is null) RecordDeltaVersions(typeUrl, resp.Resources, resp.RemovedResources);
+        else _logger.LogWarning("xDS {Type} delta update '{Version}' rejected: {Error}", typeUrl, resp.SystemVersionInfo, error);
+        var ack = new DeltaDiscoveryRequest { TypeUrl = typeUrl, ResponseNonce = resp.Nonce };
+        if (error is not null) ack.ErrorDetail = new Google.Rpc.Status { Code = 3, Message = error };
+        outbox.Writer.TryWrite(ack);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        if (_loop is not null)
+        {
+            try
+            {
+                await _loop.ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+            }
+        }
+        _connected.Set(0);
+    }
+}

@@ -1,0 +1,877 @@
+using CSharpEnvoy.Config.Loading;
+using CSharpEnvoy.Config.Model.Cluster;
+using CSharpEnvoy.Config.Model.Listener;
+using CSharpEnvoy.Config.Model.RouteConfiguration;
+using CSharpEnvoy.Config.Translation;
+using CSharpEnvoy.Config.Validation;
+using CSharpEnvoy.DataPlane.Http;
+using CSharpEnvoy.DataPlane.Listener;
+using CSharpEnvoy.DataPlane.Stats;
+using CSharpEnvoy.DataPlane.Upstream;
+using Envoy.Admin.V3;
+using Envoy.Service.Discovery.V3;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging;
+using ProtoCluster = Envoy.Config.Cluster.V3.Cluster;
+using ProtoListener = Envoy.Config.Listener.V3.Listener;
+using ProtoRoute = Envoy.Config.Route.V3.RouteConfiguration;
+using ProtoCla = Envoy.Config.Endpoint.V3.ClusterLoadAssignment;
+
+namespace CSharpEnvoy.DataPlane.Xds;
+
+/// <summary>What the xDS manager needs from the server: building connection managers and starting/stopping listeners.</summary>
+internal interface IListenerRuntime
+{
+    HttpConnectionManager CreateConnectionManager(HttpConnectionManagerModel model);
+    Task<ListenerHost> StartListenerAsync(ListenerModel model, HttpConnectionManager hcm, CancellationToken ct);
+    void RemoveListener(ListenerHost host);
+    IReadOnlyList<ListenerHost> Listeners { get; }
+    TimeSpan DrainTime { get; }
+}
+
+/// <summary>
+/// Applies xDS resources to the running server: validates every resource of a response with the bootstrap's
+/// translators and support checker (any error rejects the whole response and changes nothing), then commits CDS,
+/// EDS, LDS and RDS updates — cluster map swaps, EDS host sets, listener starts/swaps/drains, route swaps — with
+/// Envoy's warming (EDS clusters wait for endpoints, RDS listeners for routes, up to initial_fetch_timeout).
+/// Everything here runs under one async gate; the request path only sees the single-reference swaps.
+/// </summary>
+internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly AdsClient _client;
+    private readonly ClusterManager _clusters;
+    private readonly IListenerRuntime _runtime;
+    private readonly StatsStore _stats;
+    private readonly ILogger _logger;
+    private readonly HashSet<string> _staticClusters;
+    private readonly HashSet<string> _staticListeners;
+    private readonly Config.Model.Xds.XdsModel _config;
+    private readonly CancellationTokenSource _stop = new();
+
+    private readonly Dictionary<string, DynCluster> _dynClusters = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Assignment> _assignments = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DynListener> _dynListeners = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DynRoute> _routes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, UpdateFailureState> _clusterErrors = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, UpdateFailureState> _listenerErrors = new(StringComparer.Ordinal);
+    private readonly TaskCompletionSource _cdsInitial = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _ldsInitial = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private string _cdsVersion = "";
+    private string _ldsVersion = "";
+
+    private sealed class DynCluster
+    {
+        public required ProtoCluster Proto;
+        public required Cluster Live;
+        public required string Version;
+        public DateTimeOffset Updated;
+        /// <summary>True while an EDS cluster waits for its first assignment (not in the cluster manager yet).</summary>
+        public bool Warming;
+        public CancellationTokenSource? WarmTimer;
+    }
+
+    private sealed record Assignment(ProtoCla Proto, List<EndpointModel> Endpoints, string Version, DateTimeOffset Updated);
+
+    private sealed record DynRoute(ProtoRoute Proto, RouteConfigurationModel Model, string Version, DateTimeOffset Updated);
+
+    private sealed class DynListener
+    {
+        public required ProtoListener Proto;
+        public required ListenerModel Model;
+        public required string Version;
+        public DateTimeOffset Updated;
+        /// <summary>The host serving it (null while a new listener warms).</summary>
+        public ListenerHost? Host;
+        /// <summary>While warming: the model and connection manager waiting for their routes.</summary>
+        public (ListenerModel Model, HttpConnectionManager Hcm)? Pending;
+        public CancellationTokenSource? WarmTimer;
+    }
+
+    public XdsManager(Config.Model.Xds.XdsModel config, AdsClient client, ClusterManager clusters, IListenerRuntime runtime,
+        IEnumerable<string> staticClusters, IEnumerable<string> staticListeners, StatsStore stats, ILogger logger)
+    {
+        _config = config;
+        _client = client;
+        _clusters = clusters;
+        _runtime = runtime;
+        _stats = stats;
+        _logger = logger;
+        _staticClusters = new HashSet<string>(staticClusters, StringComparer.Ordinal);
+        _staticListeners = new HashSet<string>(staticListeners, StringComparer.Ordinal);
+        if (!config.Cds) _cdsInitial.TrySetResult();
+        if (!config.Lds) _ldsInitial.TrySetResult();
+        foreach (var p in new[] { "cluster_manager.cds.", "listener_manager.lds." })
+        {
+            stats.Counter(p + "update_attempt");
+            stats.Counter(p + "update_success");
+            stats.Counter(p + "update_rejected");
+            stats.Gauge(p + "version");
+        }
+    }
+
+    public void Start() => _client.Start(this);
+
+    /// <summary>Envoy's server initialization: waits for the first CDS and LDS answers (accepted or not), each bounded
+    /// by its initial_fetch_timeout.</summary>
+    public async Task WaitForInitialAsync(CancellationToken ct)
+    {
+        await WaitAsync(_cdsInitial.Task, _config.CdsInitialFetchTimeout, ct).ConfigureAwait(false);
+        await WaitAsync(_ldsInitial.Task, _config.LdsInitialFetchTimeout, ct).ConfigureAwait(false);
+    }
+
+    private static async Task WaitAsync(Task t, TimeSpan timeout, CancellationToken ct)
+    {
+        try
+        {
+            await t.WaitAsync(timeout, ct).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+    }
+
+    // ---------------------------------------------------------------- subscriptions
+
+    public IReadOnlySet<string>? Subscription(string typeUrl)
+    {
+        switch (typeUrl)
+        {
+            case XdsTypes.Cluster:
+                return _config.Cds ? null : new HashSet<string>();
+            case XdsTypes.Listener:
+                return _config.Lds ? null : new HashSet<string>();
+            case XdsTypes.Endpoint:
+            {
+                var names = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var c in _clusters.Clusters.Values)
+                    if (c.Model.Type == DiscoveryType.Eds && c.Model.EdsServiceName is { } n) names.Add(n);
+                lock (_dynClusters)
+                    foreach (var d in _dynClusters.Values)
+                        if (d.Live.Model.EdsServiceName is { } n) names.Add(n);
+                return names;
+            }
+            case XdsTypes.Route:
+            {
+                var names = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var l in _runtime.Listeners)
+                    if (l.ConnectionManager.Model.RdsRouteConfigName is { } n) names.Add(n);
+                lock (_dynListeners)
+                    foreach (var d in _dynListeners.Values)
+                        if (d.Pending?.Hcm.Model.RdsRouteConfigName is { } n) names.Add(n);
+                return names;
+            }
+            default:
+                return new HashSet<string>();
+        }
+    }
+
+    // ---------------------------------------------------------------- entry points
+
+    public async Task<string?> ApplySotwAsync(string typeUrl, string version, IReadOnlyList<Any> resources)
+    {
+        await _gate.WaitAsync(_stop.Token).ConfigureAwait(false);
+        try
+        {
+            return await ApplyAsync(typeUrl, version, resources.Select(a => (a, (string?)null)).ToList(), null, sotw: true).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task<string?> ApplyDeltaAsync(string typeUrl, string systemVersion, IReadOnlyList<Resource> resources, IReadOnlyList<string> removed)
+    {
+        await _gate.WaitAsync(_stop.Token).ConfigureAwait(false);
+        try
+        {
+            var list = new List<(Any, string?)>();
+            var errors = new List<string>();
+            foreach (var r in resources)
+            {
+                if (r.Resource_ is null) errors.Add($"{r.Name}: a delta resource needs a 'resource'");
+                else list.Add((r.Resource_, r.Version));
+            }
+            if (errors.Count > 0) return string.Join("\n", errors);
+            return await ApplyAsync(typeUrl, systemVersion, list, removed, sotw: false).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private Task<string?> ApplyAsync(string typeUrl, string version, List<(Any Any, string? Version)> resources, IReadOnlyList<string>? removed, bool sotw) =>
+        typeUrl switch
+        {
+            XdsTypes.Cluster => ApplyClustersAsync(version, resources, removed, sotw),
+            XdsTypes.Endpoint => Task.FromResult(ApplyEndpoints(version, resources, removed)),
+            XdsTypes.Listener => ApplyListenersAsync(version, resources, removed, sotw),
+            XdsTypes.Route => ApplyRoutesAsync(version, resources, removed),
+            _ => Task.FromResult<string?>($"unsupported resource type '{typeUrl}'"),
+        };
+
+    /// <summary>Unpacks each resource as <typeparamref name="T"/>; wrong types and undecodable bytes are errors.</summary>
+    private static List<(T Proto, string Version)> Decode<T>(List<(Any Any, string? Version)> resources, string version, MessageParser<T> parser,
+        string expectedType, List<string> errors) where T : IMessage<T>
+    {
+        var list = new List<(T, string)>();
+        for (var i = 0; i < resources.Count; i++)
+        {
+            var (any, v) = resources[i];
+            if (any.TypeUrl != expectedType)
+            {
+                errors.Add($"resources[{i}]: unexpected type '{any.TypeUrl}' in a response for '{expectedType}'");
+                continue;
+            }
+            try
+            {
+                list.Add((parser.ParseFrom(any.Value), v ?? version));
+            }
+            catch (InvalidProtocolBufferException ex)
+            {
+                errors.Add($"resources[{i}]: cannot decode {expectedType}: {ex.Message}");
+            }
+        }
+        return list;
+    }
+
+    private static string Format(ConfigErrors errors, List<string> extra)
+    {
+        var lines = new List<string>(extra);
+        foreach (var e in errors.Errors) lines.Add(e.ToString());
+        return string.Join("\n", lines);
+    }
+
+    private static bool Validate(Func<bool> body, string name, ConfigErrors errors)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception ex)
+        {
+            // Translators are written for trusted files; control-plane input must never take the process down.
+            errors.Add(name, "invalid resource: " + ex.Message);
+            return false;
+        }
+    }
+
+    private void Count(string prefix, bool success, string version)
+    {
+        _stats.Counter(prefix + "update_attempt").Inc();
+        _stats.Counter(prefix + (success ? "update_success" : "update_rejected")).Inc();
+        if (success) _stats.Gauge(prefix + "version").Set(VersionHash(version));
+    }
+
+    /// <summary>Envoy reports version_info in the <c>version</c> gauges as its 64-bit hash.</summary>
+    private static long VersionHash(string version) =>
+        unchecked((long)Upstream.LoadBalancing.XxHash64.Hash(System.Text.Encoding.UTF8.GetBytes(version)));
+
+    private static UpdateFailureState Failure(IMessage? resource, string details, string version)
+    {
+        var f = new UpdateFailureState { Details = details, VersionInfo = version, LastUpdateAttempt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) };
+        if (resource is not null) f.FailedConfiguration = Any.Pack(resource);
+        return f;
+    }
+
+    // ---------------------------------------------------------------- CDS
+
+    private async Task<string?> ApplyClustersAsync(string version, List<(Any, string?)> resources, IReadOnlyList<string>? removed, bool sotw)
+    {
+        const string statPrefix = "cluster_manager.cds.";
+        var extra = new List<string>();
+        var decoded = Decode(resources, version, ProtoCluster.Parser, XdsTypes.Cluster, extra);
+        var errors = new ConfigErrors();
+        var models = new List<(ProtoCluster Proto, ClusterModel Model, string Version)>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (proto, v) in decoded)
+        {
+            var name = proto.Name;
+            var before = errors.Errors.Count;
+            if (string.IsNullOrEmpty(name)) { errors.Add("", "a cluster resource needs a name"); continue; }
+            if (!names.Add(name)) { errors.Add(name, $"duplicate cluster '{name}' in the response"); continue; }
+            if (_staticClusters.Contains(name)) { errors.Add(name, $"cluster '{name}' is a static cluster and cannot be changed by CDS"); continue; }
+            ClusterModel? model = null;
+            Validate(() =>
+            {
+                SupportChecker.Check(proto, name, errors);
+                model = ClusterTranslator.Translate(proto, name, errors);
+                return true;
+            }, name, errors);
+            if (errors.Errors.Count != before) _clusterErrors[name] = Failure(proto, string.Join("\n", errors.Errors.Skip(before)), v);
+            else if (model is not null) models.Add((proto, model, v));
+        }
+        _cdsInitial.TrySetResult();
+        if (errors.HasErrors || extra.Count > 0)
+        {
+            Count(statPrefix, false, version);
+            return Format(errors, extra);
+        }
+
+        // Commit. SotW: absent clusters are removed; delta: the removed list.
+        var now = DateTimeOffset.UtcNow;
+        var removals = new List<string>();
+        lock (_dynClusters)
+        {
+            if (sotw)
+            {
+                foreach (var n in _dynClusters.Keys)
+                    if (!names.Contains(n)) removals.Add(n);
+            }
+            else if (removed is not null)
+            {
+                foreach (var n in removed)
+                    if (_dynClusters.ContainsKey(n)) removals.Add(n);
+            }
+        }
+        var upserts = new List<Cluster>();
+        var fresh = new List<Cluster>();
+        foreach (var (proto, model, v) in models)
+        {
+            _clusterErrors.Remove(model.Name);
+            DynCluster? existing;
+            lock (_dynClusters) _dynClusters.TryGetValue(model.Name, out existing);
+            if (existing is not null && existing.Proto.Equals(proto))
+            {
+                existing.Version = v;
+                continue; // unchanged: keep the live cluster and its connection pool
+            }
+            var live = _clusters.Create(model);
+            fresh.Add(live);
+            var warming = false;
+            if (model.Type == DiscoveryType.Eds)
+            {
+                if (_assignments.TryGetValue(model.EdsServiceName!, out var a)) live.SetEdsEndpoints(a.Endpoints);
+                else if (existing is not null && existing.Live.Model.EdsServiceName == model.EdsServiceName && existing.Live.HasEdsAssignment)
+                    live.SetEdsEndpoints(EndpointsOf(existing.Live));
+                else warming = true;
+            }
+            existing?.WarmTimer?.Cancel();
+            var dyn = new DynCluster { Proto = proto, Live = live, Version = v, Updated = now, Warming = warming };
+            lock (_dynClusters) _dynClusters[model.Name] = dyn;
+            if (warming) StartClusterWarmTimer(dyn, model.EdsInitialFetchTimeout);
+            else upserts.Add(live);
+        }
+        foreach (var c in fresh)
+            if (c.Model.Type is DiscoveryType.StrictDns or DiscoveryType.LogicalDns)
+                await c.InitializeAsync(_stop.Token).ConfigureAwait(false);
+        var goneWarming = new List<Cluster>();
+        lock (_dynClusters)
+            foreach (var n in removals)
+                if (_dynClusters.Remove(n, out var d))
+                {
+                    d.WarmTimer?.Cancel();
+                    if (d.Warming) goneWarming.Add(d.Live);
+                }
+        var gone = _clusters.Update(upserts, removals);
+        gone.AddRange(goneWarming);
+        DisposeLater(gone);
+        _cdsVersion = version;
+        Count(statPrefix, true, version);
+        UpdateWarmingGauge();
+        _client.SubscriptionChanged(XdsTypes.Endpoint);
+        return null;
+    }
+
+    private static List<EndpointModel> EndpointsOf(Cluster c) =>
+        c.HostSet.Hosts.Select(h => new EndpointModel(h.Address, h.Hostname, h.Locality, h.Weight)).ToList();
+
+    private void StartClusterWarmTimer(DynCluster dyn, TimeSpan timeout)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan) return;
+        var cts = new CancellationTokenSource();
+        dyn.WarmTimer = cts;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await Task.Delay(timeout, cts.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            await _gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                if (!dyn.Warming) return;
+                lock (_dynClusters)
+                    if (!_dynClusters.TryGetValue(dyn.Live.Name, out var cur) || !ReferenceEquals(cur, dyn)) return;
+                _logger.LogWarning("cluster '{Cluster}': no EDS assignment within initial_fetch_timeout; using it without endpoints", dyn.Live.Name);
+                _stats.Counter("cluster." + dyn.Live.Name + ".init_fetch_timeout").Inc();
+                PromoteCluster(dyn);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        });
+    }
+
+    private void PromoteCluster(DynCluster dyn)
+    {
+        dyn.Warming = false;
+        dyn.WarmTimer?.Cancel();
+        DisposeLater(_clusters.Update([dyn.Live], []));
+        UpdateWarmingGauge();
+    }
+
+    private void UpdateWarmingGauge()
+    {
+        var n = 0;
+        lock (_dynClusters) foreach (var d in _dynClusters.Values) if (d.Warming) n++;
+        _stats.Gauge("cluster_manager.warming_clusters").Set(n);
+    }
+
+    private void DisposeLater(List<Cluster> gone)
+    {
+        if (gone.Count == 0) return;
+        // In-flight requests hold their Cluster; its connection pool goes once they had time to finish.
+        var delay = _runtime.DrainTime;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            foreach (var c in gone) c.Dispose();
+        });
+    }
+
+    // ---------------------------------------------------------------- EDS
+
+    private string? ApplyEndpoints(string version, List<(Any, string?)> resources, IReadOnlyList<string>? removed)
+    {
+        var extra = new List<string>();
+        var decoded = Decode(resources, version, ProtoCla.Parser, XdsTypes.Endpoint, extra);
+        var errors = new ConfigErrors();
+        var parsed = new List<(ProtoCla Proto, List<EndpointModel> Endpoints, string Version)>();
+        foreach (var (proto, v) in decoded)
+        {
+            var name = proto.ClusterName;
+            if (string.IsNullOrEmpty(name)) { errors.Add("", "a ClusterLoadAssignment needs a cluster_name"); continue; }
+            List<EndpointModel>? eps = null;
+            Validate(() =>
+            {
+                SupportChecker.Check(proto, name, errors);
+                eps = ClusterTranslator.TranslateLoadAssignment(proto, name, errors, DiscoveryType.Eds);
+                return true;
+            }, name, errors);
+            if (eps is not null) parsed.Add((proto, eps, v));
+        }
+        var touched = new HashSet<string>(decoded.Select(d => d.Proto.ClusterName), StringComparer.Ordinal);
+        if (removed is not null) touched.UnionWith(removed);
+        var rejected = errors.HasErrors || extra.Count > 0;
+        foreach (var c in ClustersFor(touched))
+        {
+            _stats.Counter("cluster." + c.Name + ".update_attempt").Inc();
+            _stats.Counter("cluster." + c.Name + (rejected ? ".update_rejected" : ".update_success")).Inc();
+        }
+        if (rejected) return Format(errors, extra);
+
+        var now = DateTimeOffset.UtcNow;
+        foreach (var (proto, eps, v) in parsed) _assignments[proto.ClusterName] = new Assignment(proto, eps, v, now);
+        if (removed is not null) foreach (var n in removed) _assignments.Remove(n);
+        foreach (var serviceName in touched)
+        {
+            var eps = _assignments.TryGetValue(serviceName, out var a) ? a.Endpoints : [];
+            foreach (var c in _clusters.Clusters.Values)
+                if (c.Model.Type == DiscoveryType.Eds && c.Model.EdsServiceName == serviceName) c.SetEdsEndpoints(eps);
+            List<DynCluster> warm;
+            lock (_dynClusters) warm = _dynClusters.Values.Where(d => d.Warming && d.Live.Model.EdsServiceName == serviceName).ToList();
+            foreach (var d in warm)
+            {
+                d.Live.SetEdsEndpoints(eps);
+                PromoteCluster(d);
+            }
+        }
+        return null;
+    }
+
+    private IEnumerable<Cluster> ClustersFor(HashSet<string> serviceNames)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var c in _clusters.Clusters.Values)
+            if (c.Model.EdsServiceName is { } n && serviceNames.Contains(n) && seen.Add(c.Name)) yield return c;
+        List<Cluster> warming;
+        lock (_dynClusters) warming = _dynClusters.Values.Where(d => d.Warming).Select(d => d.Live).ToList();
+        foreach (var c in warming)
+            if (c.Model.EdsServiceName is { } n && serviceNames.Contains(n) && seen.Add(c.Name)) yield return c;
+    }
+
+    // ---------------------------------------------------------------- LDS
+
+    private async Task<string?> ApplyListenersAsync(string version, List<(Any, string?)> resources, IReadOnlyList<string>? removed, bool sotw)
+    {
+        const string statPrefix = "listener_manager.lds.";
+        var extra = new List<string>();
+        var decoded = Decode(resources, version, ProtoListener.Parser, XdsTypes.Listener, extra);
+        var errors = new ConfigErrors();
+        var models = new List<(ProtoListener Proto, ListenerModel Model, string Version)>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (proto, v) in decoded)
+        {
+            var name = proto.Name;
+            var before = errors.Errors.Count;
+            if (string.IsNullOrEmpty(name)) { errors.Add("", "a listener resource needs a name"); continue; }
+            if (!names.Add(name)) { errors.Add(name, $"duplicate listener '{name}' in the response"); continue; }
+            if (_staticListeners.Contains(name)) { errors.Add(name, $"listener '{name}' is a static listener and cannot be changed by LDS"); continue; }
+            ListenerModel? model = null;
+            Validate(() =>
+            {
+                SupportChecker.Check(proto, name, errors);
+                model = ListenerTranslator.Translate(proto, name, errors, n => _clusters.Get(n) is not null);
+                return true;
+            }, name, errors);
+            if (errors.Errors.Count != before) _listenerErrors[name] = Failure(proto, string.Join("\n", errors.Errors.Skip(before)), v);
+            else if (model is not null) models.Add((proto, model, v));
+        }
+        // Addresses must stay unique across static listeners and the listeners this update leaves in place.
+        var removing = new HashSet<string>(StringComparer.Ordinal);
+        lock (_dynListeners)
+        {
+            if (sotw) foreach (var n in _dynListeners.Keys) { if (!names.Contains(n)) removing.Add(n); }
+            else if (removed is not null) foreach (var n in removed) if (_dynListeners.ContainsKey(n)) removing.Add(n);
+        }
+        var taken = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var l in _runtime.Listeners)
+            if (_staticListeners.Contains(l.Model.Name)) taken[AddressKey(l.Model.Address)] = l.Model.Name;
+        lock (_dynListeners)
+            foreach (var (n, d) in _dynListeners)
+                if (!removing.Contains(n) && !names.Contains(n)) taken[AddressKey(d.Model.Address)] = n;
+        foreach (var (_, m, _) in models)
+        {
+            if (!m.Address.IsPipe && m.Address.Port == 0) continue;
+            var key = AddressKey(m.Address);
+            if (taken.TryGetValue(key, out var other) && other != m.Name)
+                errors.Add(m.Name + ".address", $"error adding listener '{m.Name}': duplicate listener address {m.Address} (listener '{other}')");
+            else taken[key] = m.Name;
+        }
+        _ldsInitial.TrySetResult();
+        if (errors.HasErrors || extra.Count > 0)
+        {
+            Count(statPrefix, false, version);
+            return Format(errors, extra);
+        }
+
+        var now = DateTimeOffset.UtcNow;
+        foreach (var n in removing)
+        {
+            DynListener? d;
+            lock (_dynListeners) _dynListeners.Remove(n, out d);
+            if (d is null) continue;
+            d.WarmTimer?.Cancel();
+            if (d.Host is { } host) StopListener(host);
+            _stats.Counter("listener_manager.listener_removed").Inc();
+        }
+        foreach (var (proto, model, v) in models)
+        {
+            _listenerErrors.Remove(model.Name);
+            DynListener? existing;
+            lock (_dynListeners) _dynListeners.TryGetValue(model.Name, out existing);
+            if (existing is not null && existing.Proto.Equals(proto))
+            {
+                existing.Version = v;
+                continue;
+            }
+            var hcmModel = model.FilterChains[0].HttpConnectionManager;
+            var hcm = _runtime.CreateConnectionManager(hcmModel);
+            var ready = true;
+            if (hcmModel.RdsRouteConfigName is { } rn)
+            {
+                if (_routes.TryGetValue(rn, out var r)) hcm.RouteConfig = r.Model;
+                else ready = false;
+            }
+            existing?.WarmTimer?.Cancel();
+            var dyn = new DynListener { Proto = proto, Model = model, Version = v, Updated = now, Host = existing?.Host };
+            lock (_dynListeners) _dynListeners[model.Name] = dyn;
+            if (existing is null) _stats.Counter("listener_manager.listener_added").Inc();
+            else _stats.Counter("listener_manager.listener_modified").Inc();
+            if (ready) await ActivateAsync(dyn, model, hcm).ConfigureAwait(false);
+            else
+            {
+                dyn.Pending = (model, hcm);
+                StartListenerWarmTimer(dyn, hcmModel.RdsInitialFetchTimeout);
+            }
+        }
+        _ldsVersion = version;
+        Count(statPrefix, true, version);
+        UpdateListenerGauges();
+        _client.SubscriptionChanged(XdsTypes.Route);
+        return null;
+    }
+
+    private static string AddressKey(SocketAddressModel a) => a.ToString();
+
+    /// <summary>Puts a listener's new model and connection manager in service: a swap when the socket can stay,
+    /// otherwise a new socket (the old one drains).</summary>
+    private async Task ActivateAsync(DynListener dyn, ListenerModel model, HttpConnectionManager hcm)
+    {
+        dyn.Pending = null;
+        var old = dyn.Host;
+        if (old is not null && CanSwap(old.Model, model))
+        {
+            old.Replace(model, hcm);
+            return;
+        }
+        if (old is not null && AddressKey(old.Model.Address) == AddressKey(model.Address))
+        {
+            // Same socket, different transport: the old listener must let go of the address first.
+            _runtime.RemoveListener(old);
+            await old.DrainAndDisposeAsync(TimeSpan.FromSeconds(Math.Min(5, _runtime.DrainTime.TotalSeconds))).ConfigureAwait(false);
+            old = null;
+        }
+        try
+        {
+            dyn.Host = await _runtime.StartListenerAsync(model, hcm, _stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            dyn.Host = null;
+            _stats.Counter("listener_manager.listener_create_failure").Inc();
+            _listenerErrors[model.Name] = Failure(dyn.Proto, ex.Message, dyn.Version);
+            _logger.LogError("LDS listener '{Name}' could not start: {Error}", model.Name, ex.Message);
+        }
+        if (old is not null) StopListener(old);
+    }
+
+    private static bool CanSwap(ListenerModel current, ListenerModel next)
+    {
+        if (AddressKey(current.Address) != AddressKey(next.Address)) return false;
+        if (current.Address.Port == 0 && !current.Address.IsPipe) return false;
+        if (current.StatPrefix != next.StatPrefix) return false;
+        var a = current.Source as ProtoListener;
+        var b = next.Source as ProtoListener;
+        if (a is null || b is null || a.FilterChains.Count == 0 || b.FilterChains.Count == 0) return false;
+        var ta = a.FilterChains[0].TransportSocket;
+        var tb = b.FilterChains[0].TransportSocket;
+        if (!Equals(ta, tb)) return false;
+        var ha = current.FilterChains[0].HttpConnectionManager;
+        var hb = next.FilterChains[0].HttpConnectionManager;
+        return ha.CodecType == hb.CodecType && ha.Http2MaxConcurrentStreams == hb.Http2MaxConcurrentStreams &&
+               ha.Http2InitialStreamWindowSize == hb.Http2InitialStreamWindowSize && ha.Http2InitialConnectionWindowSize == hb.Http2InitialConnectionWindowSize;
+    }
+
+    private void StopListener(ListenerHost host)
+    {
+        _runtime.RemoveListener(host);
+        var drain = _runtime.DrainTime;
+        _ = Task.Run(() => host.DrainAndDisposeAsync(drain));
+    }
+
+    private void StartListenerWarmTimer(DynListener dyn, TimeSpan timeout)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan) return;
+        var cts = new CancellationTokenSource();
+        dyn.WarmTimer = cts;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await Task.Delay(timeout, cts.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            await _gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                if (dyn.Pending is not { } p) return;
+                lock (_dynListeners)
+                    if (!_dynListeners.TryGetValue(dyn.Model.Name, out var cur) || !ReferenceEquals(cur, dyn)) return;
+                _logger.LogWarning("listener '{Name}': no RDS route configuration within initial_fetch_timeout; serving without routes", dyn.Model.Name);
+                await ActivateAsync(dyn, p.Model, p.Hcm).ConfigureAwait(false);
+                UpdateListenerGauges();
+                _client.SubscriptionChanged(XdsTypes.Route);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        });
+    }
+
+    private void UpdateListenerGauges()
+    {
+        int warming = 0, active = 0;
+        lock (_dynListeners)
+            foreach (var d in _dynListeners.Values)
+                if (d.Pending is not null && d.Host is null) warming++;
+        active = _runtime.Listeners.Count;
+        _stats.Gauge("listener_manager.total_listeners_warming").Set(warming);
+        _stats.Gauge("listener_manager.total_listeners_active").Set(active);
+    }
+
+    // ---------------------------------------------------------------- RDS
+
+    private async Task<string?> ApplyRoutesAsync(string version, List<(Any, string?)> resources, IReadOnlyList<string>? removed)
+    {
+        var extra = new List<string>();
+        var decoded = Decode(resources, version, ProtoRoute.Parser, XdsTypes.Route, extra);
+        var errors = new ConfigErrors();
+        var parsed = new List<(ProtoRoute Proto, RouteConfigurationModel Model, string Version)>();
+        foreach (var (proto, v) in decoded)
+        {
+            var name = proto.Name;
+            if (string.IsNullOrEmpty(name)) { errors.Add("", "a RouteConfiguration resource needs a name"); continue; }
+            RouteConfigurationModel? model = null;
+            Validate(() =>
+            {
+                SupportChecker.Check(proto, name, errors);
+                model = RouteTranslator.Translate(proto, name, errors, n => _clusters.Get(n) is not null, validateByDefault: false);
+                return true;
+            }, name, errors);
+            if (model is not null) parsed.Add((proto, model, v));
+        }
+        var rejected = errors.HasErrors || extra.Count > 0;
+        var hcms = RdsConnectionManagers();
+        foreach (var name in decoded.Select(d => d.Proto.Name).Distinct())
+            foreach (var prefix in hcms.Where(h => h.Model.RdsRouteConfigName == name).Select(h => h.Model.StatPrefix).Distinct())
+            {
+                var p = $"http.{prefix}.rds.{name}.";
+                _stats.Counter(p + "update_attempt").Inc();
+                _stats.Counter(p + (rejected ? "update_rejected" : "update_success")).Inc();
+                if (!rejected)
+                {
+                    _stats.Counter(p + "config_reload").Inc();
+                    _stats.Gauge(p + "version").Set(VersionHash(version));
+                }
+            }
+        if (rejected)
+        {
+            foreach (var (proto, v) in decoded) _routeErrors[proto.Name] = Failure(proto, Format(errors, extra), v);
+            return Format(errors, extra);
+        }
+
+        var now = DateTimeOffset.UtcNow;
+        foreach (var (proto, model, v) in parsed)
+        {
+            _routeErrors.Remove(proto.Name);
+            _routes[proto.Name] = new DynRoute(proto, model, v, now);
+            foreach (var h in hcms)
+                if (h.Model.RdsRouteConfigName == proto.Name) h.RouteConfig = model;
+        }
+        // Envoy keeps a route configuration a listener still uses; delta removals only forget it.
+        if (removed is not null) foreach (var n in removed) _routes.Remove(n);
+
+        // Listeners warming for these routes start now.
+        List<DynListener> ready;
+        lock (_dynListeners)
+            ready = _dynListeners.Values.Where(d => d.Pending is { } p && p.Hcm.RouteConfig is not null).ToList();
+        foreach (var d in ready)
+        {
+            var p = d.Pending!.Value;
+            d.WarmTimer?.Cancel();
+            await ActivateAsync(d, p.Model, p.Hcm).ConfigureAwait(false);
+        }
+        if (ready.Count > 0) UpdateListenerGauges();
+        return null;
+    }
+
+    private readonly Dictionary<string, UpdateFailureState> _routeErrors = new(StringComparer.Ordinal);
+
+    private List<HttpConnectionManager> RdsConnectionManagers()
+    {
+        var list = new List<HttpConnectionManager>();
+        foreach (var l in _runtime.Listeners)
+            if (l.ConnectionManager.Model.RdsRouteConfigName is not null) list.Add(l.ConnectionManager);
+        lock (_dynListeners)
+            foreach (var d in _dynListeners.Values)
+                if (d.Pending is { } p && p.Hcm.Model.RdsRouteConfigName is not null) list.Add(p.Hcm);
+        return list;
+    }
+
+    // ---------------------------------------------------------------- admin
+
+    /// <summary>Adds Envoy's dynamic sections (and error_state of rejected resources) to /config_dump.</summary>
+    public void AddToConfigDump(ClustersConfigDump clusters, ListenersConfigDump listeners, RoutesConfigDump routes, EndpointsConfigDump? endpoints)
+    {
+        _gate.Wait();
+        try
+        {
+            clusters.VersionInfo = _cdsVersion;
+            lock (_dynClusters)
+                foreach (var (name, d) in _dynClusters.OrderBy(p => p.Key, StringComparer.Ordinal))
+                {
+                    var dc = new ClustersConfigDump.Types.DynamicCluster
+                    {
+                        VersionInfo = d.Version,
+                        Cluster = Any.Pack(d.Proto),
+                        LastUpdated = Timestamp.FromDateTimeOffset(d.Updated),
+                    };
+                    if (_clusterErrors.TryGetValue(name, out var err)) dc.ErrorState = err;
+                    (d.Warming ? clusters.DynamicWarmingClusters : clusters.DynamicActiveClusters).Add(dc);
+                }
+            foreach (var (name, err) in _clusterErrors)
+                if (!_dynClusters.ContainsKey(name))
+                    clusters.DynamicActiveClusters.Add(new ClustersConfigDump.Types.DynamicCluster { ErrorState = err });
+
+            listeners.VersionInfo = _ldsVersion;
+            lock (_dynListeners)
+                foreach (var (name, d) in _dynListeners.OrderBy(p => p.Key, StringComparer.Ordinal))
+                {
+                    var state = new ListenersConfigDump.Types.DynamicListenerState
+                    {
+                        VersionInfo = d.Version,
+                        Listener = Any.Pack(d.Proto),
+                        LastUpdated = Timestamp.FromDateTimeOffset(d.Updated),
+                    };
+                    var dl = new ListenersConfigDump.Types.DynamicListener { Name = name };
+                    if (d.Host is null) dl.WarmingState = state;
+                    else dl.ActiveState = state;
+                    if (_listenerErrors.TryGetValue(name, out var err)) dl.ErrorState = err;
+                    listeners.DynamicListeners.Add(dl);
+                }
+            foreach (var (name, err) in _listenerErrors)
+                if (!_dynListeners.ContainsKey(name))
+                    listeners.DynamicListeners.Add(new ListenersConfigDump.Types.DynamicListener { Name = name, ErrorState = err });
+
+            foreach (var (_, r) in _routes.OrderBy(p => p.Key, StringComparer.Ordinal))
+                routes.DynamicRouteConfigs.Add(new RoutesConfigDump.Types.DynamicRouteConfig
+                {
+                    VersionInfo = r.Version,
+                    RouteConfig = Any.Pack(r.Proto),
+                    LastUpdated = Timestamp.FromDateTimeOffset(r.Updated),
+                });
+
+            if (endpoints is not null)
+                foreach (var (_, a) in _assignments.OrderBy(p => p.Key, StringComparer.Ordinal))
+                    endpoints.DynamicEndpointConfigs.Add(new EndpointsConfigDump.Types.DynamicEndpointConfig
+                    {
+                        VersionInfo = a.Version,
+                        EndpointConfig = Any.Pack(a.Proto),
+                        LastUpdated = Timestamp.FromDateTimeOffset(a.Updated),
+                    });
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Route errors are reported per route configuration (Envoy has no error_state for RDS in the dump).</summary>
+    internal IReadOnlyDictionary<string, UpdateFailureState> RouteErrors => _routeErrors;
+
+    public async ValueTask DisposeAsync()
+    {
+        await _client.DisposeAsync().ConfigureAwait(false);
+        _stop.Cancel();
+        lock (_dynClusters)
+            foreach (var d in _dynClusters.Values)
+            {
+                d.WarmTimer?.Cancel();
+                if (d.Warming) d.Live.Dispose();
+            }
+        List<ListenerHost> hosts;
+        lock (_dynListeners) hosts = _dynListeners.Values.Where(d => d.Host is not null).Select(d => d.Host!).ToList();
+        foreach (var d in _dynListeners.Values) d.WarmTimer?.Cancel();
+        _ = hosts; // listener hosts are in the server's list and disposed with it
+    }
+}
