@@ -89,6 +89,7 @@ error_log $TMP/nginx-error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
+  keepalive_requests 100000000;   # nginx closes h2 connections after 1000 requests by default; h2load does not reconnect
   client_body_temp_path $TMP; proxy_temp_path $TMP; fastcgi_temp_path $TMP; uwsgi_temp_path $TMP; scgi_temp_path $TMP;
   upstream b1 { server 127.0.0.1:$B1; keepalive 64; }
   upstream b2 { server 127.0.0.1:$B2; keepalive 64; }

@@ -5,6 +5,12 @@ using CSharpEnvoy.Host;
 using Microsoft.Extensions.Logging;
 
 // csenvoy: Envoy's command line, Envoy's config, a C# data plane.
+
+// Socket completions run inline on the epoll thread (read once, when the first socket is created, so set it first).
+// With Kestrel's inline scheduling this keeps a proxied request on one thread; CSENVOY_INLINE_SCHEDULING=0 opts out.
+if (Environment.GetEnvironmentVariable("CSENVOY_INLINE_SCHEDULING") != "0" &&
+    Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
+    Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
 var parsed = CommandLine.Parse(args);
 if (parsed.Error is not null)
 {

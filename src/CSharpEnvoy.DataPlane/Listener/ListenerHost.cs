@@ -57,6 +57,9 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         if (model.FilterChains.Count > 0 && model.FilterChains[0].Tls is { } tls) _tls = new DownstreamTls(tls, stats, prefix + "ssl.");
     }
 
+    /// <summary>Inline scheduling of request code on I/O threads; on unless CSENVOY_INLINE_SCHEDULING=0.</summary>
+    internal static bool InlineScheduling { get; } = Environment.GetEnvironmentVariable("CSENVOY_INLINE_SCHEDULING") != "0";
+
     public ListenerModel Model => _model;
 
     /// <summary>The connection manager new requests use; xDS replaces it (with the listener's new model) on an update.</summary>
@@ -134,7 +137,11 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
             options.Listen(new IPEndPoint(ParseListenAddress(addr.Address), addr.Port), configure);
         }
 
-        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions()), _loggers);
+        // Run request code on the socket's I/O thread instead of hopping to the thread pool: measured on 2 cores it
+        // cuts context switches per request by more than half (docs/performance.md). Safe because nothing on the
+        // request path blocks. CSENVOY_INLINE_SCHEDULING=0 turns it off.
+        var transportOptions = new SocketTransportOptions { UnsafePreferInlineScheduling = InlineScheduling };
+        var transport = new SocketTransportFactory(Options.Create(transportOptions), _loggers);
         _server = new KestrelServer(Options.Create(options), transport, _loggers);
         try
         {
