@@ -184,52 +184,41 @@ internal sealed class AdsClient : IAsyncDisposable
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var client = new AggregatedDiscoveryService.AggregatedDiscoveryServiceClient(channel);
         var outbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
-        var gotResponse = false;
-
-        if (IsDelta)
-        {
-            using var call = client.DeltaAggregatedResources(cancellationToken: streamCts.Token);
-            var writer = WriteLoopAsync(outbox.Reader, m => call.RequestStream.WriteAsync((DeltaDiscoveryRequest)m), streamCts);
-            OpenStream(outbox);
-            try
-            {
-                while (await call.ResponseStream.MoveNext(streamCts.Token).ConfigureAwait(false))
-                {
-                    gotResponse = true;
-                    _connected.Set(1);
-                    await OnDeltaResponseAsync(call.ResponseStream.Current, outbox).ConfigureAwait(false);
-                }
-            }
-            finally
-            {
-                outbox.Writer.TryComplete();
-                streamCts.Cancel();
-                await writer.ConfigureAwait(false);
-            }
-        }
-        else
-        {
-            using var call = client.StreamAggregatedResources(cancellationToken: streamCts.Token);
-            var writer = WriteLoopAsync(outbox.Reader, m => call.RequestStream.WriteAsync((DiscoveryRequest)m), streamCts);
-            OpenStream(outbox);
-            try
-            {
-                while (await call.ResponseStream.MoveNext(streamCts.Token).ConfigureAwait(false))
-                {
-                    gotResponse = true;
-                    _connected.Set(1);
-                    await OnSotwResponseAsync(call.ResponseStream.Current, outbox).ConfigureAwait(false);
-                }
-            }
-            finally
-            {
-                outbox.Writer.TryComplete();
-                streamCts.Cancel();
-                await writer.ConfigureAwait(false);
-            }
-        }
+        var gotResponse = IsDelta
+            ? await PumpAsync(client.DeltaAggregatedResources(cancellationToken: streamCts.Token), OnDeltaResponseAsync, outbox, streamCts).ConfigureAwait(false)
+            : await PumpAsync(client.StreamAggregatedResources(cancellationToken: streamCts.Token), OnSotwResponseAsync, outbox, streamCts).ConfigureAwait(false);
         _logger.LogWarning("xDS stream to cluster '{Cluster}' closed by the control plane", _config.AdsCluster);
         return gotResponse;
+    }
+
+    /// <summary>Runs one ADS stream of either flavour: a writer draining the outbox, the subscriptions sent, then every
+    /// response handed to <paramref name="onResponse"/> until the control plane closes the stream. True when at least
+    /// one response arrived (the caller resets its backoff then).</summary>
+    private async Task<bool> PumpAsync<TRequest, TResponse>(AsyncDuplexStreamingCall<TRequest, TResponse> call,
+        Func<TResponse, Channel<object>, Task> onResponse, Channel<object> outbox, CancellationTokenSource streamCts)
+    {
+        using (call)
+        {
+            var gotResponse = false;
+            var writer = WriteLoopAsync(outbox.Reader, m => call.RequestStream.WriteAsync((TRequest)m), streamCts);
+            OpenStream(outbox);
+            try
+            {
+                while (await call.ResponseStream.MoveNext(streamCts.Token).ConfigureAwait(false))
+                {
+                    gotResponse = true;
+                    _connected.Set(1);
+                    await onResponse(call.ResponseStream.Current, outbox).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                outbox.Writer.TryComplete();
+                streamCts.Cancel();
+                await writer.ConfigureAwait(false);
+            }
+            return gotResponse;
+        }
     }
 
     private sealed record SocketAddressText(string Address, int Port)
