@@ -34,9 +34,11 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         ("/config_dump", "dump current Envoy configs"),
         ("/help", "print out list of admin commands"),
         ("/listeners", "print listener info"),
+        ("/memory", "print current allocation/heap usage"),
         ("/quitquitquit", "exit the server"),
         ("/ready", "print server state, return 200 if LIVE, otherwise return 503"),
         ("/reset_counters", "reset all counters to zero"),
+        ("/runtime", "print runtime values"),
         ("/server_info", "print server version/status information"),
         ("/stats", "print server stats"),
         ("/stats/prometheus", "print server stats in prometheus format"),
@@ -133,6 +135,10 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 if (!IsPost(context)) return MethodNotAllowed(context);
                 _server.RequestShutdown();
                 return Text(context, "OK\n");
+            case "/memory":
+                return Text(context, Memory(), "application/json");
+            case "/runtime":
+                return Text(context, Runtime(), "application/json");
             case "/help":
                 return Text(context, Help());
             case "/":
@@ -372,6 +378,29 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
             text.Append('\n');
         }
         return Text(context, text.ToString());
+    }
+
+    /// <summary>Envoy's <c>envoy.admin.v3.Memory</c> layout (uint64 values as JSON strings), from the .NET GC's view:
+    /// managed bytes in use, the GC heap size, and the process's resident memory.</summary>
+    private static string Memory()
+    {
+        var info = GC.GetGCMemoryInfo();
+        using var process = System.Diagnostics.Process.GetCurrentProcess();
+        static string S(long v) => "\"" + v.ToString(CultureInfo.InvariantCulture) + "\"";
+        return "{\n \"allocated\": " + S(GC.GetTotalMemory(false)) +
+               ",\n \"heap_size\": " + S(info.HeapSizeBytes) +
+               ",\n \"pageheap_unmapped\": \"0\",\n \"pageheap_free\": " + S(info.FragmentedBytes) +
+               ",\n \"total_thread_cache\": \"0\",\n \"total_physical_bytes\": " + S(process.WorkingSet64) + "\n}\n";
+    }
+
+    /// <summary>Envoy's /runtime layout: the bootstrap's layer names; csenvoy applies no runtime keys yet, so no entries.</summary>
+    private string Runtime()
+    {
+        var sb = new StringBuilder("{\n \"entries\": {},\n \"layers\": [");
+        var layers = _server.Bootstrap.Source.LayeredRuntime?.Layers;
+        for (var i = 0; layers is not null && i < layers.Count; i++)
+            sb.Append(i > 0 ? ", " : "").Append('"').Append(JsonEscape(layers[i].Name)).Append('"');
+        return sb.Append("]\n}\n").ToString();
     }
 
     private static string JsonEscape(string s) => System.Text.Json.JsonEncodedText.Encode(s).ToString();

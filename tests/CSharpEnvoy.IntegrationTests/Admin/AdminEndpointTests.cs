@@ -104,6 +104,23 @@ public sealed class AdminEndpointTests
     }
 
     [Fact]
+    public async Task Memory_AndRuntime_UseEnvoysJsonLayout()
+    {
+        var yaml = Yaml.Bootstrap(Routes, Yaml.Cluster("backend", "127.0.0.1:1")) + "\nlayered_runtime: { layers: [{ name: static_layer_0, static_layer: {} }] }";
+        await using var proxy = await ProxyHarness.StartAsync(yaml);
+        using var admin = proxy.AdminClient();
+
+        var memory = JsonDocument.Parse(await admin.GetStringAsync("/memory")).RootElement;
+        var runtime = JsonDocument.Parse(await admin.GetStringAsync("/runtime")).RootElement;
+
+        Assert.True(long.Parse(memory.GetProperty("allocated").GetString()!) > 0);
+        Assert.True(long.Parse(memory.GetProperty("heap_size").GetString()!) > 0);
+        Assert.True(long.Parse(memory.GetProperty("total_physical_bytes").GetString()!) > long.Parse(memory.GetProperty("allocated").GetString()!) / 2);
+        Assert.Equal(["static_layer_0"], runtime.GetProperty("layers").EnumerateArray().Select(e => e.GetString()));
+        Assert.Empty(runtime.GetProperty("entries").EnumerateObject());
+    }
+
+    [Fact]
     public async Task Listeners_ShowBoundAddresses()
     {
         await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", "127.0.0.1:1")));
