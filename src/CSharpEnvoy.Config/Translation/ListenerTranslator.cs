@@ -117,7 +117,7 @@ internal static class ListenerTranslator
                 if (i != h.HttpFilters.Count - 1) errors.Add(fPath, "the router filter must be the last HTTP filter");
                 if (f.TypedConfig is not null) suppressEnvoyHeaders = f.TypedConfig.Unpack<Envoy.Extensions.Filters.Http.Router.V3.Router>().SuppressEnvoyHeaders;
             }
-            filters.Add(new HttpFilterModel(ext.Name, ext.TypeName, null));
+            filters.Add(new HttpFilterModel(ext.Name, ext.TypeName, HttpFilterTranslator.Translate(ext, f.TypedConfig, fPath, errors)));
         }
         if (filters.Count > 0 && filters[^1].Name != ExtensionRegistry.Router)
             errors.Add(ConfigErrors.Join(path, "http_filters"), "the last HTTP filter must be the router (envoy.filters.http.router)");

@@ -371,6 +371,7 @@ internal static class RouteTranslator
             HostRewrite = hostRewrite,
             HostRewriteValue = hostValue,
             Timeout = a.Timeout?.ToTimeSpan() ?? TimeSpan.FromSeconds(15),
+            IdleTimeout = a.IdleTimeout?.ToTimeSpan(),
             UpgradeTypes = upgrades,
             HashPolicies = HashPolicyTranslator.Translate(a, path, errors),
             RetryPolicy = RouterPolicyTranslator.Retry(a.RetryPolicy, path + ".retry_policy", errors),

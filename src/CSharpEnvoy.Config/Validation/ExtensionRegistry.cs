@@ -14,6 +14,8 @@ internal static class ExtensionRegistry
 {
     public const string HttpConnectionManager = "envoy.filters.network.http_connection_manager";
     public const string Router = "envoy.filters.http.router";
+    public const string FaultFilter = "envoy.filters.http.fault";
+    public const string LocalRateLimitFilter = "envoy.filters.http.local_ratelimit";
     public const string UpstreamHttpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
     public const string FileAccessLogger = "envoy.access_loggers.file";
     public const string StatsdSink = "envoy.stat_sinks.statsd";
@@ -39,6 +41,10 @@ internal static class ExtensionRegistry
             new[] { "envoy.http_connection_manager" }, "HTTP/1.1, HTTP/2 and gRPC proxying"),
         new ExtensionInfo(ExtensionCategory.HttpFilter, Router, "envoy.extensions.filters.http.router.v3.Router",
             new[] { "envoy.router" }, "forwards to the routed cluster; always last"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, FaultFilter, "envoy.extensions.filters.http.fault.v3.HTTPFault",
+            new[] { "envoy.fault" }, "fault injection: fixed or header-controlled delays and aborts, max_active_faults"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, LocalRateLimitFilter, "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            Array.Empty<string>(), "one filter-wide token bucket; 429 local_rate_limited"),
         new ExtensionInfo(ExtensionCategory.UpstreamProtocolOptions, UpstreamHttpProtocolOptions,
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", Array.Empty<string>(), "upstream HTTP/1.1 or HTTP/2 selection"),
         new ExtensionInfo(ExtensionCategory.AccessLogger, FileAccessLogger, "envoy.extensions.access_loggers.file.v3.FileAccessLog",

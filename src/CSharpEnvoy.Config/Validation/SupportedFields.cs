@@ -58,6 +58,17 @@ internal static class SupportedFields
         Msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", "name", "typed_config", "is_optional");
         Msg("envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers");
         Warn("envoy.extensions.filters.http.router.v3.Router", "dynamic_stats", "dynamic stats are always on");
+
+        Area("HTTP filters: fault injection (envoy.filters.http.fault)");
+        Msg("envoy.extensions.filters.http.fault.v3.HTTPFault", "delay", "abort", "max_active_faults");
+        Msg("envoy.extensions.filters.common.fault.v3.FaultDelay", "fixed_delay", "header_delay", "percentage");
+        Msg("envoy.extensions.filters.http.fault.v3.FaultAbort", "http_status", "grpc_status", "header_abort", "percentage");
+
+        Area("HTTP filters: local rate limit (envoy.filters.http.local_ratelimit)");
+        const string lrl = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+        Msg(lrl, "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced", "response_headers_to_add");
+        Msg("envoy.type.v3.HttpStatus", "code");
+        Msg("envoy.type.v3.TokenBucket", "max_tokens", "tokens_per_fill", "fill_interval");
         Warn("envoy.extensions.filters.http.router.v3.Router", "start_child_span", "tracing is not implemented yet");
 
         Area("Route configuration");
@@ -74,7 +85,7 @@ internal static class SupportedFields
             "headers", "query_parameters", "grpc");
         const string ra = "envoy.config.route.v3.RouteAction";
         Msg(ra, "cluster", "weighted_clusters", "cluster_header", "cluster_not_found_response_code", "prefix_rewrite",
-            "regex_rewrite", "host_rewrite_literal", "auto_host_rewrite", "host_rewrite_header", "timeout", "upgrade_configs");
+            "regex_rewrite", "host_rewrite_literal", "auto_host_rewrite", "host_rewrite_header", "timeout", "idle_timeout", "upgrade_configs");
         Msg(ra + ".UpgradeConfig", "upgrade_type", "enabled");
         Note(ra, "hash_policy", "used by RING_HASH and MAGLEV clusters");
         Msg(ra + ".HashPolicy", "header", "cookie", "connection_properties", "query_parameter", "terminal");

@@ -75,6 +75,8 @@ internal sealed class HttpConnectionManager
     private readonly RouterFilter _router;
     /// <summary>The access logs, null when there are none (so a request without them pays nothing).</summary>
     private readonly AccessLog.AccessLogger[]? _accessLogs;
+    /// <summary>The decoder filters before the router, in configured order; null when there are none.</summary>
+    private readonly Filters.IHttpDecoderFilter[]? _filters;
 
     public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null)
     {
@@ -82,6 +84,7 @@ internal sealed class HttpConnectionManager
         _routes = model.RouteConfig;
         Stats = new HttpConnectionManagerStats(stats, model.StatPrefix);
         _router = router;
+        _filters = Filters.HttpFilterChain.Build(model, stats);
         if (model.AccessLogs.Count > 0 && accessLogs is not null)
             _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
     }
@@ -155,17 +158,39 @@ internal sealed class HttpConnectionManager
         if (!UpgradeAllowed(context, route))
             return LocalReply.SendAsync(context, 403, "", LocalReplyServerName, info, "upgrade_failed");
 
+        var filters = _filters;
+        if (filters is not null) return RunFiltersAsync(filters, context, info, request, scheme, host, routes!, vhost!, route);
+        return RunAction(context, info, request, scheme, host, routes!, vhost!, route);
+    }
+
+    /// <summary>The decoder filters in order; the route's action when all of them continue.</summary>
+    private async Task RunFiltersAsync(Filters.IHttpDecoderFilter[] filters, HttpContext context, UpstreamRequest info, RequestView request,
+        string scheme, string host, RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route)
+    {
+        for (var i = 0; i < filters.Length; i++)
+        {
+            var step = filters[i].DecodeHeadersAsync(context, info, this);
+            var proceed = step.IsCompletedSuccessfully ? step.Result : await step.ConfigureAwait(false);
+            if (!proceed) return;
+        }
+        await RunAction(context, info, request, scheme, host, routes, vhost, route).ConfigureAwait(false);
+    }
+
+    /// <summary>The route's action: a direct response, a redirect, or the router.</summary>
+    private Task RunAction(HttpContext context, UpstreamRequest info, RequestView request, string scheme, string host,
+        RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route)
+    {
         if (route.DirectResponse is { } direct)
         {
             Stats.RqDirectResponse.Inc();
-            return SendDirectResponseAsync(context, info, direct, routes!, vhost!, route);
+            return SendDirectResponseAsync(context, info, direct, routes, vhost, route);
         }
         if (route.Redirect is { } redirect)
         {
             Stats.RqRedirect.Inc();
-            return SendRedirect(context, info, redirect, request, scheme, host, routes!, vhost!, route);
+            return SendRedirect(context, info, redirect, request, scheme, host, routes, vhost, route);
         }
-        return _router.ForwardAsync(context, info, this, routes!, vhost!, route, request);
+        return _router.ForwardAsync(context, info, this, routes, vhost, route, request);
     }
 
     /// <summary>Envoy's <c>FilterManager::createUpgradeFilterChain</c> decision: a route-level entry decides (it may

@@ -43,7 +43,8 @@ internal static class LocalReply
     };
 
     /// <param name="serverName">The server header to set; null sets none (server_header_transformation PASS_THROUGH).</param>
-    public static Task SendAsync(HttpContext context, int status, string body, string? serverName, StreamInfo info, string details)
+    /// <param name="grpcStatus">The grpc-status of a reply to a gRPC request; null maps <paramref name="status"/>.</param>
+    public static Task SendAsync(HttpContext context, int status, string body, string? serverName, StreamInfo info, string details, int? grpcStatus = null)
     {
         info.ResponseCodeDetails = details;
         var response = context.Response;
@@ -60,7 +61,7 @@ internal static class LocalReply
         {
             response.StatusCode = 200;
             headers.ContentType = "application/grpc";
-            headers["grpc-status"] = HttpToGrpcStatus(status).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            headers["grpc-status"] = (grpcStatus ?? HttpToGrpcStatus(status)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             if (body.Length > 0) headers["grpc-message"] = EncodeGrpcMessage(body);
             // A trailers-only gRPC reply carries no content-length (Envoy removes it).
             return Task.CompletedTask;

@@ -26,6 +26,7 @@ internal enum ResponseFlags
     NoClusterFound = 1 << 14,             // NC
     DownstreamProtocolError = 1 << 15,    // DPE
     UpstreamProtocolError = 1 << 16,      // UPE
+    StreamIdleTimeout = 1 << 17,          // SI
 }
 
 /// <summary>
@@ -73,6 +74,7 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
         (ResponseFlags.FaultInjected, "FI", "FaultInjected"), (ResponseFlags.RateLimited, "RL", "RateLimited"),
         (ResponseFlags.DownstreamConnectionTermination, "DC", "DownstreamConnectionTermination"),
         (ResponseFlags.UpstreamRetryLimitExceeded, "URX", "UpstreamRetryLimitExceeded"),
+        (ResponseFlags.StreamIdleTimeout, "SI", "StreamIdleTimeout"),
         (ResponseFlags.DownstreamProtocolError, "DPE", "DownstreamProtocolError"),
         (ResponseFlags.UpstreamProtocolError, "UPE", "UpstreamProtocolError"), (ResponseFlags.NoClusterFound, "NC", "NoClusterFound"),
     };
@@ -104,7 +106,7 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
         }
     }
 
-    /// <summary>The flag for an Envoy short name; None for names csenvoy never sets (UAEX, SI, ...).</summary>
+    /// <summary>The flag for an Envoy short name; None for names csenvoy never sets (UAEX, IH, ...).</summary>
     public static ResponseFlags ParseResponseFlag(string shortName)
     {
         foreach (var (f, s, _) in s_names) if (s == shortName) return f;

@@ -220,6 +220,7 @@ internal sealed class RouterFilter
             UpstreamProtocol.UseDownstream => HttpProtocol.IsHttp2(context.Request.Protocol) ? s_http2 : s_http1,
             _ => s_http1,
         };
+        if (action.IdleTimeout is { } idle) config = WithIdleTimeout(config, idle);
         var vhIncludeAttempt = vhost.IncludeRequestAttemptCount;
         info.AttemptCountInResponse = vhost.IncludeAttemptCountInResponse;
 
@@ -386,6 +387,16 @@ internal sealed class RouterFilter
         return ResetKind.Reset;
     }
 
+    // YARP's activity timeout is exactly Envoy's idle timeout (no bytes either way); one config per distinct value.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(TimeSpan, bool), ForwarderRequestConfig> s_idleConfigs = new();
+
+    private static ForwarderRequestConfig WithIdleTimeout(ForwarderRequestConfig config, TimeSpan idle)
+    {
+        // Zero disables the idle timeout; a day stands in for "never" within the timer's range.
+        var activity = idle > TimeSpan.Zero ? idle : TimeSpan.FromDays(1);
+        return s_idleConfigs.GetOrAdd((activity, ReferenceEquals(config, s_http2)), static (key, c) => c with { ActivityTimeout = key.Item1 }, config);
+    }
+
     private static Task OnForwardErrorAsync(HttpContext context, UpstreamRequest info, Cluster cluster, ForwarderError error, CancellationTokenSource? timeoutCts, string? serverName, bool perTryFired)
     {
         if (context.RequestAborted.IsCancellationRequested)
@@ -406,6 +417,18 @@ internal sealed class RouterFilter
             }
             stats.ResponseCode(504);
             return LocalReply.SendAsync(context, 504, "upstream request timeout", serverName, info, perTryFired ? "upstream_per_try_timeout" : "upstream_response_timeout");
+        }
+        if (error == ForwarderError.RequestTimedOut)
+        {
+            // The idle (activity) timeout fired: Envoy answers 408 "stream timeout" before response headers, and
+            // resets the stream after them.
+            info.Flags |= ResponseFlags.StreamIdleTimeout;
+            if (info.ResponseStarted || context.Response.HasStarted)
+            {
+                context.Abort();
+                return Task.CompletedTask;
+            }
+            return LocalReply.SendAsync(context, 408, "stream timeout", serverName, info, "stream_idle_timeout");
         }
         if (info.ResponseStarted || context.Response.HasStarted)
         {

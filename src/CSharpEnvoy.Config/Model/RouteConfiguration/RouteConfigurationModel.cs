@@ -84,6 +84,9 @@ internal sealed record RouteActionModel
     public string? HostRewriteValue { get; init; }
     /// <summary>Route timeout; <see cref="TimeSpan.Zero"/> disables it. Envoy's default is 15 s.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>Route <c>idle_timeout</c>: no byte either way for this long ends the stream; zero disables it; null
+    /// leaves the connection manager's stream idle timeout (5 minutes).</summary>
+    public TimeSpan? IdleTimeout { get; init; }
     /// <summary>Per-route upgrade overrides (lower-case type → enabled).</summary>
     public IReadOnlyDictionary<string, bool> UpgradeTypes { get; init; } = new Dictionary<string, bool>();
     /// <summary><c>hash_policy</c>, in order; an array so the request path iterates it without allocating.</summary>
