@@ -270,6 +270,36 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private static long VersionHash(string version) =>
         unchecked((long)Upstream.LoadBalancing.XxHash64.Hash(System.Text.Encoding.UTF8.GetBytes(version)));
 
+    /// <summary>Validates the named resources of one CDS or LDS response with the bootstrap's checks: each needs a unique
+    /// name, static resources cannot be replaced, and a resource's errors are kept for /config_dump's error_state.
+    /// Every error lands in <paramref name="errors"/> (any error NACKs the whole response).</summary>
+    private static List<(TProto Proto, TModel Model, string Version)> TranslateNamed<TProto, TModel>(
+        List<(TProto Proto, string Version)> decoded, string kind, string xds, HashSet<string> statics, Func<TProto, string> nameOf,
+        Func<TProto, string, ConfigErrors, TModel?> translate, Dictionary<string, UpdateFailureState> failures,
+        HashSet<string> names, ConfigErrors errors)
+        where TProto : IMessage where TModel : class
+    {
+        var models = new List<(TProto, TModel, string)>();
+        foreach (var (proto, v) in decoded)
+        {
+            var name = nameOf(proto);
+            var before = errors.Errors.Count;
+            if (string.IsNullOrEmpty(name)) { errors.Add("", $"a {kind} resource needs a name"); continue; }
+            if (!names.Add(name)) { errors.Add(name, $"duplicate {kind} '{name}' in the response"); continue; }
+            if (statics.Contains(name)) { errors.Add(name, $"{kind} '{name}' is a static {kind} and cannot be changed by {xds}"); continue; }
+            TModel? model = null;
+            Validate(() =>
+            {
+                SupportChecker.Check(proto, name, errors);
+                model = translate(proto, name, errors);
+                return true;
+            }, name, errors);
+            if (errors.Errors.Count != before) failures[name] = Failure(proto, string.Join("\n", errors.Errors.Skip(before)), v);
+            else if (model is not null) models.Add((proto, model, v));
+        }
+        return models;
+    }
+
     private static UpdateFailureState Failure(IMessage? resource, string details, string version)
     {
         var f = new UpdateFailureState { Details = details, VersionInfo = version, LastUpdateAttempt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) };
@@ -285,25 +315,9 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var extra = new List<string>();
         var decoded = Decode(resources, version, ProtoCluster.Parser, XdsTypes.Cluster, extra);
         var errors = new ConfigErrors();
-        var models = new List<(ProtoCluster Proto, ClusterModel Model, string Version)>();
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (proto, v) in decoded)
-        {
-            var name = proto.Name;
-            var before = errors.Errors.Count;
-            if (string.IsNullOrEmpty(name)) { errors.Add("", "a cluster resource needs a name"); continue; }
-            if (!names.Add(name)) { errors.Add(name, $"duplicate cluster '{name}' in the response"); continue; }
-            if (_staticClusters.Contains(name)) { errors.Add(name, $"cluster '{name}' is a static cluster and cannot be changed by CDS"); continue; }
-            ClusterModel? model = null;
-            Validate(() =>
-            {
-                SupportChecker.Check(proto, name, errors);
-                model = ClusterTranslator.Translate(proto, name, errors);
-                return true;
-            }, name, errors);
-            if (errors.Errors.Count != before) _clusterErrors[name] = Failure(proto, string.Join("\n", errors.Errors.Skip(before)), v);
-            else if (model is not null) models.Add((proto, model, v));
-        }
+        var models = TranslateNamed(decoded, "cluster", "CDS", _staticClusters, c => c.Name,
+            (proto, name, errs) => ClusterTranslator.Translate(proto, name, errs), _clusterErrors, names, errors);
         _cdsInitial.TrySetResult();
         if (errors.HasErrors || extra.Count > 0)
         {
@@ -513,25 +527,9 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var extra = new List<string>();
         var decoded = Decode(resources, version, ProtoListener.Parser, XdsTypes.Listener, extra);
         var errors = new ConfigErrors();
-        var models = new List<(ProtoListener Proto, ListenerModel Model, string Version)>();
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (proto, v) in decoded)
-        {
-            var name = proto.Name;
-            var before = errors.Errors.Count;
-            if (string.IsNullOrEmpty(name)) { errors.Add("", "a listener resource needs a name"); continue; }
-            if (!names.Add(name)) { errors.Add(name, $"duplicate listener '{name}' in the response"); continue; }
-            if (_staticListeners.Contains(name)) { errors.Add(name, $"listener '{name}' is a static listener and cannot be changed by LDS"); continue; }
-            ListenerModel? model = null;
-            Validate(() =>
-            {
-                SupportChecker.Check(proto, name, errors);
-                model = ListenerTranslator.Translate(proto, name, errors, n => _clusters.Get(n) is not null);
-                return true;
-            }, name, errors);
-            if (errors.Errors.Count != before) _listenerErrors[name] = Failure(proto, string.Join("\n", errors.Errors.Skip(before)), v);
-            else if (model is not null) models.Add((proto, model, v));
-        }
+        var models = TranslateNamed(decoded, "listener", "LDS", _staticListeners, l => l.Name,
+            (proto, name, errs) => ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), _listenerErrors, names, errors);
         // Addresses must stay unique across static listeners and the listeners this update leaves in place.
         var removing = new HashSet<string>(StringComparer.Ordinal);
         lock (_dynListeners)
