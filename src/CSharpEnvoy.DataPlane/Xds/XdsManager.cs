@@ -393,11 +393,24 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private static List<EndpointModel> EndpointsOf(Cluster c) =>
         c.HostSet.Hosts.Select(h => new EndpointModel(h.Address, h.Hostname, h.Locality, h.Weight)).ToList();
 
-    private void StartClusterWarmTimer(DynCluster dyn, TimeSpan timeout)
+    private void StartClusterWarmTimer(DynCluster dyn, TimeSpan timeout) =>
+        dyn.WarmTimer = AfterInitialFetchTimeout(timeout, () =>
+        {
+            if (!dyn.Warming) return Task.CompletedTask;
+            lock (_dynClusters)
+                if (!_dynClusters.TryGetValue(dyn.Live.Name, out var cur) || !ReferenceEquals(cur, dyn)) return Task.CompletedTask;
+            _logger.LogWarning("cluster '{Cluster}': no EDS assignment within initial_fetch_timeout; using it without endpoints", dyn.Live.Name);
+            _stats.Counter("cluster." + dyn.Live.Name + ".init_fetch_timeout").Inc();
+            PromoteCluster(dyn);
+            return Task.CompletedTask;
+        });
+
+    /// <summary>Runs <paramref name="onTimeout"/> under the update gate once <c>initial_fetch_timeout</c> passes, unless the
+    /// returned source is cancelled first (the awaited resource arrived). Null for an infinite timeout (0s in config).</summary>
+    private CancellationTokenSource? AfterInitialFetchTimeout(TimeSpan timeout, Func<Task> onTimeout)
     {
-        if (timeout == Timeout.InfiniteTimeSpan) return;
+        if (timeout == Timeout.InfiniteTimeSpan) return null;
         var cts = new CancellationTokenSource();
-        dyn.WarmTimer = cts;
         _ = Task.Run(async () =>
         {
             try
@@ -411,18 +424,14 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             await _gate.WaitAsync().ConfigureAwait(false);
             try
             {
-                if (!dyn.Warming) return;
-                lock (_dynClusters)
-                    if (!_dynClusters.TryGetValue(dyn.Live.Name, out var cur) || !ReferenceEquals(cur, dyn)) return;
-                _logger.LogWarning("cluster '{Cluster}': no EDS assignment within initial_fetch_timeout; using it without endpoints", dyn.Live.Name);
-                _stats.Counter("cluster." + dyn.Live.Name + ".init_fetch_timeout").Inc();
-                PromoteCluster(dyn);
+                await onTimeout().ConfigureAwait(false);
             }
             finally
             {
                 _gate.Release();
             }
         });
+        return cts;
     }
 
     private void PromoteCluster(DynCluster dyn)
@@ -663,38 +672,17 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _ = Task.Run(() => host.DrainAndDisposeAsync(drain));
     }
 
-    private void StartListenerWarmTimer(DynListener dyn, TimeSpan timeout)
-    {
-        if (timeout == Timeout.InfiniteTimeSpan) return;
-        var cts = new CancellationTokenSource();
-        dyn.WarmTimer = cts;
-        _ = Task.Run(async () =>
+    private void StartListenerWarmTimer(DynListener dyn, TimeSpan timeout) =>
+        dyn.WarmTimer = AfterInitialFetchTimeout(timeout, async () =>
         {
-            try
-            {
-                await Task.Delay(timeout, cts.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            await _gate.WaitAsync().ConfigureAwait(false);
-            try
-            {
-                if (dyn.Pending is not { } p) return;
-                lock (_dynListeners)
-                    if (!_dynListeners.TryGetValue(dyn.Model.Name, out var cur) || !ReferenceEquals(cur, dyn)) return;
-                _logger.LogWarning("listener '{Name}': no RDS route configuration within initial_fetch_timeout; serving without routes", dyn.Model.Name);
-                await ActivateAsync(dyn, p.Model, p.Hcm).ConfigureAwait(false);
-                UpdateListenerGauges();
-                _client.SubscriptionChanged(XdsTypes.Route);
-            }
-            finally
-            {
-                _gate.Release();
-            }
+            if (dyn.Pending is not { } p) return;
+            lock (_dynListeners)
+                if (!_dynListeners.TryGetValue(dyn.Model.Name, out var cur) || !ReferenceEquals(cur, dyn)) return;
+            _logger.LogWarning("listener '{Name}': no RDS route configuration within initial_fetch_timeout; serving without routes", dyn.Model.Name);
+            await ActivateAsync(dyn, p.Model, p.Hcm).ConfigureAwait(false);
+            UpdateListenerGauges();
+            _client.SubscriptionChanged(XdsTypes.Route);
         });
-    }
 
     private void UpdateListenerGauges()
     {
