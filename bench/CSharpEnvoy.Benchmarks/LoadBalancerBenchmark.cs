@@ -11,8 +11,8 @@ namespace CSharpEnvoy.Benchmarks;
 [MemoryDiagnoser]
 public class LoadBalancerBenchmark
 {
-    private HostSet _equal = null!;
-    private HostSet _weighted = null!;
+    private HostsSource _equal = null!;
+    private HostsSource _weighted = null!;
     private RoundRobinLoadBalancer _rr = null!;
     private RoundRobinLoadBalancer _wrr = null!;
     private LeastRequestLoadBalancer _lr = null!;
@@ -46,12 +46,12 @@ public class LoadBalancerBenchmark
         _maglev.Prepare(_equal);
     }
 
-    private static HostSet Make(int n, Func<int, uint> weight)
+    private static HostsSource Make(int n, Func<int, uint> weight)
     {
         var hosts = new Host[n];
         for (var i = 0; i < n; i++)
             hosts[i] = new Host(new SocketAddressModel($"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 8080), null, LocalityModel.Empty, "bench", false, weight(i));
-        return new HostSet(hosts);
+        return new HostsSource(hosts);
     }
 
     private LoadBalancerContext NextKey() => new(_key += 0x9E3779B97F4A7C15UL);
@@ -79,8 +79,8 @@ public class LoadBalancerRebuildBenchmark
             _hosts[i] = new Host(new SocketAddressModel($"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 8080), null, LocalityModel.Empty, "bench", false, (uint)(i % 5 + 1));
     }
 
-    [Benchmark] public int RingHash100k() => new RingHashLoadBalancer(LbRandom.Shared).TableFor(new HostSet(_hosts)).Hashes.Length;
-    [Benchmark] public int Maglev100k() => new MaglevLoadBalancer(LbRandom.Shared).TableFor(new HostSet(_hosts)).Entries.Length;
-    [Benchmark] public int Maglev100kTable1000003() => new MaglevLoadBalancer(LbRandom.Shared, 1_000_003).TableFor(new HostSet(_hosts)).Entries.Length;
-    [Benchmark] public int WeightedRoundRobin100k() => new RoundRobinLoadBalancer(LbRandom.Shared).TableFor(new HostSet(_hosts)).Schedule!.Length;
+    [Benchmark] public int RingHash100k() => new RingHashLoadBalancer(LbRandom.Shared).TableFor(new HostsSource(_hosts)).Hashes.Length;
+    [Benchmark] public int Maglev100k() => new MaglevLoadBalancer(LbRandom.Shared).TableFor(new HostsSource(_hosts)).Entries.Length;
+    [Benchmark] public int Maglev100kTable1000003() => new MaglevLoadBalancer(LbRandom.Shared, 1_000_003).TableFor(new HostsSource(_hosts)).Entries.Length;
+    [Benchmark] public int WeightedRoundRobin100k() => new RoundRobinLoadBalancer(LbRandom.Shared).TableFor(new HostsSource(_hosts)).Schedule!.Length;
 }

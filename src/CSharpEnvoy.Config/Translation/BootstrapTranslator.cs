@@ -113,11 +113,33 @@ internal static class BootstrapTranslator
         if (flush < TimeSpan.FromMilliseconds(1) || flush > TimeSpan.FromSeconds(300))
             errors.Add("stats_flush_interval", "stats_flush_interval must be between 1ms and 300s");
 
+        var localCluster = LocalCluster(b.ClusterManager, clusters, errors);
+
         if (errors.HasErrors) return null;
         return new BootstrapModel
         {
             Node = nodeModel, AdminAddress = admin, Listeners = listeners, Clusters = clusters, Source = b, Xds = xds,
-            StatsSinks = sinks, StatsFlushInterval = flush,
+            StatsSinks = sinks, StatsFlushInterval = flush, LocalClusterName = localCluster,
         };
+    }
+
+    /// <summary><c>cluster_manager.local_cluster_name</c>: as in Envoy it must name a static cluster, whose endpoints
+    /// (this proxy's own fleet) are all at priority 0.</summary>
+    private static string? LocalCluster(Envoy.Config.Bootstrap.V3.ClusterManager? cm, List<ClusterModel> clusters, ConfigErrors errors)
+    {
+        if (cm is null || cm.LocalClusterName.Length == 0) return null;
+        var local = clusters.Find(c => c.Name == cm.LocalClusterName);
+        if (local is null)
+        {
+            errors.Add("cluster_manager.local_cluster_name", $"local cluster '{cm.LocalClusterName}' must be defined in static_resources.clusters");
+            return null;
+        }
+        foreach (var e in local.Endpoints)
+            if (e.Priority != 0)
+            {
+                errors.Add("cluster_manager.local_cluster_name", $"Unexpected non-zero priority for local cluster '{local.Name}'");
+                break;
+            }
+        return local.Name;
     }
 }

@@ -128,17 +128,26 @@ internal static class ClusterTranslator
         };
     }
 
-    /// <summary>A <c>ClusterLoadAssignment</c> (a cluster's <c>load_assignment</c>, or an EDS resource) → endpoints.</summary>
-    public static List<EndpointModel> TranslateLoadAssignment(ClusterLoadAssignment la, string laPath, ConfigErrors errors, DiscoveryType type)
+    /// <summary>A <c>ClusterLoadAssignment</c> (a cluster's <c>load_assignment</c>, or an EDS resource) → endpoints
+    /// with their priority and locality weight, plus the assignment's policy.</summary>
+    public static LoadAssignmentModel TranslateLoadAssignment(ClusterLoadAssignment la, string laPath, ConfigErrors errors, DiscoveryType type)
     {
-        var endpoints = new List<EndpointModel>();
+        uint overprovisioning = LoadAssignmentModel.DefaultOverprovisioningFactor;
+        if (la.Policy?.OverprovisioningFactor is { } of)
+        {
+            if (of == 0) errors.Add(laPath + ".policy.overprovisioning_factor", "overprovisioning_factor must be greater than 0");
+            else overprovisioning = of;
+        }
+        var endpoints = new LoadAssignmentModel { OverprovisioningFactor = overprovisioning, WeightedPriorityHealth = la.Policy?.WeightedPriorityHealth ?? false };
         for (var i = 0; i < la.Endpoints.Count; i++)
         {
             var lle = la.Endpoints[i];
             var llePath = $"{laPath}.endpoints[{i}]";
-            if (lle.Priority != 0) errors.Add(llePath + ".priority", "endpoint priorities other than 0 are not supported yet");
+            if (lle.Priority > MaxPriority) errors.Add(llePath + ".priority", $"priority must be at most {MaxPriority} (found {lle.Priority})");
+            uint? localityWeight = lle.LoadBalancingWeight;
+            if (localityWeight == 0) errors.Add(llePath + ".load_balancing_weight", "a locality's load_balancing_weight must be at least 1");
             var locality = lle.Locality is null ? LocalityModel.Empty : new LocalityModel(lle.Locality.Region, lle.Locality.Zone, lle.Locality.SubZone);
-            ulong localityWeight = 0;
+            ulong weightSum = 0;
             for (var j = 0; j < lle.LbEndpoints.Count; j++)
             {
                 var lbe = lle.LbEndpoints[j];
@@ -158,16 +167,19 @@ internal static class ClusterTranslator
                 // Envoy: load_balancing_weight is at least 1; a locality's weights must sum to at most 2^32 - 1.
                 var weight = lbe.LoadBalancingWeight ?? 1;
                 if (weight == 0) errors.Add(lbePath + ".load_balancing_weight", "load_balancing_weight must be at least 1");
-                localityWeight += weight;
-                var health = EndpointHealth(lbe, lbePath, errors);
+                weightSum += weight;
                 endpoints.Add(new EndpointModel(addr, string.IsNullOrEmpty(lbe.Endpoint.Hostname) ? null : lbe.Endpoint.Hostname, locality, Math.Max(weight, 1),
-                    health, lbe.Endpoint.HealthCheckConfig?.DisableActiveHealthCheck ?? false));
+                    (EndpointHealthStatus)(int)lbe.HealthStatus, lbe.Endpoint.HealthCheckConfig?.DisableActiveHealthCheck ?? false,
+                    lle.Priority, localityWeight is 0 ? null : localityWeight));
             }
-            if (localityWeight > uint.MaxValue)
+            if (weightSum > uint.MaxValue)
                 errors.Add(llePath, $"The sum of weights of all upstream hosts in a locality exceeds {uint.MaxValue}");
         }
         return endpoints;
     }
+
+    /// <summary>Envoy's limit on priority levels (priorities are 0..128).</summary>
+    private const uint MaxPriority = 128;
 
     public static SocketAddressModel? TranslateAddress(Address? address, string path, ConfigErrors errors, bool requirePort)
     {
@@ -212,15 +224,6 @@ internal static class ClusterTranslator
                 errors.Add(path, $"{address.AddressCase} addresses are not supported");
                 return null;
         }
-    }
-
-    private static EndpointHealthStatus EndpointHealth(LbEndpoint lbe, string path, ConfigErrors errors)
-    {
-        // health_check_config's port_value / hostname / address are refused by the support checker (not listed).
-        var status = (EndpointHealthStatus)(int)lbe.HealthStatus;
-        if (status == EndpointHealthStatus.Degraded)
-            errors.Add(path + ".health_status", "DEGRADED endpoints are not supported yet (csenvoy has no degraded host load balancing)");
-        return status;
     }
 
     private static T Unsupported<T>(string path, string message, ConfigErrors errors, T fallback)

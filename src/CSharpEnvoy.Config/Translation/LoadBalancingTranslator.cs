@@ -4,6 +4,9 @@ using CSharpEnvoy.Config.Validation;
 using Envoy.Config.Cluster.V3;
 using Google.Protobuf.WellKnownTypes;
 using LeastRequestExt = Envoy.Extensions.LoadBalancingPolicies.LeastRequest.V3.LeastRequest;
+using LocalityLbConfig = Envoy.Extensions.LoadBalancingPolicies.Common.V3.LocalityLbConfig;
+using RandomExt = Envoy.Extensions.LoadBalancingPolicies.Random.V3.Random;
+using RoundRobinExt = Envoy.Extensions.LoadBalancingPolicies.RoundRobin.V3.RoundRobin;
 using MaglevExt = Envoy.Extensions.LoadBalancingPolicies.Maglev.V3.Maglev;
 using ProtoCluster = Envoy.Config.Cluster.V3.Cluster;
 using RingHashExt = Envoy.Extensions.LoadBalancingPolicies.RingHash.V3.RingHash;
@@ -20,6 +23,80 @@ internal static class LoadBalancingTranslator
     private const string Supported = "ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH and MAGLEV are";
 
     public static LoadBalancerConfigModel Translate(ProtoCluster c, string path, ConfigErrors errors)
+    {
+        var model = TranslatePolicy(c, path, errors);
+        var common = c.CommonLbConfig;
+        var commonPath = ConfigErrors.Join(path, "common_lb_config");
+        if (common?.HealthyPanicThreshold is { } panic)
+        {
+            if (panic.Value is < 0 or > 100 || double.IsNaN(panic.Value))
+                errors.Add(commonPath + ".healthy_panic_threshold.value", $"healthy_panic_threshold must be between 0 and 100 (found {panic.Value})");
+            // Envoy rounds the percentage to an integer.
+            else model = model with { HealthyPanicThreshold = (uint)Math.Round(panic.Value) };
+        }
+        if (common is null || common.LocalityConfigSpecifierCase == ProtoCluster.Types.CommonLbConfig.LocalityConfigSpecifierOneofCase.None) return model;
+        if (c.LoadBalancingPolicy is not null)
+        {
+            // Envoy reads locality settings from the typed policy then; the legacy ones have no effect.
+            errors.Warn(commonPath, "common_lb_config's zone_aware_lb_config / locality_weighted_lb_config have no effect with load_balancing_policy (set locality_lb_config on the policy)");
+            return model;
+        }
+        if (common.LocalityWeightedLbConfig is not null)
+            return WithLocalityWeighted(model, commonPath + ".locality_weighted_lb_config", errors);
+        var z = common.ZoneAwareLbConfig;
+        return WithZoneAware(model, z.RoutingEnabled?.Value, z.MinClusterSize, z.FailTrafficOnPanic, false, null, commonPath + ".zone_aware_lb_config", errors);
+    }
+
+    private static LoadBalancerConfigModel WithLocalityWeighted(LoadBalancerConfigModel model, string path, ConfigErrors errors)
+    {
+        if (model.Policy is LbPolicy.RingHash or LbPolicy.Maglev)
+            errors.Add(path, "locality-weighted balancing with ring hash or maglev is not supported yet (round robin, least request and random are)");
+        return model with { LocalityMode = LocalityLbMode.LocalityWeighted };
+    }
+
+    private static LoadBalancerConfigModel WithZoneAware(LoadBalancerConfigModel model, double? routingEnabled, ulong? minClusterSize, bool failOnPanic,
+        bool basisIsWeight, uint? forceLocalZoneMinSize, string path, ConfigErrors errors)
+    {
+        if (model.Policy is LbPolicy.RingHash or LbPolicy.Maglev)
+            errors.Warn(path, "zone-aware routing does not apply to ring hash or maglev (as in Envoy); the setting has no effect");
+        uint routing = 100;
+        if (routingEnabled is { } r)
+        {
+            if (r is < 0 or > 100 || double.IsNaN(r)) errors.Add(path + ".routing_enabled.value", $"routing_enabled must be between 0 and 100 (found {r})");
+            else routing = (uint)Math.Round(r);
+        }
+        return model with
+        {
+            LocalityMode = LocalityLbMode.ZoneAware,
+            ZoneAware = new ZoneAwareModel
+            {
+                RoutingEnabledPercent = routing,
+                MinClusterSize = minClusterSize ?? 6,
+                FailTrafficOnPanic = failOnPanic,
+                BasisIsWeight = basisIsWeight,
+                ForceLocalZoneMinSize = forceLocalZoneMinSize,
+            },
+        };
+    }
+
+    /// <summary>A typed policy's <c>locality_lb_config</c> (round_robin, least_request, random).</summary>
+    private static LoadBalancerConfigModel WithLocalityConfig(LoadBalancerConfigModel model, LocalityLbConfig? config, string path, ConfigErrors errors)
+    {
+        if (config is null) return model;
+        if (config.LocalityWeightedLbConfig is not null) return WithLocalityWeighted(model, path + ".locality_weighted_lb_config", errors);
+        if (config.ZoneAwareLbConfig is not { } z) return model;
+        var zPath = path + ".zone_aware_lb_config";
+        if (z.ForceLocalityDirectRouting)
+            errors.Add(zPath + ".force_locality_direct_routing", "force_locality_direct_routing is deprecated and not supported; use force_local_zone");
+        uint? force = z.ForceLocalZone is null ? null : z.ForceLocalZone.MinSize ?? 1;
+        if (z.LocalityBasis == LocalityLbConfig.Types.ZoneAwareLbConfig.Types.LocalityBasis.HealthyHostsWeight || z.LocalityBasis == default)
+            return WithZoneAware(model, z.RoutingEnabled?.Value, z.MinClusterSize, z.FailTrafficOnPanic,
+                z.LocalityBasis == LocalityLbConfig.Types.ZoneAwareLbConfig.Types.LocalityBasis.HealthyHostsWeight, force, zPath, errors);
+        errors.Add(zPath + ".locality_basis", $"locality_basis {ProtoEnum.Name(z.LocalityBasis)} is not supported (HEALTHY_HOSTS_NUM and HEALTHY_HOSTS_WEIGHT are)");
+        return model;
+    }
+
+    private static LoadBalancerConfigModel TranslatePolicy(ProtoCluster c, string path, ConfigErrors errors)
     {
         if (c.LoadBalancingPolicy is { } policy)
         {
@@ -95,9 +172,10 @@ internal static class LoadBalancingTranslator
             var cfgPath = pPath + ".typed_config";
             var model = ext.Name switch
             {
-                ExtensionRegistry.RoundRobinPolicy => LoadBalancerConfigModel.Default,
-                ExtensionRegistry.RandomPolicy => new LoadBalancerConfigModel { Policy = LbPolicy.Random },
-                ExtensionRegistry.LeastRequestPolicy => LeastRequestFrom(any.Unpack<LeastRequestExt>(), cfgPath, errors),
+                ExtensionRegistry.RoundRobinPolicy => WithLocalityConfig(LoadBalancerConfigModel.Default, any.Unpack<RoundRobinExt>().LocalityLbConfig, cfgPath + ".locality_lb_config", errors),
+                ExtensionRegistry.RandomPolicy => WithLocalityConfig(new LoadBalancerConfigModel { Policy = LbPolicy.Random }, any.Unpack<RandomExt>().LocalityLbConfig, cfgPath + ".locality_lb_config", errors),
+                ExtensionRegistry.LeastRequestPolicy => WithLocalityConfig(LeastRequestFrom(any.Unpack<LeastRequestExt>(), cfgPath, errors),
+                    any.Unpack<LeastRequestExt>().LocalityLbConfig, cfgPath + ".locality_lb_config", errors),
                 ExtensionRegistry.RingHashPolicy => RingHashFrom(any.Unpack<RingHashExt>(), cfgPath, errors),
                 ExtensionRegistry.MaglevPolicy => Maglev(any.Unpack<MaglevExt>().TableSize,
                     any.Unpack<MaglevExt>().ConsistentHashingLbConfig?.UseHostnameForHashing ?? false, cfgPath, errors),
@@ -116,8 +194,8 @@ internal static class LoadBalancingTranslator
         return string.Join(", ", names);
     }
 
-    /// <summary>wrr_locality: its child picks the endpoint. Locality weights themselves are refused where they are set
-    /// (LocalityLbEndpoints.load_balancing_weight), so without them Envoy's result is the child's alone.</summary>
+    /// <summary>wrr_locality: localities are balanced by their weights (locality-weighted balancing) and the child
+    /// policy picks the endpoint within the chosen locality.</summary>
     private static LoadBalancerConfigModel WrrLocality(WrrLocalityExt w, string path, ConfigErrors errors)
     {
         if (w.EndpointPickingPolicy is null)
@@ -128,7 +206,7 @@ internal static class LoadBalancingTranslator
         var child = FromPolicy(w.EndpointPickingPolicy, path + ".endpoint_picking_policy", errors, allowWrr: false) ?? LoadBalancerConfigModel.Default;
         if (child.Policy is not (LbPolicy.RoundRobin or LbPolicy.LeastRequest or LbPolicy.Random))
             errors.Add(path + ".endpoint_picking_policy", $"wrr_locality's endpoint_picking_policy must be round_robin, least_request or random (found '{child.ExtensionName}')");
-        return child;
+        return child with { LocalityMode = LocalityLbMode.LocalityWeighted };
     }
 
     private static LoadBalancerConfigModel LeastRequestFrom(LeastRequestExt lr, string path, ConfigErrors errors)

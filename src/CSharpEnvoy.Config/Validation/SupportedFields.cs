@@ -140,11 +140,32 @@ internal static class SupportedFields
         Note(lbp + "maglev.v3.Maglev", "table_size", "a prime up to 5000011");
         Msg(lbp + "common.v3.ConsistentHashingLbConfig", "use_hostname_for_hashing");
         Note(lbp + "wrr_locality.v3.WrrLocality", "endpoint_picking_policy",
-            "round_robin, least_request or random; locality weights (LocalityLbEndpoints.load_balancing_weight) are refused until localities are implemented");
+            "round_robin, least_request or random; localities are balanced by their load_balancing_weight, the child picks within the locality");
+        Msg(lbp + "round_robin.v3.RoundRobin", "locality_lb_config");
+        Msg(lbp + "random.v3.Random", "locality_lb_config");
+        Msg(lbp + "least_request.v3.LeastRequest", "locality_lb_config");
+        Msg(lbp + "common.v3.LocalityLbConfig", "zone_aware_lb_config", "locality_weighted_lb_config");
+        Msg(lbp + "common.v3.LocalityLbConfig.ZoneAwareLbConfig", "routing_enabled", "min_cluster_size", "fail_traffic_on_panic", "force_local_zone");
+        Note(lbp + "common.v3.LocalityLbConfig.ZoneAwareLbConfig", "locality_basis", "HEALTHY_HOSTS_NUM (default) and HEALTHY_HOSTS_WEIGHT; ORCA_LOAD is refused");
+        Msg(lbp + "common.v3.LocalityLbConfig.ZoneAwareLbConfig.ForceLocalZone", "min_size");
+        Msg(lbp + "common.v3.LocalityLbConfig.LocalityWeightedLbConfig");
+
+        Area("Priorities, localities and zone-aware routing");
+        Msg("envoy.config.bootstrap.v3.Bootstrap", "cluster_manager");
+        Note("envoy.config.bootstrap.v3.ClusterManager", "local_cluster_name", "a static cluster listing this proxy's fleet with localities; enables zone-aware routing");
+        Msg(cl, "common_lb_config");
+        Note(cl + ".CommonLbConfig", "healthy_panic_threshold", "rounded to an integer percentage as in Envoy (default 50; 0 disables panic mode)");
+        Note(cl + ".CommonLbConfig", "zone_aware_lb_config", "used with lb_policy; typed policies take locality_lb_config instead");
+        Note(cl + ".CommonLbConfig", "locality_weighted_lb_config", "round robin, least request and random (refused with ring hash and maglev)");
+        Msg(cl + ".CommonLbConfig.ZoneAwareLbConfig", "routing_enabled", "min_cluster_size", "fail_traffic_on_panic");
+        Msg(cl + ".CommonLbConfig.LocalityWeightedLbConfig");
+        Msg("envoy.type.v3.Percent", "value");
+        Msg("envoy.config.endpoint.v3.LocalityLbEndpoints", "priority", "load_balancing_weight");
+        Msg("envoy.config.endpoint.v3.ClusterLoadAssignment", "policy");
+        Msg("envoy.config.endpoint.v3.ClusterLoadAssignment.Policy", "overprovisioning_factor", "weighted_priority_health");
         Warn(cl, "respect_dns_ttl", "the refresh rate is always dns_refresh_rate");
         Msg("envoy.config.endpoint.v3.ClusterLoadAssignment", "cluster_name", "endpoints");
         Msg("envoy.config.endpoint.v3.LocalityLbEndpoints", "locality", "lb_endpoints");
-        Note("envoy.config.endpoint.v3.LocalityLbEndpoints", "priority", "0 only for now; other priorities are refused");
         Msg("envoy.config.endpoint.v3.LbEndpoint", "endpoint");
         Note("envoy.config.endpoint.v3.LbEndpoint", "load_balancing_weight", "1 or more; used by round robin, least request, ring hash and maglev (random ignores weights, as in Envoy)");
         Msg("envoy.config.endpoint.v3.Endpoint", "address", "hostname");
@@ -254,7 +275,7 @@ internal static class SupportedFields
         Msg(hc + ".TcpHealthCheck", "send", "receive");
         Msg(hc + ".Payload", "text", "binary");
         Msg(hc + ".GrpcHealthCheck", "service_name", "authority", "initial_metadata");
-        Note("envoy.config.endpoint.v3.LbEndpoint", "health_status", "UNKNOWN and HEALTHY take traffic; UNHEALTHY, DRAINING and TIMEOUT are excluded (/failed_eds_health); DEGRADED is refused");
+        Note("envoy.config.endpoint.v3.LbEndpoint", "health_status", "UNKNOWN and HEALTHY take traffic; UNHEALTHY, DRAINING and TIMEOUT are excluded (/failed_eds_health); DEGRADED hosts (/degraded_eds_health) take traffic only when too few hosts are healthy");
         Msg("envoy.config.endpoint.v3.Endpoint", "health_check_config");
         Msg("envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", "disable_active_health_check");
         const string od = "envoy.config.cluster.v3.OutlierDetection";

@@ -256,7 +256,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
             sb.Append(n).Append("::default_priority::max_requests::1024\n");
             sb.Append(n).Append("::default_priority::max_retries::3\n");
             sb.Append(n).Append("::added_via_api::false\n");
-            foreach (var h in c.HostSet.Hosts)
+            foreach (var h in c.PrioritySet.Hosts)
             {
                 var prefix = n + "::" + h.Address + "::";
                 sb.Append(prefix).Append("cx_active::").Append(h.ConnectionsActive).Append('\n');
@@ -269,7 +269,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 sb.Append(prefix).Append("zone::").Append(h.Locality.Zone).Append('\n');
                 sb.Append(prefix).Append("sub_zone::").Append(h.Locality.SubZone).Append('\n');
                 sb.Append(prefix).Append("canary::false\n");
-                sb.Append(prefix).Append("priority::0\n");
+                sb.Append(prefix).Append("priority::").Append(h.Priority).Append('\n');
                 sb.Append(prefix).Append("success_rate::").Append(ClustersStatus.Rate(h.Outlier?.SuccessRate ?? -1)).Append('\n');
                 sb.Append(prefix).Append("local_origin_success_rate::").Append(ClustersStatus.Rate(h.Outlier?.LocalOriginSuccessRate ?? -1)).Append('\n');
             }

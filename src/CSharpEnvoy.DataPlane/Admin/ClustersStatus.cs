@@ -13,7 +13,7 @@ internal static class ClustersStatus
         {
             var status = new ClusterStatus { Name = c.Name, ObservabilityName = c.Name, AddedViaApi = false };
             if (c.Model.EdsServiceName is { } eds) status.EdsServiceName = eds;
-            foreach (var h in c.HostSet.Hosts)
+            foreach (var h in c.PrioritySet.Hosts)
             {
                 var a = h.Address;
                 var hs = new HostStatus
@@ -22,6 +22,7 @@ internal static class ClustersStatus
                         ? new Envoy.Config.Core.V3.Address { Pipe = new Envoy.Config.Core.V3.Pipe { Path = a.PipePath } }
                         : new Envoy.Config.Core.V3.Address { SocketAddress = new Envoy.Config.Core.V3.SocketAddress { Address = a.Address, PortValue = (uint)a.Port } },
                     Weight = h.Weight,
+                    Priority = h.Priority,
                     Hostname = h.Hostname ?? "",
                     Locality = new Envoy.Config.Core.V3.Locality { Region = h.Locality.Region, Zone = h.Locality.Zone, SubZone = h.Locality.SubZone },
                     HealthStatus = Health(h.HealthFlags),
@@ -55,6 +56,7 @@ internal static class ClustersStatus
         ActiveHcTimeout = (f & HostHealthFlags.ActiveHcTimeout) != 0,
         EdsHealthStatus = (f & HostHealthFlags.EdsStatusDraining) != 0 ? Envoy.Config.Core.V3.HealthStatus.Draining
             : (f & HostHealthFlags.FailedEdsHealth) != 0 ? Envoy.Config.Core.V3.HealthStatus.Unhealthy
+            : (f & HostHealthFlags.DegradedEdsHealth) != 0 ? Envoy.Config.Core.V3.HealthStatus.Degraded
             : Envoy.Config.Core.V3.HealthStatus.Healthy,
     };
 

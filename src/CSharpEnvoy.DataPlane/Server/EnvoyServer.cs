@@ -65,7 +65,11 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         Stats = new StatsStore();
         AccessLogs = new AccessLog.AccessLogManager(Stats);
         ClusterManager = new ClusterManager(Stats, loggers);
-        ClusterManager.Services = new UpstreamServices(options.TimeProvider, options.Random ?? Upstream.LoadBalancing.LbRandom.Shared);
+        ClusterManager.Services = new UpstreamServices(options.TimeProvider, options.Random ?? Upstream.LoadBalancing.LbRandom.Shared)
+        {
+            LocalLocality = bootstrap.Node.Locality,
+        };
+        ClusterManager.LocalClusterName = bootstrap.LocalClusterName;
         StartTime = DateTimeOffset.UtcNow;
         Stats.Gauge("server.concurrency").Set(Environment.ProcessorCount);
         Stats.Gauge("server.version").Set(0);

@@ -7,14 +7,14 @@ namespace CSharpEnvoy.DataPlane.Upstream;
 
 /// <summary>
 /// The cluster's host health: active health checking, outlier detection and configured endpoint health combine
-/// into host flags; any change publishes a new immutable <see cref="HostSet"/> (never per request).
+/// into host flags; any change publishes a new immutable <see cref="PrioritySet"/> (never per request). So does a change
+/// of the local cluster, whose hosts zone-aware routing compares with this cluster's.
 /// </summary>
 internal sealed partial class Cluster
 {
     private readonly object _healthLock = new();
     private Host[] _allHosts = [];
     private HashSet<Host>? _hcDisabled;
-    private Counter? _lbHealthyPanic;
     private Gauge? _membershipDegraded;
     private Gauge? _membershipExcluded;
 
@@ -26,7 +26,6 @@ internal sealed partial class Cluster
     private void InitHealth(StatsStore stats, UpstreamServices services)
     {
         var p = "cluster." + Model.Name + ".";
-        _lbHealthyPanic = stats.Counter(p + "lb_healthy_panic");
         _membershipDegraded = stats.Gauge(p + "membership_degraded");
         _membershipExcluded = stats.Gauge(p + "membership_excluded");
         if (Model.HealthCheck is { } hc)
@@ -36,12 +35,13 @@ internal sealed partial class Cluster
     }
 
     /// <summary>The endpoint's configured <c>health_status</c>: UNHEALTHY and TIMEOUT fail the host (/failed_eds_health),
-    /// DRAINING also marks it draining; HEALTHY / UNKNOWN clear both.</summary>
+    /// DRAINING also marks it draining, DEGRADED degrades it (/degraded_eds_health); HEALTHY / UNKNOWN clear all.</summary>
     private void ApplyEdsHealth(Host host, EndpointModel e)
     {
         var failed = e.HealthStatus is EndpointHealthStatus.Unhealthy or EndpointHealthStatus.Draining or EndpointHealthStatus.Timeout;
         host.SetHealthFlags(HostHealthFlags.FailedEdsHealth, failed);
         host.SetHealthFlags(HostHealthFlags.EdsStatusDraining, e.HealthStatus == EndpointHealthStatus.Draining);
+        host.SetHealthFlags(HostHealthFlags.DegradedEdsHealth, e.HealthStatus == EndpointHealthStatus.Degraded);
         if (e.DisableActiveHealthCheck) (_hcDisabled ??= new HashSet<Host>(ReferenceEqualityComparer.Instance)).Add(host);
     }
 
@@ -51,24 +51,56 @@ internal sealed partial class Cluster
     internal void OnHostHealthChanged()
     {
         lock (_healthLock) PublishLocked();
+        PrioritySetPublished?.Invoke();
     }
 
     private void PublishLocked()
     {
-        var set = new HostSet(_allHosts);
+        var local = _localCluster;
+        var set = PrioritySet.Build(_allHosts, _policy, ReferenceEquals(local, this) ? null : local?.PrioritySet, LbStats);
+        if (ReferenceEquals(local, this)) set = PrioritySet.Build(_allHosts, _policy, set, LbStats);
         _lb.Prepare(set); // build ring / maglev / schedule tables before requests see the new set
-        _hostSet = set;
-        long degraded = 0, excluded = 0;
-        foreach (var h in set.Hosts)
-        {
-            var f = h.HealthFlags;
-            if ((f & (HostHealthFlags.DegradedActiveHc | HostHealthFlags.DegradedEdsHealth)) != 0 && h.Healthy) degraded++;
-            if ((f & HostHealthFlags.ExcludedViaImmediateHcFail) != 0) excluded++;
-        }
+        _prioritySet = set;
         Stats.MembershipTotal.Set(set.Hosts.Length);
         Stats.MembershipHealthy.Set(set.HealthyCount);
-        _membershipDegraded!.Set(degraded);
-        _membershipExcluded!.Set(excluded);
+        _membershipDegraded!.Set(set.DegradedCount);
+        _membershipExcluded!.Set(set.ExcludedCount);
+    }
+
+    private readonly UpstreamServices _services;
+    private PrioritySetOptions _policy = PrioritySetOptions.Default;
+    private volatile Cluster? _localCluster;
+
+    /// <summary>Raised after this cluster published a new priority set (clusters using it as their local cluster
+    /// recompute their zone-aware routing).</summary>
+    internal event Action? PrioritySetPublished;
+
+    /// <summary>The balancing options for an assignment's policy (null: Envoy's defaults).</summary>
+    private PrioritySetOptions Policy(LoadAssignmentModel? assignment)
+    {
+        var lb = Model.LoadBalancer;
+        return new PrioritySetOptions
+        {
+            LocalLocality = _services.LocalLocality,
+            OverprovisioningFactor = assignment?.OverprovisioningFactor ?? LoadAssignmentModel.DefaultOverprovisioningFactor,
+            WeightedPriorityHealth = assignment?.WeightedPriorityHealth ?? false,
+            PanicThreshold = lb.HealthyPanicThreshold,
+            LocalityWeighted = lb.LocalityMode == LocalityLbMode.LocalityWeighted,
+            ZoneAware = lb.ZoneAware,
+        };
+    }
+
+    /// <summary>Sets the local cluster (<c>cluster_manager.local_cluster_name</c>) zone-aware routing compares with,
+    /// and republishes. Locality-weighted and hashing balancers never route by zone, as in Envoy.</summary>
+    internal void UseLocalCluster(Cluster? local)
+    {
+        if (Model.LoadBalancer.LocalityMode != LocalityLbMode.ZoneAware || UsesHashPolicy) local = null;
+        var old = _localCluster;
+        if (ReferenceEquals(old, local)) return;
+        if (old is not null && !ReferenceEquals(old, this)) old.PrioritySetPublished -= OnHostHealthChanged;
+        _localCluster = local;
+        if (local is not null && !ReferenceEquals(local, this)) local.PrioritySetPublished += OnHostHealthChanged;
+        OnHostHealthChanged();
     }
 
     /// <summary>
@@ -92,6 +124,7 @@ internal sealed partial class Cluster
 
     private void DisposeHealth()
     {
+        if (_localCluster is { } local && !ReferenceEquals(local, this)) local.PrioritySetPublished -= OnHostHealthChanged;
         HealthChecker?.Dispose();
         Outlier?.Dispose();
     }

@@ -70,13 +70,13 @@ internal sealed class ClusterStats
 }
 
 /// <summary>
-/// A live cluster: its validated model, its current <see cref="HostSet"/> (swapped whole on DNS refresh), its load
+/// A live cluster: its validated model, its current <see cref="PrioritySet"/> (swapped whole on any change), its load
 /// balancer and the one <see cref="HttpMessageInvoker"/> (connection pools) all its requests share.
 /// </summary>
 internal sealed partial class Cluster : IDisposable
 {
-    private volatile HostSet _hostSet = HostSet.Empty;
-    private readonly LoadBalancing.ILoadBalancer _lb;
+    private volatile PrioritySet _prioritySet = PrioritySet.Empty;
+    private readonly LoadBalancing.ClusterLoadBalancer _lb;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
     // Concurrent: EDS adds pipe hosts while connections are being opened.
@@ -90,7 +90,10 @@ internal sealed partial class Cluster : IDisposable
         Resources = new ResourceManager(model.CircuitBreakers, stats, model.Name);
         _logger = logger;
         InitHealth(stats, services ?? UpstreamServices.Default); // before the first SetHosts
-        _lb = LoadBalancing.LoadBalancerFactory.Create(model.LoadBalancer, LoadBalancing.LbRandom.Shared);
+        LbStats = new LoadBalancing.LbStats(stats, model.Name);
+        _services = services ?? UpstreamServices.Default;
+        _lb = new LoadBalancing.ClusterLoadBalancer(model.LoadBalancer, _services.Random, LbStats);
+        _policy = (model.Endpoints as LoadAssignmentModel) is { } la ? Policy(la) : Policy(null);
         if (model.Tls is not null) SslStats = new Tls.SslStats(stats, "cluster." + model.Name + ".ssl.");
         Invoker = new HttpMessageInvoker(CreateHandler(), disposeHandler: true);
         if (model.Type == DiscoveryType.Static)
@@ -99,7 +102,7 @@ internal sealed partial class Cluster : IDisposable
             for (var i = 0; i < hosts.Length; i++)
             {
                 var e = model.Endpoints[i];
-                hosts[i] = new Host(e.Address, e.Hostname, e.Locality, model.Name, model.Tls is not null, e.Weight);
+                hosts[i] = NewHost(e, e.Address, e.Hostname);
                 ApplyEdsHealth(hosts[i], e);
                 if (e.Address.IsPipe) _pipeByAuthority[hosts[i].Authority] = e.Address.PipePath!;
             }
@@ -115,17 +118,21 @@ internal sealed partial class Cluster : IDisposable
     /// <summary><c>cluster.&lt;name&gt;.ssl.*</c>, for clusters with a TLS transport socket.</summary>
     public Tls.SslStats? SslStats { get; }
     public HttpMessageInvoker Invoker { get; }
-    public HostSet HostSet => _hostSet;
+    /// <summary>The hosts by priority and locality with the balancing state derived from them.</summary>
+    public PrioritySet PrioritySet => _prioritySet;
+    /// <summary><c>cluster.&lt;name&gt;.lb_*</c>.</summary>
+    internal LoadBalancing.LbStats LbStats { get; }
     public DateTimeOffset? LastDnsRefresh { get; private set; }
 
     public Host? ChooseHost() => ChooseHost(LoadBalancing.LoadBalancerContext.None);
 
     public Host? ChooseHost(in LoadBalancing.LoadBalancerContext context)
     {
-        var set = _hostSet;
-        if (set.Panic) _lbHealthyPanic!.Inc();
-        return _lb.ChooseHost(set, context);
+        return _lb.ChooseHost(_prioritySet, context);
     }
+
+    private Host NewHost(EndpointModel e, Config.Model.Listener.SocketAddressModel address, string? hostname) =>
+        new(address, hostname, e.Locality, Name, Model.Tls is not null, e.Weight, e.Priority, e.LocalityWeight ?? 0);
 
     /// <summary>Whether the balancer consumes the route's hash policy (ring hash, maglev).</summary>
     public bool UsesHashPolicy => _lb.UsesHash;
@@ -138,6 +145,7 @@ internal sealed partial class Cluster : IDisposable
             _allHosts = hosts;
             PublishLocked();
         }
+        PrioritySetPublished?.Invoke();
         HealthChecker?.Sync(hosts);
         Outlier?.Sync(hosts);
     }
@@ -149,7 +157,8 @@ internal sealed partial class Cluster : IDisposable
     /// unchanged are kept (with their per-host state); the connection pool is untouched.</summary>
     internal void SetEdsEndpoints(IReadOnlyList<EndpointModel> endpoints)
     {
-        var old = _hostSet.Hosts;
+        _policy = Policy(endpoints as LoadAssignmentModel);
+        var old = _prioritySet.Hosts;
         var hosts = new Host[endpoints.Count];
         var changed = old.Length != hosts.Length;
         for (var i = 0; i < hosts.Length; i++)
@@ -157,9 +166,10 @@ internal sealed partial class Cluster : IDisposable
             var e = endpoints[i];
             Host? keep = null;
             foreach (var h in old)
-                if (h.Address.Equals(e.Address) && h.Weight == e.Weight && h.Locality.Equals(e.Locality) && h.Hostname == e.Hostname) { keep = h; break; }
+                if (h.Address.Equals(e.Address) && h.Weight == e.Weight && h.Locality.Equals(e.Locality) && h.Hostname == e.Hostname &&
+                    h.Priority == e.Priority && h.LocalityWeight == (e.LocalityWeight ?? 0)) { keep = h; break; }
             if (keep is null) changed = true;
-            hosts[i] = keep ?? new Host(e.Address, e.Hostname, e.Locality, Name, Model.Tls is not null, e.Weight);
+            hosts[i] = keep ?? NewHost(e, e.Address, e.Hostname);
             ApplyEdsHealth(hosts[i], e);
             if (e.Address.IsPipe) _pipeByAuthority[hosts[i].Authority] = e.Address.PipePath!;
         }
@@ -215,17 +225,17 @@ internal sealed partial class Cluster : IDisposable
             if (Model.Type == DiscoveryType.LogicalDns && chosen.Count > 1) chosen = chosen.GetRange(0, 1);
             foreach (var a in chosen)
             {
-                hosts.Add(new Host(new Config.Model.Listener.SocketAddressModel(a.ToString(), e.Address.Port), e.Hostname ?? e.Address.Address, e.Locality, Name, Model.Tls is not null, e.Weight));
+                hosts.Add(NewHost(e, new Config.Model.Listener.SocketAddressModel(a.ToString(), e.Address.Port), e.Hostname ?? e.Address.Address));
                 ApplyEdsHealth(hosts[^1], e);
             }
         }
-        if (failed && hosts.Count == 0 && _hostSet.Hosts.Length > 0)
+        if (failed && hosts.Count == 0 && _prioritySet.Hosts.Length > 0)
         {
             // Keep the last good answer when every lookup failed, as Envoy does.
             Stats.UpdateFailure.Inc();
             return;
         }
-        var old = _hostSet.Hosts;
+        var old = _prioritySet.Hosts;
         if (!SameAddresses(old, hosts))
         {
             // Reuse Host objects for unchanged addresses so their per-host state survives a refresh.

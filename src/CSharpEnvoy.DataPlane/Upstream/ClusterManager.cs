@@ -35,6 +35,9 @@ internal sealed class ClusterManager : IDisposable
 
     public Cluster? Get(string name) => _clusters.GetValueOrDefault(name);
 
+    /// <summary><c>cluster_manager.local_cluster_name</c>: every cluster's zone-aware routing compares with it.</summary>
+    internal string? LocalClusterName { get; set; }
+
     /// <summary>Creates the static clusters and waits until DNS clusters have their first answer (Envoy's cluster warming).</summary>
     public async Task InitializeAsync(IReadOnlyList<ClusterModel> models, CancellationToken ct)
     {
@@ -46,6 +49,7 @@ internal sealed class ClusterManager : IDisposable
         }
         _clusters = map.ToFrozenDictionary(StringComparer.Ordinal);
         ActiveClusters.Set(map.Count);
+        WireLocalCluster(map.Values, map);
         var inits = new List<Task>();
         foreach (var c in map.Values) inits.Add(c.InitializeAsync(ct));
         await Task.WhenAll(inits).ConfigureAwait(false);
@@ -79,6 +83,9 @@ internal sealed class ClusterManager : IDisposable
             }
             _clusters = map.ToFrozenDictionary(StringComparer.Ordinal);
             ActiveClusters.Set(map.Count);
+            // A new local cluster rewires every cluster; otherwise only the new ones need it.
+            var localReplaced = LocalClusterName is { } ln && upserts.Any(c => c.Name == ln);
+            WireLocalCluster(localReplaced ? map.Values : upserts, map);
             return gone;
         }
     }
@@ -87,6 +94,13 @@ internal sealed class ClusterManager : IDisposable
 
     private Counter? _clusterModified;
     private Counter ClusterModified => _clusterModified ??= _stats.Counter("cluster_manager.cluster_modified");
+
+    private void WireLocalCluster(IEnumerable<Cluster> clusters, Dictionary<string, Cluster> map)
+    {
+        if (LocalClusterName is null) return;
+        var local = map.GetValueOrDefault(LocalClusterName);
+        foreach (var c in clusters) c.UseLocalCluster(local);
+    }
 
     /// <summary>Creates a cluster (not yet in the map) the way static ones are made.</summary>
     internal Cluster Create(ClusterModel model) => new(model, _stats, _loggers.CreateLogger("upstream"), Services);

@@ -13,9 +13,12 @@ internal sealed class Host
     private long _requestsTotal;
     private long _connectionsActive;
 
-    public Host(SocketAddressModel address, string? hostname, LocalityModel locality, string clusterName, bool tls = false, uint weight = 1)
+    public Host(SocketAddressModel address, string? hostname, LocalityModel locality, string clusterName, bool tls = false, uint weight = 1,
+        uint priority = 0, uint localityWeight = 0)
     {
         Weight = Math.Max(weight, 1);
+        Priority = priority;
+        LocalityWeight = localityWeight;
         Address = address;
         Hostname = hostname;
         Locality = locality;
@@ -34,6 +37,10 @@ internal sealed class Host
     public string ClusterName { get; }
     /// <summary>The endpoint's <c>load_balancing_weight</c> (1 when unset).</summary>
     public uint Weight { get; }
+    /// <summary>The priority of the endpoint's <c>LocalityLbEndpoints</c> (0 is the highest).</summary>
+    public uint Priority { get; }
+    /// <summary>The <c>load_balancing_weight</c> of the endpoint's locality; 0 when unset.</summary>
+    public uint LocalityWeight { get; }
 
     public long ActiveRequests => Volatile.Read(ref _activeRequests);
     public long RequestsTotal => Volatile.Read(ref _requestsTotal);
@@ -54,6 +61,17 @@ internal sealed class Host
 
     /// <summary>Not failed by active health checking, outlier detection or EDS, and not excluded.</summary>
     public bool Healthy => (HealthFlags & HostHealthFlagsExtensions.Unhealthy) == 0;
+
+    /// <summary>Envoy's coarse health: failed → Unhealthy, else a degraded flag → Degraded, else Healthy.</summary>
+    public HostCoarseHealth CoarseHealth
+    {
+        get
+        {
+            var f = HealthFlags;
+            if ((f & HostHealthFlagsExtensions.Unhealthy) != 0) return HostCoarseHealth.Unhealthy;
+            return (f & HostHealthFlagsExtensions.Degraded) != 0 ? HostCoarseHealth.Degraded : HostCoarseHealth.Healthy;
+        }
+    }
 
     /// <summary>Sets (or clears) flags; true when the flags changed.</summary>
     public bool SetHealthFlags(HostHealthFlags flags, bool set)
@@ -92,8 +110,13 @@ internal enum HostHealthFlags
     EdsStatusDraining = 512,
 }
 
+/// <summary>Envoy's <c>Host::Health</c>.</summary>
+internal enum HostCoarseHealth { Unhealthy, Degraded, Healthy }
+
 internal static class HostHealthFlagsExtensions
 {
+    public const HostHealthFlags Degraded = HostHealthFlags.DegradedActiveHc | HostHealthFlags.DegradedEdsHealth;
+
     public const HostHealthFlags Unhealthy = HostHealthFlags.FailedActiveHc | HostHealthFlags.FailedOutlierCheck |
         HostHealthFlags.FailedEdsHealth | HostHealthFlags.ExcludedViaImmediateHcFail | HostHealthFlags.EdsStatusDraining;
 
@@ -114,42 +137,4 @@ internal static class HostHealthFlagsExtensions
         if ((f & HostHealthFlags.EdsStatusDraining) != 0) sb.Append("/eds_status_draining");
         return sb.ToString();
     }
-}
-
-/// <summary>
-/// An immutable view of a cluster's hosts, swapped whole when membership or any host's health changes (DNS refresh,
-/// EDS, active health checking, outlier detection). <see cref="HealthyHosts"/> is what load balancers pick from.
-/// </summary>
-internal sealed class HostSet
-{
-    /// <summary>Envoy's default <c>healthy_panic_threshold</c> (50%).</summary>
-    public const double DefaultPanicThreshold = 50.0;
-
-    public static readonly HostSet Empty = new(Array.Empty<Host>());
-
-    public HostSet(Host[] hosts)
-    {
-        Hosts = hosts;
-        var healthy = new List<Host>(hosts.Length);
-        var eligible = new List<Host>(hosts.Length);
-        foreach (var h in hosts)
-        {
-            var f = h.HealthFlags;
-            if ((f & HostHealthFlags.ExcludedViaImmediateHcFail) != 0) continue; // excluded hosts leave every list
-            eligible.Add(h);
-            if ((f & HostHealthFlagsExtensions.Unhealthy) == 0) healthy.Add(h);
-        }
-        HealthyCount = healthy.Count;
-        // Envoy's panic mode: below the panic threshold of healthy hosts, balance across all (non-excluded) hosts.
-        Panic = eligible.Count > 0 && 100.0 * healthy.Count / eligible.Count < DefaultPanicThreshold;
-        HealthyHosts = Panic ? eligible.ToArray() : healthy.Count == hosts.Length ? hosts : healthy.ToArray();
-    }
-
-    public Host[] Hosts { get; }
-    /// <summary>The hosts balanced across: the healthy ones, or every non-excluded host in panic mode.</summary>
-    public Host[] HealthyHosts { get; }
-    /// <summary>Hosts passing every health check (the <c>membership_healthy</c> gauge).</summary>
-    public int HealthyCount { get; }
-    /// <summary>Fewer than 50% of the hosts are healthy: Envoy balances across all of them (<c>lb_healthy_panic</c>).</summary>
-    public bool Panic { get; }
 }

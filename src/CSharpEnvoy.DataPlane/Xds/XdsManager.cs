@@ -391,7 +391,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     }
 
     private static List<EndpointModel> EndpointsOf(Cluster c) =>
-        c.HostSet.Hosts.Select(h => new EndpointModel(h.Address, h.Hostname, h.Locality, h.Weight)).ToList();
+        c.PrioritySet.Hosts.Select(h => new EndpointModel(h.Address, h.Hostname, h.Locality, h.Weight, Priority: h.Priority,
+            LocalityWeight: h.LocalityWeight == 0 ? null : h.LocalityWeight)).ToList();
 
     private void StartClusterWarmTimer(DynCluster dyn, TimeSpan timeout) =>
         dyn.WarmTimer = AfterInitialFetchTimeout(timeout, () =>

@@ -136,7 +136,7 @@ public sealed class LoadBalancingConfigTests
     }
 
     [Fact]
-    public void EndpointWeights_AreKept_ZeroIsRefused_LocalityWeightsAreRefused()
+    public void EndpointWeights_AreKept_ZeroIsRefused_LocalityWeightsAreKept()
     {
         var c = LoadCluster(Bootstrap("", "  load_balancing_weight: 7"));
         Assert.Equal(7u, Assert.Single(c.Endpoints).Weight);
@@ -145,8 +145,15 @@ public sealed class LoadBalancingConfigTests
         Assert.Contains(zero.Errors, e => e.Path.EndsWith("lb_endpoints[0].load_balancing_weight", StringComparison.Ordinal)
             && e.Message == "load_balancing_weight must be at least 1");
 
-        var locality = Errors(Bootstrap("").Replace("      - lb_endpoints:", "      - load_balancing_weight: 5\n        lb_endpoints:"));
-        Assert.Contains(locality.Errors, e => e.Path == "static_resources.clusters[0].load_assignment.endpoints[0].load_balancing_weight");
+        var locality = LoadCluster(Bootstrap("").Replace("      - lb_endpoints:", "      - load_balancing_weight: 5\n        priority: 2\n        lb_endpoints:"));
+        Assert.Equal(5u, Assert.Single(locality.Endpoints).LocalityWeight);
+        Assert.Equal(2u, locality.Endpoints[0].Priority);
+
+        var zeroLocality = Errors(Bootstrap("").Replace("      - lb_endpoints:", "      - load_balancing_weight: 0\n        lb_endpoints:"));
+        Assert.Contains(zeroLocality.Errors, e => e.Path == "static_resources.clusters[0].load_assignment.endpoints[0].load_balancing_weight"
+            && e.Message == "a locality's load_balancing_weight must be at least 1");
+        var tooLow = Errors(Bootstrap("").Replace("      - lb_endpoints:", "      - priority: 129\n        lb_endpoints:"));
+        Assert.Contains(tooLow.Errors, e => e.Path == "static_resources.clusters[0].load_assignment.endpoints[0].priority");
     }
 
     [Fact]
@@ -169,5 +176,86 @@ public sealed class LoadBalancingConfigTests
         Assert.Equal(TimeSpan.Zero, p[1].CookieTtl);
         Assert.Equal("; SameSite=Lax", p[1].CookieAttributes);
         Assert.Equal("id", p[3].Name);
+    }
+
+    [Fact]
+    public void CommonLbConfig_PanicThreshold_ZoneAware_AndLocalityWeighted()
+    {
+        var lb = LoadCluster(Bootstrap("""
+            common_lb_config:
+              healthy_panic_threshold: { value: 30.6 }
+              zone_aware_lb_config: { routing_enabled: { value: 80 }, min_cluster_size: 3, fail_traffic_on_panic: true }
+            """)).LoadBalancer;
+        Assert.Equal(31u, lb.HealthyPanicThreshold); // Envoy rounds to an integer percentage
+        Assert.Equal(LocalityLbMode.ZoneAware, lb.LocalityMode);
+        Assert.Equal((80u, 3UL, true), (lb.ZoneAware.RoutingEnabledPercent, lb.ZoneAware.MinClusterSize, lb.ZoneAware.FailTrafficOnPanic));
+
+        Assert.Equal(50u, LoadCluster(Bootstrap("")).LoadBalancer.HealthyPanicThreshold);
+        Assert.Equal(6UL, LoadCluster(Bootstrap("")).LoadBalancer.ZoneAware.MinClusterSize);
+        Assert.Equal(LocalityLbMode.LocalityWeighted,
+            LoadCluster(Bootstrap("common_lb_config: { locality_weighted_lb_config: {} }")).LoadBalancer.LocalityMode);
+
+        var bad = Errors(Bootstrap("common_lb_config: { healthy_panic_threshold: { value: 120 } }"));
+        Assert.Contains(bad.Errors, e => e.Path == "static_resources.clusters[0].common_lb_config.healthy_panic_threshold.value");
+        var ring = Errors(Bootstrap("lb_policy: RING_HASH\ncommon_lb_config: { locality_weighted_lb_config: {} }"));
+        Assert.Contains(ring.Errors, e => e.Path == "static_resources.clusters[0].common_lb_config.locality_weighted_lb_config");
+    }
+
+    [Fact]
+    public void TypedPolicies_LocalityLbConfig_AndWrrLocality()
+    {
+        var rr = LoadCluster(Bootstrap("""
+            load_balancing_policy:
+              policies:
+              - typed_extension_config:
+                  name: envoy.load_balancing_policies.round_robin
+                  typed_config:
+                    "@type": type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin
+                    locality_lb_config:
+                      zone_aware_lb_config: { min_cluster_size: 2, locality_basis: HEALTHY_HOSTS_WEIGHT, force_local_zone: {} }
+            """)).LoadBalancer;
+        Assert.Equal((2UL, true, (uint?)1), (rr.ZoneAware.MinClusterSize, rr.ZoneAware.BasisIsWeight, rr.ZoneAware.ForceLocalZoneMinSize));
+
+        var wrr = LoadCluster(Bootstrap("""
+            load_balancing_policy:
+              policies:
+              - typed_extension_config:
+                  name: envoy.load_balancing_policies.wrr_locality
+                  typed_config:
+                    "@type": type.googleapis.com/envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality
+                    endpoint_picking_policy:
+                      policies:
+                      - typed_extension_config:
+                          name: envoy.load_balancing_policies.least_request
+                          typed_config: { "@type": type.googleapis.com/envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest }
+            """)).LoadBalancer;
+        Assert.Equal((LbPolicy.LeastRequest, LocalityLbMode.LocalityWeighted), (wrr.Policy, wrr.LocalityMode));
+    }
+
+    [Fact]
+    public void LoadAssignmentPolicy_AndDegradedEndpoints()
+    {
+        var c = LoadCluster(Bootstrap("", "  health_status: DEGRADED").Replace("    load_assignment:\n      cluster_name: c\n",
+            "    load_assignment:\n      cluster_name: c\n      policy: { overprovisioning_factor: 200, weighted_priority_health: true }\n"));
+        var la = Assert.IsType<LoadAssignmentModel>(c.Endpoints);
+        Assert.Equal((200u, true), (la.OverprovisioningFactor, la.WeightedPriorityHealth));
+        Assert.Equal(EndpointHealthStatus.Degraded, la[0].HealthStatus);
+
+        var zero = Errors(Bootstrap("").Replace("    load_assignment:\n      cluster_name: c\n",
+            "    load_assignment:\n      cluster_name: c\n      policy: { overprovisioning_factor: 0 }\n"));
+        Assert.Contains(zero.Errors, e => e.Path == "static_resources.clusters[0].load_assignment.policy.overprovisioning_factor");
+    }
+
+    [Fact]
+    public void LocalClusterName_MustNameAStaticClusterAtPriorityZero()
+    {
+        var (model, errors) = BootstrapLoadingTests.Load(Bootstrap("") + "\ncluster_manager: { local_cluster_name: c }\n");
+        Assert.False(errors.HasErrors, errors.ToString());
+        Assert.Equal("c", model!.LocalClusterName);
+
+        var missing = Errors(Bootstrap("") + "\ncluster_manager: { local_cluster_name: nope }\n");
+        Assert.Contains(missing.Errors, e => e.Path == "cluster_manager.local_cluster_name" && e.Message.Contains("'nope' must be defined"));
+        var priority = Errors(Bootstrap("").Replace("      - lb_endpoints:", "      - priority: 1\n        lb_endpoints:") + "\ncluster_manager: { local_cluster_name: c }\n");
+        Assert.Contains(priority.Errors, e => e.Path == "cluster_manager.local_cluster_name" && e.Message == "Unexpected non-zero priority for local cluster 'c'");
     }
 }

@@ -53,10 +53,10 @@ public sealed class UnsupportedSandboxTests
     }
 
     [Fact]
-    public void LoadReportingService_ClusterManagerIsRefused()
+    public void LoadReportingService_LoadStatsConfigIsRefused()
     {
         AssertErrors("load-reporting-service/envoy.yaml",
-            "cluster_manager: field 'cluster_manager' of envoy.config.bootstrap.v3.Bootstrap is not supported by csenvoy (see docs/compatibility.md)");
+            "cluster_manager.load_stats_config: field 'load_stats_config' of envoy.config.bootstrap.v3.ClusterManager is not supported by csenvoy (see docs/compatibility.md)");
     }
 
     // ----- the rest of the corpus, built from the same message shapes -----

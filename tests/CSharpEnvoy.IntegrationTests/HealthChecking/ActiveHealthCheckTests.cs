@@ -32,15 +32,6 @@ public sealed class ActiveHealthCheckTests
           - header: { key: x-hc, value: "yes" }
         """;
 
-    /// <summary>One interval: moves the clock, waits for every host's check to finish and its next check to be armed.</summary>
-    private static async Task RoundAsync(ProxyHarness proxy, ManualTimeProvider time, int hosts)
-    {
-        var before = await proxy.StatAsync("cluster.c.health_check.success") + await proxy.StatAsync("cluster.c.health_check.failure");
-        time.Advance(TimeSpan.FromSeconds(1));
-        await WaitUntilAsync(async () => await proxy.StatAsync("cluster.c.health_check.success") + await proxy.StatAsync("cluster.c.health_check.failure") >= before + hosts, "a round of checks");
-        await WaitUntilAsync(() => Task.FromResult(time.ArmedTimers >= hosts), "the next checks to be armed");
-    }
-
     private static async Task<ProxyHarness> StartAsync(string clusterExtra, ManualTimeProvider time, params int[] ports)
     {
         var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Route, Cluster(clusterExtra, ports)), time: time);
@@ -300,22 +291,5 @@ public sealed class ActiveHealthCheckTests
     {
         var errors = ProxyHarness.Validate(Yaml.Bootstrap(Route, Cluster("health_checks:\n- " + hc, 1)));
         Assert.Contains(expected, errors.Errors.Select(e => e.ToString()));
-    }
-
-    [Fact]
-    public void DegradedEndpoint_IsRefused()
-    {
-        var cluster = """
-            - name: c
-              connect_timeout: 1s
-              load_assignment:
-                cluster_name: c
-                endpoints:
-                - lb_endpoints:
-                  - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } }
-                    health_status: DEGRADED
-            """;
-        var errors = ProxyHarness.Validate(Yaml.Bootstrap(Route, cluster));
-        Assert.Contains(errors.Errors, e => e.Path == "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].health_status");
     }
 }

@@ -90,6 +90,16 @@ internal static class HealthTestKit
         }
     }
 
+    /// <summary>One 1 s interval of cluster "c"'s health checks: moves the clock, waits for every host's check to
+    /// finish and its next check to be armed.</summary>
+    public static async Task RoundAsync(ProxyHarness proxy, ManualTimeProvider time, int hosts)
+    {
+        var before = await proxy.StatAsync("cluster.c.health_check.success") + await proxy.StatAsync("cluster.c.health_check.failure");
+        time.Advance(TimeSpan.FromSeconds(1));
+        await WaitUntilAsync(async () => await proxy.StatAsync("cluster.c.health_check.success") + await proxy.StatAsync("cluster.c.health_check.failure") >= before + hosts, "a round of checks");
+        await WaitUntilAsync(() => Task.FromResult(time.ArmedTimers >= hosts), "the next checks to be armed");
+    }
+
     public static Task WaitStatAsync(ProxyHarness proxy, string stat, long atLeast) =>
         WaitUntilAsync(async () => await proxy.StatAsync(stat) >= atLeast, $"{stat} >= {atLeast}");
 

@@ -17,10 +17,14 @@ public sealed class ProxyHarness : IAsyncDisposable
 
     internal EnvoyServer Server => _server;
 
-    public static async Task<ProxyHarness> StartAsync(string yaml, string? serviceZone = null, TimeProvider? time = null)
+    public static Task<ProxyHarness> StartAsync(string yaml, string? serviceZone = null, TimeProvider? time = null) =>
+        StartAsync(yaml, serviceZone, time, null);
+
+    /// <summary>As above, with the load balancers' (and health checkers') random source fixed, for exact distributions.</summary>
+    internal static async Task<ProxyHarness> StartAsync(string yaml, string? serviceZone, TimeProvider? time, CSharpEnvoy.DataPlane.Upstream.LoadBalancing.LbRandom? random)
     {
         var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning));
-        var server = await ServerBuilder.StartAsync(new ServerOptions { ConfigYaml = yaml, ServiceZone = serviceZone, TimeProvider = time ?? TimeProvider.System }, loggers);
+        var server = await ServerBuilder.StartAsync(new ServerOptions { ConfigYaml = yaml, ServiceZone = serviceZone, TimeProvider = time ?? TimeProvider.System, Random = random }, loggers);
         return new ProxyHarness(server);
     }
 

@@ -59,7 +59,7 @@ public sealed class BalancerDistributionTests
         var a = Set(3, i => (uint)(i + 1));
         var tableA = lb.TableFor(a);
         Assert.Same(tableA, lb.TableFor(a));
-        var b = new HostSet(a.Hosts[..2]);
+        var b = new HostsSource(a.Hosts[..2]);
         var tableB = lb.TableFor(b);
         Assert.NotSame(tableA, tableB);
         Assert.Same(tableB, lb.TableFor(b));
@@ -125,7 +125,7 @@ public sealed class BalancerDistributionTests
     [Fact]
     public void AllBalancers_EmptyHostSet_ReturnNull()
     {
-        var empty = HostSet.Empty;
+        var empty = HostsSource.Empty;
         ILoadBalancer[] all =
         {
             new RoundRobinLoadBalancer(Rng()), new RandomLoadBalancer(Rng()), new LeastRequestLoadBalancer(Rng()),

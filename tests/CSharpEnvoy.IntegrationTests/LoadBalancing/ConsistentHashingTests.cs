@@ -65,7 +65,7 @@ public sealed class ConsistentHashingTests
     public void RemovingOneHost_MovesAboutOneNthOfKeys(string kind)
     {
         var before = Set(10);
-        var after = new HostSet(before.Hosts.Where((_, i) => i != 3).ToArray());
+        var after = new HostsSource(before.Hosts.Where((_, i) => i != 3).ToArray());
         var lb = Create(kind);
         // Pick every key on one host set, then on the other: the table is cached per host set.
         var picksBefore = new LbHost?[Keys];

@@ -10,11 +10,11 @@ internal static class LbTestHosts
     public static LbHost Make(int i, uint weight = 1) =>
         new(new SocketAddressModel($"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 8080), null, LocalityModel.Empty, "c", false, weight);
 
-    public static HostSet Set(int count, Func<int, uint>? weight = null)
+    public static HostsSource Set(int count, Func<int, uint>? weight = null)
     {
         var hosts = new LbHost[count];
         for (var i = 0; i < count; i++) hosts[i] = Make(i, weight?.Invoke(i) ?? 1);
-        return new HostSet(hosts);
+        return new HostsSource(hosts);
     }
 
     public static Dictionary<LbHost, int> Count(Func<LbHost?> pick, int picks)

@@ -17,6 +17,8 @@ internal sealed record BootstrapModel
     /// <summary>StatsD / DogStatsD sinks and how often they are flushed (Envoy's default: 5 s).</summary>
     public IReadOnlyList<CSharpEnvoy.Config.Model.Stats.StatsSinkModel> StatsSinks { get; init; } = Array.Empty<CSharpEnvoy.Config.Model.Stats.StatsSinkModel>();
     public TimeSpan StatsFlushInterval { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary><c>cluster_manager.local_cluster_name</c>: the cluster of this proxy's own fleet, for zone-aware routing.</summary>
+    public string? LocalClusterName { get; init; }
     /// <summary>The bootstrap as loaded (after --config-yaml merge), for /config_dump.</summary>
     public required Envoy.Config.Bootstrap.V3.Bootstrap Source { get; init; }
 }

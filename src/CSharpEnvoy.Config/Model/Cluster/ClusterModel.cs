@@ -15,9 +15,23 @@ internal sealed record LocalityModel(string Region, string Zone, string SubZone)
     public static readonly LocalityModel Empty = new("", "", "");
 }
 
-/// <summary>One configured upstream endpoint (for DNS clusters, a name still to resolve).</summary>
+/// <summary>One configured upstream endpoint (for DNS clusters, a name still to resolve). <see cref="Priority"/> and
+/// <see cref="LocalityWeight"/> come from its <c>LocalityLbEndpoints</c> (the weight is null when unset).</summary>
 internal sealed record EndpointModel(SocketAddressModel Address, string? Hostname, LocalityModel Locality, uint Weight = 1,
-    EndpointHealthStatus HealthStatus = EndpointHealthStatus.Unknown, bool DisableActiveHealthCheck = false);
+    EndpointHealthStatus HealthStatus = EndpointHealthStatus.Unknown, bool DisableActiveHealthCheck = false,
+    uint Priority = 0, uint? LocalityWeight = null);
+
+/// <summary>
+/// A <c>ClusterLoadAssignment</c>'s endpoints with its <c>policy</c>: Envoy's overprovisioning factor (default 140)
+/// and <c>weighted_priority_health</c>. A list, so code that only needs the endpoints reads it as one.
+/// </summary>
+internal sealed class LoadAssignmentModel : List<EndpointModel>
+{
+    public const uint DefaultOverprovisioningFactor = 140;
+
+    public uint OverprovisioningFactor { get; init; } = DefaultOverprovisioningFactor;
+    public bool WeightedPriorityHealth { get; init; }
+}
 
 /// <summary>A validated cluster as configured; the data plane builds the live host set from it.</summary>
 internal sealed record ClusterModel

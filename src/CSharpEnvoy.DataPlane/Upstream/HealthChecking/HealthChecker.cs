@@ -22,7 +22,7 @@ internal sealed class HealthCheckStats(StatsStore store, string clusterName)
 /// <summary>
 /// A cluster's active health checker: one session per host, each a timer loop off the request path. A session
 /// applies Envoy's rules (thresholds, the first check's fast path, edge and no-traffic intervals, jitter) and, when a
-/// host's health flags change, asks the cluster to publish a new <see cref="HostSet"/>.
+/// host's health flags change, asks the cluster to publish a new <see cref="PrioritySet"/>.
 /// </summary>
 internal sealed class HealthChecker : IDisposable
 {
@@ -114,7 +114,7 @@ internal sealed class HealthChecker : IDisposable
     private void UpdateGauges()
     {
         long healthy = 0, degraded = 0;
-        foreach (var h in _cluster.HostSet.Hosts)
+        foreach (var h in _cluster.PrioritySet.Hosts)
         {
             var f = h.HealthFlags;
             if ((f & HostHealthFlagsExtensions.Unhealthy) == 0) healthy++;

@@ -19,14 +19,14 @@ internal readonly struct LoadBalancerContext
 
 /// <summary>
 /// A cluster's load balancer. Picks run concurrently on every request thread: they must not lock or allocate.
-/// Anything expensive is precomputed per <see cref="HostSet"/> (which is immutable and swapped whole on change).
+/// Anything expensive is precomputed per <see cref="HostsSource"/> (immutable, swapped whole on any change).
 /// </summary>
 internal interface ILoadBalancer
 {
-    Host? ChooseHost(HostSet hosts, in LoadBalancerContext context);
+    Host? ChooseHost(HostsSource hosts, in LoadBalancerContext context);
 
     /// <summary>Builds the tables for a new host set off the request path (called when the cluster swaps it).</summary>
-    void Prepare(HostSet hosts);
+    void Prepare(HostsSource hosts);
 
     /// <summary>True for ring hash and maglev: only they consume the route's hash policy (Envoy computes the hash
     /// lazily, so a cookie is generated only for a hashing balancer).</summary>
@@ -82,39 +82,32 @@ internal abstract class LbRandom
 }
 
 /// <summary>
-/// A balancer whose per-pick work reads an immutable table derived from the host set. The table is cached keyed by
-/// the <see cref="HostSet"/> reference, so a membership change (DNS refresh) rebuilds it once, and picks read it
-/// with a single volatile load.
+/// A balancer whose per-pick work reads an immutable table derived from a <see cref="HostsSource"/>. The table is
+/// stored on the source itself (one slot, tagged with the balancer that built it), so every source of a priority set
+/// (per priority, per locality, healthy or degraded) keeps its own table, a membership change rebuilds each once, and
+/// a pick reads it with a single volatile load.
 /// </summary>
-internal abstract class HostSetTableBalancer<TTable> : ILoadBalancer where TTable : class
+internal abstract class HostsSourceTableBalancer<TTable> : ILoadBalancer where TTable : class
 {
-    private sealed class Slot(HostSet set, TTable table)
-    {
-        public readonly HostSet Set = set;
-        public readonly TTable Table = table;
-    }
-
-    private volatile Slot? _slot;
-
-    public abstract Host? ChooseHost(HostSet hosts, in LoadBalancerContext context);
+    public abstract Host? ChooseHost(HostsSource hosts, in LoadBalancerContext context);
 
     public virtual bool UsesHash => false;
 
-    public void Prepare(HostSet hosts) => TableFor(hosts);
+    public void Prepare(HostsSource hosts) => TableFor(hosts);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal TTable TableFor(HostSet hosts)
+    internal TTable TableFor(HostsSource hosts)
     {
-        var s = _slot;
-        return s is not null && ReferenceEquals(s.Set, hosts) ? s.Table : Rebuild(hosts);
+        var s = hosts.LbTable;
+        return s is not null && ReferenceEquals(s.Owner, this) ? (TTable)s.Table : Rebuild(hosts);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private TTable Rebuild(HostSet hosts)
+    private TTable Rebuild(HostsSource hosts)
     {
         // Two threads may race to build the same table; both results are equal, the last store wins.
-        var table = Build(hosts.HealthyHosts);
-        _slot = new Slot(hosts, table);
+        var table = Build(hosts.Hosts);
+        hosts.LbTable = new HostsSource.TableSlot(this, table);
         return table;
     }
 

@@ -6,7 +6,7 @@ namespace CSharpEnvoy.DataPlane.Upstream.LoadBalancing;
 /// a host re-enters the schedule with weight / (active_requests + 1)^active_request_bias, measured when it is picked.
 /// That EDF is per thread here, as Envoy keeps one per worker, so picks never contend.
 /// </summary>
-internal sealed class LeastRequestLoadBalancer : HostSetTableBalancer<LeastRequestLoadBalancer.Table>
+internal sealed class LeastRequestLoadBalancer : HostsSourceTableBalancer<LeastRequestLoadBalancer.Table>
 {
     internal sealed class Table(Host[] hosts, bool weighted)
     {
@@ -14,18 +14,21 @@ internal sealed class LeastRequestLoadBalancer : HostSetTableBalancer<LeastReque
         public readonly bool Weighted = weighted;
     }
 
-    /// <summary>One thread's EDF over one host set.</summary>
-    private sealed class ThreadEdf(HostSet set, EdfScheduler edf)
+    /// <summary>One thread's EDFs for the few sources it picks from (zone-aware routing alternates between the
+    /// local and cross-zone sources); a small array with rotating replacement, no dictionary on the pick path.</summary>
+    private sealed class ThreadEdfs
     {
-        public readonly HostSet Set = set;
-        public readonly EdfScheduler Edf = edf;
+        public const int Slots = 4;
+        public readonly HostsSource?[] Sets = new HostsSource?[Slots];
+        public readonly EdfScheduler?[] Edfs = new EdfScheduler?[Slots];
+        public int NextSlot;
     }
 
     private readonly LbRandom _random;
     private readonly uint _choiceCount;
     private readonly double _bias;
     private readonly bool _fullScan;
-    private readonly ThreadLocal<ThreadEdf?> _edf = new();
+    private readonly ThreadLocal<ThreadEdfs> _edf = new(() => new ThreadEdfs());
 
     public LeastRequestLoadBalancer(LbRandom random, uint choiceCount = 2, double activeRequestBias = 1.0, bool fullScan = false)
     {
@@ -35,7 +38,7 @@ internal sealed class LeastRequestLoadBalancer : HostSetTableBalancer<LeastReque
         _fullScan = fullScan;
     }
 
-    public override Host? ChooseHost(HostSet hosts, in LoadBalancerContext context)
+    public override Host? ChooseHost(HostsSource hosts, in LoadBalancerContext context)
     {
         var t = TableFor(hosts);
         var h = t.Hosts;
@@ -81,15 +84,20 @@ internal sealed class LeastRequestLoadBalancer : HostSetTableBalancer<LeastReque
         return candidate;
     }
 
-    private Host PickWeighted(HostSet set, Host[] hosts)
+    private Host PickWeighted(HostsSource set, Host[] hosts)
     {
-        var state = _edf.Value;
-        if (state is null || !ReferenceEquals(state.Set, set))
+        var state = _edf.Value!;
+        EdfScheduler? edf = null;
+        for (var s = 0; s < ThreadEdfs.Slots; s++)
+            if (ReferenceEquals(state.Sets[s], set)) { edf = state.Edfs[s]; break; }
+        if (edf is null)
         {
-            state = new ThreadEdf(set, NewEdf(hosts));
-            _edf.Value = state;
+            var slot = state.NextSlot;
+            state.NextSlot = (slot + 1) % ThreadEdfs.Slots;
+            edf = NewEdf(hosts);
+            state.Sets[slot] = set;
+            state.Edfs[slot] = edf;
         }
-        var edf = state.Edf;
         var i = edf.Pop(out _);
         edf.Add(i, HostWeight(hosts[i]));
         return hosts[i];

@@ -5,7 +5,7 @@ namespace CSharpEnvoy.DataPlane.Upstream.LoadBalancing;
 /// (offset = xxHash64(key) mod M, skip = xxHash64(key, seed 1) mod (M - 1) + 1); a host of weight w takes a turn in
 /// w / max_weight of the rounds. A pick is table[hash mod M]; without a hash it is random, as in Envoy.
 /// </summary>
-internal sealed class MaglevLoadBalancer : HostSetTableBalancer<MaglevLoadBalancer.Table>
+internal sealed class MaglevLoadBalancer : HostsSourceTableBalancer<MaglevLoadBalancer.Table>
 {
     public const ulong DefaultTableSize = 65537;
     public const ulong MaxTableSize = 5000011;
@@ -29,7 +29,7 @@ internal sealed class MaglevLoadBalancer : HostSetTableBalancer<MaglevLoadBalanc
 
     public override bool UsesHash => true;
 
-    public override Host? ChooseHost(HostSet hosts, in LoadBalancerContext context)
+    public override Host? ChooseHost(HostsSource hosts, in LoadBalancerContext context)
     {
         var entries = TableFor(hosts).Entries;
         if (entries.Length == 0) return null;

@@ -8,7 +8,7 @@ namespace CSharpEnvoy.DataPlane.Upstream.LoadBalancing;
 /// <c>maximum_ring_size</c>) entries; entry <c>i</c> of a host hashes "&lt;address&gt;_&lt;i&gt;" with xxHash64. A pick takes
 /// the first entry at or after the request hash, wrapping around. Without a hash the pick is random, as in Envoy.
 /// </summary>
-internal sealed class RingHashLoadBalancer : HostSetTableBalancer<RingHashLoadBalancer.Ring>
+internal sealed class RingHashLoadBalancer : HostsSourceTableBalancer<RingHashLoadBalancer.Ring>
 {
     public const ulong DefaultMinimumRingSize = 1024;
     public const ulong DefaultMaximumRingSize = 8 * 1024 * 1024;
@@ -37,7 +37,7 @@ internal sealed class RingHashLoadBalancer : HostSetTableBalancer<RingHashLoadBa
 
     public override bool UsesHash => true;
 
-    public override Host? ChooseHost(HostSet hosts, in LoadBalancerContext context)
+    public override Host? ChooseHost(HostsSource hosts, in LoadBalancerContext context)
     {
         var ring = TableFor(hosts);
         var hashes = ring.Hashes;
