@@ -46,13 +46,14 @@ internal static class HealthTestKit
         public int HealthChecks;
         public int Requests;
         public TestBackend Backend = null!;
+        public string Name { get; private init; } = "";
         public string? LastHealthHost;
         public string? LastHealthUserAgent;
         public string? LastHealthCustom;
 
         public static async Task<FlipBackend> StartAsync(string name)
         {
-            var b = new FlipBackend();
+            var b = new FlipBackend { Name = name };
             b.Backend = await TestBackend.StartAsync(async ctx =>
             {
                 if (ctx.Request.Path == "/healthz")
