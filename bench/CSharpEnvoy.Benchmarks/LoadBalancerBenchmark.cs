@@ -84,3 +84,50 @@ public class LoadBalancerRebuildBenchmark
     [Benchmark] public int Maglev100kTable1000003() => new MaglevLoadBalancer(LbRandom.Shared, 1_000_003).TableFor(new HostsSource(_hosts)).Entries.Length;
     [Benchmark] public int WeightedRoundRobin100k() => new RoundRobinLoadBalancer(LbRandom.Shared).TableFor(new HostsSource(_hosts)).Schedule!.Length;
 }
+
+/// <summary>
+/// The whole cluster pick a request pays: priority choice, zone-aware locality choice (Envoy's residual case, three
+/// zones) and the endpoint pick, over 10 / 1,000 / 100,000 hosts; and rebuilding the priority set on a change.
+/// </summary>
+[MemoryDiagnoser]
+public class ClusterPickBenchmark
+{
+    private static readonly LocalityModel[] Zones = [new("", "a", ""), new("", "b", ""), new("", "c", "")];
+    private PrioritySet _zoneAware = null!;
+    private PrioritySet _plain = null!;
+    private Host[] _hosts = null!;
+    private PrioritySet _local = null!;
+    private ClusterLoadBalancer _rr = null!;
+    private ClusterLoadBalancer _lr = null!;
+
+    [Params(10, 1_000, 100_000)]
+    public int Hosts { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        // Upstream 25% / 50% / 25% over zones a / b / c, the local fleet 40% / 40% / 20%: 62.5% stays in zone a.
+        _hosts = new Host[Hosts];
+        for (var i = 0; i < Hosts; i++)
+        {
+            var zone = (i % 4) switch { 0 => Zones[0], 3 => Zones[2], _ => Zones[1] };
+            _hosts[i] = new Host(new SocketAddressModel($"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 8080), null, zone, "bench");
+        }
+        var localHosts = new Host[5];
+        for (var i = 0; i < 5; i++) localHosts[i] = new Host(new SocketAddressModel("10.255.0." + i, 1), null, Zones[i < 2 ? 0 : i < 4 ? 1 : 2], "local");
+        var options = PrioritySetOptions.Default with { LocalLocality = Zones[0], ZoneAware = new ZoneAwareModel { MinClusterSize = 1 } };
+        _local = PrioritySet.Build(localHosts, options, null, null);
+        _zoneAware = PrioritySet.Build(_hosts, options, _local, null);
+        _plain = PrioritySet.Build(_hosts, PrioritySetOptions.Default, null, null);
+        var stats = new LbStats(new CSharpEnvoy.DataPlane.Stats.StatsStore(), "bench");
+        _rr = new ClusterLoadBalancer(LoadBalancerConfigModel.Default, LbRandom.Shared, stats);
+        _lr = new ClusterLoadBalancer(new LoadBalancerConfigModel { Policy = LbPolicy.LeastRequest }, LbRandom.Shared, stats);
+        _rr.Prepare(_zoneAware);
+        _lr.Prepare(_zoneAware);
+    }
+
+    [Benchmark] public object? RoundRobinPlain() => _rr.ChooseHost(_plain, LoadBalancerContext.None);
+    [Benchmark] public object? RoundRobinZoneAware() => _rr.ChooseHost(_zoneAware, LoadBalancerContext.None);
+    [Benchmark] public object? LeastRequestZoneAware() => _lr.ChooseHost(_zoneAware, LoadBalancerContext.None);
+    [Benchmark] public object RebuildPrioritySet() => PrioritySet.Build(_hosts, PrioritySetOptions.Default with { LocalLocality = Zones[0] }, _local, null);
+}
