@@ -101,6 +101,7 @@ internal static class ClusterTranslator
 
         var tls = TlsTranslator.TranslateUpstream(c.TransportSocket, ConfigErrors.Join(path, "transport_socket"), autoSanValidation, errors);
 
+        var breakers = CircuitBreakersTranslator.Translate(c.CircuitBreakers, ConfigErrors.Join(path, "circuit_breakers"), errors);
         var connectTimeout = c.ConnectTimeout?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);
         if (connectTimeout <= TimeSpan.Zero) errors.Add(ConfigErrors.Join(path, "connect_timeout"), "connect_timeout must be greater than 0s");
         var dnsRefresh = c.DnsRefreshRate?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);
@@ -119,7 +120,8 @@ internal static class ClusterTranslator
             Protocol = protocol,
             Http2InitialStreamWindowSize = h2Window,
             Tls = tls,
-            CircuitBreakers = CircuitBreakersTranslator.Translate(c.CircuitBreakers, ConfigErrors.Join(path, "circuit_breakers"), errors),
+            CircuitBreakers = breakers.Default,
+            CircuitBreakersHigh = breakers.High,
             HealthCheck = HealthCheckTranslator.TranslateHealthChecks(c, path, errors),
             OutlierDetection = HealthCheckTranslator.TranslateOutlier(c, path, errors),
             Source = c,

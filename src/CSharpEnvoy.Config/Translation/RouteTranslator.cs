@@ -372,6 +372,7 @@ internal static class RouteTranslator
             HostRewriteValue = hostValue,
             Timeout = a.Timeout?.ToTimeSpan() ?? TimeSpan.FromSeconds(15),
             IdleTimeout = a.IdleTimeout?.ToTimeSpan(),
+            HighPriority = a.Priority == Envoy.Config.Core.V3.RoutingPriority.High,
             UpgradeTypes = upgrades,
             HashPolicies = HashPolicyTranslator.Translate(a, path, errors),
             RetryPolicy = RouterPolicyTranslator.Retry(a.RetryPolicy, path + ".retry_policy", errors),

@@ -194,7 +194,8 @@ internal static class SupportedFields
         Msg("envoy.config.cluster.v3.Cluster", "circuit_breakers");
         Msg("envoy.config.cluster.v3.CircuitBreakers", "thresholds");
         const string th = "envoy.config.cluster.v3.CircuitBreakers.Thresholds";
-        Note(th, "priority", "DEFAULT is enforced; HIGH thresholds are accepted but apply only to HIGH priority routes, which csenvoy does not have (route priority is refused)");
+        Note(th, "priority", "DEFAULT and HIGH (for routes with priority: HIGH); both share the cluster's connection pool, so max_connections counts all connections against each");
+        Msg("envoy.config.route.v3.RouteAction", "priority");
         Note(th, "max_connections", "upstream connections of the cluster; also caps SocketsHttpHandler's connections per host");
         Note(th, "max_pending_requests", "approximated: an HTTP/1.1 request that finds every allowed connection busy is counted as pending until its response headers arrive");
         Msg(th, "max_requests", "max_retries", "track_remaining");

@@ -21,6 +21,8 @@ internal sealed class UpstreamRequest : StreamInfo
     private static readonly UriCreationOptions s_rawUri = new() { DangerousDisablePathAndQueryCanonicalization = true };
 
     public WeightedClusterEntry? WeightedCluster { get; set; }
+    /// <summary>The cluster's circuit breakers for the route's priority.</summary>
+    public ResourceManager? Resources { get; set; }
     public string UpstreamPathAndQuery { get; set; } = "/";
     public string UpstreamAuthority { get; set; } = "";
     public long UpstreamStartTimestamp { get; set; }
@@ -56,12 +58,12 @@ internal sealed class UpstreamRequest : StreamInfo
         if (HoldsPending)
         {
             HoldsPending = false;
-            Cluster!.Resources.PendingRequests.Release();
+            Resources!.PendingRequests.Release();
         }
         // Nothing has gone downstream yet (YARP set only the status): a retriable response is dropped here and retried.
         if (proxyResponse is not null && Retry is { } retry && proxyResponse.StatusCode != HttpStatusCode.SwitchingProtocols && retry.WouldRetry(proxyResponse))
         {
-            if (retry.TryTakeRetry(Cluster!.Resources, out var exceeded))
+            if (retry.TryTakeRetry(Resources!, out var exceeded))
             {
                 Cluster.Stats.ResponseCode((int)proxyResponse.StatusCode);
                 RetryRequested = true;
@@ -225,7 +227,8 @@ internal sealed class RouterFilter
         info.AttemptCountInResponse = vhost.IncludeAttemptCountInResponse;
 
         var stats = cluster.Stats;
-        var resources = cluster.Resources;
+        var resources = cluster.ResourcesFor(action.HighPriority);
+        info.Resources = resources;
         using var timeoutCts = timeout > TimeSpan.Zero ? new CancellationTokenSource(timeout) : null;
         info.RouteTimeout = timeoutCts;
         var attempt = 0;
@@ -342,7 +345,7 @@ internal sealed class RouterFilter
     /// every allowed connection busy (SocketsHttpHandler then queues them: Envoy's pending state).</summary>
     private static bool TryAdmit(Cluster cluster, UpstreamRequest info)
     {
-        var resources = cluster.Resources;
+        var resources = info.Resources!;
         if (!resources.Requests.TryAcquire()) return false;
         if (cluster.Model.Protocol != UpstreamProtocol.Http2 && resources.Requests.Current > resources.Connections.Max)
         {
@@ -360,7 +363,7 @@ internal sealed class RouterFilter
     /// <summary>Envoy's circuit breaker overflow reply: 503, x-envoy-overloaded, UO.</summary>
     private static Task OverflowAsync(HttpContext context, UpstreamRequest info, Cluster cluster, HttpConnectionManager hcm, string? serverName)
     {
-        cluster.Resources.UpstreamRqPendingOverflow.Inc();
+        info.Resources!.UpstreamRqPendingOverflow.Inc();
         info.Flags |= ResponseFlags.UpstreamOverflow;
         cluster.Stats.ResponseCode(503);
         if (!hcm.Model.SuppressEnvoyHeaders) context.Response.Headers["x-envoy-overloaded"] = "true";

@@ -88,6 +88,7 @@ internal sealed partial class Cluster : IDisposable
         Name = model.Name;
         Stats = new ClusterStats(stats, model.Name);
         Resources = new ResourceManager(model.CircuitBreakers, stats, model.Name);
+        ResourcesHigh = new ResourceManager(model.CircuitBreakersHigh, stats, model.Name, high: true);
         _logger = logger;
         InitHealth(stats, services ?? UpstreamServices.Default); // before the first SetHosts
         LbStats = new LoadBalancing.LbStats(stats, model.Name);
@@ -113,8 +114,12 @@ internal sealed partial class Cluster : IDisposable
     public string Name { get; }
     public ClusterModel Model { get; }
     public ClusterStats Stats { get; }
-    /// <summary>Circuit breakers (DEFAULT priority) and the router's retry stats.</summary>
+    /// <summary>Circuit breakers for DEFAULT priority routes, and the router's retry stats.</summary>
     public ResourceManager Resources { get; }
+    /// <summary>Circuit breakers for routes with <c>priority: HIGH</c>.</summary>
+    public ResourceManager ResourcesHigh { get; }
+
+    public ResourceManager ResourcesFor(bool highPriority) => highPriority ? ResourcesHigh : Resources;
     /// <summary><c>cluster.&lt;name&gt;.ssl.*</c>, for clusters with a TLS transport socket.</summary>
     public Tls.SslStats? SslStats { get; }
     public HttpMessageInvoker Invoker { get; }

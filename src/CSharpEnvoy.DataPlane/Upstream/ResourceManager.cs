@@ -58,9 +58,9 @@ internal sealed class ResourceLimit
 /// </summary>
 internal sealed class ResourceManager
 {
-    public ResourceManager(CircuitBreakersModel model, StatsStore store, string clusterName)
+    public ResourceManager(CircuitBreakersModel model, StatsStore store, string clusterName, bool high = false)
     {
-        var cb = "cluster." + clusterName + ".circuit_breakers.default.";
+        var cb = "cluster." + clusterName + (high ? ".circuit_breakers.high." : ".circuit_breakers.default.");
         var track = model.TrackRemaining;
         Connections = new ResourceLimit(model.MaxConnections, store.Gauge(cb + "cx_open"), track ? store.Gauge(cb + "remaining_cx") : null);
         PendingRequests = new ResourceLimit(model.MaxPendingRequests, store.Gauge(cb + "rq_pending_open"), track ? store.Gauge(cb + "remaining_pending") : null);

@@ -51,6 +51,61 @@ public sealed class CircuitBreakerAndMirrorTests
         Assert.Equal(2, await proxy.StatAsync("cluster.backend.circuit_breakers.default.remaining_rq"));
     }
 
+    /// <summary>Routes with priority HIGH count against the cluster's HIGH thresholds, the others against DEFAULT.</summary>
+    [Fact]
+    public async Task HighPriorityRoute_UsesTheHighThresholds()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var arrived = 0;
+        await using var backend = await TestBackend.StartAsync(async ctx =>
+        {
+            Interlocked.Increment(ref arrived);
+            await release.Task;
+            await ctx.Response.WriteAsync("held");
+        });
+        var cluster = Yaml.Cluster("backend", backend.Address) + """
+
+              circuit_breakers:
+                thresholds:
+                - { priority: DEFAULT, max_requests: 3 }
+                - { priority: HIGH, max_requests: 1, track_remaining: true }
+            """;
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap("""
+            - name: vh
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/high" }
+                route: { cluster: backend, priority: HIGH }
+              - match: { prefix: "/" }
+                route: { cluster: backend }
+            """, cluster));
+        using var client = proxy.Client("main");
+
+        var held = new[] { client.GetAsync("/high/1"), client.GetAsync("/a"), client.GetAsync("/b") };
+        for (var i = 0; i < 250 && Volatile.Read(ref arrived) < 3; i++) await Task.Delay(20);
+        Assert.Equal(3, Volatile.Read(ref arrived));
+        Assert.Equal(0, await proxy.StatAsync("cluster.backend.circuit_breakers.high.remaining_rq"));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.circuit_breakers.high.rq_open"));
+        Assert.Equal(0, await proxy.StatAsync("cluster.backend.circuit_breakers.default.rq_open"));
+
+        // A second HIGH request overflows; a third DEFAULT one still fits (3 allowed).
+        using var extraHigh = await client.GetAsync("/high/2");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, extraHigh.StatusCode);
+        Assert.Equal("true", extraHigh.Headers.GetValues("x-envoy-overloaded").Single());
+        var third = client.GetAsync("/c");
+        for (var i = 0; i < 250 && Volatile.Read(ref arrived) < 4; i++) await Task.Delay(20);
+        Assert.Equal(4, Volatile.Read(ref arrived));
+
+        release.SetResult();
+        foreach (var t in held.Append(third))
+        {
+            using var r = await t;
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_rq_pending_overflow"));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.circuit_breakers.high.remaining_rq"));
+    }
+
     [Fact]
     public async Task Mirror_ShadowGetsCopy_MainUnaffectedByHangingShadow()
     {

@@ -1,6 +1,6 @@
 namespace CSharpEnvoy.Config.Model.Cluster;
 
-/// <summary>A cluster's DEFAULT-priority circuit breaker thresholds; Envoy's defaults when unset.</summary>
+/// <summary>A cluster's circuit breaker thresholds for one routing priority; Envoy's defaults when unset.</summary>
 internal sealed record CircuitBreakersModel
 {
     public uint MaxConnections { get; init; } = 1024;

@@ -52,6 +52,8 @@ internal sealed record ClusterModel
     public HealthCheckModel? HealthCheck { get; init; }
     public OutlierDetectionModel? OutlierDetection { get; init; }
     public CircuitBreakersModel CircuitBreakers { get; init; } = CircuitBreakersModel.Default;
+    /// <summary>The thresholds for routes with <c>priority: HIGH</c> (Envoy's defaults when unset).</summary>
+    public CircuitBreakersModel CircuitBreakersHigh { get; init; } = CircuitBreakersModel.Default;
     public Google.Protobuf.IMessage? Source { get; init; }
     /// <summary>For <c>type: EDS</c>: the EDS resource name (<c>eds_cluster_config.service_name</c>, else the cluster name).</summary>
     public string? EdsServiceName { get; init; }

@@ -94,6 +94,8 @@ internal sealed record RouteActionModel
     /// <summary>The route's retry_policy; null falls back to the virtual host's.</summary>
     public RetryPolicyModel? RetryPolicy { get; init; }
     public RequestMirrorPolicyModel[] MirrorPolicies { get; init; } = Array.Empty<RequestMirrorPolicyModel>();
+    /// <summary>Route <c>priority: HIGH</c>: the cluster's HIGH circuit breaker thresholds apply.</summary>
+    public bool HighPriority { get; init; }
 }
 
 internal sealed record RedirectActionModel
