@@ -170,9 +170,15 @@ internal static class ClusterTranslator
                 var weight = lbe.LoadBalancingWeight ?? 1;
                 if (weight == 0) errors.Add(lbePath + ".load_balancing_weight", "load_balancing_weight must be at least 1");
                 weightSum += weight;
+                var hcc = lbe.Endpoint.HealthCheckConfig;
+                if (hcc?.PortValue > 65535) errors.Add(lbePath + ".endpoint.health_check_config.port_value", $"port {hcc.PortValue} is out of range");
                 endpoints.Add(new EndpointModel(addr, string.IsNullOrEmpty(lbe.Endpoint.Hostname) ? null : lbe.Endpoint.Hostname, locality, Math.Max(weight, 1),
-                    (EndpointHealthStatus)(int)lbe.HealthStatus, lbe.Endpoint.HealthCheckConfig?.DisableActiveHealthCheck ?? false,
-                    lle.Priority, localityWeight is 0 ? null : localityWeight));
+                    (EndpointHealthStatus)(int)lbe.HealthStatus, hcc?.DisableActiveHealthCheck ?? false,
+                    lle.Priority, localityWeight is 0 ? null : localityWeight)
+                {
+                    HealthCheckPort = hcc?.PortValue ?? 0,
+                    HealthCheckHostname = string.IsNullOrEmpty(hcc?.Hostname) ? null : hcc.Hostname,
+                });
             }
             if (weightSum > uint.MaxValue)
                 errors.Add(llePath, $"The sum of weights of all upstream hosts in a locality exceeds {uint.MaxValue}");

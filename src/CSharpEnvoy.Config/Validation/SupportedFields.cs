@@ -279,6 +279,8 @@ internal static class SupportedFields
         Note("envoy.config.endpoint.v3.LbEndpoint", "health_status", "UNKNOWN and HEALTHY take traffic; UNHEALTHY, DRAINING and TIMEOUT are excluded (/failed_eds_health); DEGRADED hosts (/degraded_eds_health) take traffic only when too few hosts are healthy");
         Msg("envoy.config.endpoint.v3.Endpoint", "health_check_config");
         Msg("envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", "disable_active_health_check");
+        Note("envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", "port_value", "active health checks of the endpoint connect to this port");
+        Note("envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", "hostname", "the Host of the endpoint's HTTP and gRPC health checks (overrides the checker's host/authority)");
         const string od = "envoy.config.cluster.v3.OutlierDetection";
         Msg(od, "consecutive_5xx", "interval", "base_ejection_time", "max_ejection_percent", "enforcing_consecutive_5xx",
             "enforcing_success_rate", "success_rate_minimum_hosts", "success_rate_request_volume", "success_rate_stdev_factor",

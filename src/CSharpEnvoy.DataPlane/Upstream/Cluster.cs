@@ -137,7 +137,11 @@ internal sealed partial class Cluster : IDisposable
     }
 
     private Host NewHost(EndpointModel e, Config.Model.Listener.SocketAddressModel address, string? hostname) =>
-        new(address, hostname, e.Locality, Name, Model.Tls is not null, e.Weight, e.Priority, e.LocalityWeight ?? 0);
+        new(address, hostname, e.Locality, Name, Model.Tls is not null, e.Weight, e.Priority, e.LocalityWeight ?? 0)
+        {
+            HealthCheckPort = (int)e.HealthCheckPort,
+            HealthCheckHostname = e.HealthCheckHostname,
+        };
 
     /// <summary>Whether the balancer consumes the route's hash policy (ring hash, maglev).</summary>
     public bool UsesHashPolicy => _lb.UsesHash;
@@ -172,7 +176,8 @@ internal sealed partial class Cluster : IDisposable
             Host? keep = null;
             foreach (var h in old)
                 if (h.Address.Equals(e.Address) && h.Weight == e.Weight && h.Locality.Equals(e.Locality) && h.Hostname == e.Hostname &&
-                    h.Priority == e.Priority && h.LocalityWeight == (e.LocalityWeight ?? 0)) { keep = h; break; }
+                    h.Priority == e.Priority && h.LocalityWeight == (e.LocalityWeight ?? 0) &&
+                    h.HealthCheckPort == (int)e.HealthCheckPort && h.HealthCheckHostname == e.HealthCheckHostname) { keep = h; break; }
             if (keep is null) changed = true;
             hosts[i] = keep ?? NewHost(e, e.Address, e.Hostname);
             ApplyEdsHealth(hosts[i], e);

@@ -41,6 +41,10 @@ internal sealed class Host
     public uint Priority { get; }
     /// <summary>The <c>load_balancing_weight</c> of the endpoint's locality; 0 when unset.</summary>
     public uint LocalityWeight { get; }
+    /// <summary><c>health_check_config.port_value</c> (0: the host's own port).</summary>
+    public int HealthCheckPort { get; init; }
+    /// <summary><c>health_check_config.hostname</c>: the Host header of this host's HTTP and gRPC health checks.</summary>
+    public string? HealthCheckHostname { get; init; }
 
     public long ActiveRequests => Volatile.Read(ref _activeRequests);
     public long RequestsTotal => Volatile.Read(ref _requestsTotal);

@@ -44,15 +44,6 @@ public sealed class CorpusRegressionTests
     }
 
     [Fact]
-    public void LocalityLoadBalancing_EachProblemIsReportedOnce()
-    {
-        var errors = ProxyHarness.Validate(EnvoyConfigCorpus.Read("locality-load-balancing/envoy.yaml"));
-        Assert.True(errors.HasErrors);
-        var repeated = errors.Errors.GroupBy(e => e.Path).Where(g => g.Count() > 1).Select(g => string.Join(" | ", g));
-        Assert.Empty(repeated);
-    }
-
-    [Fact]
     public void FrontProxy_TwoListenersOnPortZero_AreNotDuplicates()
     {
         // Envoy names an unnamed listener with a UUID and skips the duplicate-address check for listeners that bind

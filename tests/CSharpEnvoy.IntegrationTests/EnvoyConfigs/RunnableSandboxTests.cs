@@ -288,6 +288,70 @@ public sealed class RunnableSandboxTests
         Assert.Equal(new[] { $"service1-mirror /service/1 {host}-shadow", $"service2-mirror /service/2 {host}-shadow" }, mirrored.OrderBy(x => x));
     }
 
+    // ----- locality-load-balancing: priorities, locality weights and health checks on another port -----
+
+    /// <summary>
+    /// The sandbox's scenario: backend-local-1 (P0) takes everything while healthy; when its health check (on the
+    /// endpoint's health_check_config port) fails, P1's two localities (weight 1 each) share the traffic; when they
+    /// fail too, P2's backend-remote-2 does.
+    /// </summary>
+    [Fact]
+    public async Task LocalityLoadBalancing_FailsOverByPriority_AndSplitsP1ByLocalityWeight()
+    {
+        string[] names = ["backend-local-1", "backend-local-2", "backend-remote-1", "backend-remote-2"];
+        var backends = new List<HealthChecking.HealthTestKit.FlipBackend>();
+        try
+        {
+            var text = EnvoyConfigCorpus.Read("locality-load-balancing/envoy.yaml");
+            foreach (var name in names)
+            {
+                var b = await HealthChecking.HealthTestKit.FlipBackend.StartAsync(name);
+                backends.Add(b);
+                var block = $"address: {name}\n                port_value: 8080\n            health_check_config:\n              port_value: 8080";
+                Assert.Contains(block, text);
+                text = text.Replace(block, $"address: {name}\n                port_value: {b.Port}\n            health_check_config:\n              port_value: {b.Port}");
+            }
+            // The sandbox's health check path is "/": the flip backends answer their health status on /healthz.
+            text = text.Replace("path: \"/\"", "path: /healthz");
+            var time = new ManualTimeProvider();
+            await using var proxy = await ProxyHarness.StartAsync(EnvoyConfigRewriter.RewriteBootstrap(text), time: time);
+            await HealthChecking.HealthTestKit.WaitUntilAsync(() => Task.FromResult(time.ArmedTimers >= 4), "first checks to finish");
+            using var client = proxy.Client("backend");
+
+            async Task<Dictionary<string, int>> Spread(int n)
+            {
+                var counts = new Dictionary<string, int>();
+                for (var i = 0; i < n; i++)
+                {
+                    using var r = await client.GetAsync("/");
+                    Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+                    var b = r.Headers.GetValues("x-backend").Single();
+                    counts[b] = counts.GetValueOrDefault(b) + 1;
+                }
+                return counts;
+            }
+            async Task Fail(int i)
+            {
+                backends[i].HealthStatus = 503;
+                await HealthChecking.HealthTestKit.RoundAsync(proxy, time, 4, "backend", TimeSpan.FromSeconds(4));
+            }
+
+            Assert.Equal(new Dictionary<string, int> { ["backend-local-1"] = 20 }, await Spread(20));
+            await Fail(0);
+            var p1 = await Spread(40);
+            Assert.Equal(20, p1.GetValueOrDefault("backend-local-2"));
+            Assert.Equal(20, p1.GetValueOrDefault("backend-remote-1"));
+            await Fail(1);
+            await Fail(2);
+            Assert.Equal(new Dictionary<string, int> { ["backend-remote-2"] = 20 }, await Spread(20));
+            Assert.Contains("::priority::2", await HealthChecking.HealthTestKit.ClustersAsync(proxy));
+        }
+        finally
+        {
+            foreach (var b in backends) await b.DisposeAsync();
+        }
+    }
+
     internal static async Task<ProxyHarness> StartAsync(string corpusFile, params (string Cluster, TestBackend Backend)[] backends)
     {
         var yaml = EnvoyConfigRewriter.RewriteBootstrap(EnvoyConfigCorpus.Read(corpusFile),

@@ -39,6 +39,30 @@ public sealed class ActiveHealthCheckTests
         return proxy;
     }
 
+    /// <summary><c>health_check_config</c>: the endpoint is checked on another port, with its own Host header.</summary>
+    [Fact]
+    public async Task Http_EndpointHealthCheckConfig_ChecksAnotherPortWithItsHostname()
+    {
+        await using var a = await FlipBackend.StartAsync("a");
+        await using var b = await FlipBackend.StartAsync("b");
+        await using var sidecar = await FlipBackend.StartAsync("a-health");
+        sidecar.HealthStatus = 503;
+        var cluster = Cluster(Hc(HttpChecker), a.Port, b.Port).Replace(
+            $"port_value: {a.Port} }} }} }}",
+            $"port_value: {a.Port} }} }}, health_check_config: {{ port_value: {sidecar.Port}, hostname: a.health }} }}");
+        var time = new ManualTimeProvider();
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Route, cluster), time: time);
+        await WaitUntilAsync(() => Task.FromResult(time.ArmedTimers >= 2), "first checks to finish");
+
+        Assert.True(sidecar.HealthChecks >= 1);
+        Assert.Equal(0, a.HealthChecks);
+        Assert.Equal("a.health", sidecar.LastHealthHost);
+        Assert.Equal("hc.example", b.LastHealthHost);
+        Assert.Equal("/failed_active_hc", HealthFlags(await ClustersAsync(proxy), a.Port));
+        var spread = await SpreadAsync(proxy, 10);
+        Assert.Equal(10, spread.GetValueOrDefault("b"));
+    }
+
     [Fact]
     public async Task Http_FailingHostIsRemoved_AndReturnsAfterHealthyThreshold()
     {

@@ -91,13 +91,15 @@ internal static class HealthTestKit
         }
     }
 
-    /// <summary>One 1 s interval of cluster "c"'s health checks: moves the clock, waits for every host's check to
-    /// finish and its next check to be armed.</summary>
-    public static async Task RoundAsync(ProxyHarness proxy, ManualTimeProvider time, int hosts)
+    /// <summary>One interval (1 s unless given) of a cluster's health checks: moves the clock, waits for every host's
+    /// check to finish and its next check to be armed.</summary>
+    public static async Task RoundAsync(ProxyHarness proxy, ManualTimeProvider time, int hosts, string cluster = "c", TimeSpan? interval = null)
     {
-        var before = await proxy.StatAsync("cluster.c.health_check.success") + await proxy.StatAsync("cluster.c.health_check.failure");
-        time.Advance(TimeSpan.FromSeconds(1));
-        await WaitUntilAsync(async () => await proxy.StatAsync("cluster.c.health_check.success") + await proxy.StatAsync("cluster.c.health_check.failure") >= before + hosts, "a round of checks");
+        var success = $"cluster.{cluster}.health_check.success";
+        var failure = $"cluster.{cluster}.health_check.failure";
+        var before = await proxy.StatAsync(success) + await proxy.StatAsync(failure);
+        time.Advance(interval ?? TimeSpan.FromSeconds(1));
+        await WaitUntilAsync(async () => await proxy.StatAsync(success) + await proxy.StatAsync(failure) >= before + hosts, "a round of checks");
         await WaitUntilAsync(() => Task.FromResult(time.ArmedTimers >= hosts), "the next checks to be armed");
     }
 

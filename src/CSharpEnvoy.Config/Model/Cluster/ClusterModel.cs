@@ -19,7 +19,13 @@ internal sealed record LocalityModel(string Region, string Zone, string SubZone)
 /// <see cref="LocalityWeight"/> come from its <c>LocalityLbEndpoints</c> (the weight is null when unset).</summary>
 internal sealed record EndpointModel(SocketAddressModel Address, string? Hostname, LocalityModel Locality, uint Weight = 1,
     EndpointHealthStatus HealthStatus = EndpointHealthStatus.Unknown, bool DisableActiveHealthCheck = false,
-    uint Priority = 0, uint? LocalityWeight = null);
+    uint Priority = 0, uint? LocalityWeight = null)
+{
+    /// <summary><c>health_check_config.port_value</c>: active health checks go to this port (0: the endpoint's).</summary>
+    public uint HealthCheckPort { get; init; }
+    /// <summary><c>health_check_config.hostname</c>: the Host of this endpoint's HTTP/gRPC health checks.</summary>
+    public string? HealthCheckHostname { get; init; }
+}
 
 /// <summary>
 /// A <c>ClusterLoadAssignment</c>'s endpoints with its <c>policy</c>: Envoy's overprovisioning factor (default 140)

@@ -45,7 +45,7 @@ internal sealed class GrpcHealthCheck : IHealthCheck
             Content = new ByteArrayContent(_body),
         };
         HealthCheckConnector.SetHost(request, host);
-        request.Headers.Host = _authority;
+        request.Headers.Host = host.HealthCheckHostname ?? _authority;
         request.Headers.TE.Add(new TransferCodingWithQualityHeaderValue("trailers"));
         request.Headers.TryAddWithoutValidation("user-agent", "Envoy/HC");
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/grpc");

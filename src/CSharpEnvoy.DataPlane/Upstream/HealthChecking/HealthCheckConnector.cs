@@ -10,8 +10,9 @@ internal static class HealthCheckConnector
     public static async Task<Socket> ConnectAsync(Host host, CancellationToken ct)
     {
         var a = host.Address;
+        var port = host.HealthCheckPort != 0 ? host.HealthCheckPort : a.Port;
         EndPoint endPoint = a.IsPipe ? new UnixDomainSocketEndPoint(a.PipePath!)
-            : IPAddress.TryParse(a.Address.Trim('[', ']'), out var ip) ? new IPEndPoint(ip, a.Port) : new DnsEndPoint(a.Address, a.Port);
+            : IPAddress.TryParse(a.Address.Trim('[', ']'), out var ip) ? new IPEndPoint(ip, port) : new DnsEndPoint(a.Address, port);
         var socket = a.IsPipe
             ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
             : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };

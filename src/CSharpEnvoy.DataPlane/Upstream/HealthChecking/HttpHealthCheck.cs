@@ -28,7 +28,7 @@ internal sealed class HttpHealthCheck : IHealthCheck
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
         };
         HealthCheckConnector.SetHost(request, host);
-        request.Headers.Host = _authority;
+        request.Headers.Host = host.HealthCheckHostname ?? _authority;
         request.Headers.TryAddWithoutValidation("user-agent", "Envoy/HC");
         foreach (var (k, v) in _model.RequestHeadersToAdd)
         {
