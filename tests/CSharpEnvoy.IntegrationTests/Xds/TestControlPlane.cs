@@ -319,6 +319,11 @@ public sealed class TestControlPlane : IAsyncDisposable
             {
                 List<IMessage> responses;
                 lock (_gate) responses = compute(st);
+                if (responses.Count > 0 && Interlocked.Exchange(ref _breakNext, 0) == 1)
+                {
+                    await BreakMidMessageAsync(context);
+                    return;
+                }
                 foreach (var m in responses) await write(m);
             }
         }
@@ -333,6 +338,20 @@ public sealed class TestControlPlane : IAsyncDisposable
             lock (_gate) _streams.Remove(st);
             try { await reader; } catch (Exception) { }
         }
+    }
+
+    private int _breakNext;
+
+    /// <summary>The next response of any stream is cut off: half a gRPC message, then the HTTP/2 stream is reset.</summary>
+    public void BreakNextResponse() => Interlocked.Exchange(ref _breakNext, 1);
+
+    private static async Task BreakMidMessageAsync(ServerCallContext context)
+    {
+        var http = context.GetHttpContext();
+        // A gRPC frame header announcing 1000 bytes, then 3 of them.
+        await http.Response.BodyWriter.WriteAsync(new byte[] { 0, 0, 0, 0x03, 0xE8, 0x0A, 0x01, 0x31 });
+        await http.Response.BodyWriter.FlushAsync();
+        http.Abort();
     }
 
     private string NextNonce() => Interlocked.Increment(ref _nonce).ToString(System.Globalization.CultureInfo.InvariantCulture);
