@@ -397,7 +397,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private static List<(TProto Proto, TModel Model, string Version)> TranslateNamed<TProto, TModel>(
         List<(TProto Proto, string Version)> decoded, string kind, string xds, HashSet<string> statics, Func<TProto, string> nameOf,
         Func<TProto, string, ConfigErrors, TModel?> translate, Dictionary<string, UpdateFailureState> failures,
-        HashSet<string> names, ConfigErrors errors)
+        HashSet<string> names, ConfigErrors errors, Func<string, TProto, TModel?> unchanged)
         where TProto : IMessage where TModel : class
     {
         var models = new List<(TProto, TModel, string)>();
@@ -408,6 +408,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             if (string.IsNullOrEmpty(name)) { errors.Add("", $"a {kind} resource needs a name"); continue; }
             if (!names.Add(name)) { errors.Add(name, $"duplicate {kind} '{name}' in the response"); continue; }
             if (statics.Contains(name)) { errors.Add(name, $"{kind} '{name}' is a static {kind} and cannot be changed by {xds}"); continue; }
+            // State of the world re-sends every resource: one identical to the accepted one was validated then.
+            if (unchanged(name, proto) is { } same)
+            {
+                models.Add((proto, same, v));
+                continue;
+            }
             TModel? model = null;
             Validate(() =>
             {
@@ -454,6 +460,11 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
     }
 
+    private static T? Existing<T>(Dictionary<string, T> map, string name) where T : class
+    {
+        lock (map) return map.GetValueOrDefault(name);
+    }
+
     private static UpdateFailureState Failure(IMessage? resource, string details, string version)
     {
         var f = new UpdateFailureState { Details = details, VersionInfo = version, LastUpdateAttempt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) };
@@ -471,7 +482,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var errors = new ConfigErrors();
         var names = new HashSet<string>(StringComparer.Ordinal);
         var models = TranslateNamed(decoded, "cluster", "CDS", _staticClusters, c => c.Name,
-            (proto, name, errs) => CheckSources(ClusterTranslator.Translate(proto, name, errs), name, errs), _clusterErrors, names, errors);
+            (proto, name, errs) => CheckSources(ClusterTranslator.Translate(proto, name, errs), name, errs), _clusterErrors, names, errors,
+            (name, proto) => Existing(_dynClusters, name) is { } d && d.Proto.Equals(proto) ? d.Live.Model : null);
         _cdsInitial.TrySetResult();
         if (errors.HasErrors || extra.Count > 0)
         {
@@ -588,11 +600,19 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         return cts;
     }
 
-    private void PromoteCluster(DynCluster dyn)
+    private void PromoteCluster(DynCluster dyn) => PromoteClusters([dyn]);
+
+    /// <summary>Warming clusters that got their endpoints (or timed out) join the cluster map, in one swap.</summary>
+    private void PromoteClusters(List<DynCluster> dyns)
     {
-        dyn.Warming = false;
-        dyn.WarmTimer?.Cancel();
-        DisposeLater(_clusters.Update([dyn.Live], []));
+        var live = new List<Cluster>(dyns.Count);
+        foreach (var dyn in dyns)
+        {
+            dyn.Warming = false;
+            dyn.WarmTimer?.Cancel();
+            live.Add(dyn.Live);
+        }
+        DisposeLater(_clusters.Update(live, []));
         UpdateWarmingGauge();
     }
 
@@ -629,10 +649,17 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var decoded = Decode(resources, version, ProtoCla.Parser, XdsTypes.Endpoint, extra);
         var errors = new ConfigErrors();
         var parsed = new List<(ProtoCla Proto, List<EndpointModel> Endpoints, string Version)>();
+        var unchanged = new List<(string Name, string Version)>();
         foreach (var (proto, v) in decoded)
         {
             var name = proto.ClusterName;
             if (string.IsNullOrEmpty(name)) { errors.Add("", "a ClusterLoadAssignment needs a cluster_name"); continue; }
+            // State of the world re-sends every subscribed assignment: an identical one changes nothing.
+            if (_assignments.TryGetValue(name, out var known) && known.Proto.Equals(proto))
+            {
+                unchanged.Add((name, v));
+                continue;
+            }
             List<EndpointModel>? eps = null;
             Validate(() =>
             {
@@ -642,44 +669,66 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             }, name, errors);
             if (eps is not null) parsed.Add((proto, eps, v));
         }
-        var touched = new HashSet<string>(decoded.Select(d => d.Proto.ClusterName), StringComparer.Ordinal);
+        var touched = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (proto, _, _) in parsed) touched.Add(proto.ClusterName);
         if (removed is not null) touched.UnionWith(removed);
         var rejected = errors.HasErrors || extra.Count > 0;
-        foreach (var c in ClustersFor(touched))
-        {
-            _stats.Counter("cluster." + c.Name + ".update_attempt").Inc();
-            _stats.Counter("cluster." + c.Name + (rejected ? ".update_rejected" : ".update_success")).Inc();
-        }
+        // One pass over the clusters: which use each service name of the response (active ones, and warming ones
+        // waiting for it). Nothing is built for clusters the response does not name.
+        var named = new HashSet<string>(touched, StringComparer.Ordinal);
+        foreach (var (name, _) in unchanged) named.Add(name);
+        var byService = EdsClustersByServiceName(named);
+        foreach (var (name, _) in unchanged)
+            if (byService.TryGetValue(name, out var users))
+                foreach (var (c, _) in users)
+                {
+                    _stats.Counter("cluster." + c.Name + ".update_attempt").Inc();
+                    _stats.Counter("cluster." + c.Name + (rejected ? ".update_rejected" : ".update_no_rebuild")).Inc();
+                }
+        foreach (var name in touched)
+            if (byService.TryGetValue(name, out var users))
+                foreach (var (c, _) in users)
+                {
+                    _stats.Counter("cluster." + c.Name + ".update_attempt").Inc();
+                    _stats.Counter("cluster." + c.Name + (rejected ? ".update_rejected" : ".update_success")).Inc();
+                }
         if (rejected) return Format(errors, extra);
 
         var now = DateTimeOffset.UtcNow;
+        foreach (var (name, v) in unchanged) _assignments[name] = _assignments[name] with { Version = v };
         foreach (var (proto, eps, v) in parsed) _assignments[proto.ClusterName] = new Assignment(proto, eps, v, now);
         if (removed is not null) foreach (var n in removed) _assignments.Remove(n);
+        var promoted = new List<DynCluster>();
         foreach (var serviceName in touched)
         {
+            if (!byService.TryGetValue(serviceName, out var users)) continue;
             var eps = _assignments.TryGetValue(serviceName, out var a) ? a.Endpoints : [];
-            foreach (var c in _clusters.Clusters.Values)
-                if (c.Model.Type == DiscoveryType.Eds && c.Model.EdsServiceName == serviceName) c.SetEdsEndpoints(eps);
-            List<DynCluster> warm;
-            lock (_dynClusters) warm = _dynClusters.Values.Where(d => d.Warming && d.Live.Model.EdsServiceName == serviceName).ToList();
-            foreach (var d in warm)
+            foreach (var (c, warming) in users)
             {
-                d.Live.SetEdsEndpoints(eps);
-                PromoteCluster(d);
+                c.SetEdsEndpoints(eps);
+                if (warming is not null) promoted.Add(warming);
             }
         }
+        if (promoted.Count > 0) PromoteClusters(promoted);
         return null;
     }
 
-    private IEnumerable<Cluster> ClustersFor(HashSet<string> serviceNames)
+    /// <summary>The EDS clusters using one of <paramref name="names"/>, by service name: active ones (no DynCluster) and
+    /// warming ones (with theirs).</summary>
+    private Dictionary<string, List<(Cluster Cluster, DynCluster? Warming)>> EdsClustersByServiceName(HashSet<string> names)
     {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var map = new Dictionary<string, List<(Cluster, DynCluster?)>>(StringComparer.Ordinal);
+        void Add(string name, Cluster c, DynCluster? d)
+        {
+            if (!map.TryGetValue(name, out var list)) map[name] = list = new List<(Cluster, DynCluster?)>(1);
+            list.Add((c, d));
+        }
         foreach (var c in _clusters.Clusters.Values)
-            if (c.Model.EdsServiceName is { } n && serviceNames.Contains(n) && seen.Add(c.Name)) yield return c;
-        List<Cluster> warming;
-        lock (_dynClusters) warming = _dynClusters.Values.Where(d => d.Warming).Select(d => d.Live).ToList();
-        foreach (var c in warming)
-            if (c.Model.EdsServiceName is { } n && serviceNames.Contains(n) && seen.Add(c.Name)) yield return c;
+            if (c.Model is { Type: DiscoveryType.Eds, EdsServiceName: { } n } && names.Contains(n)) Add(n, c, null);
+        lock (_dynClusters)
+            foreach (var d in _dynClusters.Values)
+                if (d.Warming && d.Live.Model.EdsServiceName is { } n && names.Contains(n)) Add(n, d.Live, d);
+        return map;
     }
 
     // ---------------------------------------------------------------- LDS
@@ -692,7 +741,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var errors = new ConfigErrors();
         var names = new HashSet<string>(StringComparer.Ordinal);
         var models = TranslateNamed(decoded, "listener", "LDS", _staticListeners, l => l.Name,
-            (proto, name, errs) => CheckSources(ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), name, errs), _listenerErrors, names, errors);
+            (proto, name, errs) => CheckSources(ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), name, errs), _listenerErrors, names, errors,
+            (name, proto) => Existing(_dynListeners, name) is { } d && d.Proto.Equals(proto) ? d.Model : null);
         // Addresses must stay unique across static listeners and the listeners this update leaves in place.
         var removing = new HashSet<string>(StringComparer.Ordinal);
         lock (_dynListeners)
