@@ -1,4 +1,10 @@
 using BenchmarkDotNet.Running;
 
 // Micro benchmarks: `dotnet run -c Release --project bench/CSharpEnvoy.Benchmarks -- --filter '*'`
+// xDS at scale (one pass, wall clock and heap): `dotnet run -c Release --project bench/CSharpEnvoy.Benchmarks -- xds`
+if (args is ["xds"])
+{
+    await CSharpEnvoy.Benchmarks.XdsPushBenchmark.RunAsync();
+    return;
+}
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -95,18 +95,9 @@ internal static class BootstrapTranslator
         }
 
         var xds = XdsTranslator.Translate(b.DynamicResources, "dynamic_resources", errors, clusterNames.Contains);
-        if (xds is null)
-        {
-            // Without ADS nothing can deliver RDS routes or EDS endpoints.
-            foreach (var c in clusters)
-                if (c.Type == DiscoveryType.Eds) errors.Add("static_resources.clusters", $"cluster '{c.Name}' is type EDS but dynamic_resources.ads_config is not set");
-            foreach (var l in listeners)
-                foreach (var fc in l.FilterChains)
-                    if (fc.HttpConnectionManager.RdsRouteConfigName is not null)
-                        errors.Add("static_resources.listeners", $"listener '{l.Name}' uses rds but dynamic_resources.ads_config is not set");
-        }
-        else if (clusters.Find(c => c.Name == xds.AdsCluster) is { Type: DiscoveryType.Eds })
-            errors.Add("dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name", $"the ADS cluster '{xds.AdsCluster}' cannot be an EDS cluster");
+        CheckStaticConfigSources(clusters, listeners, xds?.Ads is not null, errors);
+        if (xds?.Ads is { } ads && clusters.Find(c => c.Name == ads.Cluster) is { Type: DiscoveryType.Eds })
+            errors.Add("dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name", $"the ADS cluster '{ads.Cluster}' cannot be an EDS cluster");
 
         var sinks = StatsSinkTranslator.Translate(b.StatsSinks, errors);
         var flush = b.StatsFlushInterval?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);
@@ -141,5 +132,27 @@ internal static class BootstrapTranslator
                 break;
             }
         return local.Name;
+    }
+
+    /// <summary>Static EDS clusters and RDS listeners need a source that can deliver: <c>ads: {}</c> needs ads_config, and
+    /// a per-type stream needs a static, non-EDS cluster.</summary>
+    private static void CheckStaticConfigSources(List<ClusterModel> clusters, List<ListenerModel> listeners, bool hasAds, ConfigErrors errors)
+    {
+        bool IsSourceCluster(string name) => clusters.Exists(c => c.Name == name && c.Type != DiscoveryType.Eds);
+        foreach (var c in clusters)
+        {
+            if (c.EdsConfig is not { } eds) continue;
+            if (eds.Kind == Model.Xds.ConfigSourceKind.Ads && !hasAds)
+                errors.Add("static_resources.clusters", $"cluster '{c.Name}' takes EDS from ads: {{}} but dynamic_resources.ads_config is not set");
+            XdsTranslator.CheckSourceCluster(eds, "static_resources.clusters", errors, IsSourceCluster);
+        }
+        foreach (var l in listeners)
+            foreach (var fc in l.FilterChains)
+            {
+                if (fc.HttpConnectionManager.RdsConfig is not { } rds) continue;
+                if (rds.Kind == Model.Xds.ConfigSourceKind.Ads && !hasAds)
+                    errors.Add("static_resources.listeners", $"listener '{l.Name}' takes RDS from ads: {{}} but dynamic_resources.ads_config is not set");
+                XdsTranslator.CheckSourceCluster(rds, "static_resources.listeners", errors, IsSourceCluster);
+            }
     }
 }

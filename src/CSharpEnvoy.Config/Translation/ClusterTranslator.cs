@@ -31,14 +31,14 @@ internal static class ClusterTranslator
 
         var endpoints = new List<EndpointModel>();
         string? edsServiceName = null;
-        var edsTimeout = XdsTranslator.DefaultInitialFetchTimeout;
+        Model.Xds.ConfigSourceModel? edsConfig = null;
         if (type == DiscoveryType.Eds)
         {
             var ecPath = ConfigErrors.Join(path, "eds_cluster_config");
-            if (c.EdsClusterConfig is null) errors.Add(ecPath, "an EDS cluster needs eds_cluster_config with eds_config: {ads: {}}");
+            if (c.EdsClusterConfig is null) errors.Add(ecPath, "an EDS cluster needs eds_cluster_config with an eds_config");
             else
             {
-                edsTimeout = XdsTranslator.TranslateConfigSource(c.EdsClusterConfig.EdsConfig, ecPath + ".eds_config", errors);
+                edsConfig = XdsTranslator.TranslateConfigSource(c.EdsClusterConfig.EdsConfig, ecPath + ".eds_config", errors);
                 edsServiceName = string.IsNullOrEmpty(c.EdsClusterConfig.ServiceName) ? c.Name : c.EdsClusterConfig.ServiceName;
             }
             if (c.LoadAssignment is not null)
@@ -126,7 +126,7 @@ internal static class ClusterTranslator
             OutlierDetection = HealthCheckTranslator.TranslateOutlier(c, path, errors),
             Source = c,
             EdsServiceName = edsServiceName,
-            EdsInitialFetchTimeout = edsTimeout,
+            EdsConfig = edsConfig,
         };
     }
 

@@ -74,7 +74,7 @@ internal static class ListenerTranslator
 
         Model.RouteConfiguration.RouteConfigurationModel? routes = null;
         string? rdsName = null;
-        var rdsTimeout = XdsTranslator.DefaultInitialFetchTimeout;
+        Model.Xds.ConfigSourceModel? rdsConfig = null;
         switch (h.RouteSpecifierCase)
         {
             case HttpConnectionManager.RouteSpecifierOneofCase.RouteConfig:
@@ -82,7 +82,7 @@ internal static class ListenerTranslator
                 break;
             case HttpConnectionManager.RouteSpecifierOneofCase.Rds:
                 var rdsPath = ConfigErrors.Join(path, "rds");
-                rdsTimeout = XdsTranslator.TranslateConfigSource(h.Rds.ConfigSource, rdsPath + ".config_source", errors);
+                rdsConfig = XdsTranslator.TranslateConfigSource(h.Rds.ConfigSource, rdsPath + ".config_source", errors);
                 rdsName = h.Rds.RouteConfigName;
                 if (string.IsNullOrEmpty(rdsName)) errors.Add(rdsPath + ".route_config_name", "route_config_name is required");
                 break;
@@ -139,7 +139,7 @@ internal static class ListenerTranslator
             CodecType = codec,
             RouteConfig = routes,
             RdsRouteConfigName = rdsName,
-            RdsInitialFetchTimeout = rdsTimeout,
+            RdsConfig = rdsConfig,
             HttpFilters = filters,
             UseRemoteAddress = h.UseRemoteAddress ?? false,
             XffNumTrustedHops = (int)h.XffNumTrustedHops,

@@ -97,6 +97,13 @@ internal static class ExtensionRegistry
         var slash = typeUrl.LastIndexOf('/');
         var type = slash >= 0 ? typeUrl[(slash + 1)..] : typeUrl;
         foreach (var e in All) if (e.TypeName == type) return true;
-        return false;
+        return Array.IndexOf(s_xdsResourceTypes, type) >= 0;
     }
+
+    /// <summary>The resources a filesystem xDS file (a DiscoveryResponse) carries in its <c>Any</c>s.</summary>
+    private static readonly string[] s_xdsResourceTypes =
+    [
+        "envoy.config.cluster.v3.Cluster", "envoy.config.endpoint.v3.ClusterLoadAssignment",
+        "envoy.config.listener.v3.Listener", "envoy.config.route.v3.RouteConfiguration",
+    ];
 }

@@ -293,30 +293,31 @@ internal static class SupportedFields
 
     private static void AddXds()
     {
-        Area("xDS (dynamic resources over ADS)");
+        Area("xDS (dynamic resources: ADS, per-type streams, files)");
         Msg("envoy.config.bootstrap.v3.Bootstrap", "dynamic_resources");
         Msg("envoy.config.bootstrap.v3.Bootstrap.DynamicResources", "ads_config", "lds_config", "cds_config");
         const string acs = "envoy.config.core.v3.ApiConfigSource";
-        Note(acs, "api_type", "GRPC (state of the world) or DELTA_GRPC (incremental), on the aggregated stream; REST is refused");
+        Note(acs, "api_type", "GRPC (state of the world) or DELTA_GRPC (incremental); AGGREGATED_GRPC/AGGREGATED_DELTA_GRPC on ads_config only; REST is refused");
         Note(acs, "transport_api_version", "V3 only");
         Note(acs, "grpc_services", "exactly one, with envoy_grpc naming a static cluster (h2c or Unix socket endpoint)");
         Note(acs, "set_node_on_first_message_only", "always the behaviour: the node is sent on the first request of each stream");
         Msg("envoy.config.core.v3.GrpcService", "envoy_grpc");
-        Warn("envoy.config.core.v3.GrpcService", "timeout", "the ADS stream is long-lived; no deadline is applied");
+        Warn("envoy.config.core.v3.GrpcService", "timeout", "xDS streams are long-lived; no deadline is applied");
         Msg("envoy.config.core.v3.GrpcService.EnvoyGrpc", "cluster_name");
         const string cs = "envoy.config.core.v3.ConfigSource";
-        Note(cs, "ads", "the only config source: resources come over the bootstrap's ads_config stream");
-        Note(cs, "api_config_source", "refused: per-type xDS streams are not implemented; use ads: {}");
-        Note(cs, "path_config_source", "refused: filesystem xDS is not implemented; use ads: {}");
-        Note(cs, "path", "refused: filesystem xDS is not implemented; use ads: {}");
+        Note(cs, "ads", "resources come over the bootstrap's ads_config stream");
+        Note(cs, "api_config_source", "a stream of its own to the per-type service (ListenerDiscoveryService, ClusterDiscoveryService, RouteDiscoveryService, EndpointDiscoveryService), one per cluster, transport and type");
+        Note(cs, "path_config_source", "filesystem xDS: the file holds a DiscoveryResponse (YAML/JSON, binary if it ends in .pb), read again when a file is moved onto it");
+        Note(cs, "path", "deprecated form of path_config_source.path");
         Note(cs, "initial_fetch_timeout", "default 15s; 0 waits forever");
         Note(cs, "resource_api_version", "V3 only");
         Msg("envoy.config.core.v3.AggregatedConfigSource");
-        Note("envoy.config.core.v3.PathConfigSource", "path", "refused with its config source (filesystem xDS is not implemented)");
-        Note("envoy.config.core.v3.PathConfigSource", "watched_directory", "refused with its config source (filesystem xDS is not implemented)");
+        Msg("envoy.config.core.v3.PathConfigSource", "path");
+        Note("envoy.config.core.v3.PathConfigSource", "watched_directory", "any move in that directory reloads the file (symlink swaps as Kubernetes ConfigMaps do)");
+        Msg("envoy.config.core.v3.WatchedDirectory", "path");
         Msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", "rds");
         Msg("envoy.extensions.filters.network.http_connection_manager.v3.Rds", "config_source", "route_config_name");
-        Note("envoy.config.cluster.v3.Cluster", "eds_cluster_config", "type: EDS clusters; eds_config must be ads: {}");
+        Note("envoy.config.cluster.v3.Cluster", "eds_cluster_config", "type: EDS clusters; eds_config from ADS, a per-type stream or a file");
         Msg("envoy.config.cluster.v3.Cluster.EdsClusterConfig", "eds_config", "service_name");
     }
 

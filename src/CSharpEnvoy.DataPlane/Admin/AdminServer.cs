@@ -117,7 +117,12 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
             case "/server_info":
                 return Text(context, _jsonWithDefaults.Format(ServerInfo()) + "\n", "application/json");
             case "/config_dump":
-                return Json(context, ConfigDump());
+            {
+                var (dump, status, error) = ConfigDumpQuery.Build(ConfigDumpSections(q.ContainsKey("include_eds")), q["resource"].FirstOrDefault(), q["mask"].FirstOrDefault());
+                if (dump is not null) return Json(context, dump);
+                context.Response.StatusCode = status;
+                return Text(context, error!);
+            }
             case "/clusters":
                 return q["format"] == "json" ? Json(context, ClustersStatus.Build(_server.ClusterManager)) : Text(context, Clusters());
             case "/listeners":
@@ -214,11 +219,12 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         };
     }
 
-    private ConfigDump ConfigDump()
+    /// <summary>The dump's top-level messages in Envoy's order (bootstrap, clusters, endpoints with include_eds,
+    /// listeners, routes).</summary>
+    private List<IMessage> ConfigDumpSections(bool includeEds)
     {
         var updated = Timestamp.FromDateTimeOffset(_server.StartTime);
-        var dump = new ConfigDump();
-        dump.Configs.Add(Any.Pack(new BootstrapConfigDump { Bootstrap = _server.Bootstrap.Source, LastUpdated = updated }));
+        var dump = new List<IMessage> { new BootstrapConfigDump { Bootstrap = _server.Bootstrap.Source, LastUpdated = updated } };
 
         var clusters = new ClustersConfigDump();
         foreach (var c in _server.Bootstrap.Clusters)
@@ -237,9 +243,14 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         }
         // xDS resources: Envoy's dynamic_* sections with version_info, last_updated and error_state.
         _server.Xds?.AddToConfigDump(clusters, listeners, routes, endpoints: null);
-        dump.Configs.Add(Any.Pack(clusters));
-        dump.Configs.Add(Any.Pack(listeners));
-        dump.Configs.Add(Any.Pack(routes));
+        dump.Add(clusters);
+        if (includeEds)
+        {
+            var statics = _server.Bootstrap.Clusters.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+            dump.Add(ConfigDumpQuery.Endpoints(_server.ClusterManager, name => !statics.Contains(name)));
+        }
+        dump.Add(listeners);
+        dump.Add(routes);
         return dump;
     }
 

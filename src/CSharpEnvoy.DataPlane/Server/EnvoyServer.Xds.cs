@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 
 namespace CSharpEnvoy.DataPlane.Server;
 
-/// <summary>The server's side of xDS: the ADS client and manager, and starting/stopping listeners for LDS.</summary>
+/// <summary>The server's side of xDS: the xDS manager (ADS, per-type streams, watched files), and starting/stopping listeners for LDS.</summary>
 internal sealed partial class EnvoyServer
 {
     private XdsManager? _xds;
@@ -18,7 +18,15 @@ internal sealed partial class EnvoyServer
 
     private async Task StartXdsAsync(RouterFilter router, CancellationToken ct)
     {
-        if (Bootstrap.Xds is not { } config) return;
+        var config = Bootstrap.Xds;
+        if (config is null)
+        {
+            // Static EDS clusters and RDS listeners can still take their resources from files or per-type streams.
+            var usesSources = Bootstrap.Clusters.Any(c => c.EdsConfig is not null) ||
+                Bootstrap.Listeners.Any(l => l.FilterChains.Any(fc => fc.HttpConnectionManager.RdsConfig is not null));
+            if (!usesSources) return;
+            config = new Config.Model.Xds.XdsModel(null, null, null);
+        }
         var node = Bootstrap.Source.Node?.Clone() ?? new Envoy.Config.Core.V3.Node();
         node.Id = Bootstrap.Node.Id;
         node.Cluster = Bootstrap.Node.Cluster;
@@ -31,8 +39,7 @@ internal sealed partial class EnvoyServer
         node.ClientFeatures.Add("xds.config.resource-in-sotw");
 
         var logger = _loggers.CreateLogger("xds");
-        var client = new AdsClient(config, node, ClusterManager, Stats, logger);
-        _xds = new XdsManager(config, client, ClusterManager, new Runtime(this, router), Bootstrap.Clusters.Select(c => c.Name),
+        _xds = new XdsManager(config, node, ClusterManager, new Runtime(this, router), Bootstrap.Clusters.Select(c => c.Name),
             Bootstrap.Listeners.Select(l => l.Name), Stats, logger);
         _xds.Start();
         await _xds.WaitForInitialAsync(ct).ConfigureAwait(false);

@@ -26,8 +26,9 @@ internal static class XdsTypes
 /// <summary>What the client asks the applying side: which names to subscribe to, and to apply responses.</summary>
 internal interface IXdsApplier
 {
-    /// <summary>Null for a wildcard subscription; an empty set means "not subscribed".</summary>
-    IReadOnlySet<string>? Subscription(string typeUrl);
+    /// <summary>The names of <paramref name="typeUrl"/> to request on the stream of config source
+    /// <paramref name="sourceKey"/>: null for a wildcard subscription; an empty set means "not subscribed".</summary>
+    IReadOnlySet<string>? Subscription(string typeUrl, string sourceKey);
 
     /// <summary>Applies a state-of-the-world response. Returns null (ACK) or the error detail (NACK; nothing changed).</summary>
     Task<string?> ApplySotwAsync(string typeUrl, string version, IReadOnlyList<Google.Protobuf.WellKnownTypes.Any> resources);
@@ -36,22 +37,48 @@ internal interface IXdsApplier
     Task<string?> ApplyDeltaAsync(string typeUrl, string systemVersion, IReadOnlyList<Resource> resources, IReadOnlyList<string> removed);
 }
 
+/// <summary>Envoy's <c>control_plane.connected_state</c>: 1 while at least one xDS stream has heard from its server.</summary>
+internal sealed class ControlPlaneConnectedState(Gauge gauge)
+{
+    private int _connected;
+
+    public void Up()
+    {
+        Interlocked.Increment(ref _connected);
+        gauge.Set(1);
+    }
+
+    public void Down()
+    {
+        if (Interlocked.Decrement(ref _connected) <= 0) gauge.Set(0);
+    }
+}
+
+/// <summary>Which stream an <see cref="AdsClient"/> runs: the aggregated one (all four types) or one per-type discovery
+/// service (ListenerDiscoveryService, ClusterDiscoveryService, RouteDiscoveryService, EndpointDiscoveryService).</summary>
+internal sealed record XdsStreamTarget(string Cluster, XdsApiType ApiType, string SourceKey, string? SingleType)
+{
+    public static XdsStreamTarget Aggregated(AdsModel ads) => new(ads.Cluster, ads.ApiType, "ads", null);
+
+    public IReadOnlyList<string> Types => SingleType is null ? XdsTypes.Ordered : [SingleType];
+}
+
 /// <summary>
-/// The aggregated discovery (ADS) stream to the control plane: one gRPC stream over h2c (or a Unix socket) to the
-/// bootstrap's ADS cluster, state of the world or delta. Keeps per type the last accepted version and last nonce,
-/// ACKs and NACKs every response, re-subscribes when the applier's interest changes, and reconnects with jittered
-/// exponential backoff while the last good configuration keeps serving.
+/// One xDS gRPC stream to a management server: over h2c (or a Unix socket) to a static cluster, state of the world or
+/// delta, either the aggregated (ADS) stream or a per-type discovery service's. Keeps per type the last accepted
+/// version and last nonce, ACKs and NACKs every response, re-subscribes when the applier's interest changes, and
+/// reconnects with jittered exponential backoff while the last good configuration keeps serving.
 /// </summary>
 internal sealed class AdsClient : IAsyncDisposable
 {
     private static readonly TimeSpan s_baseBackoff = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan s_maxBackoff = TimeSpan.FromSeconds(30);
 
-    private readonly XdsModel _config;
+    private readonly XdsStreamTarget _target;
     private readonly Node _node;
     private readonly ClusterManager _clusters;
     private readonly ILogger _logger;
-    private readonly Gauge _connected;
+    private readonly ControlPlaneConnectedState _connected;
     private readonly CancellationTokenSource _stop = new();
     private readonly object _gate = new();
     private readonly Dictionary<string, TypeState> _types = new(StringComparer.Ordinal);
@@ -70,17 +97,19 @@ internal sealed class AdsClient : IAsyncDisposable
         public readonly Dictionary<string, string> ResourceVersions = new(StringComparer.Ordinal);
     }
 
-    public AdsClient(XdsModel config, Node node, ClusterManager clusters, StatsStore stats, ILogger logger)
+    public AdsClient(XdsStreamTarget target, Node node, ClusterManager clusters, ControlPlaneConnectedState connected, ILogger logger)
     {
-        _config = config;
+        _target = target;
         _node = node;
         _clusters = clusters;
         _logger = logger;
-        _connected = stats.Gauge("control_plane.connected_state");
-        foreach (var t in XdsTypes.Ordered) _types[t] = new TypeState();
+        _connected = connected;
+        foreach (var t in target.Types) _types[t] = new TypeState();
     }
 
-    public bool IsDelta => _config.ApiType == XdsApiType.Delta;
+    public XdsStreamTarget Target => _target;
+
+    public bool IsDelta => _target.ApiType == XdsApiType.Delta;
 
     /// <summary>Completes when a stream has been opened and its first response arrived.</summary>
     public void Start(IXdsApplier applier)
@@ -94,7 +123,7 @@ internal sealed class AdsClient : IAsyncDisposable
     {
         lock (_gate)
         {
-            if (_outbox is null) return; // the next stream sends it
+            if (_outbox is null || !_types.ContainsKey(typeUrl)) return; // the next stream sends it
             var req = BuildSubscriptionRequest(typeUrl, initial: false);
             if (req is not null) _outbox.Writer.TryWrite(req);
         }
@@ -127,11 +156,10 @@ internal sealed class AdsClient : IAsyncDisposable
             }
             catch (Exception ex)
             {
-                _logger.LogWarning("xDS stream to cluster '{Cluster}' failed: {Error}", _config.AdsCluster, ex is RpcException rpc ? rpc.Status.ToString() : ex.Message);
+                _logger.LogWarning("xDS stream to cluster '{Cluster}' failed: {Error}", _target.Cluster, ex is RpcException rpc ? rpc.Status.ToString() : ex.Message);
             }
             finally
             {
-                _connected.Set(0);
                 lock (_gate) _outbox = null;
             }
             if (_stop.IsCancellationRequested) break;
@@ -153,7 +181,7 @@ internal sealed class AdsClient : IAsyncDisposable
     /// <summary>One stream's life. Returns whether any response was received on it.</summary>
     private async Task<bool> RunStreamAsync(CancellationToken ct)
     {
-        var host = _clusters.Get(_config.AdsCluster)?.ChooseHost() ?? throw new InvalidOperationException($"ADS cluster '{_config.AdsCluster}' has no hosts");
+        var host = _clusters.Get(_target.Cluster)?.ChooseHost() ?? throw new InvalidOperationException($"xDS cluster '{_target.Cluster}' has no hosts");
         var address = host.Address;
         using var handler = new SocketsHttpHandler { UseProxy = false, EnableMultipleHttp2Connections = false, KeepAlivePingDelay = TimeSpan.FromSeconds(30) };
         if (address.IsPipe)
@@ -182,14 +210,33 @@ internal sealed class AdsClient : IAsyncDisposable
             MaxReceiveMessageSize = null,
         });
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var client = new AggregatedDiscoveryService.AggregatedDiscoveryServiceClient(channel);
         var outbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
         var gotResponse = IsDelta
-            ? await PumpAsync(client.DeltaAggregatedResources(cancellationToken: streamCts.Token), OnDeltaResponseAsync, outbox, streamCts).ConfigureAwait(false)
-            : await PumpAsync(client.StreamAggregatedResources(cancellationToken: streamCts.Token), OnSotwResponseAsync, outbox, streamCts).ConfigureAwait(false);
-        _logger.LogWarning("xDS stream to cluster '{Cluster}' closed by the control plane", _config.AdsCluster);
+            ? await PumpAsync(OpenDelta(channel, streamCts.Token), OnDeltaResponseAsync, outbox, streamCts).ConfigureAwait(false)
+            : await PumpAsync(OpenSotw(channel, streamCts.Token), OnSotwResponseAsync, outbox, streamCts).ConfigureAwait(false);
+        _logger.LogWarning("xDS stream to cluster '{Cluster}' closed by the control plane", _target.Cluster);
         return gotResponse;
     }
+
+    /// <summary>The state-of-the-world call: ADS, or the per-type service's Stream* method.</summary>
+    private AsyncDuplexStreamingCall<DiscoveryRequest, DiscoveryResponse> OpenSotw(GrpcChannel channel, CancellationToken ct) => _target.SingleType switch
+    {
+        null => new AggregatedDiscoveryService.AggregatedDiscoveryServiceClient(channel).StreamAggregatedResources(cancellationToken: ct),
+        XdsTypes.Listener => new Envoy.Service.Listener.V3.ListenerDiscoveryService.ListenerDiscoveryServiceClient(channel).StreamListeners(cancellationToken: ct),
+        XdsTypes.Cluster => new Envoy.Service.Cluster.V3.ClusterDiscoveryService.ClusterDiscoveryServiceClient(channel).StreamClusters(cancellationToken: ct),
+        XdsTypes.Route => new Envoy.Service.Route.V3.RouteDiscoveryService.RouteDiscoveryServiceClient(channel).StreamRoutes(cancellationToken: ct),
+        _ => new Envoy.Service.Endpoint.V3.EndpointDiscoveryService.EndpointDiscoveryServiceClient(channel).StreamEndpoints(cancellationToken: ct),
+    };
+
+    /// <summary>The delta call: ADS, or the per-type service's Delta* method.</summary>
+    private AsyncDuplexStreamingCall<DeltaDiscoveryRequest, DeltaDiscoveryResponse> OpenDelta(GrpcChannel channel, CancellationToken ct) => _target.SingleType switch
+    {
+        null => new AggregatedDiscoveryService.AggregatedDiscoveryServiceClient(channel).DeltaAggregatedResources(cancellationToken: ct),
+        XdsTypes.Listener => new Envoy.Service.Listener.V3.ListenerDiscoveryService.ListenerDiscoveryServiceClient(channel).DeltaListeners(cancellationToken: ct),
+        XdsTypes.Cluster => new Envoy.Service.Cluster.V3.ClusterDiscoveryService.ClusterDiscoveryServiceClient(channel).DeltaClusters(cancellationToken: ct),
+        XdsTypes.Route => new Envoy.Service.Route.V3.RouteDiscoveryService.RouteDiscoveryServiceClient(channel).DeltaRoutes(cancellationToken: ct),
+        _ => new Envoy.Service.Endpoint.V3.EndpointDiscoveryService.EndpointDiscoveryServiceClient(channel).DeltaEndpoints(cancellationToken: ct),
+    };
 
     /// <summary>Runs one ADS stream of either flavour: a writer draining the outbox, the subscriptions sent, then every
     /// response handed to <paramref name="onResponse"/> until the control plane closes the stream. True when at least
@@ -206,13 +253,14 @@ internal sealed class AdsClient : IAsyncDisposable
             {
                 while (await call.ResponseStream.MoveNext(streamCts.Token).ConfigureAwait(false))
                 {
+                    if (!gotResponse) _connected.Up();
                     gotResponse = true;
-                    _connected.Set(1);
                     await onResponse(call.ResponseStream.Current, outbox).ConfigureAwait(false);
                 }
             }
             finally
             {
+                if (gotResponse) _connected.Down();
                 outbox.Writer.TryComplete();
                 streamCts.Cancel();
                 await writer.ConfigureAwait(false);
@@ -233,7 +281,7 @@ internal sealed class AdsClient : IAsyncDisposable
         {
             _outbox = outbox;
             var first = true;
-            foreach (var t in XdsTypes.Ordered)
+            foreach (var t in _target.Types)
             {
                 _types[t].Sent = null;
                 _types[t].SentWildcard = false;
@@ -273,7 +321,7 @@ internal sealed class AdsClient : IAsyncDisposable
     private object? BuildSubscriptionRequest(string typeUrl, bool initial)
     {
         var st = _types[typeUrl];
-        var names = _applier?.Subscription(typeUrl);
+        var names = _applier?.Subscription(typeUrl, _target.SourceKey);
         var wildcard = names is null;
         if (!wildcard && names!.Count == 0 && st.Sent is null && !st.SentWildcard) return null; // never subscribed
         if (wildcard && st.SentWildcard) return null;
@@ -345,7 +393,7 @@ internal sealed class AdsClient : IAsyncDisposable
             if (error is null) st.Version = resp.VersionInfo;
             else _logger.LogWarning("xDS {Type} update version '{Version}' rejected: {Error}", typeUrl, resp.VersionInfo, error);
             var ack = new DiscoveryRequest { TypeUrl = typeUrl, VersionInfo = st.Version, ResponseNonce = resp.Nonce };
-            var names = _applier!.Subscription(typeUrl);
+            var names = _applier!.Subscription(typeUrl, _target.SourceKey);
             if (names is not null)
             {
                 ack.ResourceNames.AddRange(names.Order(StringComparer.Ordinal));
@@ -399,6 +447,5 @@ internal sealed class AdsClient : IAsyncDisposable
             {
             }
         }
-        _connected.Set(0);
     }
 }

@@ -2,6 +2,7 @@ using CSharpEnvoy.Config.Loading;
 using CSharpEnvoy.Config.Model.Cluster;
 using CSharpEnvoy.Config.Model.Listener;
 using CSharpEnvoy.Config.Model.RouteConfiguration;
+using CSharpEnvoy.Config.Model.Xds;
 using CSharpEnvoy.Config.Translation;
 using CSharpEnvoy.Config.Validation;
 using CSharpEnvoy.DataPlane.Http;
@@ -40,14 +41,18 @@ internal interface IListenerRuntime
 internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly AdsClient _client;
+    private readonly Envoy.Config.Core.V3.Node _node;
+    private readonly ControlPlaneConnectedState _connected;
+    // The subscriptions by source key and type (the ADS stream under "ads"); created as resources reference them.
+    private readonly Dictionary<string, AdsClient> _streams = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, FilesystemSubscription> _files = new(StringComparer.Ordinal);
     private readonly ClusterManager _clusters;
     private readonly IListenerRuntime _runtime;
     private readonly StatsStore _stats;
     private readonly ILogger _logger;
     private readonly HashSet<string> _staticClusters;
     private readonly HashSet<string> _staticListeners;
-    private readonly Config.Model.Xds.XdsModel _config;
+    private readonly XdsModel _config;
     private readonly CancellationTokenSource _stop = new();
 
     private readonly Dictionary<string, DynCluster> _dynClusters = new(StringComparer.Ordinal);
@@ -89,19 +94,20 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         public CancellationTokenSource? WarmTimer;
     }
 
-    public XdsManager(Config.Model.Xds.XdsModel config, AdsClient client, ClusterManager clusters, IListenerRuntime runtime,
+    public XdsManager(XdsModel config, Envoy.Config.Core.V3.Node node, ClusterManager clusters, IListenerRuntime runtime,
         IEnumerable<string> staticClusters, IEnumerable<string> staticListeners, StatsStore stats, ILogger logger)
     {
         _config = config;
-        _client = client;
+        _node = node;
+        _connected = new ControlPlaneConnectedState(stats.Gauge("control_plane.connected_state"));
         _clusters = clusters;
         _runtime = runtime;
         _stats = stats;
         _logger = logger;
         _staticClusters = new HashSet<string>(staticClusters, StringComparer.Ordinal);
         _staticListeners = new HashSet<string>(staticListeners, StringComparer.Ordinal);
-        if (!config.Cds) _cdsInitial.TrySetResult();
-        if (!config.Lds) _ldsInitial.TrySetResult();
+        if (config.Cds is null) _cdsInitial.TrySetResult();
+        if (config.Lds is null) _ldsInitial.TrySetResult();
         foreach (var p in new[] { "cluster_manager.cds.", "listener_manager.lds." })
         {
             stats.Counter(p + "update_attempt");
@@ -111,14 +117,27 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
     }
 
-    public void Start() => _client.Start(this);
+    /// <summary>Opens the ADS stream and every subscription the bootstrap references. Throws when a bootstrap file
+    /// source does not exist (Envoy refuses to start then).</summary>
+    public void Start()
+    {
+        foreach (var (source, path) in new[] { (_config.Cds, "dynamic_resources.cds_config"), (_config.Lds, "dynamic_resources.lds_config") })
+            if (source is { Kind: ConfigSourceKind.Path } && FilesystemSubscription.CheckExists(source) is { } missing)
+                throw new InvalidOperationException($"{path}: {missing}");
+        if (_config.Ads is { } ads) StartStream(XdsStreamTarget.Aggregated(ads));
+        foreach (var t in XdsTypes.Ordered)
+        {
+            var missing = EnsureSources(t);
+            if (missing.Count > 0) throw new InvalidOperationException(string.Join("\n", missing));
+        }
+    }
 
     /// <summary>Envoy's server initialization: waits for the first CDS and LDS answers (accepted or not), each bounded
     /// by its initial_fetch_timeout.</summary>
     public async Task WaitForInitialAsync(CancellationToken ct)
     {
-        await WaitAsync(_cdsInitial.Task, _config.CdsInitialFetchTimeout, ct).ConfigureAwait(false);
-        await WaitAsync(_ldsInitial.Task, _config.LdsInitialFetchTimeout, ct).ConfigureAwait(false);
+        await WaitAsync(_cdsInitial.Task, _config.Cds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, ct).ConfigureAwait(false);
+        await WaitAsync(_ldsInitial.Task, _config.Lds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, ct).ConfigureAwait(false);
     }
 
     private static async Task WaitAsync(Task t, TimeSpan timeout, CancellationToken ct)
@@ -134,36 +153,138 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     // ---------------------------------------------------------------- subscriptions
 
-    public IReadOnlySet<string>? Subscription(string typeUrl)
+    public IReadOnlySet<string>? Subscription(string typeUrl, string sourceKey)
     {
+        var names = new HashSet<string>(StringComparer.Ordinal);
         switch (typeUrl)
         {
             case XdsTypes.Cluster:
-                return _config.Cds ? null : new HashSet<string>();
+                return _config.Cds?.Key == sourceKey ? null : names;
             case XdsTypes.Listener:
-                return _config.Lds ? null : new HashSet<string>();
+                return _config.Lds?.Key == sourceKey ? null : names;
             case XdsTypes.Endpoint:
-            {
-                var names = new HashSet<string>(StringComparer.Ordinal);
-                foreach (var c in _clusters.Clusters.Values)
-                    if (c.Model.Type == DiscoveryType.Eds && c.Model.EdsServiceName is { } n) names.Add(n);
-                lock (_dynClusters)
-                    foreach (var d in _dynClusters.Values)
-                        if (d.Live.Model.EdsServiceName is { } n) names.Add(n);
+                foreach (var (source, name) in EdsSources())
+                    if (source.Key == sourceKey) names.Add(name);
                 return names;
-            }
             case XdsTypes.Route:
-            {
-                var names = new HashSet<string>(StringComparer.Ordinal);
-                foreach (var l in _runtime.Listeners)
-                    if (l.ConnectionManager.Model.RdsRouteConfigName is { } n) names.Add(n);
-                lock (_dynListeners)
-                    foreach (var d in _dynListeners.Values)
-                        if (d.Pending?.Hcm.Model.RdsRouteConfigName is { } n) names.Add(n);
+                foreach (var (source, name) in RdsSources())
+                    if (source.Key == sourceKey) names.Add(name);
                 return names;
-            }
             default:
-                return new HashSet<string>();
+                return names;
+        }
+    }
+
+    /// <summary>The EDS resources in use, with the config source each is fetched from.</summary>
+    private List<(ConfigSourceModel Source, string Name)> EdsSources()
+    {
+        var list = new List<(ConfigSourceModel, string)>();
+        foreach (var c in _clusters.Clusters.Values)
+            if (c.Model is { Type: DiscoveryType.Eds, EdsServiceName: { } n, EdsConfig: { } src }) list.Add((src, n));
+        lock (_dynClusters)
+            foreach (var d in _dynClusters.Values)
+                if (d.Warming && d.Live.Model is { EdsServiceName: { } n, EdsConfig: { } src }) list.Add((src, n));
+        return list;
+    }
+
+    /// <summary>The RDS resources in use (serving and warming listeners), with the config source of each.</summary>
+    private List<(ConfigSourceModel Source, string Name)> RdsSources()
+    {
+        var list = new List<(ConfigSourceModel, string)>();
+        foreach (var l in _runtime.Listeners)
+            if (l.ConnectionManager.Model is { RdsRouteConfigName: { } n, RdsConfig: { } src }) list.Add((src, n));
+        lock (_dynListeners)
+            foreach (var d in _dynListeners.Values)
+                if (d.Pending?.Hcm.Model is { RdsRouteConfigName: { } n, RdsConfig: { } src }) list.Add((src, n));
+        return list;
+    }
+
+    /// <summary>The interest in <paramref name="typeUrl"/> may have changed: opens the per-type streams and file watches
+    /// newly referenced and tells every stream carrying the type.</summary>
+    private void SubscriptionChanged(string typeUrl)
+    {
+        foreach (var missing in EnsureSources(typeUrl)) _logger.LogWarning("{Error}", missing);
+        List<AdsClient> streams;
+        lock (_streams) streams = _streams.Values.ToList();
+        foreach (var s in streams) s.SubscriptionChanged(typeUrl);
+    }
+
+    /// <summary>Creates the subscriptions <paramref name="typeUrl"/>'s config sources need; returns the errors of file
+    /// sources whose file does not exist.</summary>
+    private List<string> EnsureSources(string typeUrl)
+    {
+        var sources = new List<ConfigSourceModel>();
+        switch (typeUrl)
+        {
+            case XdsTypes.Cluster when _config.Cds is { } cds: sources.Add(cds); break;
+            case XdsTypes.Listener when _config.Lds is { } lds: sources.Add(lds); break;
+            case XdsTypes.Endpoint: foreach (var (src, _) in EdsSources()) sources.Add(src); break;
+            case XdsTypes.Route: foreach (var (src, _) in RdsSources()) sources.Add(src); break;
+        }
+        var missing = new List<string>();
+        foreach (var src in sources)
+        {
+            var key = src.Key + "#" + typeUrl;
+            if (src.Kind == ConfigSourceKind.Grpc)
+            {
+                lock (_streams)
+                    if (_streams.ContainsKey(key)) continue;
+                StartStream(new XdsStreamTarget(src.Cluster!, src.ApiType, src.Key, typeUrl));
+            }
+            else if (src.Kind == ConfigSourceKind.Path)
+            {
+                lock (_files)
+                {
+                    if (_files.ContainsKey(key)) continue;
+                    if (FilesystemSubscription.CheckExists(src) is { } error)
+                    {
+                        missing.Add(error);
+                        continue;
+                    }
+                    var file = new FilesystemSubscription(typeUrl, src, ApplySotwAsync, OnFileFailed, _logger);
+                    _files[key] = file;
+                    file.Start();
+                }
+            }
+        }
+        return missing;
+    }
+
+    private void StartStream(XdsStreamTarget target)
+    {
+        var client = new AdsClient(target, _node, _clusters, _connected, _logger);
+        lock (_streams) _streams[target.SourceKey + (target.SingleType is null ? "" : "#" + target.SingleType)] = client;
+        client.Start(this);
+    }
+
+    /// <summary>A watched file could not be read or parsed: Envoy counts an update failure (per cluster for EDS, per
+    /// connection manager for RDS) and keeps the last good config; a bootstrap LDS/CDS file still ends initialization.</summary>
+    private void OnFileFailed(string typeUrl, string sourceKey)
+    {
+        var prefixes = new HashSet<string>(StringComparer.Ordinal);
+        switch (typeUrl)
+        {
+            case XdsTypes.Cluster:
+                prefixes.Add("cluster_manager.cds.");
+                _cdsInitial.TrySetResult();
+                break;
+            case XdsTypes.Listener:
+                prefixes.Add("listener_manager.lds.");
+                _ldsInitial.TrySetResult();
+                break;
+            case XdsTypes.Endpoint:
+                foreach (var c in _clusters.Clusters.Values)
+                    if (c.Model.EdsConfig?.Key == sourceKey) prefixes.Add("cluster." + c.Name + ".");
+                break;
+            case XdsTypes.Route:
+                foreach (var h in RdsConnectionManagers())
+                    if (h.Model.RdsConfig?.Key == sourceKey) prefixes.Add($"http.{h.Model.StatPrefix}.rds.{h.Model.RdsRouteConfigName}.");
+                break;
+        }
+        foreach (var p in prefixes)
+        {
+            _stats.Counter(p + "update_attempt").Inc();
+            _stats.Counter(p + "update_failure").Inc();
         }
     }
 
@@ -276,7 +397,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private static List<(TProto Proto, TModel Model, string Version)> TranslateNamed<TProto, TModel>(
         List<(TProto Proto, string Version)> decoded, string kind, string xds, HashSet<string> statics, Func<TProto, string> nameOf,
         Func<TProto, string, ConfigErrors, TModel?> translate, Dictionary<string, UpdateFailureState> failures,
-        HashSet<string> names, ConfigErrors errors)
+        HashSet<string> names, ConfigErrors errors, Func<string, TProto, TModel?> unchanged)
         where TProto : IMessage where TModel : class
     {
         var models = new List<(TProto, TModel, string)>();
@@ -287,6 +408,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             if (string.IsNullOrEmpty(name)) { errors.Add("", $"a {kind} resource needs a name"); continue; }
             if (!names.Add(name)) { errors.Add(name, $"duplicate {kind} '{name}' in the response"); continue; }
             if (statics.Contains(name)) { errors.Add(name, $"{kind} '{name}' is a static {kind} and cannot be changed by {xds}"); continue; }
+            // State of the world re-sends every resource: one identical to the accepted one was validated then.
+            if (unchanged(name, proto) is { } same)
+            {
+                models.Add((proto, same, v));
+                continue;
+            }
             TModel? model = null;
             Validate(() =>
             {
@@ -298,6 +425,44 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             else if (model is not null) models.Add((proto, model, v));
         }
         return models;
+    }
+
+    private ClusterModel? CheckSources(ClusterModel? model, string name, ConfigErrors errors)
+    {
+        if (model?.EdsConfig is { } eds) CheckSource(eds, name + ".eds_cluster_config.eds_config", errors);
+        return model;
+    }
+
+    private ListenerModel? CheckSources(ListenerModel? model, string name, ConfigErrors errors)
+    {
+        if (model is null) return null;
+        foreach (var fc in model.FilterChains)
+            if (fc.HttpConnectionManager.RdsConfig is { } rds) CheckSource(rds, name + ".rds.config_source", errors);
+        return model;
+    }
+
+    /// <summary>A dynamic resource's config source must be reachable: ads: {} needs the ADS stream, a per-type stream a
+    /// static non-EDS cluster, a file source an existing file.</summary>
+    private void CheckSource(ConfigSourceModel source, string path, ConfigErrors errors)
+    {
+        switch (source.Kind)
+        {
+            case ConfigSourceKind.Ads when _config.Ads is null:
+                errors.Add(path + ".ads", "ads: {} is not supported without dynamic_resources.ads_config");
+                break;
+            case ConfigSourceKind.Grpc:
+                XdsTranslator.CheckSourceCluster(source, path + ".api_config_source", errors,
+                    n => _staticClusters.Contains(n) && _clusters.Get(n)?.Model.Type != DiscoveryType.Eds);
+                break;
+            case ConfigSourceKind.Path when FilesystemSubscription.CheckExists(source) is { } missing:
+                errors.Add(path, missing);
+                break;
+        }
+    }
+
+    private static T? Existing<T>(Dictionary<string, T> map, string name) where T : class
+    {
+        lock (map) return map.GetValueOrDefault(name);
     }
 
     private static UpdateFailureState Failure(IMessage? resource, string details, string version)
@@ -317,7 +482,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var errors = new ConfigErrors();
         var names = new HashSet<string>(StringComparer.Ordinal);
         var models = TranslateNamed(decoded, "cluster", "CDS", _staticClusters, c => c.Name,
-            (proto, name, errs) => ClusterTranslator.Translate(proto, name, errs), _clusterErrors, names, errors);
+            (proto, name, errs) => CheckSources(ClusterTranslator.Translate(proto, name, errs), name, errs), _clusterErrors, names, errors,
+            (name, proto) => Existing(_dynClusters, name) is { } d && d.Proto.Equals(proto) ? d.Live.Model : null);
         _cdsInitial.TrySetResult();
         if (errors.HasErrors || extra.Count > 0)
         {
@@ -386,7 +552,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _cdsVersion = version;
         Count(statPrefix, true, version);
         UpdateWarmingGauge();
-        _client.SubscriptionChanged(XdsTypes.Endpoint);
+        SubscriptionChanged(XdsTypes.Endpoint);
         return null;
     }
 
@@ -435,11 +601,19 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         return cts;
     }
 
-    private void PromoteCluster(DynCluster dyn)
+    private void PromoteCluster(DynCluster dyn) => PromoteClusters([dyn]);
+
+    /// <summary>Warming clusters that got their endpoints (or timed out) join the cluster map, in one swap.</summary>
+    private void PromoteClusters(List<DynCluster> dyns)
     {
-        dyn.Warming = false;
-        dyn.WarmTimer?.Cancel();
-        DisposeLater(_clusters.Update([dyn.Live], []));
+        var live = new List<Cluster>(dyns.Count);
+        foreach (var dyn in dyns)
+        {
+            dyn.Warming = false;
+            dyn.WarmTimer?.Cancel();
+            live.Add(dyn.Live);
+        }
+        DisposeLater(_clusters.Update(live, []));
         UpdateWarmingGauge();
     }
 
@@ -476,10 +650,17 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var decoded = Decode(resources, version, ProtoCla.Parser, XdsTypes.Endpoint, extra);
         var errors = new ConfigErrors();
         var parsed = new List<(ProtoCla Proto, List<EndpointModel> Endpoints, string Version)>();
+        var unchanged = new List<(string Name, string Version)>();
         foreach (var (proto, v) in decoded)
         {
             var name = proto.ClusterName;
             if (string.IsNullOrEmpty(name)) { errors.Add("", "a ClusterLoadAssignment needs a cluster_name"); continue; }
+            // State of the world re-sends every subscribed assignment: an identical one changes nothing.
+            if (_assignments.TryGetValue(name, out var known) && known.Proto.Equals(proto))
+            {
+                unchanged.Add((name, v));
+                continue;
+            }
             List<EndpointModel>? eps = null;
             Validate(() =>
             {
@@ -489,44 +670,66 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             }, name, errors);
             if (eps is not null) parsed.Add((proto, eps, v));
         }
-        var touched = new HashSet<string>(decoded.Select(d => d.Proto.ClusterName), StringComparer.Ordinal);
+        var touched = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (proto, _, _) in parsed) touched.Add(proto.ClusterName);
         if (removed is not null) touched.UnionWith(removed);
         var rejected = errors.HasErrors || extra.Count > 0;
-        foreach (var c in ClustersFor(touched))
-        {
-            _stats.Counter("cluster." + c.Name + ".update_attempt").Inc();
-            _stats.Counter("cluster." + c.Name + (rejected ? ".update_rejected" : ".update_success")).Inc();
-        }
+        // One pass over the clusters: which use each service name of the response (active ones, and warming ones
+        // waiting for it). Nothing is built for clusters the response does not name.
+        var named = new HashSet<string>(touched, StringComparer.Ordinal);
+        foreach (var (name, _) in unchanged) named.Add(name);
+        var byService = EdsClustersByServiceName(named);
+        foreach (var (name, _) in unchanged)
+            if (byService.TryGetValue(name, out var users))
+                foreach (var (c, _) in users)
+                {
+                    _stats.Counter("cluster." + c.Name + ".update_attempt").Inc();
+                    _stats.Counter("cluster." + c.Name + (rejected ? ".update_rejected" : ".update_no_rebuild")).Inc();
+                }
+        foreach (var name in touched)
+            if (byService.TryGetValue(name, out var users))
+                foreach (var (c, _) in users)
+                {
+                    _stats.Counter("cluster." + c.Name + ".update_attempt").Inc();
+                    _stats.Counter("cluster." + c.Name + (rejected ? ".update_rejected" : ".update_success")).Inc();
+                }
         if (rejected) return Format(errors, extra);
 
         var now = DateTimeOffset.UtcNow;
+        foreach (var (name, v) in unchanged) _assignments[name] = _assignments[name] with { Version = v };
         foreach (var (proto, eps, v) in parsed) _assignments[proto.ClusterName] = new Assignment(proto, eps, v, now);
         if (removed is not null) foreach (var n in removed) _assignments.Remove(n);
+        var promoted = new List<DynCluster>();
         foreach (var serviceName in touched)
         {
+            if (!byService.TryGetValue(serviceName, out var users)) continue;
             var eps = _assignments.TryGetValue(serviceName, out var a) ? a.Endpoints : [];
-            foreach (var c in _clusters.Clusters.Values)
-                if (c.Model.Type == DiscoveryType.Eds && c.Model.EdsServiceName == serviceName) c.SetEdsEndpoints(eps);
-            List<DynCluster> warm;
-            lock (_dynClusters) warm = _dynClusters.Values.Where(d => d.Warming && d.Live.Model.EdsServiceName == serviceName).ToList();
-            foreach (var d in warm)
+            foreach (var (c, warming) in users)
             {
-                d.Live.SetEdsEndpoints(eps);
-                PromoteCluster(d);
+                c.SetEdsEndpoints(eps);
+                if (warming is not null) promoted.Add(warming);
             }
         }
+        if (promoted.Count > 0) PromoteClusters(promoted);
         return null;
     }
 
-    private IEnumerable<Cluster> ClustersFor(HashSet<string> serviceNames)
+    /// <summary>The EDS clusters using one of <paramref name="names"/>, by service name: active ones (no DynCluster) and
+    /// warming ones (with theirs).</summary>
+    private Dictionary<string, List<(Cluster Cluster, DynCluster? Warming)>> EdsClustersByServiceName(HashSet<string> names)
     {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var map = new Dictionary<string, List<(Cluster, DynCluster?)>>(StringComparer.Ordinal);
+        void Add(string name, Cluster c, DynCluster? d)
+        {
+            if (!map.TryGetValue(name, out var list)) map[name] = list = new List<(Cluster, DynCluster?)>(1);
+            list.Add((c, d));
+        }
         foreach (var c in _clusters.Clusters.Values)
-            if (c.Model.EdsServiceName is { } n && serviceNames.Contains(n) && seen.Add(c.Name)) yield return c;
-        List<Cluster> warming;
-        lock (_dynClusters) warming = _dynClusters.Values.Where(d => d.Warming).Select(d => d.Live).ToList();
-        foreach (var c in warming)
-            if (c.Model.EdsServiceName is { } n && serviceNames.Contains(n) && seen.Add(c.Name)) yield return c;
+            if (c.Model is { Type: DiscoveryType.Eds, EdsServiceName: { } n } && names.Contains(n)) Add(n, c, null);
+        lock (_dynClusters)
+            foreach (var d in _dynClusters.Values)
+                if (d.Warming && d.Live.Model.EdsServiceName is { } n && names.Contains(n)) Add(n, d.Live, d);
+        return map;
     }
 
     // ---------------------------------------------------------------- LDS
@@ -539,7 +742,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var errors = new ConfigErrors();
         var names = new HashSet<string>(StringComparer.Ordinal);
         var models = TranslateNamed(decoded, "listener", "LDS", _staticListeners, l => l.Name,
-            (proto, name, errs) => ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), _listenerErrors, names, errors);
+            (proto, name, errs) => CheckSources(ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), name, errs), _listenerErrors, names, errors,
+            (name, proto) => Existing(_dynListeners, name) is { } d && d.Proto.Equals(proto) ? d.Model : null);
         // Addresses must stay unique across static listeners and the listeners this update leaves in place.
         var removing = new HashSet<string>(StringComparer.Ordinal);
         lock (_dynListeners)
@@ -611,7 +815,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _ldsVersion = version;
         Count(statPrefix, true, version);
         UpdateListenerGauges();
-        _client.SubscriptionChanged(XdsTypes.Route);
+        SubscriptionChanged(XdsTypes.Route);
         return null;
     }
 
@@ -651,8 +855,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     private static bool CanSwap(ListenerModel current, ListenerModel next)
     {
+        // Port 0 included: the same listener keeps its bound socket, as Envoy's in-place filter chain update does.
         if (AddressKey(current.Address) != AddressKey(next.Address)) return false;
-        if (current.Address.Port == 0 && !current.Address.IsPipe) return false;
         if (current.StatPrefix != next.StatPrefix) return false;
         var a = current.Source as ProtoListener;
         var b = next.Source as ProtoListener;
@@ -682,7 +886,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             _logger.LogWarning("listener '{Name}': no RDS route configuration within initial_fetch_timeout; serving without routes", dyn.Model.Name);
             await ActivateAsync(dyn, p.Model, p.Hcm).ConfigureAwait(false);
             UpdateListenerGauges();
-            _client.SubscriptionChanged(XdsTypes.Route);
+            SubscriptionChanged(XdsTypes.Route);
         });
 
     private void UpdateListenerGauges()
@@ -848,7 +1052,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _client.DisposeAsync().ConfigureAwait(false);
+        List<AdsClient> streams;
+        lock (_streams) streams = _streams.Values.ToList();
+        foreach (var c in streams) await c.DisposeAsync().ConfigureAwait(false);
+        List<FilesystemSubscription> files;
+        lock (_files) files = _files.Values.ToList();
+        foreach (var f in files) await f.DisposeAsync().ConfigureAwait(false);
         _stop.Cancel();
         lock (_dynClusters)
             foreach (var d in _dynClusters.Values)

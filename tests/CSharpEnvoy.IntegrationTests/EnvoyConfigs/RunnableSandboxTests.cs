@@ -145,9 +145,8 @@ public sealed class RunnableSandboxTests
     [Fact]
     public async Task DynamicConfigFs_ResourceFiles_ServeAsStaticResources()
     {
-        // The bootstrap (dynamic-config-fs/envoy.yaml) reads these files through dynamic_resources, which csenvoy
-        // refuses (see UnsupportedSandboxTests). The resources themselves are plain listener/cluster configs; loaded
-        // as static resources they must work. lds.yaml gives 'filters' as a single object, which Envoy accepts.
+        // The resources of the bootstrap's (dynamic-config-fs/envoy.yaml) files are plain listener/cluster configs;
+        // loaded as static resources they must work too. lds.yaml gives 'filters' as a single object, which Envoy accepts.
         await using var service1 = await TestBackend.StartEchoAsync("service1");
         var yaml = EnvoyConfigRewriter.StaticBootstrapFromResourceFiles(
             new[] { EnvoyConfigCorpus.Read("dynamic-config-fs/configs/lds.yaml"), EnvoyConfigCorpus.Read("dynamic-config-fs/configs/cds.yaml") },
@@ -160,6 +159,35 @@ public sealed class RunnableSandboxTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("service1 GET /anything body=0", await response.Content.ReadAsStringAsync());
         Assert.Equal(1, await proxy.StatAsync("cluster.example_proxy_cluster.upstream_rq_200"));
+    }
+
+    [Fact]
+    public async Task DynamicConfigFs_Bootstrap_ServesFromItsWatchedFiles()
+    {
+        // The sandbox's bootstrap as it is, with its two files copied (service1 → a test backend, the listener on an
+        // ephemeral loopback port) and its paths pointed at the copies.
+        await using var service1 = await TestBackend.StartEchoAsync("service1");
+        var dir = Directory.CreateTempSubdirectory("csenvoy-dynamic-config-fs-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "cds.yaml"), EnvoyConfigCorpus.Read("dynamic-config-fs/configs/cds.yaml")
+                .Replace("address: service1", "address: 127.0.0.1").Replace("port_value: 8080", $"port_value: {service1.Port}"));
+            File.WriteAllText(Path.Combine(dir, "lds.yaml"), EnvoyConfigCorpus.Read("dynamic-config-fs/configs/lds.yaml")
+                .Replace("address: 0.0.0.0", "address: 127.0.0.1").Replace("port_value: 10000", "port_value: 0"));
+            var yaml = EnvoyConfigCorpus.Read("dynamic-config-fs/envoy.yaml").Replace("/var/lib/envoy/", dir + "/")
+                .Replace("address: 0.0.0.0", "address: 127.0.0.1").Replace("port_value: 19000", "port_value: 0");
+            await using var proxy = await ProxyHarness.StartAsync(yaml);
+            using var client = await Xds.AdsTests.ListenerClientAsync(proxy, "listener_0");
+
+            using var response = await client.GetAsync("/anything");
+
+            Assert.Equal("service1 GET /anything body=0", await response.Content.ReadAsStringAsync());
+            Assert.Equal(1, await proxy.StatAsync("listener_manager.lds.update_success"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     // ----- front-proxy and tls: TLS listeners (inline self-signed certificate) and TLS upstreams -----

@@ -27,16 +27,6 @@ public sealed class UnsupportedSandboxTests
     }
 
     [Fact]
-    public void DynamicConfigFs_Bootstrap_FilesystemXdsIsRefused()
-    {
-        AssertErrors("dynamic-config-fs/envoy.yaml",
-            "dynamic_resources.cds_config.path_config_source: " + FilesystemXds,
-            "dynamic_resources.lds_config.path_config_source: " + FilesystemXds);
-    }
-
-    private const string FilesystemXds = "filesystem xDS (path, path_config_source) is not supported yet; use ads: {} with dynamic_resources.ads_config";
-
-    [Fact]
     public void TlsPassthrough_TcpProxy_IsRefused()
     {
         AssertErrors("tls/envoy-https-passthrough.yaml",
@@ -168,7 +158,6 @@ public sealed class UnsupportedSandboxTests
             } },
         { "single-page-app/envoy.yml", new[]
             {
-                "dynamic_resources.lds_config.path_config_source: " + FilesystemXds,
                 Field("static_resources.listeners[1]", "access_log", "envoy.config.listener.v3.Listener"),
                 HttpFilter(Hcm(0), 0, "envoy.filters.http.oauth2", "envoy.extensions.filters.http.oauth2.v3.OAuth2"),
                 HttpFilter(Hcm(1), 0, "envoy.filters.http.oauth2", "envoy.extensions.filters.http.oauth2.v3.OAuth2"),

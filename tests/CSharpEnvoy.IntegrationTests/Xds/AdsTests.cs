@@ -382,11 +382,19 @@ public sealed class AdsTests
     }
 
     [Fact]
-    public void Bootstrap_RefusesPerTypeAndFilesystemConfigSources()
+    public void Bootstrap_RefusesConfigSourcesThatCannotDeliver()
     {
         var errors = ProxyHarness.Validate(Bootstrap(1234).Replace("cds_config: { ads: {}, resource_api_version: V3 }",
-            "cds_config: { path_config_source: { path: /tmp/cds.yaml } }"));
-        Assert.Contains(errors.Errors, e => e.Path == "dynamic_resources.cds_config.path_config_source" && e.Message.Contains("filesystem xDS"));
+            "cds_config: { path_config_source: { path: \"\" } }"));
+        Assert.Contains(errors.Errors, e => e.Path == "dynamic_resources.cds_config.path_config_source.path" && e.Message.Contains("required"));
+        errors = ProxyHarness.Validate(Bootstrap(1234).Replace("cds_config: { ads: {}, resource_api_version: V3 }",
+            "cds_config: { api_config_source: { api_type: REST, grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }] } }"));
+        Assert.Contains(errors.Errors, e => e.Path == "dynamic_resources.cds_config.api_config_source.api_type" && e.Message.Contains("per-type"));
+        errors = ProxyHarness.Validate(Bootstrap(1234).Replace("cds_config: { ads: {}, resource_api_version: V3 }",
+            "cds_config: { api_config_source: { api_type: GRPC, grpc_services: [{ envoy_grpc: { cluster_name: nowhere } }] } }"));
+        Assert.Contains(errors.Errors, e => e.Message.Contains("unknown static cluster 'nowhere'"));
+        errors = ProxyHarness.Validate(Bootstrap(1234).Replace("cds_config: { ads: {}, resource_api_version: V3 }", "cds_config: { self: {} }"));
+        Assert.Contains(errors.Errors, e => e.Path == "dynamic_resources.cds_config.self");
         errors = ProxyHarness.Validate(Bootstrap(1234, "REST"));
         Assert.Contains(errors.Errors, e => e.Path == "dynamic_resources.ads_config.api_type");
         errors = ProxyHarness.Validate(Bootstrap(1234).Replace("cluster_name: xds_cluster }", "cluster_name: nope }"));

@@ -14,7 +14,9 @@ using Microsoft.Extensions.Logging;
 namespace CSharpEnvoy.IntegrationTests.Xds;
 
 /// <summary>
-/// A scriptable ADS management server (state of the world and delta) on a Kestrel h2c port. A test sets resources
+/// A scriptable xDS management server (state of the world and delta; the aggregated service and the four per-type
+/// services: ListenerDiscoveryService, ClusterDiscoveryService, RouteDiscoveryService, EndpointDiscoveryService) on a
+/// Kestrel h2c port. A test sets resources
 /// per type with a version; every open stream gets what it subscribed to, following Envoy's xDS protocol: SotW
 /// responses carry all (wildcard) or all requested resources, delta responses only what changed and what was removed.
 /// Every request received is recorded, so a test can await the ACK or NACK of a version.
@@ -45,6 +47,9 @@ public sealed class TestControlPlane : IAsyncDisposable
 
     public int StreamsOpened;
 
+    /// <summary>Streams opened per gRPC method ("StreamAggregatedResources", "StreamListeners", "DeltaEndpoints", ...).</summary>
+    public readonly ConcurrentDictionary<string, int> StreamsByMethod = new();
+
     public static async Task<TestControlPlane> StartAsync()
     {
         var cp = new TestControlPlane();
@@ -59,8 +64,16 @@ public sealed class TestControlPlane : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, lo => lo.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpc();
         builder.Services.AddSingleton(new AdsService(this));
+        builder.Services.AddSingleton(new LdsService(this));
+        builder.Services.AddSingleton(new CdsService(this));
+        builder.Services.AddSingleton(new RdsService(this));
+        builder.Services.AddSingleton(new EdsService(this));
         var app = builder.Build();
         app.MapGrpcService<AdsService>();
+        app.MapGrpcService<LdsService>();
+        app.MapGrpcService<CdsService>();
+        app.MapGrpcService<RdsService>();
+        app.MapGrpcService<EdsService>();
         await app.StartAsync();
         _app = app;
         Port = new Uri(app.Urls.First()).Port;
@@ -173,53 +186,111 @@ public sealed class TestControlPlane : IAsyncDisposable
     private sealed class AdsService(TestControlPlane cp) : AggregatedDiscoveryService.AggregatedDiscoveryServiceBase
     {
         public override Task StreamAggregatedResources(IAsyncStreamReader<DiscoveryRequest> requestStream, IServerStreamWriter<DiscoveryResponse> responseStream, ServerCallContext context) =>
-            cp.RunStreamAsync(context, (st, ct) => ReadSotwAsync(requestStream, st, ct), st => cp.SotwResponses(st), m => responseStream.WriteAsync((DiscoveryResponse)m));
+            cp.ServeSotwAsync("StreamAggregatedResources", null, requestStream, responseStream, context);
 
         public override Task DeltaAggregatedResources(IAsyncStreamReader<DeltaDiscoveryRequest> requestStream, IServerStreamWriter<DeltaDiscoveryResponse> responseStream, ServerCallContext context) =>
-            cp.RunStreamAsync(context, (st, ct) => ReadDeltaAsync(requestStream, st, ct), st => cp.DeltaResponses(st), m => responseStream.WriteAsync((DeltaDiscoveryResponse)m));
+            cp.ServeDeltaAsync("DeltaAggregatedResources", null, requestStream, responseStream, context);
+    }
 
-        private async Task ReadSotwAsync(IAsyncStreamReader<DiscoveryRequest> requests, StreamState st, CancellationToken ct)
+    private sealed class LdsService(TestControlPlane cp) : Envoy.Service.Listener.V3.ListenerDiscoveryService.ListenerDiscoveryServiceBase
+    {
+        public override Task StreamListeners(IAsyncStreamReader<DiscoveryRequest> requestStream, IServerStreamWriter<DiscoveryResponse> responseStream, ServerCallContext context) =>
+            cp.ServeSotwAsync("StreamListeners", ListenerType, requestStream, responseStream, context);
+
+        public override Task DeltaListeners(IAsyncStreamReader<DeltaDiscoveryRequest> requestStream, IServerStreamWriter<DeltaDiscoveryResponse> responseStream, ServerCallContext context) =>
+            cp.ServeDeltaAsync("DeltaListeners", ListenerType, requestStream, responseStream, context);
+    }
+
+    private sealed class CdsService(TestControlPlane cp) : Envoy.Service.Cluster.V3.ClusterDiscoveryService.ClusterDiscoveryServiceBase
+    {
+        public override Task StreamClusters(IAsyncStreamReader<DiscoveryRequest> requestStream, IServerStreamWriter<DiscoveryResponse> responseStream, ServerCallContext context) =>
+            cp.ServeSotwAsync("StreamClusters", ClusterType, requestStream, responseStream, context);
+
+        public override Task DeltaClusters(IAsyncStreamReader<DeltaDiscoveryRequest> requestStream, IServerStreamWriter<DeltaDiscoveryResponse> responseStream, ServerCallContext context) =>
+            cp.ServeDeltaAsync("DeltaClusters", ClusterType, requestStream, responseStream, context);
+    }
+
+    private sealed class RdsService(TestControlPlane cp) : Envoy.Service.Route.V3.RouteDiscoveryService.RouteDiscoveryServiceBase
+    {
+        public override Task StreamRoutes(IAsyncStreamReader<DiscoveryRequest> requestStream, IServerStreamWriter<DiscoveryResponse> responseStream, ServerCallContext context) =>
+            cp.ServeSotwAsync("StreamRoutes", RouteType, requestStream, responseStream, context);
+
+        public override Task DeltaRoutes(IAsyncStreamReader<DeltaDiscoveryRequest> requestStream, IServerStreamWriter<DeltaDiscoveryResponse> responseStream, ServerCallContext context) =>
+            cp.ServeDeltaAsync("DeltaRoutes", RouteType, requestStream, responseStream, context);
+    }
+
+    private sealed class EdsService(TestControlPlane cp) : Envoy.Service.Endpoint.V3.EndpointDiscoveryService.EndpointDiscoveryServiceBase
+    {
+        public override Task StreamEndpoints(IAsyncStreamReader<DiscoveryRequest> requestStream, IServerStreamWriter<DiscoveryResponse> responseStream, ServerCallContext context) =>
+            cp.ServeSotwAsync("StreamEndpoints", EndpointType, requestStream, responseStream, context);
+
+        public override Task DeltaEndpoints(IAsyncStreamReader<DeltaDiscoveryRequest> requestStream, IServerStreamWriter<DeltaDiscoveryResponse> responseStream, ServerCallContext context) =>
+            cp.ServeDeltaAsync("DeltaEndpoints", EndpointType, requestStream, responseStream, context);
+    }
+
+    /// <summary>A per-type service only serves its own type (<paramref name="onlyType"/>; null for ADS): a request for
+    /// another type fails the stream, as a real management server would.</summary>
+    private static void CheckType(string? onlyType, string typeUrl)
+    {
+        if (onlyType is not null && typeUrl.Length > 0 && typeUrl != onlyType)
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"type '{typeUrl}' requested on the service for '{onlyType}'"));
+    }
+
+    private Task ServeSotwAsync(string method, string? onlyType, IAsyncStreamReader<DiscoveryRequest> requests, IServerStreamWriter<DiscoveryResponse> responses, ServerCallContext context)
+    {
+        StreamsByMethod.AddOrUpdate(method, 1, (_, n) => n + 1);
+        return RunStreamAsync(context, (st, ct) => ReadSotwAsync(onlyType, requests, st, ct), SotwResponses, m => responses.WriteAsync((DiscoveryResponse)m));
+    }
+
+    private Task ServeDeltaAsync(string method, string? onlyType, IAsyncStreamReader<DeltaDiscoveryRequest> requests, IServerStreamWriter<DeltaDiscoveryResponse> responses, ServerCallContext context)
+    {
+        StreamsByMethod.AddOrUpdate(method, 1, (_, n) => n + 1);
+        return RunStreamAsync(context, (st, ct) => ReadDeltaAsync(onlyType, requests, st, ct), DeltaResponses, m => responses.WriteAsync((DeltaDiscoveryResponse)m));
+    }
+
+    private async Task ReadSotwAsync(string? onlyType, IAsyncStreamReader<DiscoveryRequest> requests, StreamState st, CancellationToken ct)
+    {
+        while (await requests.MoveNext(ct))
         {
-            while (await requests.MoveNext(ct))
+            var r = requests.Current;
+            Record(r);
+            CheckType(onlyType, r.TypeUrl);
+            lock (_gate)
             {
-                var r = requests.Current;
-                cp.Record(r);
-                lock (cp._gate)
-                {
-                    st.Subscriptions[r.TypeUrl] = r.ResourceNames.Count == 0 && IsWildcardType(r.TypeUrl) ? null : new HashSet<string>(r.ResourceNames);
-                    if (r.ResponseNonce.Length == 0) st.SotwSent.Remove(r.TypeUrl); // a fresh subscription gets the current state
-                }
-                st.Events.Writer.TryWrite(true);
+                st.Subscriptions[r.TypeUrl] = r.ResourceNames.Count == 0 && IsWildcardType(r.TypeUrl) ? null : new HashSet<string>(r.ResourceNames);
+                if (r.ResponseNonce.Length == 0) st.SotwSent.Remove(r.TypeUrl); // a fresh subscription gets the current state
             }
+            st.Events.Writer.TryWrite(true);
         }
+    }
 
-        private async Task ReadDeltaAsync(IAsyncStreamReader<DeltaDiscoveryRequest> requests, StreamState st, CancellationToken ct)
+    private async Task ReadDeltaAsync(string? onlyType, IAsyncStreamReader<DeltaDiscoveryRequest> requests, StreamState st, CancellationToken ct)
+    {
+        while (await requests.MoveNext(ct))
         {
-            while (await requests.MoveNext(ct))
+            var r = requests.Current;
+            Record(r);
+            CheckType(onlyType, r.TypeUrl);
+            lock (_gate)
             {
-                var r = requests.Current;
-                cp.Record(r);
-                lock (cp._gate)
+                var isNew = !st.Subscriptions.ContainsKey(r.TypeUrl);
+                if (isNew)
                 {
-                    var isNew = !st.Subscriptions.ContainsKey(r.TypeUrl);
-                    if (isNew)
+                    var subs = r.ResourceNamesSubscribe.ToHashSet();
+                    st.Subscriptions[r.TypeUrl] = (subs.Count == 0 && IsWildcardType(r.TypeUrl)) || subs.Contains("*") ? null : subs;
+                    st.DeltaKnown[r.TypeUrl] = new Dictionary<string, string>(r.InitialResourceVersions);
+                }
+                else if (st.Subscriptions[r.TypeUrl] is { } set)
+                {
+                    foreach (var n in r.ResourceNamesSubscribe) set.Add(n);
+                    foreach (var n in r.ResourceNamesUnsubscribe)
                     {
-                        var subs = r.ResourceNamesSubscribe.ToHashSet();
-                        st.Subscriptions[r.TypeUrl] = (subs.Count == 0 && IsWildcardType(r.TypeUrl)) || subs.Contains("*") ? null : subs;
-                        st.DeltaKnown[r.TypeUrl] = new Dictionary<string, string>(r.InitialResourceVersions);
-                    }
-                    else if (st.Subscriptions[r.TypeUrl] is { } set)
-                    {
-                        foreach (var n in r.ResourceNamesSubscribe) set.Add(n);
-                        foreach (var n in r.ResourceNamesUnsubscribe)
-                        {
-                            set.Remove(n);
-                            st.DeltaKnown[r.TypeUrl].Remove(n);
-                        }
+                        set.Remove(n);
+                        st.DeltaKnown[r.TypeUrl].Remove(n);
                     }
                 }
-                st.Events.Writer.TryWrite(true);
             }
+            st.Events.Writer.TryWrite(true);
         }
     }
 
@@ -229,13 +300,30 @@ public sealed class TestControlPlane : IAsyncDisposable
         Interlocked.Increment(ref StreamsOpened);
         lock (_gate) _streams.Add(st);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, st.Cts.Token);
-        var reader = read(st, linked.Token);
+        var reader = ReadThenEndAsync();
+        async Task ReadThenEndAsync()
+        {
+            try
+            {
+                await read(st, linked.Token);
+            }
+            finally
+            {
+                // The client went away or broke the protocol: the stream ends.
+                st.Cts.Cancel();
+            }
+        }
         try
         {
             await foreach (var _ in st.Events.Reader.ReadAllAsync(linked.Token))
             {
                 List<IMessage> responses;
                 lock (_gate) responses = compute(st);
+                if (responses.Count > 0 && Interlocked.Exchange(ref _breakNext, 0) == 1)
+                {
+                    await BreakMidMessageAsync(context);
+                    return;
+                }
                 foreach (var m in responses) await write(m);
             }
         }
@@ -250,6 +338,20 @@ public sealed class TestControlPlane : IAsyncDisposable
             lock (_gate) _streams.Remove(st);
             try { await reader; } catch (Exception) { }
         }
+    }
+
+    private int _breakNext;
+
+    /// <summary>The next response of any stream is cut off: half a gRPC message, then the HTTP/2 stream is reset.</summary>
+    public void BreakNextResponse() => Interlocked.Exchange(ref _breakNext, 1);
+
+    private static async Task BreakMidMessageAsync(ServerCallContext context)
+    {
+        var http = context.GetHttpContext();
+        // A gRPC frame header announcing 1000 bytes, then 3 of them.
+        await http.Response.BodyWriter.WriteAsync(new byte[] { 0, 0, 0, 0x03, 0xE8, 0x0A, 0x01, 0x31 });
+        await http.Response.BodyWriter.FlushAsync();
+        http.Abort();
     }
 
     private string NextNonce() => Interlocked.Increment(ref _nonce).ToString(System.Globalization.CultureInfo.InvariantCulture);

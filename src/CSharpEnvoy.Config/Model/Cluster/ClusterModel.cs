@@ -63,6 +63,8 @@ internal sealed record ClusterModel
     public Google.Protobuf.IMessage? Source { get; init; }
     /// <summary>For <c>type: EDS</c>: the EDS resource name (<c>eds_cluster_config.service_name</c>, else the cluster name).</summary>
     public string? EdsServiceName { get; init; }
+    /// <summary>For <c>type: EDS</c>: where the assignment comes from (<c>eds_config</c>).</summary>
+    public global::CSharpEnvoy.Config.Model.Xds.ConfigSourceModel? EdsConfig { get; init; }
     /// <summary>For <c>type: EDS</c>: how long the cluster warms waiting for its first assignment (infinite for 0).</summary>
-    public TimeSpan EdsInitialFetchTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    public TimeSpan EdsInitialFetchTimeout => EdsConfig?.InitialFetchTimeout ?? TimeSpan.FromSeconds(15);
 }

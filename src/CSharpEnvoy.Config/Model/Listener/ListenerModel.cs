@@ -39,10 +39,12 @@ internal sealed record HttpConnectionManagerModel
     public required string StatPrefix { get; init; }
     public CodecType CodecType { get; init; }
     public RouteConfigurationModel? RouteConfig { get; init; }
-    /// <summary>With <c>rds</c>: the route configuration to fetch over ADS (<see cref="RouteConfig"/> is then null).</summary>
+    /// <summary>With <c>rds</c>: the route configuration to fetch over xDS (<see cref="RouteConfig"/> is then null).</summary>
     public string? RdsRouteConfigName { get; init; }
+    /// <summary>With <c>rds</c>: where the route configuration comes from (<c>rds.config_source</c>).</summary>
+    public global::CSharpEnvoy.Config.Model.Xds.ConfigSourceModel? RdsConfig { get; init; }
     /// <summary>With <c>rds</c>: how long the listener warms waiting for its routes (infinite for 0).</summary>
-    public TimeSpan RdsInitialFetchTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    public TimeSpan RdsInitialFetchTimeout => RdsConfig?.InitialFetchTimeout ?? TimeSpan.FromSeconds(15);
     public required IReadOnlyList<HttpFilterModel> HttpFilters { get; init; }
     public bool UseRemoteAddress { get; init; }
     public int XffNumTrustedHops { get; init; }
