@@ -29,6 +29,8 @@ internal sealed class UpstreamRequest : StreamInfo
     public bool Upgraded { get; private set; }
     public HttpConnectionManager? Hcm { get; set; }
     public RouteConfigurationModel? Routes { get; set; }
+    /// <summary>The request as route matching saw it (raw path, pseudo-headers).</summary>
+    public RequestView? Request { get; set; }
     /// <summary>The route timeout's source, disarmed when an upgrade is accepted.</summary>
     public CancellationTokenSource? RouteTimeout { get; set; }
     /// <summary>A Set-Cookie a cookie hash policy generated; added to the upstream response, as Envoy does.</summary>
@@ -117,6 +119,19 @@ internal sealed class RouterFilter
         _clusters = clusters;
     }
 
+    public ClusterManager Clusters => _clusters;
+
+    /// <summary>The route's target cluster name as Envoy's route entry gives it to filters: the cluster, the picked
+    /// weighted cluster, or the cluster_header's value; null when none.</summary>
+    public static string? TargetClusterName(HttpContext context, UpstreamRequest info)
+    {
+        if (info.Route?.Route is not { } action) return null;
+        if (action.Cluster is not null) return action.Cluster;
+        if (action.WeightedClusters is { } weighted) return (info.WeightedCluster ??= PickWeighted(weighted, action.TotalWeight)).Name;
+        var v = context.Request.Headers[action.ClusterHeader!];
+        return v.Count == 0 ? null : v[0];
+    }
+
     public async Task ForwardAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm, RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route, RequestView request)
     {
         var action = route.Route!;
@@ -128,8 +143,8 @@ internal sealed class RouterFilter
         if (action.Cluster is not null) clusterName = action.Cluster;
         else if (action.WeightedClusters is { } weighted)
         {
-            var entry = PickWeighted(weighted, action.TotalWeight);
-            info.WeightedCluster = entry;
+            // Picked with the route, as Envoy does, so filters before the router see the same cluster.
+            var entry = info.WeightedCluster ??= PickWeighted(weighted, action.TotalWeight);
             clusterName = entry.Name;
         }
         else
@@ -478,7 +493,7 @@ internal sealed class RouterFilter
         return false;
     }
 
-    private static WeightedClusterEntry PickWeighted(IReadOnlyList<WeightedClusterEntry> entries, ulong total)
+    internal static WeightedClusterEntry PickWeighted(IReadOnlyList<WeightedClusterEntry> entries, ulong total)
     {
         var r = (ulong)Random.Shared.NextInt64((long)total);
         for (var i = 0; i < entries.Count; i++)

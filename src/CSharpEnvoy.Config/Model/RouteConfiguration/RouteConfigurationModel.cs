@@ -25,6 +25,8 @@ internal sealed record RouteConfigurationModel
     public HeaderMutationModel ResponseHeaders { get; init; } = HeaderMutationModel.Empty;
     public bool MostSpecificHeaderMutationsWins { get; init; }
     public IReadOnlyList<VirtualHostModel> VirtualHostList { get; init; } = Array.Empty<VirtualHostModel>();
+    /// <summary><c>typed_per_filter_config</c> by filter name; null when empty.</summary>
+    public IReadOnlyDictionary<string, PerFilterConfigModel>? TypedPerFilterConfig { get; init; }
 }
 
 internal enum TlsRequirement { None = 0, ExternalOnly = 1, All = 2 }
@@ -42,6 +44,10 @@ internal sealed record VirtualHostModel
     public bool IncludeRequestAttemptCount { get; init; }
     public bool IncludeAttemptCountInResponse { get; init; }
     public uint? PerRequestBufferLimitBytes { get; init; }
+    /// <summary><c>typed_per_filter_config</c> by filter name; null when empty.</summary>
+    public IReadOnlyDictionary<string, PerFilterConfigModel>? TypedPerFilterConfig { get; init; }
+    /// <summary>The virtual host's <c>rate_limits</c>, in order.</summary>
+    public RateLimitPolicyModel[] RateLimits { get; init; } = Array.Empty<RateLimitPolicyModel>();
 }
 
 internal sealed record RouteModel
@@ -59,6 +65,8 @@ internal sealed record RouteModel
     public HeaderMutationModel ResponseHeaders { get; init; } = HeaderMutationModel.Empty;
     /// <summary>Bounds the request body buffered for retries and mirrors; the virtual host's, then 1 MiB, when unset.</summary>
     public uint? PerRequestBufferLimitBytes { get; init; }
+    /// <summary><c>typed_per_filter_config</c> by filter name; null when empty.</summary>
+    public IReadOnlyDictionary<string, PerFilterConfigModel>? TypedPerFilterConfig { get; init; }
 }
 
 /// <summary>A weighted cluster entry; <see cref="CumulativeWeight"/> is the running sum used to pick by a random number.</summary>
@@ -94,6 +102,10 @@ internal sealed record RouteActionModel
     /// <summary>The route's retry_policy; null falls back to the virtual host's.</summary>
     public RetryPolicyModel? RetryPolicy { get; init; }
     public RequestMirrorPolicyModel[] MirrorPolicies { get; init; } = Array.Empty<RequestMirrorPolicyModel>();
+    /// <summary>The route's <c>rate_limits</c>, in order.</summary>
+    public RateLimitPolicyModel[] RateLimits { get; init; } = Array.Empty<RateLimitPolicyModel>();
+    /// <summary><c>include_vh_rate_limits</c>: the virtual host's rate limits apply too.</summary>
+    public bool IncludeVirtualHostRateLimits { get; init; }
 }
 
 internal sealed record RedirectActionModel
