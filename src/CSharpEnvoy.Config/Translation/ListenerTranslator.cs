@@ -161,6 +161,8 @@ internal static class ListenerTranslator
             Http2InitialStreamWindowSize = (int?)h.Http2ProtocolOptions?.InitialStreamWindowSize,
             Http2InitialConnectionWindowSize = (int?)h.Http2ProtocolOptions?.InitialConnectionWindowSize,
             AccessLogs = AccessLogTranslator.Translate(h.AccessLog, ConfigErrors.Join(path, "access_log"), errors),
+            StreamIdleTimeout = h.StreamIdleTimeout?.ToTimeSpan() ?? TimeSpan.FromMinutes(5),
+            RequestTimeout = h.RequestTimeout?.ToTimeSpan() ?? TimeSpan.Zero,
         };
     }
 

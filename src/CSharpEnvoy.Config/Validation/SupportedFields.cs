@@ -143,6 +143,11 @@ internal static class SupportedFields
         Note("envoy.config.ratelimit.v3.RateLimitServiceConfig", "transport_api_version", "V3 only (as Envoy)");
         Msg("envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute", "vh_rate_limits", "domain");
 
+        Area("Timeouts: stream idle, request, max stream duration");
+        Msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", "stream_idle_timeout", "request_timeout");
+        Msg("envoy.config.route.v3.RouteAction", "max_stream_duration");
+        Msg("envoy.config.route.v3.RouteAction.MaxStreamDuration", "max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset");
+
         Area("Clusters");
         const string cl = "envoy.config.cluster.v3.Cluster";
         Msg(cl, "name", "type", "connect_timeout", "lb_policy", "load_assignment", "dns_refresh_rate", "dns_lookup_family",

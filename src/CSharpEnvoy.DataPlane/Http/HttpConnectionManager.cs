@@ -34,6 +34,7 @@ internal sealed class HttpConnectionManagerStats
         RqDirectResponse = store.Counter(p + "rq_direct_response");
         RqTotal = store.Counter(p + "rq_total");
         RqTimeout = store.Counter(p + "downstream_rq_timeout");
+        RqMaxDurationReached = store.Counter(p + "downstream_rq_max_duration_reached");
         DownstreamRqTime = store.Histogram(p + "downstream_rq_time");
         for (var c = 1; c <= 5; c++) _byClass[c] = store.Counter(p + $"downstream_rq_{c}xx");
     }
@@ -55,6 +56,7 @@ internal sealed class HttpConnectionManagerStats
     public Counter RqDirectResponse { get; }
     public Counter RqTotal { get; }
     public Counter RqTimeout { get; }
+    public Counter RqMaxDurationReached { get; }
     /// <summary>Milliseconds from the request's arrival to the end of its response.</summary>
     public Histogram DownstreamRqTime { get; }
 
@@ -151,6 +153,7 @@ internal sealed class HttpConnectionManager
             if (!tlsRedirect) route = vhost.Routes.Find(request);
         }
         info.Route = route;
+        ArmStreamTimeouts(context, info, route);
 
         // Envoy decides on upgrades when it creates the filter chain, before any filter runs.
         if (!tlsRedirect && !UpgradeAllowed(context, route))
@@ -161,6 +164,43 @@ internal sealed class HttpConnectionManager
         var filters = _filters;
         if (filters is not null) return RunFiltersAsync(filters, context, info, request, scheme, host, tlsRedirect);
         return RunAction(context, info, request, scheme, host, tlsRedirect);
+    }
+
+    /// <summary>Envoy's request timer (until the request's last byte) and stream duration timer (from the route's
+    /// max_stream_duration or grpc-timeout); nothing is allocated when neither applies.</summary>
+    private void ArmStreamTimeouts(HttpContext context, UpstreamRequest info, RouteModel? route)
+    {
+        var requestTimeout = Model.RequestTimeout;
+        TimeSpan? duration = route?.Route?.MaxStreamDuration is { } msd ? StreamTimeouts.DurationFor(msd, context.Request) : null;
+        var hasBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? false;
+        if (duration is null && !(hasBody && requestTimeout > TimeSpan.Zero)) return;
+        var timeouts = new StreamTimeouts();
+        context.Response.RegisterForDispose(timeouts);
+        info.StreamTimeouts = timeouts;
+        if (duration is { } d) timeouts.ArmMaxStreamDuration(d);
+        if (!hasBody)
+        {
+            timeouts.OnRequestComplete();
+            return;
+        }
+        if (requestTimeout > TimeSpan.Zero) timeouts.ArmRequestTimeout(requestTimeout);
+        context.Request.Body = new EndOfRequestWatcher(context.Request.Body, timeouts);
+    }
+
+    /// <summary>The local reply when a connection manager timer ended the stream, as Envoy's <c>onRequestTimeout</c> and
+    /// <c>onStreamMaxDurationReached</c>: 504 once the request was complete, else 408 (Envoy's
+    /// <c>maybeRequestTimeoutCode</c>); a reset once the response has started.</summary>
+    public Task OnStreamTimeoutAsync(HttpContext context, UpstreamRequest info, StreamTimeouts timeouts)
+    {
+        var status = timeouts.RequestComplete ? 504 : 408;
+        if (timeouts.Fired == StreamTimeoutReason.RequestTimeout)
+        {
+            Stats.RqTimeout.Inc();
+            return LocalReply.SendAsync(context, status, "request timeout", LocalReplyServerName, info, "request_overall_timeout");
+        }
+        Stats.RqMaxDurationReached.Inc();
+        info.Flags |= ResponseFlags.DurationTimeout;
+        return LocalReply.SendAsync(context, status, "downstream duration timeout", LocalReplyServerName, info, "max_duration_timeout", grpcStatus: 4);
     }
 
     /// <summary>The decoder filters in order; the route's action when all of them continue.</summary>

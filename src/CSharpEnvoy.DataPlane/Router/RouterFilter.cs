@@ -31,6 +31,8 @@ internal sealed class UpstreamRequest : StreamInfo
     public RouteConfigurationModel? Routes { get; set; }
     /// <summary>The request as route matching saw it (raw path, pseudo-headers).</summary>
     public RequestView? Request { get; set; }
+    /// <summary>The connection manager's request and stream duration timers; null when neither applies.</summary>
+    public StreamTimeouts? StreamTimeouts { get; set; }
     /// <summary>The route timeout's source, disarmed when an upgrade is accepted.</summary>
     public CancellationTokenSource? RouteTimeout { get; set; }
     /// <summary>A Set-Cookie a cookie hash policy generated; added to the upstream response, as Envoy does.</summary>
@@ -106,6 +108,8 @@ internal sealed class UpstreamRequest : StreamInfo
 /// </summary>
 internal sealed class RouterFilter
 {
+    private static readonly TimeSpan DefaultStreamIdleTimeout = TimeSpan.FromMinutes(5);
+
     // Envoy's stream_idle_timeout default (5 minutes) bounds a silent upstream; the route timeout bounds the whole.
     private static readonly ForwarderRequestConfig s_http1 = new() { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionExact, ActivityTimeout = TimeSpan.FromMinutes(5) };
     private static readonly ForwarderRequestConfig s_http2 = new() { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, ActivityTimeout = TimeSpan.FromMinutes(5) };
@@ -182,6 +186,16 @@ internal sealed class RouterFilter
 
         var headers = context.Request.Headers;
         var timeout = action.Timeout;
+        var grpc = false;
+        if (action.MaxStreamDuration is { GrpcTimeoutHeaderMax: { } grpcMax } msd && LocalReply.IsGrpc(context.Request))
+        {
+            // Envoy's FilterUtility::finalTimeout: the grpc-timeout header (absent: none) less the offset, capped.
+            grpc = true;
+            GrpcTimeout.TryParse(headers["grpc-timeout"], out var gt);
+            if (msd.GrpcTimeoutHeaderOffset is { } offset && offset < gt) gt -= offset;
+            if (grpcMax > TimeSpan.Zero && (gt == TimeSpan.Zero || gt > grpcMax)) gt = grpcMax;
+            timeout = gt;
+        }
         // The x-envoy-* overrides survive HCM sanitising only on internal requests; Envoy consumes them here.
         if (headers.ContainsKey("x-envoy-upstream-rq-timeout-ms"))
         {
@@ -201,6 +215,8 @@ internal sealed class RouterFilter
         if (timeout > TimeSpan.Zero && perTry >= timeout) perTry = TimeSpan.Zero;
         var retry = RetryState.Create(retryPolicy, headers);
         info.Retry = retry;
+        // The upstream learns the deadline the proxy enforces.
+        if (grpc && timeout > TimeSpan.Zero) headers["grpc-timeout"] = GrpcTimeout.Format(timeout);
         var expected = perTry > TimeSpan.Zero ? perTry : timeout;
         if (expected > TimeSpan.Zero && !hcm.Model.SuppressEnvoyHeaders)
             headers["x-envoy-expected-rq-timeout-ms"] = ((long)expected.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -235,13 +251,18 @@ internal sealed class RouterFilter
             UpstreamProtocol.UseDownstream => HttpProtocol.IsHttp2(context.Request.Protocol) ? s_http2 : s_http1,
             _ => s_http1,
         };
-        if (action.IdleTimeout is { } idle) config = WithIdleTimeout(config, idle);
+        var idle = action.IdleTimeout ?? hcm.Model.StreamIdleTimeout;
+        if (idle != DefaultStreamIdleTimeout) config = WithIdleTimeout(config, idle);
         var vhIncludeAttempt = vhost.IncludeRequestAttemptCount;
         info.AttemptCountInResponse = vhost.IncludeAttemptCountInResponse;
 
         var stats = cluster.Stats;
         var resources = cluster.Resources;
-        using var timeoutCts = timeout > TimeSpan.Zero ? new CancellationTokenSource(timeout) : null;
+        // The connection manager's timers (request_timeout, max_stream_duration) bound the exchange too.
+        var streamToken = info.StreamTimeouts?.Token ?? CancellationToken.None;
+        using var timeoutCts = streamToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(streamToken)
+            : timeout > TimeSpan.Zero ? new CancellationTokenSource() : null;
+        if (timeout > TimeSpan.Zero) timeoutCts!.CancelAfter(timeout);
         info.RouteTimeout = timeoutCts;
         var attempt = 0;
         try
@@ -419,6 +440,15 @@ internal sealed class RouterFilter
             info.Flags |= ResponseFlags.DownstreamConnectionTermination;
             info.ResponseCodeDetails = "downstream_remote_disconnect";
             return Task.CompletedTask;
+        }
+        if (info.StreamTimeouts is { Fired: not StreamTimeoutReason.None } streamTimeouts)
+        {
+            if (info.ResponseStarted) // past the response headers Envoy resets the stream
+            {
+                context.Abort();
+                return Task.CompletedTask;
+            }
+            return info.Hcm!.OnStreamTimeoutAsync(context, info, streamTimeouts);
         }
         var stats = cluster.Stats;
         if (timeoutCts is { IsCancellationRequested: true } || perTryFired)

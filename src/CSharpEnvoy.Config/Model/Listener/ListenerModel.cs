@@ -67,4 +67,9 @@ internal sealed record HttpConnectionManagerModel
     public int? Http2InitialConnectionWindowSize { get; init; }
     /// <summary>The connection manager's <c>access_log</c>: one line per request, written when the request ends.</summary>
     public IReadOnlyList<CSharpEnvoy.Config.Model.AccessLog.AccessLogModel> AccessLogs { get; init; } = [];
+    /// <summary><c>stream_idle_timeout</c> (Envoy's default 5 minutes; zero disables): no byte either way for this
+    /// long ends the stream. A route's <c>idle_timeout</c> overrides it.</summary>
+    public TimeSpan StreamIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary><c>request_timeout</c>: the whole request must arrive within it; zero (the default) disables it.</summary>
+    public TimeSpan RequestTimeout { get; init; }
 }

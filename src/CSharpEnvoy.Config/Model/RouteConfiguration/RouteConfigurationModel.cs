@@ -106,7 +106,15 @@ internal sealed record RouteActionModel
     public RateLimitPolicyModel[] RateLimits { get; init; } = Array.Empty<RateLimitPolicyModel>();
     /// <summary><c>include_vh_rate_limits</c>: the virtual host's rate limits apply too.</summary>
     public bool IncludeVirtualHostRateLimits { get; init; }
+    /// <summary><c>max_stream_duration</c>; null when unset.</summary>
+    public MaxStreamDurationModel? MaxStreamDuration { get; init; }
+    /// <summary><c>hedge_policy.hedge_on_per_try_timeout</c>.</summary>
+    public bool HedgeOnPerTryTimeout { get; init; }
 }
+
+/// <summary>Route <c>max_stream_duration</c>: a bound on the whole stream, and for gRPC requests the
+/// <c>grpc-timeout</c> header capped by <see cref="GrpcTimeoutHeaderMax"/> (zero: uncapped) less the offset.</summary>
+internal sealed record MaxStreamDurationModel(TimeSpan? MaxStreamDuration, TimeSpan? GrpcTimeoutHeaderMax, TimeSpan? GrpcTimeoutHeaderOffset);
 
 internal sealed record RedirectActionModel
 {
