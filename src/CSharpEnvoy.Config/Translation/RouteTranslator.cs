@@ -382,7 +382,6 @@ internal static class RouteTranslator
             MirrorPolicies = RouterPolicyTranslator.Mirrors(a.RequestMirrorPolicies, path + ".request_mirror_policies", errors, clusterExists),
             RateLimits = RateLimitTranslator.Translate(a.RateLimits, path + ".rate_limits", errors),
             MaxStreamDuration = RouterPolicyTranslator.MaxStreamDuration(a.MaxStreamDuration, path + ".max_stream_duration", errors),
-            HedgeOnPerTryTimeout = a.HedgePolicy?.HedgeOnPerTryTimeout ?? false,
 #pragma warning disable CS0612 // deprecated in the API, still honoured by Envoy
             IncludeVirtualHostRateLimits = a.IncludeVhRateLimits ?? false,
 #pragma warning restore CS0612

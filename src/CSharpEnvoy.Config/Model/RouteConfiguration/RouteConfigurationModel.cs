@@ -108,8 +108,6 @@ internal sealed record RouteActionModel
     public bool IncludeVirtualHostRateLimits { get; init; }
     /// <summary><c>max_stream_duration</c>; null when unset.</summary>
     public MaxStreamDurationModel? MaxStreamDuration { get; init; }
-    /// <summary><c>hedge_policy.hedge_on_per_try_timeout</c>.</summary>
-    public bool HedgeOnPerTryTimeout { get; init; }
 }
 
 /// <summary>Route <c>max_stream_duration</c>: a bound on the whole stream, and for gRPC requests the
