@@ -22,7 +22,10 @@ internal static class HttpFilterTranslator
                 return Fault(typedConfig.Unpack<HTTPFault>(), path + ".typed_config", errors);
             case ExtensionRegistry.LocalRateLimitFilter:
                 if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
-                return LocalRateLimit(typedConfig.Unpack<LocalRateLimit>(), path + ".typed_config", errors);
+                return LocalRateLimit(typedConfig.Unpack<LocalRateLimit>(), path + ".typed_config", errors, perRoute: false);
+            case ExtensionRegistry.RateLimitFilter:
+                if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
+                return RateLimitFilterTranslator.Filter(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Ratelimit.V3.RateLimit>(), path + ".typed_config", errors);
             default:
                 return null;
         }
@@ -76,34 +79,41 @@ internal static class HttpFilterTranslator
         return new FaultFilterModel(delay, abort, f.MaxActiveFaults);
     }
 
-    public static LocalRateLimitModel LocalRateLimit(LocalRateLimit l, string path, ConfigErrors errors)
+    /// <param name="perRoute">A per-route config must have its own token bucket (Envoy: "local rate limit token bucket
+    /// must be set for per filter configs"); the filter-wide one may leave it to the routes.</param>
+    public static LocalRateLimitModel LocalRateLimit(LocalRateLimit l, string path, ConfigErrors errors, bool perRoute)
     {
         if (string.IsNullOrEmpty(l.StatPrefix)) errors.Add(path + ".stat_prefix", "stat_prefix is required");
         uint maxTokens = 0, tokensPerFill = 1;
         var fillInterval = TimeSpan.Zero;
-        var tb = l.TokenBucket;
-        if (tb is null)
+        if (l.TokenBucket is { } tb) TokenBucket(tb, path + ".token_bucket", errors, out maxTokens, out tokensPerFill, out fillInterval);
+        else if (perRoute) errors.Add(path + ".token_bucket", "a per-route local rate limit needs a token_bucket");
+
+        var descriptors = new List<LocalRateLimitDescriptorModel>(l.Descriptors.Count);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < l.Descriptors.Count; i++)
         {
-            errors.Add(path + ".token_bucket", "token_bucket is required (descriptors are not supported)");
-        }
-        else
-        {
-            maxTokens = tb.MaxTokens;
-            if (maxTokens == 0) errors.Add(path + ".token_bucket.max_tokens", "max_tokens must be greater than 0");
-            if (tb.TokensPerFill is { } tpf)
+            var d = l.Descriptors[i];
+            var dPath = $"{path}.descriptors[{i}]";
+            if (d.Entries.Count == 0) errors.Add(dPath + ".entries", "a descriptor needs at least one entry");
+            var entries = new KeyValuePair<string, string>[d.Entries.Count];
+            for (var j = 0; j < entries.Length; j++) entries[j] = new(d.Entries[j].Key, d.Entries[j].Value);
+            if (!seen.Add(string.Join("\n", entries))) errors.Add(dPath, "duplicate descriptor in the local rate limit descriptors");
+            if (d.TokenBucket is null)
             {
-                if (tpf == 0) errors.Add(path + ".token_bucket.tokens_per_fill", "tokens_per_fill must be greater than 0");
-                tokensPerFill = tpf;
+                errors.Add(dPath + ".token_bucket", "token_bucket is required");
+                continue;
             }
-            if (tb.FillInterval is null) errors.Add(path + ".token_bucket.fill_interval", "fill_interval is required");
-            else
-            {
-                fillInterval = tb.FillInterval.ToTimeSpan();
-                // Envoy: "local rate limit token bucket fill timer must be >= 50ms".
-                if (fillInterval < TimeSpan.FromMilliseconds(50))
-                    errors.Add(path + ".token_bucket.fill_interval", "fill_interval must be at least 50ms");
-            }
+            TokenBucket(d.TokenBucket, dPath + ".token_bucket", errors, out var dMax, out var dPerFill, out var dInterval);
+            // Envoy refills descriptors on the filter's fill timer, so their interval must be a multiple of it.
+            if (fillInterval > TimeSpan.Zero && dInterval > TimeSpan.Zero && dInterval.Ticks % fillInterval.Ticks != 0)
+                errors.Add(dPath + ".token_bucket.fill_interval", "local rate descriptor limit is not a multiple of token bucket fill timer");
+            descriptors.Add(new LocalRateLimitDescriptorModel(entries, dMax, dPerFill, dInterval));
         }
+        // Envoy consumes matched descriptors strictest first (tokens per whole second, ascending).
+        descriptors.Sort((a, b) => TokensPerSecond(a).CompareTo(TokensPerSecond(b)));
+        if (l.Stage > 10) errors.Add(path + ".stage", "stage must be at most 10");
+
         // Envoy's toErrorCode: a status below 400 means the default 429.
         var status = l.Status is null || (int)l.Status.Code < 400 ? 429 : (int)l.Status.Code;
         return new LocalRateLimitModel(
@@ -114,7 +124,38 @@ internal static class HttpFilterTranslator
             fillInterval,
             l.FilterEnabled is null ? null : Percent(l.FilterEnabled.DefaultValue),
             l.FilterEnforced is null ? null : Percent(l.FilterEnforced.DefaultValue),
-            RouteTranslator.Mutation(l.ResponseHeadersToAdd, new RepeatedField<string>(), path, "response", errors));
+            RouteTranslator.Mutation(l.ResponseHeadersToAdd, new RepeatedField<string>(), path, "response", errors))
+        {
+            Descriptors = descriptors.ToArray(),
+            Stage = l.Stage,
+            VhRateLimits = (VhRateLimitsOption)(int)l.VhRateLimits,
+            AlwaysConsumeDefaultTokenBucket = l.AlwaysConsumeDefaultTokenBucket ?? true,
+            RateLimitedAsResourceExhausted = l.RateLimitedAsResourceExhausted,
+        };
+    }
+
+    private static long TokensPerSecond(LocalRateLimitDescriptorModel d) =>
+        d.TokensPerFill / Math.Max(1, (long)d.FillInterval.TotalSeconds);
+
+    private static void TokenBucket(Envoy.Type.V3.TokenBucket tb, string path, ConfigErrors errors, out uint maxTokens, out uint tokensPerFill, out TimeSpan fillInterval)
+    {
+        maxTokens = tb.MaxTokens;
+        tokensPerFill = 1;
+        fillInterval = TimeSpan.Zero;
+        if (maxTokens == 0) errors.Add(path + ".max_tokens", "max_tokens must be greater than 0");
+        if (tb.TokensPerFill is { } tpf)
+        {
+            if (tpf == 0) errors.Add(path + ".tokens_per_fill", "tokens_per_fill must be greater than 0");
+            tokensPerFill = tpf;
+        }
+        if (tb.FillInterval is null) errors.Add(path + ".fill_interval", "fill_interval is required");
+        else
+        {
+            fillInterval = tb.FillInterval.ToTimeSpan();
+            // Envoy: "local rate limit token bucket fill timer must be >= 50ms".
+            if (fillInterval < TimeSpan.FromMilliseconds(50))
+                errors.Add(path + ".fill_interval", "fill_interval must be at least 50ms");
+        }
     }
 
     internal static FractionalPercentModel Percent(ProtoFractionalPercent? p)

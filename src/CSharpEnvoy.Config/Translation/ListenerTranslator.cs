@@ -117,7 +117,12 @@ internal static class ListenerTranslator
                 if (i != h.HttpFilters.Count - 1) errors.Add(fPath, "the router filter must be the last HTTP filter");
                 if (f.TypedConfig is not null) suppressEnvoyHeaders = f.TypedConfig.Unpack<Envoy.Extensions.Filters.Http.Router.V3.Router>().SuppressEnvoyHeaders;
             }
-            filters.Add(new HttpFilterModel(ext.Name, ext.TypeName, HttpFilterTranslator.Translate(ext, f.TypedConfig, fPath, errors)));
+            if (f.Disabled && ext.Name == ExtensionRegistry.Router) errors.Add(fPath + ".disabled", "the terminal filter cannot be disabled");
+            filters.Add(new HttpFilterModel(ext.Name, ext.TypeName, HttpFilterTranslator.Translate(ext, f.TypedConfig, fPath, errors))
+            {
+                ConfigName = string.IsNullOrEmpty(f.Name) ? ext.Name : f.Name,
+                Disabled = f.Disabled,
+            });
         }
         if (filters.Count > 0 && filters[^1].Name != ExtensionRegistry.Router)
             errors.Add(ConfigErrors.Join(path, "http_filters"), "the last HTTP filter must be the router (envoy.filters.http.router)");
@@ -156,6 +161,8 @@ internal static class ListenerTranslator
             Http2InitialStreamWindowSize = (int?)h.Http2ProtocolOptions?.InitialStreamWindowSize,
             Http2InitialConnectionWindowSize = (int?)h.Http2ProtocolOptions?.InitialConnectionWindowSize,
             AccessLogs = AccessLogTranslator.Translate(h.AccessLog, ConfigErrors.Join(path, "access_log"), errors),
+            StreamIdleTimeout = h.StreamIdleTimeout?.ToTimeSpan() ?? TimeSpan.FromMinutes(5),
+            RequestTimeout = h.RequestTimeout?.ToTimeSpan() ?? TimeSpan.Zero,
         };
     }
 

@@ -47,6 +47,7 @@ internal static class RouteTranslator
             RequestHeaders = Mutation(rc.RequestHeadersToAdd, rc.RequestHeadersToRemove, path, "request", errors),
             ResponseHeaders = Mutation(rc.ResponseHeadersToAdd, rc.ResponseHeadersToRemove, path, "response", errors),
             MostSpecificHeaderMutationsWins = rc.MostSpecificHeaderMutationsWins,
+            TypedPerFilterConfig = PerFilterConfigTranslator.Translate(rc.TypedPerFilterConfig, path, errors),
         };
     }
 
@@ -71,6 +72,8 @@ internal static class RouteTranslator
             IncludeRequestAttemptCount = vh.IncludeRequestAttemptCount,
             IncludeAttemptCountInResponse = vh.IncludeAttemptCountInResponse,
             PerRequestBufferLimitBytes = vh.PerRequestBufferLimitBytes,
+            TypedPerFilterConfig = PerFilterConfigTranslator.Translate(vh.TypedPerFilterConfig, path, errors),
+            RateLimits = RateLimitTranslator.Translate(vh.RateLimits, path + ".rate_limits", errors),
         };
     }
 
@@ -109,6 +112,7 @@ internal static class RouteTranslator
             RequestHeaders = Mutation(r.RequestHeadersToAdd, r.RequestHeadersToRemove, path, "request", errors),
             ResponseHeaders = Mutation(r.ResponseHeadersToAdd, r.ResponseHeadersToRemove, path, "response", errors),
             PerRequestBufferLimitBytes = r.PerRequestBufferLimitBytes,
+            TypedPerFilterConfig = PerFilterConfigTranslator.Translate(r.TypedPerFilterConfig, path, errors),
         };
     }
 
@@ -377,6 +381,11 @@ internal static class RouteTranslator
             HashPolicies = HashPolicyTranslator.Translate(a, path, errors),
             RetryPolicy = RouterPolicyTranslator.Retry(a.RetryPolicy, path + ".retry_policy", errors),
             MirrorPolicies = RouterPolicyTranslator.Mirrors(a.RequestMirrorPolicies, path + ".request_mirror_policies", errors, clusterExists),
+            RateLimits = RateLimitTranslator.Translate(a.RateLimits, path + ".rate_limits", errors),
+            MaxStreamDuration = RouterPolicyTranslator.MaxStreamDuration(a.MaxStreamDuration, path + ".max_stream_duration", errors),
+#pragma warning disable CS0612 // deprecated in the API, still honoured by Envoy
+            IncludeVirtualHostRateLimits = a.IncludeVhRateLimits ?? false,
+#pragma warning restore CS0612
         };
     }
 

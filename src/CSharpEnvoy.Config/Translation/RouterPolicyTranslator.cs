@@ -69,6 +69,20 @@ internal static class RouterPolicyTranslator
         };
     }
 
+    public static MaxStreamDurationModel? MaxStreamDuration(RouteAction.Types.MaxStreamDuration? m, string path, ConfigErrors errors)
+    {
+        if (m is null) return null;
+        TimeSpan? Get(Google.Protobuf.WellKnownTypes.Duration? d, string field)
+        {
+            if (d is null) return null;
+            var t = d.ToTimeSpan();
+            if (t < TimeSpan.Zero) errors.Add(path + "." + field, field + " must not be negative");
+            return t;
+        }
+        return new MaxStreamDurationModel(Get(m.MaxStreamDuration_, "max_stream_duration"), Get(m.GrpcTimeoutHeaderMax, "grpc_timeout_header_max"),
+            Get(m.GrpcTimeoutHeaderOffset, "grpc_timeout_header_offset"));
+    }
+
     public static RequestMirrorPolicyModel[] Mirrors(RepeatedField<RouteAction.Types.RequestMirrorPolicy> policies, string path, ConfigErrors errors, Func<string, bool>? clusterExists)
     {
         if (policies.Count == 0) return Array.Empty<RequestMirrorPolicyModel>();

@@ -1,6 +1,6 @@
 namespace CSharpEnvoy.Config.Validation;
 
-internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink }
+internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink, HttpFilterPerRoute }
 
 /// <summary>An extension csenvoy implements: its canonical name, the names Envoy still accepts for it, and its config type.</summary>
 internal sealed record ExtensionInfo(ExtensionCategory Category, string Name, string TypeName, string[] Aliases, string Description);
@@ -16,6 +16,7 @@ internal static class ExtensionRegistry
     public const string Router = "envoy.filters.http.router";
     public const string FaultFilter = "envoy.filters.http.fault";
     public const string LocalRateLimitFilter = "envoy.filters.http.local_ratelimit";
+    public const string RateLimitFilter = "envoy.filters.http.ratelimit";
     public const string UpstreamHttpProtocolOptions = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
     public const string FileAccessLogger = "envoy.access_loggers.file";
     public const string StatsdSink = "envoy.stat_sinks.statsd";
@@ -44,7 +45,14 @@ internal static class ExtensionRegistry
         new ExtensionInfo(ExtensionCategory.HttpFilter, FaultFilter, "envoy.extensions.filters.http.fault.v3.HTTPFault",
             new[] { "envoy.fault" }, "fault injection: fixed or header-controlled delays and aborts, max_active_faults"),
         new ExtensionInfo(ExtensionCategory.HttpFilter, LocalRateLimitFilter, "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
-            Array.Empty<string>(), "one filter-wide token bucket; 429 local_rate_limited"),
+            Array.Empty<string>(), "token buckets per filter, per route (typed_per_filter_config) and per descriptor; 429 local_rate_limited"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, RateLimitFilter, "envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+            new[] { "envoy.rate_limit" }, "global rate limiting: asks envoy.service.ratelimit.v3.RateLimitService over gRPC with descriptors from rate_limits actions"),
+        // typed_per_filter_config types that are not also a filter's own config type (PerFilterConfigTranslator).
+        new ExtensionInfo(ExtensionCategory.HttpFilterPerRoute, "envoy.config.route.v3.FilterConfig", "envoy.config.route.v3.FilterConfig",
+            Array.Empty<string>(), "typed_per_filter_config wrapper: the filter's per-route config, is_optional, disabled"),
+        new ExtensionInfo(ExtensionCategory.HttpFilterPerRoute, RateLimitFilter, "envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute",
+            Array.Empty<string>(), "per-route domain and virtual host rate limit option of the global rate limit filter"),
         new ExtensionInfo(ExtensionCategory.UpstreamProtocolOptions, UpstreamHttpProtocolOptions,
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", Array.Empty<string>(), "upstream HTTP/1.1 or HTTP/2 selection"),
         new ExtensionInfo(ExtensionCategory.AccessLogger, FileAccessLogger, "envoy.extensions.access_loggers.file.v3.FileAccessLog",

@@ -32,6 +32,11 @@ internal static class SupportChecker
         "envoy.config.core.v3.TransportSocket.typed_config",
         // Retry host predicates: RouterPolicyTranslator accepts previous_hosts and names any other.
         "envoy.config.route.v3.RetryPolicy.RetryHostPredicate.typed_config",
+        // typed_per_filter_config: PerFilterConfigTranslator resolves each entry by its per-route type.
+        "envoy.config.route.v3.Route.typed_per_filter_config",
+        "envoy.config.route.v3.VirtualHost.typed_per_filter_config",
+        "envoy.config.route.v3.RouteConfiguration.typed_per_filter_config",
+        "envoy.config.route.v3.FilterConfig.config",
     };
 
     private static void Walk(IMessage message, string path, ConfigErrors errors, ProtoRegistry registry, bool isExtensionPoint)

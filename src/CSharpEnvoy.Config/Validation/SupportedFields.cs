@@ -113,6 +113,41 @@ internal static class SupportedFields
         Msg("envoy.type.matcher.v3.RegexMatchAndSubstitute", "pattern", "substitution");
         Msg("envoy.type.v3.Int64Range", "start", "end");
 
+        Area("HTTP filters: per-route configs and rate limit descriptors");
+        Msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", "disabled");
+        Note("envoy.config.route.v3.Route", "typed_per_filter_config", "keyed by the HTTP filter's name (then its extension name); the most specific of route, virtual host and route configuration wins");
+        Note("envoy.config.route.v3.VirtualHost", "typed_per_filter_config", "as the route's");
+        Note("envoy.config.route.v3.RouteConfiguration", "typed_per_filter_config", "as the route's");
+        Msg("envoy.config.route.v3.FilterConfig", "config", "is_optional", "disabled");
+        Msg("envoy.config.route.v3.VirtualHost", "rate_limits");
+        Msg("envoy.config.route.v3.RouteAction", "rate_limits", "include_vh_rate_limits");
+        const string rl = "envoy.config.route.v3.RateLimit";
+        Msg(rl, "stage", "actions");
+        Msg(rl + ".Action", "destination_cluster", "request_headers", "remote_address", "generic_key", "header_value_match");
+        Msg(rl + ".Action.DestinationCluster");
+        Msg(rl + ".Action.RemoteAddress");
+        Msg(rl + ".Action.RequestHeaders", "header_name", "descriptor_key", "skip_if_absent");
+        Msg(rl + ".Action.GenericKey", "descriptor_value", "descriptor_key");
+        Msg(rl + ".Action.HeaderValueMatch", "descriptor_value", "default_value", "descriptor_key", "expect_match", "headers");
+        Msg("envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit", "descriptors", "stage", "vh_rate_limits",
+            "always_consume_default_token_bucket", "rate_limited_as_resource_exhausted");
+        Msg("envoy.extensions.common.ratelimit.v3.LocalRateLimitDescriptor", "entries", "token_bucket");
+        Msg("envoy.extensions.common.ratelimit.v3.RateLimitDescriptor.Entry", "key", "value");
+
+        Area("HTTP filters: global rate limit (envoy.filters.http.ratelimit)");
+        const string grl = "envoy.extensions.filters.http.ratelimit.v3.RateLimit";
+        Msg(grl, "domain", "stage", "request_type", "timeout", "failure_mode_deny", "rate_limited_as_resource_exhausted",
+            "rate_limit_service", "enable_x_ratelimit_headers", "disable_x_envoy_ratelimited_header", "rate_limited_status",
+            "status_on_error", "response_headers_to_add", "stat_prefix");
+        Note("envoy.config.ratelimit.v3.RateLimitServiceConfig", "grpc_service", "envoy_grpc only: the service is called over the named cluster");
+        Note("envoy.config.ratelimit.v3.RateLimitServiceConfig", "transport_api_version", "V3 only (as Envoy)");
+        Msg("envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute", "vh_rate_limits", "domain");
+
+        Area("Timeouts: stream idle, request, max stream duration");
+        Msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", "stream_idle_timeout", "request_timeout");
+        Msg("envoy.config.route.v3.RouteAction", "max_stream_duration");
+        Msg("envoy.config.route.v3.RouteAction.MaxStreamDuration", "max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset");
+
         Area("Clusters");
         const string cl = "envoy.config.cluster.v3.Cluster";
         Msg(cl, "name", "type", "connect_timeout", "lb_policy", "load_assignment", "dns_refresh_rate", "dns_lookup_family",

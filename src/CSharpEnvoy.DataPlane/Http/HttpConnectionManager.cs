@@ -34,6 +34,7 @@ internal sealed class HttpConnectionManagerStats
         RqDirectResponse = store.Counter(p + "rq_direct_response");
         RqTotal = store.Counter(p + "rq_total");
         RqTimeout = store.Counter(p + "downstream_rq_timeout");
+        RqMaxDurationReached = store.Counter(p + "downstream_rq_max_duration_reached");
         DownstreamRqTime = store.Histogram(p + "downstream_rq_time");
         for (var c = 1; c <= 5; c++) _byClass[c] = store.Counter(p + $"downstream_rq_{c}xx");
     }
@@ -55,6 +56,7 @@ internal sealed class HttpConnectionManagerStats
     public Counter RqDirectResponse { get; }
     public Counter RqTotal { get; }
     public Counter RqTimeout { get; }
+    public Counter RqMaxDurationReached { get; }
     /// <summary>Milliseconds from the request's arrival to the end of its response.</summary>
     public Histogram DownstreamRqTime { get; }
 
@@ -76,7 +78,7 @@ internal sealed class HttpConnectionManager
     /// <summary>The access logs, null when there are none (so a request without them pays nothing).</summary>
     private readonly AccessLog.AccessLogger[]? _accessLogs;
     /// <summary>The decoder filters before the router, in configured order; null when there are none.</summary>
-    private readonly Filters.IHttpDecoderFilter[]? _filters;
+    private readonly Filters.HttpFilterEntry[]? _filters;
 
     public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null)
     {
@@ -84,7 +86,7 @@ internal sealed class HttpConnectionManager
         _routes = model.RouteConfig;
         Stats = new HttpConnectionManagerStats(stats, model.StatPrefix);
         _router = router;
-        _filters = Filters.HttpFilterChain.Build(model, stats);
+        _filters = Filters.HttpFilterChain.Build(model, stats, router.Clusters);
         if (model.AccessLogs.Count > 0 && accessLogs is not null)
             _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
     }
@@ -139,47 +141,96 @@ internal sealed class HttpConnectionManager
         var request = new RequestView(context, scheme);
         var host = context.Request.Host.Value ?? "";
         var vhost = routes?.VirtualHosts.Find(host);
+        info.Routes = routes;
+        info.Request = request;
         RouteModel? route = null;
+        var tlsRedirect = false;
         if (vhost is not null)
         {
             info.VirtualHost = vhost;
-            if (RequiresTlsRedirect(vhost.RequireTls, context.Request.Headers))
-                return RedirectToHttps(context, host, request);
-            route = vhost.Routes.Find(request);
+            // Envoy's virtual host answers with an SSL redirect "route" the router acts on, after the other filters.
+            tlsRedirect = RequiresTlsRedirect(vhost.RequireTls, context.Request.Headers);
+            if (!tlsRedirect) route = vhost.Routes.Find(request);
         }
+        info.Route = route;
+        ArmStreamTimeouts(context, info, route);
+
+        // Envoy decides on upgrades when it creates the filter chain, before any filter runs.
+        if (!tlsRedirect && !UpgradeAllowed(context, route))
+            return LocalReply.SendAsync(context, 403, "", LocalReplyServerName, info, "upgrade_failed");
+
+        // As in Envoy, the route is resolved up front (filters read it) but acted on by the router, the last filter:
+        // a request without a route still passes through the filters before its 404.
+        var filters = _filters;
+        if (filters is not null) return RunFiltersAsync(filters, context, info, request, scheme, host, tlsRedirect);
+        return RunAction(context, info, request, scheme, host, tlsRedirect);
+    }
+
+    /// <summary>Envoy's request timer (until the request's last byte) and stream duration timer (from the route's
+    /// max_stream_duration or grpc-timeout); nothing is allocated when neither applies.</summary>
+    private void ArmStreamTimeouts(HttpContext context, UpstreamRequest info, RouteModel? route)
+    {
+        var requestTimeout = Model.RequestTimeout;
+        TimeSpan? duration = route?.Route?.MaxStreamDuration is { } msd ? StreamTimeouts.DurationFor(msd, context.Request) : null;
+        var hasBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? false;
+        if (duration is null && !(hasBody && requestTimeout > TimeSpan.Zero)) return;
+        var timeouts = new StreamTimeouts();
+        context.Response.RegisterForDispose(timeouts);
+        info.StreamTimeouts = timeouts;
+        if (duration is { } d) timeouts.ArmMaxStreamDuration(d);
+        if (!hasBody)
+        {
+            timeouts.OnRequestComplete();
+            return;
+        }
+        if (requestTimeout > TimeSpan.Zero) timeouts.ArmRequestTimeout(requestTimeout);
+        context.Request.Body = new EndOfRequestWatcher(context.Request.Body, timeouts);
+    }
+
+    /// <summary>The local reply when a connection manager timer ended the stream, as Envoy's <c>onRequestTimeout</c> and
+    /// <c>onStreamMaxDurationReached</c>: 504 once the request was complete, else 408 (Envoy's
+    /// <c>maybeRequestTimeoutCode</c>); a reset once the response has started.</summary>
+    public Task OnStreamTimeoutAsync(HttpContext context, UpstreamRequest info, StreamTimeouts timeouts)
+    {
+        var status = timeouts.RequestComplete ? 504 : 408;
+        if (timeouts.Fired == StreamTimeoutReason.RequestTimeout)
+        {
+            Stats.RqTimeout.Inc();
+            return LocalReply.SendAsync(context, status, "request timeout", LocalReplyServerName, info, "request_overall_timeout");
+        }
+        Stats.RqMaxDurationReached.Inc();
+        info.Flags |= ResponseFlags.DurationTimeout;
+        return LocalReply.SendAsync(context, status, "downstream duration timeout", LocalReplyServerName, info, "max_duration_timeout", grpcStatus: 4);
+    }
+
+    /// <summary>The decoder filters in order; the route's action when all of them continue.</summary>
+    private async Task RunFiltersAsync(Filters.HttpFilterEntry[] filters, HttpContext context, UpstreamRequest info, RequestView request,
+        string scheme, string host, bool tlsRedirect)
+    {
+        for (var i = 0; i < filters.Length; i++)
+        {
+            var entry = filters[i];
+            if (!entry.IsEnabled(info)) continue;
+            var step = entry.Filter.DecodeHeadersAsync(context, info, this);
+            var proceed = step.IsCompletedSuccessfully ? step.Result : await step.ConfigureAwait(false);
+            if (!proceed) return;
+        }
+        await RunAction(context, info, request, scheme, host, tlsRedirect).ConfigureAwait(false);
+    }
+
+    /// <summary>The router's part: a TLS redirect, no route (404), a direct response, a redirect, or forwarding.</summary>
+    private Task RunAction(HttpContext context, UpstreamRequest info, RequestView request, string scheme, string host, bool tlsRedirect)
+    {
+        if (tlsRedirect) return RedirectToHttps(context, host, request);
+        var route = info.Route;
         if (route is null)
         {
             Stats.NoRoute.Inc();
             info.Flags |= ResponseFlags.NoRouteFound;
             return LocalReply.SendAsync(context, 404, "", LocalReplyServerName, info, "route_not_found");
         }
-        info.Route = route;
-
-        if (!UpgradeAllowed(context, route))
-            return LocalReply.SendAsync(context, 403, "", LocalReplyServerName, info, "upgrade_failed");
-
-        var filters = _filters;
-        if (filters is not null) return RunFiltersAsync(filters, context, info, request, scheme, host, routes!, vhost!, route);
-        return RunAction(context, info, request, scheme, host, routes!, vhost!, route);
-    }
-
-    /// <summary>The decoder filters in order; the route's action when all of them continue.</summary>
-    private async Task RunFiltersAsync(Filters.IHttpDecoderFilter[] filters, HttpContext context, UpstreamRequest info, RequestView request,
-        string scheme, string host, RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route)
-    {
-        for (var i = 0; i < filters.Length; i++)
-        {
-            var step = filters[i].DecodeHeadersAsync(context, info, this);
-            var proceed = step.IsCompletedSuccessfully ? step.Result : await step.ConfigureAwait(false);
-            if (!proceed) return;
-        }
-        await RunAction(context, info, request, scheme, host, routes, vhost, route).ConfigureAwait(false);
-    }
-
-    /// <summary>The route's action: a direct response, a redirect, or the router.</summary>
-    private Task RunAction(HttpContext context, UpstreamRequest info, RequestView request, string scheme, string host,
-        RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route)
-    {
+        var routes = info.Routes!;
+        var vhost = info.VirtualHost!;
         if (route.DirectResponse is { } direct)
         {
             Stats.RqDirectResponse.Inc();
@@ -196,14 +247,14 @@ internal sealed class HttpConnectionManager
     /// <summary>Envoy's <c>FilterManager::createUpgradeFilterChain</c> decision: a route-level entry decides (it may
     /// enable what the connection manager does not list); otherwise, and for redirects and direct responses, which
     /// have no upgrade config, the connection manager's entry does. A refused upgrade is a 403.</summary>
-    private bool UpgradeAllowed(HttpContext context, RouteModel route)
+    private bool UpgradeAllowed(HttpContext context, RouteModel? route)
     {
         string? type = null;
         if (context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true }) type = context.Request.Headers.Upgrade.ToString();
         else if (context.Features.Get<IHttpExtendedConnectFeature>() is { IsExtendedConnect: true } ec) type = ec.Protocol;
         if (type is null) return true;
         type = type.ToLowerInvariant();
-        if (route.Route is { } action && action.UpgradeTypes.TryGetValue(type, out var routeEnabled)) return routeEnabled;
+        if (route?.Route is { } action && action.UpgradeTypes.TryGetValue(type, out var routeEnabled)) return routeEnabled;
         return Model.UpgradeTypes.TryGetValue(type, out var enabled) && enabled;
     }
 

@@ -27,6 +27,8 @@ internal enum ResponseFlags
     DownstreamProtocolError = 1 << 15,    // DPE
     UpstreamProtocolError = 1 << 16,      // UPE
     StreamIdleTimeout = 1 << 17,          // SI
+    RateLimitServiceError = 1 << 18,      // RLSE
+    DurationTimeout = 1 << 19,            // DT
 }
 
 /// <summary>
@@ -72,10 +74,12 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
         (ResponseFlags.UpstreamConnectionTermination, "UC", "UpstreamConnectionTermination"), (ResponseFlags.UpstreamOverflow, "UO", "UpstreamOverflow"),
         (ResponseFlags.NoRouteFound, "NR", "NoRouteFound"), (ResponseFlags.DelayInjected, "DI", "DelayInjected"),
         (ResponseFlags.FaultInjected, "FI", "FaultInjected"), (ResponseFlags.RateLimited, "RL", "RateLimited"),
+        (ResponseFlags.RateLimitServiceError, "RLSE", "RateLimitServiceError"),
         (ResponseFlags.DownstreamConnectionTermination, "DC", "DownstreamConnectionTermination"),
         (ResponseFlags.UpstreamRetryLimitExceeded, "URX", "UpstreamRetryLimitExceeded"),
         (ResponseFlags.StreamIdleTimeout, "SI", "StreamIdleTimeout"),
         (ResponseFlags.DownstreamProtocolError, "DPE", "DownstreamProtocolError"),
+        (ResponseFlags.DurationTimeout, "DT", "DurationTimeout"),
         (ResponseFlags.UpstreamProtocolError, "UPE", "UpstreamProtocolError"), (ResponseFlags.NoClusterFound, "NC", "NoClusterFound"),
     };
 

@@ -31,6 +31,10 @@ internal sealed class UpstreamRequest : StreamInfo
     public bool Upgraded { get; private set; }
     public HttpConnectionManager? Hcm { get; set; }
     public RouteConfigurationModel? Routes { get; set; }
+    /// <summary>The request as route matching saw it (raw path, pseudo-headers).</summary>
+    public RequestView? Request { get; set; }
+    /// <summary>The connection manager's request and stream duration timers; null when neither applies.</summary>
+    public StreamTimeouts? StreamTimeouts { get; set; }
     /// <summary>The route timeout's source, disarmed when an upgrade is accepted.</summary>
     public CancellationTokenSource? RouteTimeout { get; set; }
     /// <summary>A Set-Cookie a cookie hash policy generated; added to the upstream response, as Envoy does.</summary>
@@ -106,6 +110,8 @@ internal sealed class UpstreamRequest : StreamInfo
 /// </summary>
 internal sealed class RouterFilter
 {
+    private static readonly TimeSpan DefaultStreamIdleTimeout = TimeSpan.FromMinutes(5);
+
     // Envoy's stream_idle_timeout default (5 minutes) bounds a silent upstream; the route timeout bounds the whole.
     private static readonly ForwarderRequestConfig s_http1 = new() { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionExact, ActivityTimeout = TimeSpan.FromMinutes(5) };
     private static readonly ForwarderRequestConfig s_http2 = new() { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, ActivityTimeout = TimeSpan.FromMinutes(5) };
@@ -119,6 +125,19 @@ internal sealed class RouterFilter
         _clusters = clusters;
     }
 
+    public ClusterManager Clusters => _clusters;
+
+    /// <summary>The route's target cluster name as Envoy's route entry gives it to filters: the cluster, the picked
+    /// weighted cluster, or the cluster_header's value; null when none.</summary>
+    public static string? TargetClusterName(HttpContext context, UpstreamRequest info)
+    {
+        if (info.Route?.Route is not { } action) return null;
+        if (action.Cluster is not null) return action.Cluster;
+        if (action.WeightedClusters is { } weighted) return (info.WeightedCluster ??= PickWeighted(weighted, action.TotalWeight)).Name;
+        var v = context.Request.Headers[action.ClusterHeader!];
+        return v.Count == 0 ? null : v[0];
+    }
+
     public async Task ForwardAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm, RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route, RequestView request)
     {
         var action = route.Route!;
@@ -130,8 +149,8 @@ internal sealed class RouterFilter
         if (action.Cluster is not null) clusterName = action.Cluster;
         else if (action.WeightedClusters is { } weighted)
         {
-            var entry = PickWeighted(weighted, action.TotalWeight);
-            info.WeightedCluster = entry;
+            // Picked with the route, as Envoy does, so filters before the router see the same cluster.
+            var entry = info.WeightedCluster ??= PickWeighted(weighted, action.TotalWeight);
             clusterName = entry.Name;
         }
         else
@@ -169,6 +188,16 @@ internal sealed class RouterFilter
 
         var headers = context.Request.Headers;
         var timeout = action.Timeout;
+        var grpc = false;
+        if (action.MaxStreamDuration is { GrpcTimeoutHeaderMax: { } grpcMax } msd && LocalReply.IsGrpc(context.Request))
+        {
+            // Envoy's FilterUtility::finalTimeout: the grpc-timeout header (absent: none) less the offset, capped.
+            grpc = true;
+            GrpcTimeout.TryParse(headers["grpc-timeout"], out var gt);
+            if (msd.GrpcTimeoutHeaderOffset is { } offset && offset < gt) gt -= offset;
+            if (grpcMax > TimeSpan.Zero && (gt == TimeSpan.Zero || gt > grpcMax)) gt = grpcMax;
+            timeout = gt;
+        }
         // The x-envoy-* overrides survive HCM sanitising only on internal requests; Envoy consumes them here.
         if (headers.ContainsKey("x-envoy-upstream-rq-timeout-ms"))
         {
@@ -188,6 +217,8 @@ internal sealed class RouterFilter
         if (timeout > TimeSpan.Zero && perTry >= timeout) perTry = TimeSpan.Zero;
         var retry = RetryState.Create(retryPolicy, headers);
         info.Retry = retry;
+        // The upstream learns the deadline the proxy enforces.
+        if (grpc && timeout > TimeSpan.Zero) headers["grpc-timeout"] = GrpcTimeout.Format(timeout);
         var expected = perTry > TimeSpan.Zero ? perTry : timeout;
         if (expected > TimeSpan.Zero && !hcm.Model.SuppressEnvoyHeaders)
             headers["x-envoy-expected-rq-timeout-ms"] = ((long)expected.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -222,14 +253,19 @@ internal sealed class RouterFilter
             UpstreamProtocol.UseDownstream => HttpProtocol.IsHttp2(context.Request.Protocol) ? s_http2 : s_http1,
             _ => s_http1,
         };
-        if (action.IdleTimeout is { } idle) config = WithIdleTimeout(config, idle);
+        var idle = action.IdleTimeout ?? hcm.Model.StreamIdleTimeout;
+        if (idle != DefaultStreamIdleTimeout) config = WithIdleTimeout(config, idle);
         var vhIncludeAttempt = vhost.IncludeRequestAttemptCount;
         info.AttemptCountInResponse = vhost.IncludeAttemptCountInResponse;
 
         var stats = cluster.Stats;
         var resources = cluster.ResourcesFor(action.HighPriority);
         info.Resources = resources;
-        using var timeoutCts = timeout > TimeSpan.Zero ? new CancellationTokenSource(timeout) : null;
+        // The connection manager's timers (request_timeout, max_stream_duration) bound the exchange too.
+        var streamToken = info.StreamTimeouts?.Token ?? CancellationToken.None;
+        using var timeoutCts = streamToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(streamToken)
+            : timeout > TimeSpan.Zero ? new CancellationTokenSource() : null;
+        if (timeout > TimeSpan.Zero) timeoutCts!.CancelAfter(timeout);
         info.RouteTimeout = timeoutCts;
         var attempt = 0;
         try
@@ -408,6 +444,15 @@ internal sealed class RouterFilter
             info.ResponseCodeDetails = "downstream_remote_disconnect";
             return Task.CompletedTask;
         }
+        if (info.StreamTimeouts is { Fired: not StreamTimeoutReason.None } streamTimeouts)
+        {
+            if (info.ResponseStarted) // past the response headers Envoy resets the stream
+            {
+                context.Abort();
+                return Task.CompletedTask;
+            }
+            return info.Hcm!.OnStreamTimeoutAsync(context, info, streamTimeouts);
+        }
         var stats = cluster.Stats;
         if (timeoutCts is { IsCancellationRequested: true } || perTryFired)
         {
@@ -481,7 +526,7 @@ internal sealed class RouterFilter
         return false;
     }
 
-    private static WeightedClusterEntry PickWeighted(IReadOnlyList<WeightedClusterEntry> entries, ulong total)
+    internal static WeightedClusterEntry PickWeighted(IReadOnlyList<WeightedClusterEntry> entries, ulong total)
     {
         var r = (ulong)Random.Shared.NextInt64((long)total);
         for (var i = 0; i < entries.Count; i++)

@@ -14,6 +14,12 @@ public sealed class EchoProbe
 
     public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Unary calls the backend still fails with UNAVAILABLE before it answers normally.</summary>
+    public int UnaryFailuresLeft;
+
+    /// <summary>Unary calls the backend received.</summary>
+    public int UnaryCalls;
+
     /// <summary>The next request message text the backend read, or a timeout if the proxy is holding it back.</summary>
     public async Task<string> NextReceivedAsync() =>
         await Received.Reader.ReadAsync().AsTask().WaitAsync(GrpcTestKit.ProbeTimeout);
@@ -24,6 +30,8 @@ public sealed class EchoService(EchoProbe probe) : Echo.EchoBase
 {
     public override async Task<EchoReply> Unary(EchoRequest request, ServerCallContext context)
     {
+        Interlocked.Increment(ref probe.UnaryCalls);
+        if (Interlocked.Decrement(ref probe.UnaryFailuresLeft) >= 0) throw new RpcException(new Status(StatusCode.Unavailable, "not yet"));
         FailIfAsked(request.FailCode, request.FailMessage);
         await context.WriteResponseHeadersAsync(new Metadata { { "x-backend-header", "from-backend" } });
         context.ResponseTrailers.Add("x-custom-trailer", "trailer-value");

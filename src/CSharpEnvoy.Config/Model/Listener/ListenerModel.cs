@@ -31,7 +31,13 @@ internal enum CodecType { Auto = 0, Http1 = 1, Http2 = 2 }
 internal enum ServerHeaderTransformation { Overwrite = 0, AppendIfAbsent = 1, PassThrough = 2 }
 
 /// <summary>An HTTP filter of the connection manager's chain, already resolved to its extension.</summary>
-internal sealed record HttpFilterModel(string Name, string TypeName, object? Config);
+internal sealed record HttpFilterModel(string Name, string TypeName, object? Config)
+{
+    /// <summary>The filter's <c>name</c> as configured: the first key of its typed_per_filter_config lookups.</summary>
+    public string? ConfigName { get; init; }
+    /// <summary><c>disabled</c>: the filter runs only on routes whose typed_per_filter_config enables it.</summary>
+    public bool Disabled { get; init; }
+}
 
 /// <summary>Validated settings of <c>envoy.filters.network.http_connection_manager</c>.</summary>
 internal sealed record HttpConnectionManagerModel
@@ -63,4 +69,9 @@ internal sealed record HttpConnectionManagerModel
     public int? Http2InitialConnectionWindowSize { get; init; }
     /// <summary>The connection manager's <c>access_log</c>: one line per request, written when the request ends.</summary>
     public IReadOnlyList<CSharpEnvoy.Config.Model.AccessLog.AccessLogModel> AccessLogs { get; init; } = [];
+    /// <summary><c>stream_idle_timeout</c> (Envoy's default 5 minutes; zero disables): no byte either way for this
+    /// long ends the stream. A route's <c>idle_timeout</c> overrides it.</summary>
+    public TimeSpan StreamIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary><c>request_timeout</c>: the whole request must arrive within it; zero (the default) disables it.</summary>
+    public TimeSpan RequestTimeout { get; init; }
 }

@@ -25,6 +25,8 @@ internal sealed record RouteConfigurationModel
     public HeaderMutationModel ResponseHeaders { get; init; } = HeaderMutationModel.Empty;
     public bool MostSpecificHeaderMutationsWins { get; init; }
     public IReadOnlyList<VirtualHostModel> VirtualHostList { get; init; } = Array.Empty<VirtualHostModel>();
+    /// <summary><c>typed_per_filter_config</c> by filter name; null when empty.</summary>
+    public IReadOnlyDictionary<string, PerFilterConfigModel>? TypedPerFilterConfig { get; init; }
 }
 
 internal enum TlsRequirement { None = 0, ExternalOnly = 1, All = 2 }
@@ -42,6 +44,10 @@ internal sealed record VirtualHostModel
     public bool IncludeRequestAttemptCount { get; init; }
     public bool IncludeAttemptCountInResponse { get; init; }
     public uint? PerRequestBufferLimitBytes { get; init; }
+    /// <summary><c>typed_per_filter_config</c> by filter name; null when empty.</summary>
+    public IReadOnlyDictionary<string, PerFilterConfigModel>? TypedPerFilterConfig { get; init; }
+    /// <summary>The virtual host's <c>rate_limits</c>, in order.</summary>
+    public RateLimitPolicyModel[] RateLimits { get; init; } = Array.Empty<RateLimitPolicyModel>();
 }
 
 internal sealed record RouteModel
@@ -59,6 +65,8 @@ internal sealed record RouteModel
     public HeaderMutationModel ResponseHeaders { get; init; } = HeaderMutationModel.Empty;
     /// <summary>Bounds the request body buffered for retries and mirrors; the virtual host's, then 1 MiB, when unset.</summary>
     public uint? PerRequestBufferLimitBytes { get; init; }
+    /// <summary><c>typed_per_filter_config</c> by filter name; null when empty.</summary>
+    public IReadOnlyDictionary<string, PerFilterConfigModel>? TypedPerFilterConfig { get; init; }
 }
 
 /// <summary>A weighted cluster entry; <see cref="CumulativeWeight"/> is the running sum used to pick by a random number.</summary>
@@ -96,7 +104,17 @@ internal sealed record RouteActionModel
     public RequestMirrorPolicyModel[] MirrorPolicies { get; init; } = Array.Empty<RequestMirrorPolicyModel>();
     /// <summary>Route <c>priority: HIGH</c>: the cluster's HIGH circuit breaker thresholds apply.</summary>
     public bool HighPriority { get; init; }
+    /// <summary>The route's <c>rate_limits</c>, in order.</summary>
+    public RateLimitPolicyModel[] RateLimits { get; init; } = Array.Empty<RateLimitPolicyModel>();
+    /// <summary><c>include_vh_rate_limits</c>: the virtual host's rate limits apply too.</summary>
+    public bool IncludeVirtualHostRateLimits { get; init; }
+    /// <summary><c>max_stream_duration</c>; null when unset.</summary>
+    public MaxStreamDurationModel? MaxStreamDuration { get; init; }
 }
+
+/// <summary>Route <c>max_stream_duration</c>: a bound on the whole stream, and for gRPC requests the
+/// <c>grpc-timeout</c> header capped by <see cref="GrpcTimeoutHeaderMax"/> (zero: uncapped) less the offset.</summary>
+internal sealed record MaxStreamDurationModel(TimeSpan? MaxStreamDuration, TimeSpan? GrpcTimeoutHeaderMax, TimeSpan? GrpcTimeoutHeaderOffset);
 
 internal sealed record RedirectActionModel
 {

@@ -1,7 +1,9 @@
 using CSharpEnvoy.Config.Model.HttpFilters;
 using CSharpEnvoy.Config.Model.Listener;
+using CSharpEnvoy.Config.Model.RouteConfiguration;
 using CSharpEnvoy.DataPlane.Router;
 using CSharpEnvoy.DataPlane.Stats;
+using CSharpEnvoy.DataPlane.Upstream;
 using Microsoft.AspNetCore.Http;
 
 namespace CSharpEnvoy.DataPlane.Http.Filters;
@@ -15,22 +17,64 @@ internal interface IHttpDecoderFilter
     ValueTask<bool> DecodeHeadersAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm);
 }
 
+/// <summary>The names a filter's <c>typed_per_filter_config</c> entries are found by: its configured name, then its
+/// extension name (Envoy's filter manager falls back to the latter).</summary>
+internal sealed record HttpFilterNames(string ConfigName, string ExtensionName)
+{
+    public static HttpFilterNames Of(HttpFilterModel f) => new(f.ConfigName ?? f.Name, f.Name);
+
+    /// <summary>The most specific per-route entry (route, then virtual host, then route configuration) of this
+    /// filter for the request's route; null when there is none.</summary>
+    public PerFilterConfigModel? Find(UpstreamRequest info) =>
+        PerFilterConfigLookup.Find(info.Routes, info.VirtualHost, info.Route, ConfigName, ExtensionName);
+
+    /// <summary>The filter's most specific per-route config of type <typeparamref name="T"/>, or null: what a filter
+    /// calls to let a route override its filter-wide config.</summary>
+    public T? MostSpecific<T>(UpstreamRequest info) where T : class
+    {
+        // Nothing to look up on most requests: no level has per-filter configs.
+        if (info.Route?.TypedPerFilterConfig is null && info.VirtualHost?.TypedPerFilterConfig is null && info.Routes?.TypedPerFilterConfig is null)
+            return null;
+        return Find(info)?.Config as T;
+    }
+}
+
+/// <summary>A filter of the chain with the names its per-route entries are keyed by and whether it is disabled by
+/// default (<c>HttpFilter.disabled</c>).</summary>
+internal sealed class HttpFilterEntry(IHttpDecoderFilter filter, HttpFilterNames names, bool disabledByDefault)
+{
+    public IHttpDecoderFilter Filter { get; } = filter;
+    public HttpFilterNames Names { get; } = names;
+
+    /// <summary>Envoy's <c>FilterManager</c> decision per route: a per-route <c>FilterConfig</c> may disable the filter,
+    /// and a filter disabled by default runs only where a per-route entry names it without disabling it.</summary>
+    public bool IsEnabled(UpstreamRequest info)
+    {
+        if (info.Route?.TypedPerFilterConfig is null && info.VirtualHost?.TypedPerFilterConfig is null && info.Routes?.TypedPerFilterConfig is null)
+            return !disabledByDefault;
+        var entry = Names.Find(info);
+        return entry is null ? !disabledByDefault : !entry.Disabled;
+    }
+}
+
 internal static class HttpFilterChain
 {
     /// <summary>The decoder filters of a connection manager in configured order, the router excluded; null when
     /// there are none.</summary>
-    public static IHttpDecoderFilter[]? Build(HttpConnectionManagerModel model, StatsStore stats)
+    public static HttpFilterEntry[]? Build(HttpConnectionManagerModel model, StatsStore stats, ClusterManager clusters)
     {
-        List<IHttpDecoderFilter>? filters = null;
+        List<HttpFilterEntry>? filters = null;
         foreach (var f in model.HttpFilters)
         {
+            var names = HttpFilterNames.Of(f);
             IHttpDecoderFilter? filter = f.Config switch
             {
-                FaultFilterModel fault => new Fault.FaultFilter(fault, stats, "http." + model.StatPrefix + "."),
-                LocalRateLimitModel lrl => new LocalRateLimit.LocalRateLimitFilter(lrl, stats),
+                FaultFilterModel fault => new Fault.FaultFilter(fault, names, stats, "http." + model.StatPrefix + "."),
+                LocalRateLimitModel lrl => new LocalRateLimit.LocalRateLimitFilter(lrl, names, stats),
+                RateLimitFilterModel rl => new RateLimit.RateLimitFilter(rl, names, stats, clusters),
                 _ => null,
             };
-            if (filter is not null) (filters ??= new()).Add(filter);
+            if (filter is not null) (filters ??= new()).Add(new HttpFilterEntry(filter, names, f.Disabled));
         }
         return filters?.ToArray();
     }
@@ -38,4 +82,11 @@ internal static class HttpFilterChain
     /// <summary>Envoy's <c>Runtime::Snapshot::featureEnabled</c> with a fractional percent default.</summary>
     public static bool Sample(FractionalPercentModel p) =>
         p.Numerator >= p.Denominator || (p.Numerator > 0 && (uint)Random.Shared.Next((int)p.Denominator) < p.Numerator);
+
+    /// <summary>Ends a filter's request with its local reply (the filter returns false: the chain stops).</summary>
+    public static async ValueTask<bool> Replied(Task reply)
+    {
+        await reply.ConfigureAwait(false);
+        return false;
+    }
 }

@@ -10,6 +10,8 @@ namespace CSharpEnvoy.DataPlane.Http.Filters.Fault;
 /// (HTTP or gRPC status, fixed or from <c>x-envoy-fault-abort-request</c> / <c>x-envoy-fault-abort-grpc-request</c>),
 /// each sampled by its percentage; header-given percentages are capped by the configured one. A request with a
 /// fault counts once against max_active_faults until it ends; over the limit the fault is skipped (faults_overflow).
+/// A route's <c>typed_per_filter_config</c> HTTPFault replaces the filter's settings for its requests, as in Envoy
+/// (the active fault count and the stats stay the filter's).
 /// </summary>
 internal sealed class FaultFilter : IHttpDecoderFilter
 {
@@ -20,16 +22,16 @@ internal sealed class FaultFilter : IHttpDecoderFilter
     private const string AbortPercentHeader = "x-envoy-fault-abort-request-percentage";
 
     private readonly FaultFilterModel _model;
-    private readonly long _maxActive;
+    private readonly HttpFilterNames _names;
     private long _active;
     private readonly Counter _delaysInjected, _abortsInjected, _faultsOverflow;
     private readonly Gauge _activeFaults;
 
     /// <param name="statPrefix">The connection manager's "http.&lt;stat_prefix&gt;." prefix.</param>
-    public FaultFilter(FaultFilterModel model, StatsStore stats, string statPrefix)
+    public FaultFilter(FaultFilterModel model, HttpFilterNames names, StatsStore stats, string statPrefix)
     {
         _model = model;
-        _maxActive = model.MaxActiveFaults is { } max ? max : long.MaxValue;
+        _names = names;
         var p = statPrefix + "fault.";
         _delaysInjected = stats.Counter(p + "delays_injected");
         _abortsInjected = stats.Counter(p + "aborts_injected");
@@ -39,20 +41,21 @@ internal sealed class FaultFilter : IHttpDecoderFilter
 
     public ValueTask<bool> DecodeHeadersAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm)
     {
+        var model = _names.MostSpecific<FaultFilterModel>(info) ?? _model;
         var headers = context.Request.Headers;
         var active = false;
-        var delay = DelayDuration(headers);
-        if (delay > TimeSpan.Zero && TryIncActiveFaults(context, ref active))
+        var delay = DelayDuration(model, headers);
+        if (delay > TimeSpan.Zero && TryIncActiveFaults(model, context, ref active))
         {
             _delaysInjected.Inc();
             info.Flags |= ResponseFlags.DelayInjected;
-            return DelayThenMaybeAbortAsync(context, info, hcm, delay);
+            return DelayThenMaybeAbortAsync(model, context, info, hcm, delay);
         }
-        var abort = MaybeAbort(context, info, hcm, ref active);
-        return abort is null ? new ValueTask<bool>(true) : Replied(abort);
+        var abort = MaybeAbort(model, context, info, hcm, ref active);
+        return abort is null ? new ValueTask<bool>(true) : HttpFilterChain.Replied(abort);
     }
 
-    private async ValueTask<bool> DelayThenMaybeAbortAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm, TimeSpan delay)
+    private async ValueTask<bool> DelayThenMaybeAbortAsync(FaultFilterModel model, HttpContext context, UpstreamRequest info, HttpConnectionManager hcm, TimeSpan delay)
     {
         try
         {
@@ -64,30 +67,24 @@ internal sealed class FaultFilter : IHttpDecoderFilter
         }
         // The active fault is already charged for this request.
         var active = true;
-        var abort = MaybeAbort(context, info, hcm, ref active);
+        var abort = MaybeAbort(model, context, info, hcm, ref active);
         if (abort is null) return true;
         await abort.ConfigureAwait(false);
         return false;
     }
 
-    private static async ValueTask<bool> Replied(Task reply)
+    private Task? MaybeAbort(FaultFilterModel model, HttpContext context, UpstreamRequest info, HttpConnectionManager hcm, ref bool active)
     {
-        await reply.ConfigureAwait(false);
-        return false;
-    }
-
-    private Task? MaybeAbort(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm, ref bool active)
-    {
-        if (!AbortStatus(context.Request.Headers, out var httpStatus, out var grpcStatus)) return null;
-        if (!TryIncActiveFaults(context, ref active)) return null;
+        if (!AbortStatus(model, context.Request.Headers, out var httpStatus, out var grpcStatus)) return null;
+        if (!TryIncActiveFaults(model, context, ref active)) return null;
         info.Flags |= ResponseFlags.FaultInjected;
         _abortsInjected.Inc();
         return LocalReply.SendAsync(context, httpStatus, "fault filter abort", hcm.LocalReplyServerName, info, "fault_filter_abort", grpcStatus);
     }
 
-    private TimeSpan DelayDuration(IHeaderDictionary headers)
+    private static TimeSpan DelayDuration(FaultFilterModel model, IHeaderDictionary headers)
     {
-        var d = _model.Delay;
+        var d = model.Delay;
         if (d is null) return TimeSpan.Zero;
         if (!d.FromHeader) return HttpFilterChain.Sample(d.Percentage) ? d.FixedDelay : TimeSpan.Zero;
         var value = headers[DelayHeader];
@@ -97,11 +94,11 @@ internal sealed class FaultFilter : IHttpDecoderFilter
     }
 
     /// <summary>Envoy's <c>FaultFilter::abortStatus</c>: an HTTP status, else a gRPC status with HTTP 200.</summary>
-    private bool AbortStatus(IHeaderDictionary headers, out int httpStatus, out int? grpcStatus)
+    private static bool AbortStatus(FaultFilterModel model, IHeaderDictionary headers, out int httpStatus, out int? grpcStatus)
     {
         httpStatus = 0;
         grpcStatus = null;
-        var a = _model.Abort;
+        var a = model.Abort;
         if (a is null) return false;
         if (!a.FromHeader)
         {
@@ -137,13 +134,14 @@ internal sealed class FaultFilter : IHttpDecoderFilter
     }
 
     /// <summary>Envoy's <c>tryIncActiveFaults</c>: one charge per request, released when the request ends.</summary>
-    private bool TryIncActiveFaults(HttpContext context, ref bool active)
+    private bool TryIncActiveFaults(FaultFilterModel model, HttpContext context, ref bool active)
     {
         if (active) return true;
+        var maxActive = model.MaxActiveFaults is { } max ? max : long.MaxValue;
         while (true)
         {
             var current = Volatile.Read(ref _active);
-            if (current >= _maxActive)
+            if (current >= maxActive)
             {
                 _faultsOverflow.Inc();
                 return false;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using CSharpEnvoy.Config.Model.HttpFilters;
 using CSharpEnvoy.DataPlane.Router;
 using CSharpEnvoy.DataPlane.Stats;
@@ -7,61 +8,134 @@ using Microsoft.AspNetCore.Http;
 namespace CSharpEnvoy.DataPlane.Http.Filters.LocalRateLimit;
 
 /// <summary>
-/// Envoy's <c>envoy.filters.http.local_ratelimit</c> with one filter-wide token bucket. The bucket is a single
-/// timestamp updated by compare-and-swap (as Envoy's atomic token bucket): the moment it was (or would be) empty;
-/// tokens refill continuously at tokens_per_fill per fill_interval, up to max_tokens. No timers.
+/// Envoy's <c>envoy.filters.http.local_ratelimit</c>. The filter-wide config, or a route's most specific
+/// <c>typed_per_filter_config</c> LocalRateLimit (with its own buckets and stats, as Envoy's per-route config), decides.
+/// Descriptors from the route's <c>rate_limits</c> of the filter's stage consume their own buckets, strictest first,
+/// and the default bucket too unless <c>always_consume_default_token_bucket</c> is false.
 /// </summary>
 internal sealed class LocalRateLimitFilter : IHttpDecoderFilter
 {
-    private readonly LocalRateLimitModel _model;
+    private readonly LocalRateLimiter _limiter;
+    private readonly HttpFilterNames _names;
+    private readonly StatsStore _stats;
+    /// <summary>The limiter of each per-route config, made on first use; lives as long as its route configuration.</summary>
+    private readonly ConditionalWeakTable<LocalRateLimitModel, LocalRateLimiter> _perRoute = new();
+
+    public LocalRateLimitFilter(LocalRateLimitModel model, HttpFilterNames names, StatsStore stats)
+    {
+        _limiter = new LocalRateLimiter(model, stats);
+        _names = names;
+        _stats = stats;
+    }
+
+    public ValueTask<bool> DecodeHeadersAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm)
+    {
+        var limiter = _limiter;
+        if (_names.MostSpecific<LocalRateLimitModel>(info) is { } routeModel)
+            limiter = _perRoute.GetValue(routeModel, m => new LocalRateLimiter(m, _stats));
+        var m = limiter.Model;
+        // Without filter_enabled the filter is off (Envoy's default for the runtime fraction is absent = 0%).
+        if (m.FilterEnabled is null || !HttpFilterChain.Sample(m.FilterEnabled)) return new ValueTask<bool>(true);
+        limiter.Enabled.Inc();
+        var descriptors = m.Descriptors.Length > 0 ? RateLimit.RateLimitDescriptors.Populate(context, info, m.Stage, m.VhRateLimits) : null;
+        if (limiter.RequestAllowed(descriptors))
+        {
+            limiter.Ok.Inc();
+            return new ValueTask<bool>(true);
+        }
+        limiter.RateLimited.Inc();
+        if (m.FilterEnforced is null || !HttpFilterChain.Sample(m.FilterEnforced)) return new ValueTask<bool>(true);
+        limiter.Enforced.Inc();
+        info.Flags |= ResponseFlags.RateLimited;
+        HeaderMutator.Apply(context.Response.Headers, m.ResponseHeaders, context);
+        return HttpFilterChain.Replied(LocalReply.SendAsync(context, m.Status, "local_rate_limited", hcm.LocalReplyServerName, info, "local_rate_limited",
+            m.RateLimitedAsResourceExhausted ? 8 : null));
+    }
+}
+
+/// <summary>The buckets and stats of one LocalRateLimit config (the filter's or a route's).</summary>
+internal sealed class LocalRateLimiter
+{
+    private readonly TokenBucket? _default;
+    private readonly (KeyValuePair<string, string>[] Entries, TokenBucket Bucket)[] _descriptors;
+
+    public LocalRateLimiter(LocalRateLimitModel model, StatsStore stats)
+    {
+        Model = model;
+        if (model.HasTokenBucket) _default = new TokenBucket(model.MaxTokens, model.TokensPerFill, model.FillInterval);
+        _descriptors = new (KeyValuePair<string, string>[], TokenBucket)[model.Descriptors.Length];
+        for (var i = 0; i < _descriptors.Length; i++)
+        {
+            var d = model.Descriptors[i];
+            _descriptors[i] = (d.Entries, new TokenBucket(d.MaxTokens, d.TokensPerFill, d.FillInterval));
+        }
+        var p = model.StatPrefix + ".http_local_rate_limit.";
+        Enabled = stats.Counter(p + "enabled");
+        Enforced = stats.Counter(p + "enforced");
+        RateLimited = stats.Counter(p + "rate_limited");
+        Ok = stats.Counter(p + "ok");
+    }
+
+    public LocalRateLimitModel Model { get; }
+    public Counter Enabled { get; }
+    public Counter Enforced { get; }
+    public Counter RateLimited { get; }
+    public Counter Ok { get; }
+
+    /// <summary>Envoy's <c>LocalRateLimiterImpl::requestAllowed</c>: matched descriptors (exact entries) consume
+    /// their buckets strictest first and stop at the first empty one; then the default bucket, when nothing matched
+    /// or when it is always consumed. No default bucket allows.</summary>
+    public bool RequestAllowed(List<KeyValuePair<string, string>[]>? requestDescriptors)
+    {
+        var matched = false;
+        if (requestDescriptors is not null)
+        {
+            foreach (var (entries, bucket) in _descriptors)
+            {
+                foreach (var rd in requestDescriptors)
+                {
+                    if (!SameEntries(entries, rd)) continue;
+                    matched = true;
+                    if (!bucket.TryConsume()) return false;
+                    break;
+                }
+            }
+        }
+        if (!matched || Model.AlwaysConsumeDefaultTokenBucket) return _default?.TryConsume() ?? true;
+        return true;
+    }
+
+    private static bool SameEntries(KeyValuePair<string, string>[] a, KeyValuePair<string, string>[] b)
+    {
+        if (a.Length != b.Length) return false;
+        for (var i = 0; i < a.Length; i++)
+            if (a[i].Key != b[i].Key || a[i].Value != b[i].Value) return false;
+        return true;
+    }
+}
+
+/// <summary>
+/// A token bucket as a single timestamp updated by compare-and-swap (as Envoy's atomic token bucket): the moment it
+/// was (or would be) empty; tokens refill continuously at tokens_per_fill per fill_interval, up to max_tokens. No timers.
+/// </summary>
+internal sealed class TokenBucket
+{
     private readonly long _ticksPerToken;
     private readonly long _capacityTicks;
     private long _emptyAt;
-    private readonly Counter _enabled, _enforced, _rateLimited, _ok;
 
-    public LocalRateLimitFilter(LocalRateLimitModel model, StatsStore stats)
+    public TokenBucket(uint maxTokens, uint tokensPerFill, TimeSpan fillInterval)
     {
-        _model = model;
-        var ticksPerToken = model.FillInterval.TotalSeconds * Stopwatch.Frequency / Math.Max(1u, model.TokensPerFill);
-        var capacity = ticksPerToken * model.MaxTokens;
+        var ticksPerToken = fillInterval.TotalSeconds * Stopwatch.Frequency / Math.Max(1u, tokensPerFill);
+        var capacity = ticksPerToken * maxTokens;
         // Clamp absurdly long intervals so the arithmetic stays in range (a century is "never" here).
         var max = 100.0 * 365 * 24 * 3600 * Stopwatch.Frequency;
         _ticksPerToken = (long)Math.Clamp(ticksPerToken, 1, max);
         _capacityTicks = (long)Math.Clamp(capacity, 1, max);
         _emptyAt = Stopwatch.GetTimestamp() - _capacityTicks; // starts full
-        var p = model.StatPrefix + ".http_local_rate_limit.";
-        _enabled = stats.Counter(p + "enabled");
-        _enforced = stats.Counter(p + "enforced");
-        _rateLimited = stats.Counter(p + "rate_limited");
-        _ok = stats.Counter(p + "ok");
     }
 
-    public ValueTask<bool> DecodeHeadersAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm)
-    {
-        var m = _model;
-        // Without filter_enabled the filter is off (Envoy's default for the runtime fraction is absent = 0%).
-        if (m.FilterEnabled is null || !HttpFilterChain.Sample(m.FilterEnabled)) return new ValueTask<bool>(true);
-        _enabled.Inc();
-        if (TryConsume())
-        {
-            _ok.Inc();
-            return new ValueTask<bool>(true);
-        }
-        _rateLimited.Inc();
-        if (m.FilterEnforced is null || !HttpFilterChain.Sample(m.FilterEnforced)) return new ValueTask<bool>(true);
-        _enforced.Inc();
-        info.Flags |= ResponseFlags.RateLimited;
-        HeaderMutator.Apply(context.Response.Headers, m.ResponseHeaders, context);
-        return Replied(LocalReply.SendAsync(context, m.Status, "local_rate_limited", hcm.LocalReplyServerName, info, "local_rate_limited"));
-    }
-
-    private static async ValueTask<bool> Replied(Task reply)
-    {
-        await reply.ConfigureAwait(false);
-        return false;
-    }
-
-    private bool TryConsume()
+    public bool TryConsume()
     {
         var now = Stopwatch.GetTimestamp();
         while (true)

@@ -1,0 +1,24 @@
+using System.Net;
+using CSharpEnvoy.DataPlane.Upstream;
+
+namespace CSharpEnvoy.DataPlane.Http.Filters.RateLimit;
+
+/// <summary>
+/// The HTTP handler of a gRPC channel to a named cluster (Envoy's <c>envoy_grpc</c>): each call goes to a host the
+/// cluster's load balancer picks, over the cluster's own connection pools, as HTTP/2. The cluster is looked up per
+/// call, so a cluster replaced by CDS is followed. Failures surface to the gRPC client as UNAVAILABLE.
+/// </summary>
+internal sealed class ClusterGrpcHandler(ClusterManager clusters, string clusterName) : HttpMessageHandler
+{
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var cluster = clusters.Get(clusterName);
+        if (cluster is null) return Task.FromException<HttpResponseMessage>(new HttpRequestException($"unknown cluster '{clusterName}'"));
+        var host = cluster.ChooseHost();
+        if (host is null) return Task.FromException<HttpResponseMessage>(new HttpRequestException($"no healthy upstream in cluster '{clusterName}'"));
+        request.RequestUri = new Uri(host.DestinationPrefix + request.RequestUri!.PathAndQuery);
+        request.Version = HttpVersion.Version20;
+        request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        return cluster.Invoker.SendAsync(request, cancellationToken);
+    }
+}
