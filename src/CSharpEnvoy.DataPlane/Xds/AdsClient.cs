@@ -181,9 +181,19 @@ internal sealed class AdsClient : IAsyncDisposable
     /// <summary>One stream's life. Returns whether any response was received on it.</summary>
     private async Task<bool> RunStreamAsync(CancellationToken ct)
     {
-        var host = _clusters.Get(_target.Cluster)?.ChooseHost() ?? throw new InvalidOperationException($"xDS cluster '{_target.Cluster}' has no hosts");
+        var cluster = _clusters.Get(_target.Cluster);
+        var host = cluster?.ChooseHost() ?? throw new InvalidOperationException($"xDS cluster '{_target.Cluster}' has no hosts");
         var address = host.Address;
         using var handler = new SocketsHttpHandler { UseProxy = false, EnableMultipleHttp2Connections = false, KeepAlivePingDelay = TimeSpan.FromSeconds(30) };
+        // The cluster's UpstreamTlsContext (mTLS to the control plane, as Envoy Gateway's bootstrap): its certificate,
+        // validation context and SNI, with h2 offered by ALPN as gRPC needs.
+        var tls = cluster.Model.Tls;
+        if (tls is not null)
+        {
+            handler.SslOptions = Tls.UpstreamTls.CreateOptions(tls, cluster.SslStats!);
+            if (tls.Sni is { Length: > 0 } sni) handler.SslOptions.TargetHost = sni;
+            handler.SslOptions.ApplicationProtocols ??= [System.Net.Security.SslApplicationProtocol.Http2];
+        }
         if (address.IsPipe)
         {
             var path = address.PipePath!;
@@ -203,7 +213,7 @@ internal sealed class AdsClient : IAsyncDisposable
             };
         }
         var authority = address.IsPipe ? "localhost" : new SocketAddressText(address.Address, address.Port).ToString();
-        using var channel = GrpcChannel.ForAddress("http://" + authority, new GrpcChannelOptions
+        using var channel = GrpcChannel.ForAddress((tls is null ? "http://" : "https://") + authority, new GrpcChannelOptions
         {
             HttpHandler = handler,
             DisposeHttpClient = false,

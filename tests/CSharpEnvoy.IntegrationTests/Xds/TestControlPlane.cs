@@ -50,9 +50,13 @@ public sealed class TestControlPlane : IAsyncDisposable
     /// <summary>Streams opened per gRPC method ("StreamAggregatedResources", "StreamListeners", "DeltaEndpoints", ...).</summary>
     public readonly ConcurrentDictionary<string, int> StreamsByMethod = new();
 
-    public static async Task<TestControlPlane> StartAsync()
+    private Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions>? _tls;
+
+    /// <param name="tls">Configures TLS on the listening port (e.g. <c>UseHttps</c> requiring a client certificate);
+    /// null for h2c.</param>
+    public static async Task<TestControlPlane> StartAsync(Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions>? tls = null)
     {
-        var cp = new TestControlPlane();
+        var cp = new TestControlPlane { _tls = tls };
         await cp.StartServerAsync(0);
         return cp;
     }
@@ -61,7 +65,12 @@ public sealed class TestControlPlane : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, lo => lo.Protocols = HttpProtocols.Http2));
+        builder.WebHost.UseKestrelHttpsConfiguration();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, lo =>
+        {
+            lo.Protocols = HttpProtocols.Http2;
+            _tls?.Invoke(lo);
+        }));
         builder.Services.AddGrpc();
         builder.Services.AddSingleton(new AdsService(this));
         builder.Services.AddSingleton(new LdsService(this));
