@@ -56,7 +56,7 @@ internal static class PerFilterConfigTranslator
             if (!s_translators.TryGetValue(type, out var translate))
             {
                 // Envoy ignores an optional entry whose filter it does not know.
-                if (!optional) errors.Add(ePath, $"unsupported per-filter config type '{config.TypeUrl}' (csenvoy takes per-route configs of: {string.Join(", ", s_translators.Keys)})");
+                if (!optional) errors.Add(ePath, $"unsupported per-filter config type '{config.TypeUrl}' (see docs/compatibility.md)");
                 continue;
             }
             var message = ProtoRegistry.Default.Unpack(config, out var error);

@@ -171,7 +171,9 @@ internal sealed class HttpConnectionManager
     private void ArmStreamTimeouts(HttpContext context, UpstreamRequest info, RouteModel? route)
     {
         var requestTimeout = Model.RequestTimeout;
-        TimeSpan? duration = route?.Route?.MaxStreamDuration is { } msd ? StreamTimeouts.DurationFor(msd, context.Request) : null;
+        var msd = route?.Route?.MaxStreamDuration;
+        if (msd is null && requestTimeout <= TimeSpan.Zero) return; // the common case: nothing to arm
+        TimeSpan? duration = msd is null ? null : StreamTimeouts.DurationFor(msd, context.Request);
         var hasBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? false;
         if (duration is null && !(hasBody && requestTimeout > TimeSpan.Zero)) return;
         var timeouts = new StreamTimeouts();

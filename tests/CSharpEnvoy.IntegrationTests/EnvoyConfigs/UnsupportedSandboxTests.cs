@@ -61,17 +61,18 @@ public sealed class UnsupportedSandboxTests
         { "cache/envoy.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.cache", "envoy.extensions.filters.http.cache.v3.CacheConfig") } },
         { "cors/backend/envoy.yaml", new[]
             {
-                Field(VirtualHost(0) + ".routes[1]", "typed_per_filter_config", RouteType),
-                Field(VirtualHost(0) + ".routes[2]", "typed_per_filter_config", RouteType),
-                Field(VirtualHost(0), "typed_per_filter_config", "envoy.config.route.v3.VirtualHost"),
+                PerFilter(VirtualHost(0) + ".routes[1]", "envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.CorsPolicy"),
+                PerFilter(VirtualHost(0) + ".routes[2]", "envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.CorsPolicy"),
+                PerFilter(VirtualHost(0), "envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.CorsPolicy"),
                 HttpFilter(Hcm(0), 0, "envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.Cors"),
             } },
         { "csrf/samesite/envoy.yaml", new[]
             {
-                Field(VirtualHost(0) + ".routes[0]", "typed_per_filter_config", RouteType),
-                Field(VirtualHost(0) + ".routes[1]", "typed_per_filter_config", RouteType),
-                Field(VirtualHost(0) + ".routes[2]", "typed_per_filter_config", RouteType),
-                Field(VirtualHost(0), "typed_per_filter_config", "envoy.config.route.v3.VirtualHost"),
+                PerFilter(VirtualHost(0) + ".routes[0]", "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
+                PerFilter(VirtualHost(0) + ".routes[1]", "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
+                PerFilter(VirtualHost(0) + ".routes[2]", "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
+                PerFilter(VirtualHost(0), "envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.CorsPolicy"),
+                PerFilter(VirtualHost(0), "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
                 HttpFilter(Hcm(0), 0, "envoy.filters.http.cors", "envoy.extensions.filters.http.cors.v3.Cors"),
                 HttpFilter(Hcm(0), 1, "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
             } },
@@ -138,7 +139,7 @@ public sealed class UnsupportedSandboxTests
             } },
         { "lua/envoy.yaml", new[]
             {
-                Field(VirtualHost(0) + ".routes[0]", "typed_per_filter_config", RouteType),
+                PerFilter(VirtualHost(0) + ".routes[0]", "lua_filter_with_custom_name_1", "envoy.extensions.filters.http.lua.v3.LuaPerRoute"),
                 HttpFilter(Hcm(0), 0, "lua_filter_with_custom_name_0", "envoy.extensions.filters.http.lua.v3.Lua"),
                 HttpFilter(Hcm(0), 1, "lua_filter_with_custom_name_1", "envoy.extensions.filters.http.lua.v3.Lua"),
             } },
@@ -234,6 +235,10 @@ public sealed class UnsupportedSandboxTests
     /// <summary>The support checker's message for a set field csenvoy does not implement.</summary>
     private static string Field(string owner, string field, string messageType) =>
         $"{(owner.Length == 0 ? field : owner + "." + field)}: field '{field}' of {messageType} is not supported by csenvoy (see docs/compatibility.md)";
+
+    /// <summary>The error for a typed_per_filter_config entry of a type no csenvoy filter takes.</summary>
+    private static string PerFilter(string owner, string name, string type) =>
+        $"{owner}.typed_per_filter_config[\"{name}\"]: unsupported per-filter config type 'type.googleapis.com/{type}' (see docs/compatibility.md)";
 
     private static string HttpFilter(string hcm, int index, string name, string type) =>
         $"{hcm}.http_filters[{index}]: unsupported HTTP filter '{name}' (type 'type.googleapis.com/{type}')";

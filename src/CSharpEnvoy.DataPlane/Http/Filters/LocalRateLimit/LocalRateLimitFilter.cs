@@ -20,19 +20,22 @@ internal sealed class LocalRateLimitFilter : IHttpDecoderFilter
     private readonly StatsStore _stats;
     /// <summary>The limiter of each per-route config, made on first use; lives as long as its route configuration.</summary>
     private readonly ConditionalWeakTable<LocalRateLimitModel, LocalRateLimiter> _perRoute = new();
+    private readonly ConditionalWeakTable<LocalRateLimitModel, LocalRateLimiter>.CreateValueCallback _createLimiter;
 
     public LocalRateLimitFilter(LocalRateLimitModel model, HttpFilterNames names, StatsStore stats)
     {
         _limiter = new LocalRateLimiter(model, stats);
         _names = names;
         _stats = stats;
+        _createLimiter = m => new LocalRateLimiter(m, _stats);
     }
 
     public ValueTask<bool> DecodeHeadersAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm)
     {
         var limiter = _limiter;
-        if (_names.MostSpecific<LocalRateLimitModel>(info) is { } routeModel)
-            limiter = _perRoute.GetValue(routeModel, m => new LocalRateLimiter(m, _stats));
+        // A lock-free lookup on the request path; the limiter is made once, on a route's first request.
+        if (_names.MostSpecific<LocalRateLimitModel>(info) is { } routeModel && !_perRoute.TryGetValue(routeModel, out limiter))
+            limiter = _perRoute.GetValue(routeModel, _createLimiter);
         var m = limiter.Model;
         // Without filter_enabled the filter is off (Envoy's default for the runtime fraction is absent = 0%).
         if (m.FilterEnabled is null || !HttpFilterChain.Sample(m.FilterEnabled)) return new ValueTask<bool>(true);
