@@ -234,6 +234,7 @@ internal static class SupportedFields
         Note("envoy.config.core.v3.JsonFormatOptions", "sort_properties", "keys are always sorted, as in Envoy");
         AddXds();
         AddHealthChecking();
+        AddObservability();
     }
 
     private static void AddHealthChecking()
@@ -265,6 +266,16 @@ internal static class SupportedFields
             "failure_percentage_threshold", "enforcing_failure_percentage", "enforcing_failure_percentage_local_origin",
             "failure_percentage_minimum_hosts", "failure_percentage_request_volume", "max_ejection_time", "max_ejection_time_jitter",
             "successful_active_health_check_uneject_host", "always_eject_one_host");
+    }
+
+    private static void AddObservability()
+    {
+        Area("Stats configuration");
+        Msg("envoy.config.bootstrap.v3.Bootstrap", "stats_config");
+        Msg("envoy.config.metrics.v3.StatsConfig", "stats_tags", "use_all_default_tags", "stats_matcher");
+        Msg("envoy.config.metrics.v3.TagSpecifier", "tag_name", "regex", "fixed_value");
+        Msg("envoy.config.metrics.v3.StatsMatcher", "reject_all", "exclusion_list", "inclusion_list");
+        Msg("envoy.type.matcher.v3.ListStringMatcher", "patterns");
     }
 
     private static void AddXds()

@@ -62,7 +62,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         services.AddHttpForwarder();
         services.AddKestrelTlsServices(); // for Kestrel's HTTPS middleware on TLS listeners
         _services = services.BuildServiceProvider();
-        Stats = new StatsStore();
+        Stats = new StatsStore(bootstrap.StatsConfig);
         AccessLogs = new AccessLog.AccessLogManager(Stats);
         ClusterManager = new ClusterManager(Stats, loggers);
         ClusterManager.Services = new UpstreamServices(options.TimeProvider, options.Random ?? Upstream.LoadBalancing.LbRandom.Shared);

@@ -17,6 +17,8 @@ internal sealed record BootstrapModel
     /// <summary>StatsD / DogStatsD sinks and how often they are flushed (Envoy's default: 5 s).</summary>
     public IReadOnlyList<CSharpEnvoy.Config.Model.Stats.StatsSinkModel> StatsSinks { get; init; } = Array.Empty<CSharpEnvoy.Config.Model.Stats.StatsSinkModel>();
     public TimeSpan StatsFlushInterval { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>The bootstrap's <c>stats_config</c>: tag extraction and which stats exist.</summary>
+    public CSharpEnvoy.Config.Model.Stats.StatsConfigModel StatsConfig { get; init; } = CSharpEnvoy.Config.Model.Stats.StatsConfigModel.Default;
     /// <summary>The bootstrap as loaded (after --config-yaml merge), for /config_dump.</summary>
     public required Envoy.Config.Bootstrap.V3.Bootstrap Source { get; init; }
 }
