@@ -51,6 +51,9 @@ internal static class ListenerTranslator
                 }
                 var proto = f.TypedConfig.Unpack<HttpConnectionManager>();
                 hcm = TranslateHttpConnectionManager(proto, fPath + ".typed_config", errors, clusterExists);
+                // Envoy names spans by the listener's direction: OUTBOUND is egress.
+                if (hcm.Tracing is { } tr && l.TrafficDirection == Envoy.Config.Core.V3.TrafficDirection.Outbound)
+                    hcm = hcm with { Tracing = tr with { Egress = true } };
             }
             var tls = TlsTranslator.TranslateDownstream(fc.TransportSocket, fcPath + ".transport_socket", errors);
             if (hcm is not null) chains.Add(new FilterChainModel(fc.Name, hcm) { Tls = tls });
@@ -101,6 +104,7 @@ internal static class ListenerTranslator
             filters.Add(new HttpFilterModel(ExtensionRegistry.Router, "envoy.extensions.filters.http.router.v3.Router", null));
         }
         var suppressEnvoyHeaders = false;
+        var startChildSpan = false;
         for (var i = 0; i < h.HttpFilters.Count; i++)
         {
             var f = h.HttpFilters[i];
@@ -115,7 +119,11 @@ internal static class ListenerTranslator
             if (ext.Name == ExtensionRegistry.Router)
             {
                 if (i != h.HttpFilters.Count - 1) errors.Add(fPath, "the router filter must be the last HTTP filter");
-                if (f.TypedConfig is not null) suppressEnvoyHeaders = f.TypedConfig.Unpack<Envoy.Extensions.Filters.Http.Router.V3.Router>().SuppressEnvoyHeaders;
+                if (f.TypedConfig?.Unpack<Envoy.Extensions.Filters.Http.Router.V3.Router>() is { } router)
+                {
+                    suppressEnvoyHeaders = router.SuppressEnvoyHeaders;
+                    startChildSpan = router.StartChildSpan;
+                }
             }
             filters.Add(new HttpFilterModel(ext.Name, ext.TypeName, HttpFilterTranslator.Translate(ext, f.TypedConfig, fPath, errors)));
         }
@@ -156,6 +164,8 @@ internal static class ListenerTranslator
             Http2InitialStreamWindowSize = (int?)h.Http2ProtocolOptions?.InitialStreamWindowSize,
             Http2InitialConnectionWindowSize = (int?)h.Http2ProtocolOptions?.InitialConnectionWindowSize,
             AccessLogs = AccessLogTranslator.Translate(h.AccessLog, ConfigErrors.Join(path, "access_log"), errors),
+            Tracing = TracingTranslator.Translate(h.Tracing, ConfigErrors.Join(path, "tracing"), errors, clusterExists) is { } tracing
+                ? tracing with { SpawnUpstreamSpan = tracing.SpawnUpstreamSpan || startChildSpan } : null,
         };
     }
 

@@ -109,7 +109,16 @@ internal static class RouteTranslator
             RequestHeaders = Mutation(r.RequestHeadersToAdd, r.RequestHeadersToRemove, path, "request", errors),
             ResponseHeaders = Mutation(r.ResponseHeadersToAdd, r.ResponseHeadersToRemove, path, "response", errors),
             PerRequestBufferLimitBytes = r.PerRequestBufferLimitBytes,
+            DecoratorOperation = Decorator(r.Decorator, path, errors),
+            DecoratorPropagate = r.Decorator?.Propagate ?? true,
         };
+    }
+
+    private static string? Decorator(Decorator? d, string path, ConfigErrors errors)
+    {
+        if (d is null) return null;
+        if (d.Operation.Length == 0) errors.Add(path + ".decorator.operation", "operation must not be empty");
+        return d.Operation;
     }
 
     private static RouteMatchModel? TranslateMatch(RouteMatch? m, string path, ConfigErrors errors, out string? matchPrefix)

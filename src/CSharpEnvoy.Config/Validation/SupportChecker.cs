@@ -32,6 +32,8 @@ internal static class SupportChecker
         "envoy.config.core.v3.TransportSocket.typed_config",
         // Retry host predicates: RouterPolicyTranslator accepts previous_hosts and names any other.
         "envoy.config.route.v3.RetryPolicy.RetryHostPredicate.typed_config",
+        // Tracers: TracingTranslator names an unsupported provider.
+        "envoy.config.trace.v3.Tracing.Http.typed_config",
     };
 
     private static void Walk(IMessage message, string path, ConfigErrors errors, ProtoRegistry registry, bool isExtensionPoint)

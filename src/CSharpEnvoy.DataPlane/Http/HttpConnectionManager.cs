@@ -77,9 +77,13 @@ internal sealed class HttpConnectionManager
     private readonly AccessLog.AccessLogger[]? _accessLogs;
     /// <summary>The decoder filters before the router, in configured order; null when there are none.</summary>
     private readonly Filters.IHttpDecoderFilter[]? _filters;
+    /// <summary>Tracing, null when the connection manager has none.</summary>
+    private readonly Tracing.HttpTracing? _tracing;
 
-    public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null)
+    public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null,
+        Tracing.TracerManager? tracers = null)
     {
+        if (model.Tracing is { } tracing && tracers is not null) _tracing = new Tracing.HttpTracing(tracing, tracers);
         Model = model;
         _routes = model.RouteConfig;
         Stats = new HttpConnectionManagerStats(stats, model.StatPrefix);
@@ -115,7 +119,9 @@ internal sealed class HttpConnectionManager
         stats.DownstreamRqActive.Inc();
         var info = new UpstreamRequest();
         var logs = _accessLogs;
-        if (logs is not null) AccessLog.AccessLogger.OnRequestStart(context, info);
+        var tracing = _tracing;
+        // Spans carry request_size/response_size, so tracing counts body bytes as access logs do.
+        if (logs is not null || tracing is not null) AccessLog.AccessLogger.OnRequestStart(context, info);
         try
         {
             await ProcessAsync(context, info, isTls).ConfigureAwait(false);
@@ -126,6 +132,7 @@ internal sealed class HttpConnectionManager
             stats.ResponseCode(context.Response.StatusCode);
             stats.DownstreamRqTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(info.StartTimestamp).TotalMilliseconds);
             if (logs is not null) AccessLog.AccessLogger.OnRequestEnd(logs, context, info);
+            if (info.Span is { } span) tracing!.Finish(span, context, info, isTls ? "https" : "http");
         }
     }
 
@@ -134,6 +141,7 @@ internal sealed class HttpConnectionManager
         var model = Model;
         var scheme = isTls ? "https" : "http";
         MutateRequestHeaders(context, info, scheme);
+        if (_tracing is { } tracing) info.Span = tracing.Start(context, info, scheme);
 
         var routes = _routes;
         var request = new RequestView(context, scheme);
@@ -154,6 +162,7 @@ internal sealed class HttpConnectionManager
             return LocalReply.SendAsync(context, 404, "", LocalReplyServerName, info, "route_not_found");
         }
         info.Route = route;
+        if (info.Span is { } span) _tracing!.OnRoute(span, route, context, info);
 
         if (!UpgradeAllowed(context, route))
             return LocalReply.SendAsync(context, 403, "", LocalReplyServerName, info, "upgrade_failed");
@@ -373,6 +382,7 @@ internal sealed class HttpConnectionManager
             case ServerHeaderTransformation.AppendIfAbsent: if (!headers.ContainsKey("server")) headers.Server = model.ServerName; break;
         }
         if (model.AlwaysSetRequestIdInResponse && info.RequestId is { Length: > 0 } id) headers["x-request-id"] = id;
+        if (info.ResponseDecoratorOperation is { } operation) headers["x-envoy-decorator-operation"] = operation;
         if (model.Via is not null) headers.Append("via", model.Via);
     }
 

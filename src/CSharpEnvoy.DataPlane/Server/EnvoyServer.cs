@@ -66,6 +66,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         AccessLogs = new AccessLog.AccessLogManager(Stats);
         ClusterManager = new ClusterManager(Stats, loggers);
         ClusterManager.Services = new UpstreamServices(options.TimeProvider, options.Random ?? Upstream.LoadBalancing.LbRandom.Shared);
+        Tracers = new Tracing.TracerManager(bootstrap.Node, ClusterManager, Stats, loggers.CreateLogger("tracing"), options.TimeProvider);
         StartTime = DateTimeOffset.UtcNow;
         Stats.Gauge("server.concurrency").Set(Environment.ProcessorCount);
         Stats.Gauge("server.version").Set(0);
@@ -77,6 +78,8 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     internal ClusterManager ClusterManager { get; }
     /// <summary>Access log destinations, flushed when the server is disposed.</summary>
     internal AccessLog.AccessLogManager AccessLogs { get; }
+    /// <summary>Tracing drivers and their span exporters, flushed when the server is disposed.</summary>
+    internal Tracing.TracerManager Tracers { get; }
     internal IReadOnlyList<ListenerHost> Listeners => _listeners;
     public ServerState State { get; private set; } = ServerState.PreInitializing;
     public DateTimeOffset StartTime { get; }
@@ -117,7 +120,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
             foreach (var l in Bootstrap.Listeners)
             {
                 var chain = l.FilterChains[0];
-                var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router, AccessLogs);
+                var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router, AccessLogs, Tracers);
                 var host = new ListenerHost(l, hcm, Stats, _services, _loggers);
                 await host.StartAsync(ct).ConfigureAwait(false);
                 _listeners.Add(host);
@@ -161,6 +164,8 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         _admin = null;
         // After the listeners: requests still finishing have logged by now.
         await AccessLogs.DisposeAsync().ConfigureAwait(false);
+        // Before the cluster manager: the last span batches go out over its clusters.
+        await Tracers.DisposeAsync().ConfigureAwait(false);
         foreach (var sink in _statsSinks) await sink.DisposeAsync().ConfigureAwait(false);
         _statsSinks.Clear();
         ClusterManager.Dispose();

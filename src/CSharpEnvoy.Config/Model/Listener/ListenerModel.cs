@@ -61,4 +61,6 @@ internal sealed record HttpConnectionManagerModel
     public int? Http2InitialConnectionWindowSize { get; init; }
     /// <summary>The connection manager's <c>access_log</c>: one line per request, written when the request ends.</summary>
     public IReadOnlyList<CSharpEnvoy.Config.Model.AccessLog.AccessLogModel> AccessLogs { get; init; } = [];
+    /// <summary>The <c>tracing</c> settings; null when requests are not traced.</summary>
+    public CSharpEnvoy.Config.Model.Tracing.TracingModel? Tracing { get; init; }
 }

@@ -59,6 +59,10 @@ internal sealed record RouteModel
     public HeaderMutationModel ResponseHeaders { get; init; } = HeaderMutationModel.Empty;
     /// <summary>Bounds the request body buffered for retries and mirrors; the virtual host's, then 1 MiB, when unset.</summary>
     public uint? PerRequestBufferLimitBytes { get; init; }
+    /// <summary>The route's <c>decorator.operation</c>: the span's name when tracing; null without a decorator.</summary>
+    public string? DecoratorOperation { get; init; }
+    /// <summary><c>decorator.propagate</c> (default true): whether x-envoy-decorator-operation is passed on.</summary>
+    public bool DecoratorPropagate { get; init; } = true;
 }
 
 /// <summary>A weighted cluster entry; <see cref="CumulativeWeight"/> is the running sum used to pick by a random number.</summary>
