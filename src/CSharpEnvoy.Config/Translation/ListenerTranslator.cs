@@ -60,7 +60,7 @@ internal static class ListenerTranslator
         }
         if (addr is null) return null;
         var statPrefix = string.IsNullOrEmpty(l.StatPrefix) ? addr.ToString() : l.StatPrefix;
-        return new ListenerModel(name, addr, statPrefix, chains) { Source = l };
+        return new ListenerModel(name, addr, statPrefix, chains) { Source = l, Inbound = l.TrafficDirection == Envoy.Config.Core.V3.TrafficDirection.Inbound };
     }
 
     public static HttpConnectionManagerModel TranslateHttpConnectionManager(HttpConnectionManager h, string path, ConfigErrors errors, Func<string, bool>? clusterExists)

@@ -43,7 +43,7 @@ internal static class SupportedFields
 
         Area("Listeners");
         Msg("envoy.config.listener.v3.Listener", "name", "address", "filter_chains", "stat_prefix");
-        Note("envoy.config.listener.v3.Listener", "traffic_direction", "OUTBOUND names trace spans \"egress <host>\" (CLIENT); otherwise informational");
+        Note("envoy.config.listener.v3.Listener", "traffic_direction", "OUTBOUND names trace spans \"egress <host>\" (CLIENT); INBOUND listeners are the ones /drain_listeners?inboundonly stops");
         Warn("envoy.config.listener.v3.Listener", "per_connection_buffer_limit_bytes", "Kestrel's own request buffer limits apply");
         Msg("envoy.config.listener.v3.FilterChain", "filters", "name");
         Msg("envoy.config.listener.v3.Filter", "name", "typed_config");
@@ -294,6 +294,9 @@ internal static class SupportedFields
         Note("envoy.config.trace.v3.ZipkinConfig", "collector_endpoint_version", "HTTP_JSON (Zipkin v2 JSON) only");
         Msg("envoy.config.trace.v3.OpenTelemetryConfig", "grpc_service", "service_name");
         Msg("envoy.config.route.v3.Route", "decorator");
+
+        Area("HTTP filters: health check (envoy.filters.http.health_check)");
+        Msg("envoy.extensions.filters.http.health_check.v3.HealthCheck", "pass_through_mode", "headers");
         Msg("envoy.config.route.v3.Decorator", "operation", "propagate");
     }
 

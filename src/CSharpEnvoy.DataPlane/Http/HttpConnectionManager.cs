@@ -81,14 +81,14 @@ internal sealed class HttpConnectionManager
     private readonly Tracing.HttpTracing? _tracing;
 
     public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null,
-        Tracing.TracerManager? tracers = null)
+        Tracing.TracerManager? tracers = null, Server.ServerHealth? health = null)
     {
         if (model.Tracing is { } tracing && tracers is not null) _tracing = new Tracing.HttpTracing(tracing, tracers);
         Model = model;
         _routes = model.RouteConfig;
         Stats = new HttpConnectionManagerStats(stats, model.StatPrefix);
         _router = router;
-        _filters = Filters.HttpFilterChain.Build(model, stats);
+        _filters = Filters.HttpFilterChain.Build(model, stats, health);
         if (model.AccessLogs.Count > 0 && accessLogs is not null)
             _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
     }

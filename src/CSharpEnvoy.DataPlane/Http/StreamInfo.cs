@@ -68,6 +68,8 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
     public Tracing.Span? UpstreamSpan { get; set; }
     /// <summary>x-envoy-decorator-operation for the response of a traced ingress request (the route's decorator).</summary>
     public string? ResponseDecoratorOperation { get; set; }
+    /// <summary>Set by the health check filter for requests it identified as health checks (not_health_check_filter).</summary>
+    public bool HealthCheck { get; set; }
 
     // Envoy's ResponseFlagUtils order: flags are listed in this order, whatever order they were set in.
     private static readonly (ResponseFlags Flag, string Short, string Long)[] s_names =

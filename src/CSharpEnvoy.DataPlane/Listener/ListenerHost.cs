@@ -286,7 +286,23 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 
     public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
 
-    public Task ProcessRequestAsync(HttpContext context) => _hcm.HandleAsync(context, isTls: _tls is not null);
+    public Task ProcessRequestAsync(HttpContext context)
+    {
+        // Draining (admin /drain_listeners?graceful): HTTP/1 clients are told to close, as Envoy's drain does.
+        if (_draining && !HttpProtocol.IsHttp2(context.Request.Protocol)) context.Response.OnStarting(s_closeConnection, context.Response);
+        return _hcm.HandleAsync(context, isTls: _tls is not null);
+    }
+
+    private volatile bool _draining;
+
+    /// <summary>Starts the listener's drain: responses ask HTTP/1 clients to close their connection.</summary>
+    internal void StartDraining() => _draining = true;
+
+    private static readonly Func<object, Task> s_closeConnection = static state =>
+    {
+        ((HttpResponse)state).Headers.Connection = "close";
+        return Task.CompletedTask;
+    };
 
     public void DisposeContext(HttpContext context, Exception? exception)
     {

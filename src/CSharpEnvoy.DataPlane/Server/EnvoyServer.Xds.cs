@@ -65,7 +65,7 @@ internal sealed partial class EnvoyServer
     private sealed class Runtime(EnvoyServer server, RouterFilter router) : IListenerRuntime
     {
         public HttpConnectionManager CreateConnectionManager(HttpConnectionManagerModel model) =>
-            new(model, server.Stats, router, server.AccessLogs, server.Tracers);
+            new(model, server.Stats, router, server.AccessLogs, server.Tracers, server.Health);
 
         public async Task<ListenerHost> StartListenerAsync(ListenerModel model, HttpConnectionManager hcm, CancellationToken ct)
         {

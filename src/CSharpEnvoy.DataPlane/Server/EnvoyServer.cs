@@ -54,6 +54,8 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     {
         Bootstrap = bootstrap;
         Options = options;
+        LogLevels = new LogLevels(LogLevels.TryParse(options.LogLevel == "warn" ? "warning" : options.LogLevel, out var level) ? level : LogLevel.Information);
+        loggers = LogLevels.Wrap(loggers);
         _loggers = loggers;
         _logger = loggers.CreateLogger("main");
         var services = new ServiceCollection();
@@ -67,6 +69,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         ClusterManager = new ClusterManager(Stats, loggers);
         ClusterManager.Services = new UpstreamServices(options.TimeProvider, options.Random ?? Upstream.LoadBalancing.LbRandom.Shared);
         Tracers = new Tracing.TracerManager(bootstrap.Node, ClusterManager, Stats, loggers.CreateLogger("tracing"), options.TimeProvider);
+        Health = new ServerHealth(bootstrap.Node.Cluster);
         StartTime = DateTimeOffset.UtcNow;
         Stats.Gauge("server.concurrency").Set(Environment.ProcessorCount);
         Stats.Gauge("server.version").Set(0);
@@ -80,8 +83,20 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     internal AccessLog.AccessLogManager AccessLogs { get; }
     /// <summary>Tracing drivers and their span exporters, flushed when the server is disposed.</summary>
     internal Tracing.TracerManager Tracers { get; }
+    /// <summary>Admin /healthcheck/fail and /healthcheck/ok; read by the health check filter.</summary>
+    internal ServerHealth Health { get; }
+    /// <summary>Envoy's logger levels, changed by admin /logging.</summary>
+    internal LogLevels LogLevels { get; }
     internal IReadOnlyList<ListenerHost> Listeners => _listeners;
-    public ServerState State { get; private set; } = ServerState.PreInitializing;
+    private ServerState _state = ServerState.PreInitializing;
+
+    /// <summary>Envoy's <c>serverState</c>: a live server whose health check was failed (admin /healthcheck/fail)
+    /// reports DRAINING.</summary>
+    public ServerState State
+    {
+        get => _state == ServerState.Live && Health.HealthCheckFailed ? ServerState.Draining : _state;
+        private set => _state = value;
+    }
     public DateTimeOffset StartTime { get; }
     public TimeSpan Uptime => _uptime.Elapsed;
 
@@ -120,7 +135,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
             foreach (var l in Bootstrap.Listeners)
             {
                 var chain = l.FilterChains[0];
-                var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router, AccessLogs, Tracers);
+                var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router, AccessLogs, Tracers, Health);
                 var host = new ListenerHost(l, hcm, Stats, _services, _loggers);
                 await host.StartAsync(ct).ConfigureAwait(false);
                 _listeners.Add(host);
@@ -157,6 +172,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         State = ServerState.Draining;
+        await _drainCancel.CancelAsync().ConfigureAwait(false);
         await StopXdsAsync().ConfigureAwait(false);
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         _listeners.Clear();

@@ -29,3 +29,7 @@ internal sealed record LocalRateLimitModel(
     FractionalPercentModel? FilterEnabled,
     FractionalPercentModel? FilterEnforced,
     HeaderMutationModel ResponseHeaders);
+
+/// <summary>Validated <c>extensions.filters.http.health_check.v3.HealthCheck</c>: which requests are health checks
+/// (all <see cref="Headers"/> match) and whether they are answered locally or passed through.</summary>
+internal sealed record HealthCheckFilterModel(bool PassThroughMode, IReadOnlyList<CSharpEnvoy.Config.Model.Matchers.HeaderMatcherModel> Headers);

@@ -17,6 +17,8 @@ internal sealed record ListenerModel(string Name, SocketAddressModel Address, st
 {
     /// <summary>The JSON of the listener as configured (proto3 JSON), for /config_dump.</summary>
     public Google.Protobuf.IMessage? Source { get; init; }
+    /// <summary><c>traffic_direction: INBOUND</c> (admin /drain_listeners?inboundonly).</summary>
+    public bool Inbound { get; init; }
 }
 
 /// <summary>A filter chain. Today its terminal network filter is always the HTTP connection manager.</summary>

@@ -19,7 +19,7 @@ internal static class HttpFilterChain
 {
     /// <summary>The decoder filters of a connection manager in configured order, the router excluded; null when
     /// there are none.</summary>
-    public static IHttpDecoderFilter[]? Build(HttpConnectionManagerModel model, StatsStore stats)
+    public static IHttpDecoderFilter[]? Build(HttpConnectionManagerModel model, StatsStore stats, Server.ServerHealth? health = null)
     {
         List<IHttpDecoderFilter>? filters = null;
         foreach (var f in model.HttpFilters)
@@ -28,6 +28,7 @@ internal static class HttpFilterChain
             {
                 FaultFilterModel fault => new Fault.FaultFilter(fault, stats, "http." + model.StatPrefix + "."),
                 LocalRateLimitModel lrl => new LocalRateLimit.LocalRateLimitFilter(lrl, stats),
+                HealthCheckFilterModel hc => new HealthCheck.HealthCheckFilter(hc, health ?? new Server.ServerHealth("")),
                 _ => null,
             };
             if (filter is not null) (filters ??= new()).Add(filter);
