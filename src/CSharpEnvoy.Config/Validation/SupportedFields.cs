@@ -294,6 +294,8 @@ internal static class SupportedFields
         Note("envoy.config.trace.v3.ZipkinConfig", "collector_endpoint_version", "HTTP_JSON (Zipkin v2 JSON) only");
         Msg("envoy.config.trace.v3.OpenTelemetryConfig", "grpc_service", "service_name");
         Msg("envoy.config.route.v3.Route", "decorator");
+        Msg("envoy.config.route.v3.VirtualHost", "virtual_clusters");
+        Msg("envoy.config.route.v3.VirtualCluster", "name", "headers");
 
         Area("HTTP filters: health check (envoy.filters.http.health_check)");
         Msg("envoy.extensions.filters.http.health_check.v3.HealthCheck", "pass_through_mode", "headers");

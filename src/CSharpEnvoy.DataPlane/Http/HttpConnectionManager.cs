@@ -77,6 +77,9 @@ internal sealed class HttpConnectionManager
     private readonly AccessLog.AccessLogger[]? _accessLogs;
     /// <summary>The decoder filters before the router, in configured order; null when there are none.</summary>
     private readonly Filters.IHttpDecoderFilter[]? _filters;
+    private readonly StatsStore _store;
+    /// <summary>Stats of the virtual clusters seen so far (made on a virtual cluster's first request).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<VirtualClusterModel, VirtualClusterStats> _vclusters = new();
     /// <summary>Tracing, null when the connection manager has none.</summary>
     private readonly Tracing.HttpTracing? _tracing;
 
@@ -87,6 +90,7 @@ internal sealed class HttpConnectionManager
         Model = model;
         _routes = model.RouteConfig;
         Stats = new HttpConnectionManagerStats(stats, model.StatPrefix);
+        _store = stats;
         _router = router;
         _filters = Filters.HttpFilterChain.Build(model, stats, health);
         if (model.AccessLogs.Count > 0 && accessLogs is not null)
@@ -130,7 +134,14 @@ internal sealed class HttpConnectionManager
         {
             stats.DownstreamRqActive.Dec();
             stats.ResponseCode(context.Response.StatusCode);
-            stats.DownstreamRqTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(info.StartTimestamp).TotalMilliseconds);
+            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(info.StartTimestamp).TotalMilliseconds;
+            stats.DownstreamRqTime.Record(elapsed);
+            // Envoy charges virtual cluster stats for requests that went upstream.
+            if (info.VirtualCluster is { } vc && info.UpstreamHost is not null)
+            {
+                vc.UpstreamRqTotal.Inc();
+                vc.Charge(context.Response.StatusCode, elapsed);
+            }
             if (logs is not null) AccessLog.AccessLogger.OnRequestEnd(logs, context, info);
             if (info.Span is { } span) tracing!.Finish(span, context, info, isTls ? "https" : "http");
         }
@@ -151,6 +162,7 @@ internal sealed class HttpConnectionManager
         if (vhost is not null)
         {
             info.VirtualHost = vhost;
+            if (vhost.VirtualClusters.Count > 0) info.VirtualCluster = VirtualClusterStats.Find(_vclusters, _store, vhost, request);
             if (RequiresTlsRedirect(vhost.RequireTls, context.Request.Headers))
                 return RedirectToHttps(context, host, request);
             route = vhost.Routes.Find(request);

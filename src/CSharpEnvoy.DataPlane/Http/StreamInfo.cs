@@ -70,6 +70,8 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
     public string? ResponseDecoratorOperation { get; set; }
     /// <summary>Set by the health check filter for requests it identified as health checks (not_health_check_filter).</summary>
     public bool HealthCheck { get; set; }
+    /// <summary>The virtual cluster's stats when the virtual host has virtual_clusters.</summary>
+    public VirtualClusterStats? VirtualCluster { get; set; }
 
     // Envoy's ResponseFlagUtils order: flags are listed in this order, whatever order they were set in.
     private static readonly (ResponseFlags Flag, string Short, string Long)[] s_names =
