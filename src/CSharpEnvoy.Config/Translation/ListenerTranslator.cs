@@ -122,7 +122,9 @@ internal static class ListenerTranslator
                 if (f.TypedConfig?.Unpack<Envoy.Extensions.Filters.Http.Router.V3.Router>() is { } router)
                 {
                     suppressEnvoyHeaders = router.SuppressEnvoyHeaders;
+#pragma warning disable CS0612 // deprecated in the API (for spawn_upstream_span), still accepted by Envoy
                     startChildSpan = router.StartChildSpan;
+#pragma warning restore CS0612
                 }
             }
             filters.Add(new HttpFilterModel(ext.Name, ext.TypeName, HttpFilterTranslator.Translate(ext, f.TypedConfig, fPath, errors)));
