@@ -60,7 +60,10 @@ internal static class ListenerTranslator
         }
         if (addr is null) return null;
         var statPrefix = string.IsNullOrEmpty(l.StatPrefix) ? addr.ToString() : l.StatPrefix;
-        return new ListenerModel(name, addr, statPrefix, chains) { Source = l, Inbound = l.TrafficDirection == Envoy.Config.Core.V3.TrafficDirection.Inbound };
+        return new ListenerModel(name, addr, statPrefix, chains) {
+            Source = l, Inbound = l.TrafficDirection == Envoy.Config.Core.V3.TrafficDirection.Inbound,
+            AccessLogs = AccessLogTranslator.Translate(l.AccessLog, ConfigErrors.Join(path, "access_log"), errors),
+        };
     }
 
     public static HttpConnectionManagerModel TranslateHttpConnectionManager(HttpConnectionManager h, string path, ConfigErrors errors, Func<string, bool>? clusterExists)

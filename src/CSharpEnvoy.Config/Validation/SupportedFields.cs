@@ -294,6 +294,7 @@ internal static class SupportedFields
         Note("envoy.config.trace.v3.ZipkinConfig", "collector_endpoint_version", "HTTP_JSON (Zipkin v2 JSON) only");
         Msg("envoy.config.trace.v3.OpenTelemetryConfig", "grpc_service", "service_name");
         Msg("envoy.config.route.v3.Route", "decorator");
+        Note("envoy.config.listener.v3.Listener", "access_log", "one line per downstream connection when it closes (no request operators)");
         Msg("envoy.config.route.v3.VirtualHost", "virtual_clusters");
         Msg("envoy.config.route.v3.VirtualCluster", "name", "headers");
 

@@ -69,7 +69,7 @@ internal sealed partial class EnvoyServer
 
         public async Task<ListenerHost> StartListenerAsync(ListenerModel model, HttpConnectionManager hcm, CancellationToken ct)
         {
-            var host = new ListenerHost(model, hcm, server.Stats, server._services, server._loggers);
+            var host = new ListenerHost(model, hcm, server.Stats, server._services, server._loggers, server.AccessLogs);
             await host.StartAsync(ct).ConfigureAwait(false);
             server.AddListener(host);
             server._logger.LogInformation("LDS listener '{Name}' on {Address}", model.Name, host.BoundAddress);

@@ -136,7 +136,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
             {
                 var chain = l.FilterChains[0];
                 var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router, AccessLogs, Tracers, Health);
-                var host = new ListenerHost(l, hcm, Stats, _services, _loggers);
+                var host = new ListenerHost(l, hcm, Stats, _services, _loggers, AccessLogs);
                 await host.StartAsync(ct).ConfigureAwait(false);
                 _listeners.Add(host);
                 _logger.LogInformation("listener '{Name}' on {Address}", l.Name, host.BoundAddress);

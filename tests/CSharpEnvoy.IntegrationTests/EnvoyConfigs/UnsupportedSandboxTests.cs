@@ -156,7 +156,6 @@ public sealed class UnsupportedSandboxTests
         { "single-page-app/envoy.yml", new[]
             {
                 "dynamic_resources.lds_config.path_config_source: " + FilesystemXds,
-                Field("static_resources.listeners[1]", "access_log", "envoy.config.listener.v3.Listener"),
                 HttpFilter(Hcm(0), 0, "envoy.filters.http.oauth2", "envoy.extensions.filters.http.oauth2.v3.OAuth2"),
                 HttpFilter(Hcm(1), 0, "envoy.filters.http.oauth2", "envoy.extensions.filters.http.oauth2.v3.OAuth2"),
                 HttpFilter(Hcm(1), 1, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),

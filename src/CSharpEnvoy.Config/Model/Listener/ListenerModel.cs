@@ -19,6 +19,8 @@ internal sealed record ListenerModel(string Name, SocketAddressModel Address, st
     public Google.Protobuf.IMessage? Source { get; init; }
     /// <summary><c>traffic_direction: INBOUND</c> (admin /drain_listeners?inboundonly).</summary>
     public bool Inbound { get; init; }
+    /// <summary>The listener's own <c>access_log</c>: one line per downstream connection, when it closes.</summary>
+    public IReadOnlyList<CSharpEnvoy.Config.Model.AccessLog.AccessLogModel> AccessLogs { get; init; } = [];
 }
 
 /// <summary>A filter chain. Today its terminal network filter is always the HTTP connection manager.</summary>
