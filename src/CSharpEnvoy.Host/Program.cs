@@ -1,4 +1,5 @@
 using CSharpEnvoy.Config.Loading;
+using CSharpEnvoy.DataPlane.Admin;
 using CSharpEnvoy.DataPlane.Listener;
 using CSharpEnvoy.DataPlane.Server;
 using CSharpEnvoy.Host;
@@ -30,14 +31,19 @@ if (parsed.ShowVersion)
 }
 var options = parsed.Options!;
 
-using var loggers = LoggerFactory.Create(b => b
-    .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "[yyyy-MM-dd HH:mm:ss.fff] "; })
-    .SetMinimumLevel(CommandLine.ToLogLevel(options.LogLevel))
-    // Kestrel and YARP log per connection/request at info; that is the proxy's hot path, so only their problems show.
-    // Kestrel's "HTTP/2 is not enabled" warning does not apply: csenvoy detects h2c itself (see ListenerHost).
-    .AddFilter("Microsoft", LogLevel.Warning)
-    .AddFilter("Microsoft.AspNetCore.Server.Kestrel", LogLevel.Error)
-    .AddFilter("Yarp", LogLevel.Warning));
+using var loggers = LoggerFactory.Create(b =>
+{
+    b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "[yyyy-MM-dd HH:mm:ss.fff] "; })
+        .SetMinimumLevel(CommandLine.ToLogLevel(options.LogLevel))
+        // Kestrel and YARP log per connection/request at info; that is the proxy's hot path, so only their problems show.
+        // Kestrel's "HTTP/2 is not enabled" warning does not apply: csenvoy detects h2c itself (see ListenerHost).
+        .AddFilter("Microsoft", LogLevel.Warning)
+        .AddFilter("Microsoft.AspNetCore.Server.Kestrel", LogLevel.Error)
+        .AddFilter("Yarp", LogLevel.Warning);
+    // csenvoy's own categories are filtered by the server's logger levels (--log-level, then admin /logging).
+    foreach (var name in LogLevels.Names) b.AddFilter(name, LogLevel.Trace);
+    b.AddFilter("xds", LogLevel.Trace);
+});
 var log = loggers.CreateLogger("main");
 
 if (options.Mode == "validate")

@@ -100,6 +100,7 @@ internal static class BootstrapTranslator
             errors.Add("dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name", $"the ADS cluster '{ads.Cluster}' cannot be an EDS cluster");
 
         var sinks = StatsSinkTranslator.Translate(b.StatsSinks, errors);
+        var statsConfig = StatsConfigTranslator.Translate(b.StatsConfig, errors);
         var flush = b.StatsFlushInterval?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);
         if (flush < TimeSpan.FromMilliseconds(1) || flush > TimeSpan.FromSeconds(300))
             errors.Add("stats_flush_interval", "stats_flush_interval must be between 1ms and 300s");
@@ -110,7 +111,7 @@ internal static class BootstrapTranslator
         return new BootstrapModel
         {
             Node = nodeModel, AdminAddress = admin, Listeners = listeners, Clusters = clusters, Source = b, Xds = xds,
-            StatsSinks = sinks, StatsFlushInterval = flush, LocalClusterName = localCluster,
+            StatsSinks = sinks, StatsFlushInterval = flush, LocalClusterName = localCluster, StatsConfig = statsConfig,
         };
     }
 

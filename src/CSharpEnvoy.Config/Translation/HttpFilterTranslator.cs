@@ -26,9 +26,21 @@ internal static class HttpFilterTranslator
             case ExtensionRegistry.RateLimitFilter:
                 if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
                 return RateLimitFilterTranslator.Filter(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Ratelimit.V3.RateLimit>(), path + ".typed_config", errors);
+            case ExtensionRegistry.HealthCheckFilter:
+                if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
+                return HealthCheck(typedConfig.Unpack<Envoy.Extensions.Filters.Http.HealthCheck.V3.HealthCheck>(), path + ".typed_config", errors);
             default:
                 return null;
         }
+    }
+
+    public static HealthCheckFilterModel HealthCheck(Envoy.Extensions.Filters.Http.HealthCheck.V3.HealthCheck h, string path, ConfigErrors errors)
+    {
+        if (h.PassThroughMode is null) errors.Add(path + ".pass_through_mode", "pass_through_mode is required");
+        var headers = new List<Model.Matchers.HeaderMatcherModel>();
+        for (var i = 0; i < h.Headers.Count; i++)
+            if (RouteTranslator.HeaderMatcher(h.Headers[i], $"{path}.headers[{i}]", errors) is { } m) headers.Add(m);
+        return new HealthCheckFilterModel(h.PassThroughMode ?? false, headers);
     }
 
     public static FaultFilterModel Fault(HTTPFault f, string path, ConfigErrors errors)

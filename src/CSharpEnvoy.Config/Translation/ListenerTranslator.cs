@@ -51,13 +51,19 @@ internal static class ListenerTranslator
                 }
                 var proto = f.TypedConfig.Unpack<HttpConnectionManager>();
                 hcm = TranslateHttpConnectionManager(proto, fPath + ".typed_config", errors, clusterExists);
+                // Envoy names spans by the listener's direction: OUTBOUND is egress.
+                if (hcm.Tracing is { } tr && l.TrafficDirection == Envoy.Config.Core.V3.TrafficDirection.Outbound)
+                    hcm = hcm with { Tracing = tr with { Egress = true } };
             }
             var tls = TlsTranslator.TranslateDownstream(fc.TransportSocket, fcPath + ".transport_socket", errors);
             if (hcm is not null) chains.Add(new FilterChainModel(fc.Name, hcm) { Tls = tls });
         }
         if (addr is null) return null;
         var statPrefix = string.IsNullOrEmpty(l.StatPrefix) ? addr.ToString() : l.StatPrefix;
-        return new ListenerModel(name, addr, statPrefix, chains) { Source = l };
+        return new ListenerModel(name, addr, statPrefix, chains) {
+            Source = l, Inbound = l.TrafficDirection == Envoy.Config.Core.V3.TrafficDirection.Inbound,
+            AccessLogs = AccessLogTranslator.Translate(l.AccessLog, ConfigErrors.Join(path, "access_log"), errors),
+        };
     }
 
     public static HttpConnectionManagerModel TranslateHttpConnectionManager(HttpConnectionManager h, string path, ConfigErrors errors, Func<string, bool>? clusterExists)
@@ -101,6 +107,7 @@ internal static class ListenerTranslator
             filters.Add(new HttpFilterModel(ExtensionRegistry.Router, "envoy.extensions.filters.http.router.v3.Router", null));
         }
         var suppressEnvoyHeaders = false;
+        var startChildSpan = false;
         for (var i = 0; i < h.HttpFilters.Count; i++)
         {
             var f = h.HttpFilters[i];
@@ -115,7 +122,13 @@ internal static class ListenerTranslator
             if (ext.Name == ExtensionRegistry.Router)
             {
                 if (i != h.HttpFilters.Count - 1) errors.Add(fPath, "the router filter must be the last HTTP filter");
-                if (f.TypedConfig is not null) suppressEnvoyHeaders = f.TypedConfig.Unpack<Envoy.Extensions.Filters.Http.Router.V3.Router>().SuppressEnvoyHeaders;
+                if (f.TypedConfig?.Unpack<Envoy.Extensions.Filters.Http.Router.V3.Router>() is { } router)
+                {
+                    suppressEnvoyHeaders = router.SuppressEnvoyHeaders;
+#pragma warning disable CS0612 // deprecated in the API (for spawn_upstream_span), still accepted by Envoy
+                    startChildSpan = router.StartChildSpan;
+#pragma warning restore CS0612
+                }
             }
             if (f.Disabled && ext.Name == ExtensionRegistry.Router) errors.Add(fPath + ".disabled", "the terminal filter cannot be disabled");
             filters.Add(new HttpFilterModel(ext.Name, ext.TypeName, HttpFilterTranslator.Translate(ext, f.TypedConfig, fPath, errors))
@@ -163,6 +176,8 @@ internal static class ListenerTranslator
             AccessLogs = AccessLogTranslator.Translate(h.AccessLog, ConfigErrors.Join(path, "access_log"), errors),
             StreamIdleTimeout = h.StreamIdleTimeout?.ToTimeSpan() ?? TimeSpan.FromMinutes(5),
             RequestTimeout = h.RequestTimeout?.ToTimeSpan() ?? TimeSpan.Zero,
+            Tracing = TracingTranslator.Translate(h.Tracing, ConfigErrors.Join(path, "tracing"), errors, clusterExists) is { } tracing
+                ? tracing with { SpawnUpstreamSpan = tracing.SpawnUpstreamSpan || startChildSpan } : null,
         };
     }
 

@@ -74,7 +74,27 @@ internal static class RouteTranslator
             PerRequestBufferLimitBytes = vh.PerRequestBufferLimitBytes,
             TypedPerFilterConfig = PerFilterConfigTranslator.Translate(vh.TypedPerFilterConfig, path, errors),
             RateLimits = RateLimitTranslator.Translate(vh.RateLimits, path + ".rate_limits", errors),
+            VirtualClusters = VirtualClusters(vh.VirtualClusters, path + ".virtual_clusters", errors),
         };
+    }
+
+    private static List<VirtualClusterModel> VirtualClusters(RepeatedField<VirtualCluster> vcs, string path, ConfigErrors errors)
+    {
+        var result = new List<VirtualClusterModel>();
+        for (var i = 0; i < vcs.Count; i++)
+        {
+            var vc = vcs[i];
+            var p = $"{path}[{i}]";
+            if (string.IsNullOrEmpty(vc.Name)) errors.Add(p + ".name", "name is required");
+            if (vc.Headers.Count == 0) errors.Add(p + ".headers", "a virtual cluster needs at least one header matcher");
+            var headers = new List<Model.Matchers.HeaderMatcherModel>();
+            for (var j = 0; j < vc.Headers.Count; j++)
+                if (HeaderMatcher(vc.Headers[j], $"{p}.headers[{j}]", errors) is { } h) headers.Add(h);
+            result.Add(new VirtualClusterModel(vc.Name, headers));
+        }
+        // Envoy adds the catch-all "other" whenever virtual clusters are configured.
+        if (result.Count > 0) result.Add(VirtualClusterModel.Other());
+        return result;
     }
 
     private static RouteModel? TranslateRoute(Envoy.Config.Route.V3.Route r, string path, ConfigErrors errors, Func<string, bool>? clusterExists)
@@ -113,7 +133,16 @@ internal static class RouteTranslator
             ResponseHeaders = Mutation(r.ResponseHeadersToAdd, r.ResponseHeadersToRemove, path, "response", errors),
             PerRequestBufferLimitBytes = r.PerRequestBufferLimitBytes,
             TypedPerFilterConfig = PerFilterConfigTranslator.Translate(r.TypedPerFilterConfig, path, errors),
+            DecoratorOperation = Decorator(r.Decorator, path, errors),
+            DecoratorPropagate = r.Decorator?.Propagate ?? true,
         };
+    }
+
+    private static string? Decorator(Decorator? d, string path, ConfigErrors errors)
+    {
+        if (d is null) return null;
+        if (d.Operation.Length == 0) errors.Add(path + ".decorator.operation", "operation must not be empty");
+        return d.Operation;
     }
 
     private static RouteMatchModel? TranslateMatch(RouteMatch? m, string path, ConfigErrors errors, out string? matchPrefix)

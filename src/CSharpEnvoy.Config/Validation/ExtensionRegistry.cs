@@ -1,6 +1,6 @@
 namespace CSharpEnvoy.Config.Validation;
 
-internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink, HttpFilterPerRoute }
+internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink, HttpFilterPerRoute, Tracer }
 
 /// <summary>An extension csenvoy implements: its canonical name, the names Envoy still accepts for it, and its config type.</summary>
 internal sealed record ExtensionInfo(ExtensionCategory Category, string Name, string TypeName, string[] Aliases, string Description);
@@ -30,6 +30,9 @@ internal static class ExtensionRegistry
     public const string MaglevPolicy = "envoy.load_balancing_policies.maglev";
     public const string WrrLocalityPolicy = "envoy.load_balancing_policies.wrr_locality";
     public const string TlsTransportSocket = "envoy.transport_sockets.tls";
+    public const string ZipkinTracer = "envoy.tracers.zipkin";
+    public const string HealthCheckFilter = "envoy.filters.http.health_check";
+    public const string OpenTelemetryTracer = "envoy.tracers.opentelemetry";
 
     public static readonly IReadOnlyList<ExtensionInfo> All = new[]
     {
@@ -78,6 +81,12 @@ internal static class ExtensionRegistry
             "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", Array.Empty<string>(), "TLS termination on a listener's filter chain"),
         new ExtensionInfo(ExtensionCategory.TransportSocket, TlsTransportSocket,
             "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", Array.Empty<string>(), "TLS origination to a cluster's hosts"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, HealthCheckFilter, "envoy.extensions.filters.http.health_check.v3.HealthCheck",
+            new[] { "envoy.health_check" }, "answers health check requests: 200, or 503 once /healthcheck/fail was called"),
+        new ExtensionInfo(ExtensionCategory.Tracer, ZipkinTracer, "envoy.config.trace.v3.ZipkinConfig",
+            new[] { "envoy.zipkin" }, "B3 propagation; Zipkin v2 JSON spans POSTed to a collector cluster in batches"),
+        new ExtensionInfo(ExtensionCategory.Tracer, OpenTelemetryTracer, "envoy.config.trace.v3.OpenTelemetryConfig",
+            Array.Empty<string>(), "W3C traceparent/tracestate propagation; spans exported over OTLP/gRPC to a cluster in batches"),
     };
 
     public static ExtensionInfo? FindByName(ExtensionCategory category, string name)

@@ -37,6 +37,8 @@ internal static class SupportChecker
         "envoy.config.route.v3.VirtualHost.typed_per_filter_config",
         "envoy.config.route.v3.RouteConfiguration.typed_per_filter_config",
         "envoy.config.route.v3.FilterConfig.config",
+        // Tracers: TracingTranslator names an unsupported provider.
+        "envoy.config.trace.v3.Tracing.Http.typed_config",
     };
 
     private static void Walk(IMessage message, string path, ConfigErrors errors, ProtoRegistry registry, bool isExtensionPoint)

@@ -43,7 +43,7 @@ internal static class SupportedFields
 
         Area("Listeners");
         Msg("envoy.config.listener.v3.Listener", "name", "address", "filter_chains", "stat_prefix");
-        Warn("envoy.config.listener.v3.Listener", "traffic_direction", "informational only");
+        Note("envoy.config.listener.v3.Listener", "traffic_direction", "OUTBOUND names trace spans \"egress <host>\" (CLIENT); INBOUND listeners are the ones /drain_listeners?inboundonly stops");
         Warn("envoy.config.listener.v3.Listener", "per_connection_buffer_limit_bytes", "Kestrel's own request buffer limits apply");
         Msg("envoy.config.listener.v3.FilterChain", "filters", "name");
         Msg("envoy.config.listener.v3.Filter", "name", "typed_config");
@@ -69,7 +69,7 @@ internal static class SupportedFields
         Msg(lrl, "stat_prefix", "status", "token_bucket", "filter_enabled", "filter_enforced", "response_headers_to_add");
         Msg("envoy.type.v3.HttpStatus", "code");
         Msg("envoy.type.v3.TokenBucket", "max_tokens", "tokens_per_fill", "fill_interval");
-        Warn("envoy.extensions.filters.http.router.v3.Router", "start_child_span", "tracing is not implemented yet");
+        Note("envoy.extensions.filters.http.router.v3.Router", "start_child_span", "as the connection manager's tracing.spawn_upstream_span");
 
         Area("Route configuration");
         const string rc = "envoy.config.route.v3.RouteConfiguration";
@@ -223,7 +223,7 @@ internal static class SupportedFields
         Msg(rp + ".RetryBackOff", "base_interval", "max_interval");
         Msg(rp + ".RetryHostPredicate", "name", "typed_config");
         Msg("envoy.config.route.v3.RouteAction.RequestMirrorPolicy", "cluster", "cluster_header", "runtime_fraction");
-        Warn("envoy.config.route.v3.RouteAction.RequestMirrorPolicy", "trace_sampled", "tracing is not implemented yet");
+        Warn("envoy.config.route.v3.RouteAction.RequestMirrorPolicy", "trace_sampled", "mirrored requests carry the original trace headers; their sampled flag is not changed");
         Msg("envoy.config.core.v3.RuntimeFractionalPercent", "default_value");
         Warn("envoy.config.core.v3.RuntimeFractionalPercent", "runtime_key", "runtime overrides are not applied; default_value is used");
         Msg("envoy.config.cluster.v3.Cluster", "circuit_breakers");
@@ -291,6 +291,7 @@ internal static class SupportedFields
         Note("envoy.config.core.v3.JsonFormatOptions", "sort_properties", "keys are always sorted, as in Envoy");
         AddXds();
         AddHealthChecking();
+        AddObservability();
     }
 
     private static void AddHealthChecking()
@@ -324,6 +325,41 @@ internal static class SupportedFields
             "failure_percentage_threshold", "enforcing_failure_percentage", "enforcing_failure_percentage_local_origin",
             "failure_percentage_minimum_hosts", "failure_percentage_request_volume", "max_ejection_time", "max_ejection_time_jitter",
             "successful_active_health_check_uneject_host", "always_eject_one_host");
+    }
+
+    private static void AddObservability()
+    {
+        Area("Stats configuration");
+        Msg("envoy.config.bootstrap.v3.Bootstrap", "stats_config");
+        Msg("envoy.config.metrics.v3.StatsConfig", "stats_tags", "use_all_default_tags", "stats_matcher");
+        Msg("envoy.config.metrics.v3.TagSpecifier", "tag_name", "regex", "fixed_value");
+        Msg("envoy.config.metrics.v3.StatsMatcher", "reject_all", "exclusion_list", "inclusion_list");
+        Msg("envoy.type.matcher.v3.ListStringMatcher", "patterns");
+
+        Area("Tracing (envoy.tracers.zipkin, envoy.tracers.opentelemetry)");
+        const string hcm = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+        Msg(hcm, "tracing");
+        Msg(hcm + ".Tracing", "provider", "client_sampling", "random_sampling", "overall_sampling", "custom_tags", "max_path_tag_length",
+            "spawn_upstream_span");
+        Warn(hcm + ".Tracing", "verbose", "spans carry no per-event annotations");
+        Msg("envoy.config.trace.v3.Tracing.Http", "name", "typed_config");
+        Msg("envoy.type.v3.Percent", "value");
+        Msg("envoy.type.tracing.v3.CustomTag", "tag", "literal", "request_header", "environment");
+        Msg("envoy.type.tracing.v3.CustomTag.Literal", "value");
+        Msg("envoy.type.tracing.v3.CustomTag.Header", "name", "default_value");
+        Msg("envoy.type.tracing.v3.CustomTag.Environment", "name", "default_value");
+        Msg("envoy.config.trace.v3.ZipkinConfig", "collector_cluster", "collector_endpoint", "trace_id_128bit", "shared_span_context",
+            "collector_hostname");
+        Note("envoy.config.trace.v3.ZipkinConfig", "collector_endpoint_version", "HTTP_JSON (Zipkin v2 JSON) only");
+        Msg("envoy.config.trace.v3.OpenTelemetryConfig", "grpc_service", "service_name");
+        Msg("envoy.config.route.v3.Route", "decorator");
+        Note("envoy.config.listener.v3.Listener", "access_log", "one line per downstream connection when it closes (no request operators)");
+        Msg("envoy.config.route.v3.VirtualHost", "virtual_clusters");
+        Msg("envoy.config.route.v3.VirtualCluster", "name", "headers");
+
+        Area("HTTP filters: health check (envoy.filters.http.health_check)");
+        Msg("envoy.extensions.filters.http.health_check.v3.HealthCheck", "pass_through_mode", "headers");
+        Msg("envoy.config.route.v3.Decorator", "operation", "propagate");
     }
 
     private static void AddXds()

@@ -14,7 +14,7 @@ internal abstract class AccessLogFilter
     {
         StatusCodeFilterModel s => new Comparison(s.Op, s.Value, duration: false),
         DurationFilterModel d => new Comparison(d.Op, d.Value, duration: true),
-        NotHealthCheckFilterModel => new Always(),
+        NotHealthCheckFilterModel => new NotHealthCheck(),
         ResponseFlagFilterModel r => new ResponseFlag(r.Flags),
         HeaderFilterModel h => new Header(h.Header),
         RuntimeFilterModel r => new Runtime(r.Numerator, r.Denominator, r.UseIndependentRandomness),
@@ -40,10 +40,10 @@ internal abstract class AccessLogFilter
         }
     }
 
-    /// <summary>not_health_check_filter: csenvoy has no health check filter, so no request is a health check.</summary>
-    private sealed class Always : AccessLogFilter
+    /// <summary>not_health_check_filter: requests the health check filter did not identify as health checks.</summary>
+    private sealed class NotHealthCheck : AccessLogFilter
     {
-        public override bool Evaluate(in AccessLogContext c) => true;
+        public override bool Evaluate(in AccessLogContext c) => !c.Info.HealthCheck;
     }
 
     /// <summary>response_flag_filter: any of the listed flags is set; with no list, any flag at all.</summary>

@@ -32,8 +32,12 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         ("/", "Admin home page"),
         ("/clusters", "upstream cluster status"),
         ("/config_dump", "dump current Envoy configs"),
+        ("/drain_listeners", "drain listeners"),
+        ("/healthcheck/fail", "cause the server to fail health checks"),
+        ("/healthcheck/ok", "cause the server to pass health checks"),
         ("/help", "print out list of admin commands"),
         ("/listeners", "print listener info"),
+        ("/logging", "query/change logging levels"),
         ("/memory", "print current allocation/heap usage"),
         ("/quitquitquit", "exit the server"),
         ("/ready", "print server state, return 200 if LIVE, otherwise return 503"),
@@ -139,6 +143,18 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
             case "/quitquitquit":
                 if (!IsPost(context)) return MethodNotAllowed(context);
                 _server.RequestShutdown();
+                return Text(context, "OK\n");
+            case "/logging":
+                if (!IsPost(context)) return MethodNotAllowed(context);
+                return Logging(context);
+            case "/healthcheck/fail":
+            case "/healthcheck/ok":
+                if (!IsPost(context)) return MethodNotAllowed(context);
+                _server.SetHealthCheckFailed(path == "/healthcheck/fail");
+                return Text(context, "OK\n");
+            case "/drain_listeners":
+                if (!IsPost(context)) return MethodNotAllowed(context);
+                _server.DrainListeners(q.ContainsKey("inboundonly"), q.ContainsKey("graceful"));
                 return Text(context, "OK\n");
             case "/memory":
                 return Text(context, Memory(), "application/json");
@@ -389,6 +405,61 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
             text.Append('\n');
         }
         return Text(context, text.ToString());
+    }
+
+    /// <summary>Envoy's <c>LogsHandler::handlerLogging</c>: no parameter lists the loggers; <c>level=</c> sets them
+    /// all, <c>&lt;logger&gt;=&lt;level&gt;</c> one, <c>paths=a:l1,b:l2</c> several. A bad request is a 404 with the
+    /// usage, as in Envoy; the loggers are listed either way.</summary>
+    private Task Logging(HttpContext context)
+    {
+        var levels = _server.LogLevels;
+        var sb = new StringBuilder();
+        var error = ChangeLogLevels(context.Request.Query, levels);
+        if (error is not null)
+        {
+            context.Response.StatusCode = 404;
+            sb.Append("error: ").Append(error).Append("\n\n");
+            sb.Append("usage: /logging?<name>=<level> (change single level)\n");
+            sb.Append("usage: /logging?paths=name1:level1,name2:level2,... (change multiple levels)\n");
+            sb.Append("usage: /logging?level=<level> (change all levels)\n");
+            sb.Append("levels: ");
+            foreach (var l in LogLevels.LevelNames) sb.Append(l).Append(' ');
+            sb.Append('\n');
+        }
+        sb.Append("active loggers:\n");
+        for (var i = 0; i < LogLevels.Names.Length; i++)
+            sb.Append("  ").Append(LogLevels.Names[i]).Append(": ").Append(LogLevels.Name(levels.Get(i))).Append('\n');
+        sb.Append('\n');
+        return Text(context, sb.ToString());
+    }
+
+    private static string? ChangeLogLevels(IQueryCollection query, LogLevels levels)
+    {
+        if (query.Count == 0) return null;
+        if (query.Count > 1) return "invalid number of parameters";
+        var (key, value) = query.First();
+        if (key == "paths")
+        {
+            var pairs = new List<(string, Microsoft.Extensions.Logging.LogLevel)>();
+            foreach (var pair in value.ToString().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                var colon = pair.IndexOf(':');
+                if (colon < 0) return "invalid paths format";
+                var name = pair[..colon];
+                if (!LogLevels.TryParse(pair[(colon + 1)..], out var l)) return "unknown log level";
+                if (Array.IndexOf(LogLevels.Names, name) < 0) return "unknown logger name";
+                pairs.Add((name, l));
+            }
+            foreach (var (name, l) in pairs) levels.TrySet(name, l);
+            return null;
+        }
+        if (!LogLevels.TryParse(value.ToString(), out var level)) return "unknown log level";
+        if (key == "level")
+        {
+            levels.SetAll(level);
+            return null;
+        }
+        return levels.TrySet(key, level) ? null : "unknown logger name";
     }
 
     /// <summary>Envoy's <c>envoy.admin.v3.Memory</c> layout (uint64 values as JSON strings), from the .NET GC's view:

@@ -79,14 +79,22 @@ internal sealed class HttpConnectionManager
     private readonly AccessLog.AccessLogger[]? _accessLogs;
     /// <summary>The decoder filters before the router, in configured order; null when there are none.</summary>
     private readonly Filters.HttpFilterEntry[]? _filters;
+    private readonly StatsStore _store;
+    /// <summary>Stats of the virtual clusters seen so far (made on a virtual cluster's first request).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<VirtualClusterModel, VirtualClusterStats> _vclusters = new();
+    /// <summary>Tracing, null when the connection manager has none.</summary>
+    private readonly Tracing.HttpTracing? _tracing;
 
-    public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null)
+    public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null,
+        Tracing.TracerManager? tracers = null, Server.ServerHealth? health = null)
     {
+        if (model.Tracing is { } tracing && tracers is not null) _tracing = new Tracing.HttpTracing(tracing, tracers);
         Model = model;
         _routes = model.RouteConfig;
         Stats = new HttpConnectionManagerStats(stats, model.StatPrefix);
+        _store = stats;
         _router = router;
-        _filters = Filters.HttpFilterChain.Build(model, stats, router.Clusters);
+        _filters = Filters.HttpFilterChain.Build(model, stats, router.Clusters, health);
         if (model.AccessLogs.Count > 0 && accessLogs is not null)
             _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
     }
@@ -117,7 +125,9 @@ internal sealed class HttpConnectionManager
         stats.DownstreamRqActive.Inc();
         var info = new UpstreamRequest();
         var logs = _accessLogs;
-        if (logs is not null) AccessLog.AccessLogger.OnRequestStart(context, info);
+        var tracing = _tracing;
+        // Spans carry request_size/response_size, so tracing counts body bytes as access logs do.
+        if (logs is not null || tracing is not null) AccessLog.AccessLogger.OnRequestStart(context, info);
         try
         {
             await ProcessAsync(context, info, isTls).ConfigureAwait(false);
@@ -126,8 +136,16 @@ internal sealed class HttpConnectionManager
         {
             stats.DownstreamRqActive.Dec();
             stats.ResponseCode(context.Response.StatusCode);
-            stats.DownstreamRqTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(info.StartTimestamp).TotalMilliseconds);
+            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(info.StartTimestamp).TotalMilliseconds;
+            stats.DownstreamRqTime.Record(elapsed);
+            // Envoy charges virtual cluster stats for requests that went upstream.
+            if (info.VirtualCluster is { } vc && info.UpstreamHost is not null)
+            {
+                vc.UpstreamRqTotal.Inc();
+                vc.Charge(context.Response.StatusCode, elapsed);
+            }
             if (logs is not null) AccessLog.AccessLogger.OnRequestEnd(logs, context, info);
+            if (info.Span is { } span) tracing!.Finish(span, context, info, isTls ? "https" : "http");
         }
     }
 
@@ -136,6 +154,7 @@ internal sealed class HttpConnectionManager
         var model = Model;
         var scheme = isTls ? "https" : "http";
         MutateRequestHeaders(context, info, scheme);
+        if (_tracing is { } tracing) info.Span = tracing.Start(context, info, scheme);
 
         var routes = _routes;
         var request = new RequestView(context, scheme);
@@ -148,11 +167,13 @@ internal sealed class HttpConnectionManager
         if (vhost is not null)
         {
             info.VirtualHost = vhost;
+            if (vhost.VirtualClusters.Count > 0) info.VirtualCluster = VirtualClusterStats.Find(_vclusters, _store, vhost, request);
             // Envoy's virtual host answers with an SSL redirect "route" the router acts on, after the other filters.
             tlsRedirect = RequiresTlsRedirect(vhost.RequireTls, context.Request.Headers);
             if (!tlsRedirect) route = vhost.Routes.Find(request);
         }
         info.Route = route;
+        if (route is not null && info.Span is { } span) _tracing!.OnRoute(span, route, context, info);
         ArmStreamTimeouts(context, info, route);
 
         // Envoy decides on upgrades when it creates the filter chain, before any filter runs.
@@ -426,6 +447,7 @@ internal sealed class HttpConnectionManager
             case ServerHeaderTransformation.AppendIfAbsent: if (!headers.ContainsKey("server")) headers.Server = model.ServerName; break;
         }
         if (model.AlwaysSetRequestIdInResponse && info.RequestId is { Length: > 0 } id) headers["x-request-id"] = id;
+        if (info.ResponseDecoratorOperation is { } operation) headers["x-envoy-decorator-operation"] = operation;
         if (model.Via is not null) headers.Append("via", model.Via);
     }
 

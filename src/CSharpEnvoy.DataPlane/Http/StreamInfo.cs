@@ -64,6 +64,16 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
     public string? UpstreamLocalAddress { get; set; }
     /// <summary>The client address taken from x-forwarded-for, when that, not the peer, is the trusted remote address.</summary>
     public System.Net.IPAddress? XffRemoteAddress { get; set; }
+    /// <summary>The request's span while tracing is configured (see Tracing/HttpTracing).</summary>
+    public Tracing.Span? Span { get; set; }
+    /// <summary>The upstream CLIENT span under <see cref="Span"/> with spawn_upstream_span.</summary>
+    public Tracing.Span? UpstreamSpan { get; set; }
+    /// <summary>x-envoy-decorator-operation for the response of a traced ingress request (the route's decorator).</summary>
+    public string? ResponseDecoratorOperation { get; set; }
+    /// <summary>Set by the health check filter for requests it identified as health checks (not_health_check_filter).</summary>
+    public bool HealthCheck { get; set; }
+    /// <summary>The virtual cluster's stats when the virtual host has virtual_clusters.</summary>
+    public VirtualClusterStats? VirtualCluster { get; set; }
 
     // Envoy's ResponseFlagUtils order: flags are listed in this order, whatever order they were set in.
     private static readonly (ResponseFlags Flag, string Short, string Long)[] s_names =

@@ -44,8 +44,14 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     private readonly DownstreamTls? _tls;
     private KestrelServer? _server;
 
-    public ListenerHost(ListenerModel model, HttpConnectionManager hcm, StatsStore stats, IServiceProvider services, ILoggerFactory loggers)
+    /// <summary>The listener's connection access logs; null when there are none.</summary>
+    private readonly AccessLog.AccessLogger[]? _accessLogs;
+
+    public ListenerHost(ListenerModel model, HttpConnectionManager hcm, StatsStore stats, IServiceProvider services, ILoggerFactory loggers,
+        AccessLog.AccessLogManager? accessLogs = null)
     {
+        if (model.AccessLogs.Count > 0 && accessLogs is not null)
+            _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
         _model = model;
         _hcm = hcm;
         _services = services;
@@ -184,6 +190,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         CxTotal.Inc();
         context.Features.Set(new AccessLog.DownstreamConnectionId()); // %CONNECTION_ID%
         CxActive.Inc();
+        var connectionInfo = _accessLogs is null ? null : new Router.UpstreamRequest();
         var hcmStats = _hcm.Stats;
         hcmStats.DownstreamCxTotal.Inc();
         hcmStats.DownstreamCxActive.Inc();
@@ -216,7 +223,29 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
             CxActive.Dec();
             CxDestroy.Inc();
             hcmStats.DownstreamCxActive.Dec();
+            if (connectionInfo is not null) LogConnection(context, connectionInfo);
         }
+    }
+
+    /// <summary>Envoy's listener access log: written when the connection closes, from the connection's facts only
+    /// (addresses, duration, connection id); request and response operators print "-", the response code 0.</summary>
+    private void LogConnection(ConnectionContext connection, Router.UpstreamRequest info)
+    {
+        var http = new DefaultHttpContext();
+        if (connection.RemoteEndPoint is IPEndPoint remote)
+        {
+            http.Connection.RemoteIpAddress = remote.Address;
+            http.Connection.RemotePort = remote.Port;
+        }
+        if (connection.LocalEndPoint is IPEndPoint local)
+        {
+            http.Connection.LocalIpAddress = local.Address;
+            http.Connection.LocalPort = local.Port;
+        }
+        if (connection.Features.Get<AccessLog.DownstreamConnectionId>() is { } id) http.Features.Set(id);
+        http.Response.StatusCode = 0;
+        var c = new AccessLog.AccessLogContext(http, info, System.Diagnostics.Stopwatch.GetTimestamp(), DateTime.UtcNow);
+        foreach (var log in _accessLogs!) log.Log(c);
     }
 
     /// <summary>After the TLS handshake: ALPN decides HTTP/2; without ALPN, as Envoy's AUTO codec, the HTTP/2 preface does.</summary>
@@ -286,7 +315,23 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 
     public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
 
-    public Task ProcessRequestAsync(HttpContext context) => _hcm.HandleAsync(context, isTls: _tls is not null);
+    public Task ProcessRequestAsync(HttpContext context)
+    {
+        // Draining (admin /drain_listeners?graceful): HTTP/1 clients are told to close, as Envoy's drain does.
+        if (_draining && !HttpProtocol.IsHttp2(context.Request.Protocol)) context.Response.OnStarting(s_closeConnection, context.Response);
+        return _hcm.HandleAsync(context, isTls: _tls is not null);
+    }
+
+    private volatile bool _draining;
+
+    /// <summary>Starts the listener's drain: responses ask HTTP/1 clients to close their connection.</summary>
+    internal void StartDraining() => _draining = true;
+
+    private static readonly Func<object, Task> s_closeConnection = static state =>
+    {
+        ((HttpResponse)state).Headers.Connection = "close";
+        return Task.CompletedTask;
+    };
 
     public void DisposeContext(HttpContext context, Exception? exception)
     {

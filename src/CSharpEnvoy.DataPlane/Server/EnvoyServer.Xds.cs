@@ -72,11 +72,11 @@ internal sealed partial class EnvoyServer
     private sealed class Runtime(EnvoyServer server, RouterFilter router) : IListenerRuntime
     {
         public HttpConnectionManager CreateConnectionManager(HttpConnectionManagerModel model) =>
-            new(model, server.Stats, router, server.AccessLogs);
+            new(model, server.Stats, router, server.AccessLogs, server.Tracers, server.Health);
 
         public async Task<ListenerHost> StartListenerAsync(ListenerModel model, HttpConnectionManager hcm, CancellationToken ct)
         {
-            var host = new ListenerHost(model, hcm, server.Stats, server._services, server._loggers);
+            var host = new ListenerHost(model, hcm, server.Stats, server._services, server._loggers, server.AccessLogs);
             await host.StartAsync(ct).ConfigureAwait(false);
             server.AddListener(host);
             server._logger.LogInformation("LDS listener '{Name}' on {Address}", model.Name, host.BoundAddress);

@@ -54,6 +54,8 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     {
         Bootstrap = bootstrap;
         Options = options;
+        LogLevels = new LogLevels(LogLevels.TryParse(options.LogLevel == "warn" ? "warning" : options.LogLevel, out var level) ? level : LogLevel.Information);
+        loggers = LogLevels.Wrap(loggers);
         _loggers = loggers;
         _logger = loggers.CreateLogger("main");
         var services = new ServiceCollection();
@@ -62,7 +64,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         services.AddHttpForwarder();
         services.AddKestrelTlsServices(); // for Kestrel's HTTPS middleware on TLS listeners
         _services = services.BuildServiceProvider();
-        Stats = new StatsStore();
+        Stats = new StatsStore(bootstrap.StatsConfig);
         AccessLogs = new AccessLog.AccessLogManager(Stats);
         ClusterManager = new ClusterManager(Stats, loggers);
         ClusterManager.Services = new UpstreamServices(options.TimeProvider, options.Random ?? Upstream.LoadBalancing.LbRandom.Shared)
@@ -70,6 +72,8 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
             LocalLocality = bootstrap.Node.Locality,
         };
         ClusterManager.LocalClusterName = bootstrap.LocalClusterName;
+        Tracers = new Tracing.TracerManager(bootstrap.Node, ClusterManager, Stats, loggers.CreateLogger("tracing"), options.TimeProvider);
+        Health = new ServerHealth(bootstrap.Node.Cluster);
         StartTime = DateTimeOffset.UtcNow;
         Stats.Gauge("server.concurrency").Set(Environment.ProcessorCount);
         Stats.Gauge("server.version").Set(0);
@@ -81,8 +85,22 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     internal ClusterManager ClusterManager { get; }
     /// <summary>Access log destinations, flushed when the server is disposed.</summary>
     internal AccessLog.AccessLogManager AccessLogs { get; }
+    /// <summary>Tracing drivers and their span exporters, flushed when the server is disposed.</summary>
+    internal Tracing.TracerManager Tracers { get; }
+    /// <summary>Admin /healthcheck/fail and /healthcheck/ok; read by the health check filter.</summary>
+    internal ServerHealth Health { get; }
+    /// <summary>Envoy's logger levels, changed by admin /logging.</summary>
+    internal LogLevels LogLevels { get; }
     internal IReadOnlyList<ListenerHost> Listeners => _listeners;
-    public ServerState State { get; private set; } = ServerState.PreInitializing;
+    private ServerState _state = ServerState.PreInitializing;
+
+    /// <summary>Envoy's <c>serverState</c>: a live server whose health check was failed (admin /healthcheck/fail)
+    /// reports DRAINING.</summary>
+    public ServerState State
+    {
+        get => _state == ServerState.Live && Health.HealthCheckFailed ? ServerState.Draining : _state;
+        private set => _state = value;
+    }
     public DateTimeOffset StartTime { get; }
     public TimeSpan Uptime => _uptime.Elapsed;
 
@@ -121,8 +139,8 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
             foreach (var l in Bootstrap.Listeners)
             {
                 var chain = l.FilterChains[0];
-                var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router, AccessLogs);
-                var host = new ListenerHost(l, hcm, Stats, _services, _loggers);
+                var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router, AccessLogs, Tracers, Health);
+                var host = new ListenerHost(l, hcm, Stats, _services, _loggers, AccessLogs);
                 await host.StartAsync(ct).ConfigureAwait(false);
                 _listeners.Add(host);
                 _logger.LogInformation("listener '{Name}' on {Address}", l.Name, host.BoundAddress);
@@ -158,6 +176,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         State = ServerState.Draining;
+        await _drainCancel.CancelAsync().ConfigureAwait(false);
         await StopXdsAsync().ConfigureAwait(false);
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
         _listeners.Clear();
@@ -165,6 +184,8 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         _admin = null;
         // After the listeners: requests still finishing have logged by now.
         await AccessLogs.DisposeAsync().ConfigureAwait(false);
+        // Before the cluster manager: the last span batches go out over its clusters.
+        await Tracers.DisposeAsync().ConfigureAwait(false);
         foreach (var sink in _statsSinks) await sink.DisposeAsync().ConfigureAwait(false);
         _statsSinks.Clear();
         ClusterManager.Dispose();

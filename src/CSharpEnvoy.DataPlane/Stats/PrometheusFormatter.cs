@@ -15,7 +15,7 @@ internal static class PrometheusFormatter
         var families = new SortedDictionary<string, (string Type, List<(string Labels, object Stat)> Series)>(StringComparer.Ordinal);
         void Add(string name, string type, object stat)
         {
-            var tagged = TagExtractor.Extract(name);
+            var tagged = store.Tags.Extract(name);
             var family = MetricName(tagged.Name);
             if (!families.TryGetValue(family, out var f)) families[family] = f = (type, new());
             f.Series.Add((Labels(tagged.Tags), stat));
@@ -58,10 +58,13 @@ internal static class PrometheusFormatter
         sb.Append(' ').Append(value).Append('\n');
     }
 
-    /// <summary>"envoy_" + the name with every character outside [a-zA-Z0-9_] turned into '_'.</summary>
-    internal static string MetricName(string name)
+    /// <summary>"envoy_" + the sanitized name.</summary>
+    internal static string MetricName(string name) => Sanitize("envoy_", name);
+
+    /// <summary>Envoy's <c>sanitizeName</c>: every character outside [a-zA-Z0-9_] turned into '_'.</summary>
+    private static string Sanitize(string prefix, string name)
     {
-        var sb = new StringBuilder("envoy_", name.Length + 6);
+        var sb = new StringBuilder(prefix, name.Length + prefix.Length);
         foreach (var ch in name) sb.Append(char.IsAsciiLetterOrDigit(ch) || ch == '_' ? ch : '_');
         return sb.ToString();
     }
@@ -73,7 +76,9 @@ internal static class PrometheusFormatter
         foreach (var (k, v) in tags)
         {
             if (sb.Length > 0) sb.Append(',');
-            sb.Append(MetricName(k.StartsWith("envoy.", StringComparison.Ordinal) ? k["envoy.".Length..] : k));
+            // Labels are the sanitized tag names, unprefixed: envoy.cluster_name → envoy_cluster_name, a custom
+            // stats_tags name as it is.
+            sb.Append(Sanitize("", k));
             sb.Append("=\"").Append(v.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n")).Append('"');
         }
         return sb.ToString();

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using CSharpEnvoy.Config.Model.Stats;
 
 namespace CSharpEnvoy.DataPlane.Stats;
 
@@ -60,16 +61,37 @@ internal sealed class Gauge
 /// <summary>
 /// All stats of the server by their Envoy names. Stats are created when config is applied (never on the request
 /// path); the request path holds direct references to its <see cref="Counter"/>s and <see cref="Gauge"/>s.
+/// A stat that <c>stats_config.stats_matcher</c> rejects is handed out detached, as Envoy's null stats: it works
+/// for its holder but is never stored, shown or exported.
 /// </summary>
 internal sealed class StatsStore
 {
     private readonly ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Gauge> _gauges = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Histogram> _histograms = new(StringComparer.Ordinal);
+    private readonly StatsMatcherModel? _matcher;
 
-    public Counter Counter(string name) => _counters.GetOrAdd(name, static n => new Counter(n));
-    public Gauge Gauge(string name) => _gauges.GetOrAdd(name, static n => new Gauge(n));
-    public Histogram Histogram(string name) => _histograms.GetOrAdd(name, static (n, store) => new Histogram(n, store), this);
+    public StatsStore(StatsConfigModel? config = null)
+    {
+        config ??= StatsConfigModel.Default;
+        _matcher = config.Matcher;
+        Tags = TagProducer.Create(config);
+    }
+
+    /// <summary>Tag extraction for Prometheus and DogStatsD, as stats_config configures it.</summary>
+    public TagProducer Tags { get; }
+
+    public Counter Counter(string name) =>
+        _counters.TryGetValue(name, out var c) ? c : Accepts(name) ? _counters.GetOrAdd(name, static n => new Counter(n)) : new Counter(name);
+
+    public Gauge Gauge(string name) =>
+        _gauges.TryGetValue(name, out var g) ? g : Accepts(name) ? _gauges.GetOrAdd(name, static n => new Gauge(n)) : new Gauge(name);
+
+    public Histogram Histogram(string name) =>
+        _histograms.TryGetValue(name, out var h) ? h
+        : Accepts(name) ? _histograms.GetOrAdd(name, static (n, store) => new Histogram(n, store), this) : new Histogram(name);
+
+    private bool Accepts(string name) => _matcher is null || _matcher.Accepts(name);
 
     /// <summary>Set by stat sinks that want each histogram value as it is recorded.</summary>
     public volatile Action<Histogram, double>? HistogramObserver;

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using CSharpEnvoy.Config.Model.Stats;
 
 namespace CSharpEnvoy.DataPlane.Stats;
 
@@ -7,11 +8,12 @@ namespace CSharpEnvoy.DataPlane.Stats;
 internal readonly record struct TaggedName(string Name, IReadOnlyList<KeyValuePair<string, string>> Tags);
 
 /// <summary>
-/// Envoy's default tag extraction (<c>use_all_default_tags</c>): each regex, in Envoy's order, removes its first
-/// capture group from the name and takes its innermost group as the tag value. Run when stats are rendered, never on
-/// the request path.
+/// Envoy's tag extraction (<c>TagProducerImpl</c>): the default extractors (when <c>use_all_default_tags</c>, the
+/// default) in Envoy's order, then the configured <c>stats_tags</c>. Each regex removes its first capture group from
+/// the name and takes its second group (else the first) as the tag value; fixed values are added to every stat. Run
+/// when stats are rendered, never on the request path.
 /// </summary>
-internal static class TagExtractor
+internal sealed class TagProducer
 {
     private static readonly (string Tag, Regex Regex)[] s_defaults =
     [
@@ -30,18 +32,47 @@ internal static class TagExtractor
         ("envoy.rds_route_config", new(@"^http(?=\.).*?\.rds\.((.*?)\.)\w+?$")),
     ];
 
-    public static TaggedName Extract(string name)
+    /// <summary>Envoy's defaults with no stats_tags.</summary>
+    public static readonly TagProducer Default = new(s_defaults, Array.Empty<KeyValuePair<string, string>>());
+
+    private readonly (string Tag, Regex Regex)[] _extractors;
+    private readonly KeyValuePair<string, string>[] _fixed;
+
+    private TagProducer((string Tag, Regex Regex)[] extractors, KeyValuePair<string, string>[] fixedTags)
     {
-        var tags = new List<KeyValuePair<string, string>>();
+        _extractors = extractors;
+        _fixed = fixedTags;
+    }
+
+    public static TagProducer Create(StatsConfigModel config)
+    {
+        if (config.UseAllDefaultTags && config.Tags.Count == 0) return Default;
+        var extractors = new List<(string, Regex)>();
+        if (config.UseAllDefaultTags) extractors.AddRange(s_defaults);
+        var fixedTags = new List<KeyValuePair<string, string>>();
+        foreach (var t in config.Tags)
+        {
+            if (t.FixedValue is not null) fixedTags.Add(new(t.Name, t.FixedValue));
+            else if (t.Regex is not null) extractors.Add((t.Name, new Regex(t.Regex, RegexOptions.CultureInvariant)));
+            else
+                // A regex-less entry names a default tag: its default regex(es) apply.
+                foreach (var d in s_defaults) if (d.Tag == t.Name) extractors.Add(d);
+        }
+        return new TagProducer(extractors.ToArray(), fixedTags.ToArray());
+    }
+
+    public TaggedName Extract(string name)
+    {
+        var tags = new List<KeyValuePair<string, string>>(_fixed);
         var current = name;
-        foreach (var (tag, regex) in s_defaults)
+        foreach (var (tag, regex) in _extractors)
         {
             var m = regex.Match(current);
-            if (!m.Success) continue;
+            if (!m.Success || m.Groups.Count < 2) continue;
             var remove = m.Groups[1];
             var value = m.Groups.Count > 2 && m.Groups[2].Success ? m.Groups[2].Value : remove.Value;
-            // An http prefix is tagged once, by whichever of its two regexes matches first.
-            if (tag == "envoy.http_conn_manager_prefix" && HasTag(tags, tag)) continue;
+            // A tag is extracted once, by whichever of its regexes matches first (the http prefix has two).
+            if (HasTag(tags, tag)) continue;
             tags.Add(new(tag, value));
             current = current.Remove(remove.Index, remove.Length);
         }
@@ -53,4 +84,10 @@ internal static class TagExtractor
         foreach (var t in tags) if (t.Key == tag) return true;
         return false;
     }
+}
+
+/// <summary>Envoy's default tag extraction (<c>use_all_default_tags</c> with no <c>stats_tags</c>).</summary>
+internal static class TagExtractor
+{
+    public static TaggedName Extract(string name) => TagProducer.Default.Extract(name);
 }

@@ -50,6 +50,32 @@ public sealed class RunnableSandboxTests
         Assert.Equal(1, await envoy2.StatAsync("cluster.service2.upstream_rq_200"));
     }
 
+    // ----- zipkin: the front proxy (an OUTBOUND listener) reporting to Zipkin -----
+
+    [Fact]
+    public async Task Zipkin_FrontProxy_ReportsEgressSpansNamedByDecorators_AndPropagatesB3()
+    {
+        var (collector, receiver) = await Tracing.ZipkinReceiver.StartAsync();
+        await using var _ = collector;
+        await using var envoy1 = await TestBackend.StartEchoAsync("envoy-1");
+        var proxy = await StartAsync("zipkin/envoy-front-proxy.yaml", ("envoy_cluster1", envoy1), ("envoy_cluster2", envoy1), ("zipkin", collector));
+        using var client = proxy.Client(UnnamedListener);
+
+        using var response = await client.GetAsync("/trace/1");
+        var traceId = response.Headers.GetValues("x-b3-traceid").Single();
+        await proxy.DisposeAsync();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var span = Assert.Single(receiver.Spans);
+        Assert.Equal("routeToEnvoy1", span.GetProperty("name").GetString());
+        Assert.Equal("CLIENT", span.GetProperty("kind").GetString());
+        Assert.Equal(traceId, span.GetProperty("traceId").GetString());
+        Assert.Equal("envoy-proxy-front", span.GetProperty("localEndpoint").GetProperty("serviceName").GetString());
+        Assert.Equal(span.GetProperty("id").GetString(), response.Headers.GetValues("x-echo-req-x-b3-spanid").Single());
+        // An egress request tells the next hop its operation.
+        Assert.Equal("routeToEnvoy1", response.Headers.GetValues("x-echo-req-x-envoy-decorator-operation").Single());
+    }
+
     // ----- double-proxy: the plain HTTP proxy in front of the app -----
 
     [Fact]

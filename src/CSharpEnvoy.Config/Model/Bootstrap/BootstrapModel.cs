@@ -19,6 +19,8 @@ internal sealed record BootstrapModel
     public TimeSpan StatsFlushInterval { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary><c>cluster_manager.local_cluster_name</c>: the cluster of this proxy's own fleet, for zone-aware routing.</summary>
     public string? LocalClusterName { get; init; }
+    /// <summary>The bootstrap's <c>stats_config</c>: tag extraction and which stats exist.</summary>
+    public CSharpEnvoy.Config.Model.Stats.StatsConfigModel StatsConfig { get; init; } = CSharpEnvoy.Config.Model.Stats.StatsConfigModel.Default;
     /// <summary>The bootstrap as loaded (after --config-yaml merge), for /config_dump.</summary>
     public required Envoy.Config.Bootstrap.V3.Bootstrap Source { get; init; }
 }

@@ -73,3 +73,8 @@ internal sealed record RateLimitFilterModel
 
 /// <summary>Validated <c>extensions.filters.http.ratelimit.v3.RateLimitPerRoute</c>.</summary>
 internal sealed record RateLimitPerRouteModel(VhRateLimitsOption VhRateLimits, string? Domain);
+
+
+/// <summary>Validated <c>extensions.filters.http.health_check.v3.HealthCheck</c>: which requests are health checks
+/// (all <see cref="Headers"/> match) and whether they are answered locally or passed through.</summary>
+internal sealed record HealthCheckFilterModel(bool PassThroughMode, IReadOnlyList<CSharpEnvoy.Config.Model.Matchers.HeaderMatcherModel> Headers);

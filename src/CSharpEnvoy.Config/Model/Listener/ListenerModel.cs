@@ -17,6 +17,10 @@ internal sealed record ListenerModel(string Name, SocketAddressModel Address, st
 {
     /// <summary>The JSON of the listener as configured (proto3 JSON), for /config_dump.</summary>
     public Google.Protobuf.IMessage? Source { get; init; }
+    /// <summary><c>traffic_direction: INBOUND</c> (admin /drain_listeners?inboundonly).</summary>
+    public bool Inbound { get; init; }
+    /// <summary>The listener's own <c>access_log</c>: one line per downstream connection, when it closes.</summary>
+    public IReadOnlyList<CSharpEnvoy.Config.Model.AccessLog.AccessLogModel> AccessLogs { get; init; } = [];
 }
 
 /// <summary>A filter chain. Today its terminal network filter is always the HTTP connection manager.</summary>
@@ -74,4 +78,6 @@ internal sealed record HttpConnectionManagerModel
     public TimeSpan StreamIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
     /// <summary><c>request_timeout</c>: the whole request must arrive within it; zero (the default) disables it.</summary>
     public TimeSpan RequestTimeout { get; init; }
+    /// <summary>The <c>tracing</c> settings; null when requests are not traced.</summary>
+    public CSharpEnvoy.Config.Model.Tracing.TracingModel? Tracing { get; init; }
 }

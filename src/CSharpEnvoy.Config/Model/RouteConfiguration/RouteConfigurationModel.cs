@@ -31,9 +31,22 @@ internal sealed record RouteConfigurationModel
 
 internal enum TlsRequirement { None = 0, ExternalOnly = 1, All = 2 }
 
+/// <summary>A virtual cluster: requests of the virtual host matching all <see cref="Headers"/> get their own
+/// <c>vhost.&lt;vhost&gt;.vcluster.&lt;name&gt;.*</c> stats. Compared by reference (the data plane keys its stats on it).</summary>
+internal sealed class VirtualClusterModel(string name, IReadOnlyList<CSharpEnvoy.Config.Model.Matchers.HeaderMatcherModel> headers)
+{
+    public string Name { get; } = name;
+    public IReadOnlyList<CSharpEnvoy.Config.Model.Matchers.HeaderMatcherModel> Headers { get; } = headers;
+
+    /// <summary>Envoy's catch-all virtual cluster for requests no configured one matches.</summary>
+    public static VirtualClusterModel Other() => new("other", []);
+}
+
 internal sealed record VirtualHostModel
 {
     public required string Name { get; init; }
+    /// <summary>The configured virtual clusters, with Envoy's <c>other</c> last; empty when none are configured.</summary>
+    public IReadOnlyList<VirtualClusterModel> VirtualClusters { get; init; } = [];
     public required IReadOnlyList<string> Domains { get; init; }
     public required RouteTable<RouteModel> Routes { get; init; }
     public HeaderMutationModel RequestHeaders { get; init; } = HeaderMutationModel.Empty;
@@ -67,6 +80,10 @@ internal sealed record RouteModel
     public uint? PerRequestBufferLimitBytes { get; init; }
     /// <summary><c>typed_per_filter_config</c> by filter name; null when empty.</summary>
     public IReadOnlyDictionary<string, PerFilterConfigModel>? TypedPerFilterConfig { get; init; }
+    /// <summary>The route's <c>decorator.operation</c>: the span's name when tracing; null without a decorator.</summary>
+    public string? DecoratorOperation { get; init; }
+    /// <summary><c>decorator.propagate</c> (default true): whether x-envoy-decorator-operation is passed on.</summary>
+    public bool DecoratorPropagate { get; init; } = true;
 }
 
 /// <summary>A weighted cluster entry; <see cref="CumulativeWeight"/> is the running sum used to pick by a random number.</summary>

@@ -61,7 +61,7 @@ internal static class HttpFilterChain
 {
     /// <summary>The decoder filters of a connection manager in configured order, the router excluded; null when
     /// there are none.</summary>
-    public static HttpFilterEntry[]? Build(HttpConnectionManagerModel model, StatsStore stats, ClusterManager clusters)
+    public static HttpFilterEntry[]? Build(HttpConnectionManagerModel model, StatsStore stats, ClusterManager clusters, Server.ServerHealth? health = null)
     {
         List<HttpFilterEntry>? filters = null;
         foreach (var f in model.HttpFilters)
@@ -72,6 +72,7 @@ internal static class HttpFilterChain
                 FaultFilterModel fault => new Fault.FaultFilter(fault, names, stats, "http." + model.StatPrefix + "."),
                 LocalRateLimitModel lrl => new LocalRateLimit.LocalRateLimitFilter(lrl, names, stats),
                 RateLimitFilterModel rl => new RateLimit.RateLimitFilter(rl, names, stats, clusters),
+                HealthCheckFilterModel hc => new HealthCheck.HealthCheckFilter(hc, health ?? new Server.ServerHealth("")),
                 _ => null,
             };
             if (filter is not null) (filters ??= new()).Add(new HttpFilterEntry(filter, names, f.Disabled));

@@ -105,7 +105,7 @@ internal sealed class StatsdSink : IAsyncDisposable
     private string Line(string name, string value, string type)
     {
         if (!_model.DogStatsd) return $"{_model.Prefix}.{name}:{value}|{type}";
-        var tagged = TagExtractor.Extract(name);
+        var tagged = _store.Tags.Extract(name);
         if (tagged.Tags.Count == 0) return $"{_model.Prefix}.{tagged.Name}:{value}|{type}";
         var sb = new StringBuilder().Append(_model.Prefix).Append('.').Append(tagged.Name).Append(':').Append(value).Append('|').Append(type).Append("|#");
         for (var i = 0; i < tagged.Tags.Count; i++)
