@@ -19,45 +19,58 @@ internal static class ListenerTranslator
         var chains = new List<FilterChainModel>();
         var isUdp = l.Address?.SocketAddress?.Protocol == Envoy.Config.Core.V3.SocketAddress.Types.Protocol.Udp;
         // UDP listeners have no filter chains in Envoy; they are refused for their protocol already.
-        if (l.FilterChains.Count == 0 && !isUdp)
+        if (l.FilterChains.Count == 0 && l.DefaultFilterChain is null && !isUdp)
             errors.Add(ConfigErrors.Join(path, "filter_chains"), "a listener needs at least one filter chain");
-        if (l.FilterChains.Count > 1)
-            errors.Add(ConfigErrors.Join(path, "filter_chains"), "several filter chains per listener (filter_chain_match) are not supported yet; use one filter chain");
         for (var i = 0; i < l.FilterChains.Count; i++)
         {
-            var fcPath = $"{ConfigErrors.Join(path, "filter_chains")}[{i}]";
-            var fc = l.FilterChains[i];
-            if (fc.Filters.Count == 0)
-            {
-                errors.Add(fcPath + ".filters", "a filter chain needs at least one network filter");
-                continue;
-            }
-            HttpConnectionManagerModel? hcm = null;
-            for (var j = 0; j < fc.Filters.Count; j++)
-            {
-                var f = fc.Filters[j];
-                var fPath = $"{fcPath}.filters[{j}]";
-                var ext = ResolveExtension(ExtensionCategory.NetworkFilter, f.Name, f.TypedConfig, fPath, "network filter", errors);
-                if (ext is null) continue;
-                if (j != fc.Filters.Count - 1)
-                {
-                    errors.Add(fPath, $"'{ext.Name}' is a terminal filter and must be the last in the chain");
-                    continue;
-                }
-                if (f.TypedConfig is null)
-                {
-                    errors.Add(fPath, $"'{ext.Name}' needs a typed_config");
-                    continue;
-                }
-                var proto = f.TypedConfig.Unpack<HttpConnectionManager>();
-                hcm = TranslateHttpConnectionManager(proto, fPath + ".typed_config", errors, clusterExists);
-            }
-            var tls = TlsTranslator.TranslateDownstream(fc.TransportSocket, fcPath + ".transport_socket", errors);
-            if (hcm is not null) chains.Add(new FilterChainModel(fc.Name, hcm) { Tls = tls });
+            var fc = TranslateFilterChain(l.FilterChains[i], $"{ConfigErrors.Join(path, "filter_chains")}[{i}]", errors, clusterExists);
+            if (fc is not null) chains.Add(fc);
         }
+        FilterChainModel? defaultChain = null;
+        if (l.DefaultFilterChain is not null)
+        {
+            var dPath = ConfigErrors.Join(path, "default_filter_chain");
+            if (l.DefaultFilterChain.FilterChainMatch is not null)
+                errors.Add(dPath + ".filter_chain_match", "the default filter chain takes no filter_chain_match");
+            defaultChain = TranslateFilterChain(l.DefaultFilterChain, dPath, errors, clusterExists);
+        }
+        FilterChainMatchTranslator.CheckDistinct(l, path, errors);
+        var listenerFilters = FilterChainMatchTranslator.TranslateListenerFilters(l, path, errors);
         if (addr is null) return null;
         var statPrefix = string.IsNullOrEmpty(l.StatPrefix) ? addr.ToString() : l.StatPrefix;
-        return new ListenerModel(name, addr, statPrefix, chains) { Source = l };
+        return new ListenerModel(name, addr, statPrefix, chains) { Source = l, DefaultFilterChain = defaultChain, ListenerFilters = listenerFilters };
+    }
+
+    private static FilterChainModel? TranslateFilterChain(Envoy.Config.Listener.V3.FilterChain fc, string fcPath, ConfigErrors errors, Func<string, bool>? clusterExists)
+    {
+        if (fc.Filters.Count == 0)
+        {
+            errors.Add(fcPath + ".filters", "a filter chain needs at least one network filter");
+            return null;
+        }
+        HttpConnectionManagerModel? hcm = null;
+        for (var j = 0; j < fc.Filters.Count; j++)
+        {
+            var f = fc.Filters[j];
+            var fPath = $"{fcPath}.filters[{j}]";
+            var ext = ResolveExtension(ExtensionCategory.NetworkFilter, f.Name, f.TypedConfig, fPath, "network filter", errors);
+            if (ext is null) continue;
+            if (j != fc.Filters.Count - 1)
+            {
+                errors.Add(fPath, $"'{ext.Name}' is a terminal filter and must be the last in the chain");
+                continue;
+            }
+            if (f.TypedConfig is null)
+            {
+                errors.Add(fPath, $"'{ext.Name}' needs a typed_config");
+                continue;
+            }
+            var proto = f.TypedConfig.Unpack<HttpConnectionManager>();
+            hcm = TranslateHttpConnectionManager(proto, fPath + ".typed_config", errors, clusterExists);
+        }
+        var tls = TlsTranslator.TranslateDownstream(fc.TransportSocket, fcPath + ".transport_socket", errors);
+        var match = FilterChainMatchTranslator.Translate(fc.FilterChainMatch, fcPath + ".filter_chain_match", errors);
+        return hcm is null ? null : new FilterChainModel(fc.Name, hcm) { Tls = tls, Match = match };
     }
 
     public static HttpConnectionManagerModel TranslateHttpConnectionManager(HttpConnectionManager h, string path, ConfigErrors errors, Func<string, bool>? clusterExists)

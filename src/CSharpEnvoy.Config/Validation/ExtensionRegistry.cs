@@ -1,6 +1,6 @@
 namespace CSharpEnvoy.Config.Validation;
 
-internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink }
+internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink, ListenerFilter }
 
 /// <summary>An extension csenvoy implements: its canonical name, the names Envoy still accepts for it, and its config type.</summary>
 internal sealed record ExtensionInfo(ExtensionCategory Category, string Name, string TypeName, string[] Aliases, string Description);
@@ -29,6 +29,7 @@ internal static class ExtensionRegistry
     public const string MaglevPolicy = "envoy.load_balancing_policies.maglev";
     public const string WrrLocalityPolicy = "envoy.load_balancing_policies.wrr_locality";
     public const string TlsTransportSocket = "envoy.transport_sockets.tls";
+    public const string TlsInspector = "envoy.filters.listener.tls_inspector";
 
     public static readonly IReadOnlyList<ExtensionInfo> All = new[]
     {
@@ -70,6 +71,9 @@ internal static class ExtensionRegistry
             "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", Array.Empty<string>(), "TLS termination on a listener's filter chain"),
         new ExtensionInfo(ExtensionCategory.TransportSocket, TlsTransportSocket,
             "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", Array.Empty<string>(), "TLS origination to a cluster's hosts"),
+        // Filter chains and TLS (issue 6)
+        new ExtensionInfo(ExtensionCategory.ListenerFilter, TlsInspector, "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+            new[] { "envoy.listener.tls_inspector" }, "peeks the ClientHello: transport protocol tls/raw_buffer, SNI and ALPN for filter_chain_match"),
     };
 
     public static ExtensionInfo? FindByName(ExtensionCategory category, string name)

@@ -234,6 +234,22 @@ internal static class SupportedFields
         Note("envoy.config.core.v3.JsonFormatOptions", "sort_properties", "keys are always sorted, as in Envoy");
         AddXds();
         AddHealthChecking();
+        AddFilterChainMatching();
+    }
+
+    private static void AddFilterChainMatching()
+    {
+        Area("Filter chain matching and listener filters");
+        const string l = "envoy.config.listener.v3.Listener";
+        Msg(l, "default_filter_chain", "listener_filters", "listener_filters_timeout", "continue_on_listener_filters_timeout");
+        Msg("envoy.config.listener.v3.FilterChain", "filter_chain_match");
+        Msg("envoy.config.listener.v3.FilterChainMatch", "destination_port", "prefix_ranges", "server_names", "transport_protocol",
+            "application_protocols", "direct_source_prefix_ranges", "source_type", "source_prefix_ranges", "source_ports");
+        Msg("envoy.config.core.v3.CidrRange", "address_prefix", "prefix_len");
+        Msg("envoy.config.listener.v3.ListenerFilter", "name", "typed_config");
+        const string ti = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+        Msg(ti, "max_client_hello_size");
+        Warn(ti, "initial_read_buffer_size", "the ClientHello is read in whatever chunks arrive; the size is not used");
     }
 
     private static void AddHealthChecking()

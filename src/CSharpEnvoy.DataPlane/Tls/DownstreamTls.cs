@@ -43,13 +43,10 @@ internal sealed class DownstreamTls
     /// a validation context is configured).</summary>
     private bool RequestClientCertificate => _model.RequireClientCertificate || _model.Common.Validation is not null;
 
-    public TlsHandshakeCallbackOptions HandshakeOptions => new()
+    /// <summary>The handshake settings for one connection (its chain was chosen before the handshake).</summary>
+    public SslServerAuthenticationOptions CreateOptions(ConnectionContext connection)
     {
-        OnConnection = context => ValueTask.FromResult(CreateOptions(context.Connection.Features.Get<TlsConnectionState>())),
-    };
-
-    private SslServerAuthenticationOptions CreateOptions(TlsConnectionState? state)
-    {
+        var state = connection.Features.Get<TlsConnectionState>();
         var options = new SslServerAuthenticationOptions
         {
             ServerCertificateContext = _certificate,

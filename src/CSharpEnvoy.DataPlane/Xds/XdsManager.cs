@@ -538,7 +538,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var errors = new ConfigErrors();
         var names = new HashSet<string>(StringComparer.Ordinal);
         var models = TranslateNamed(decoded, "listener", "LDS", _staticListeners, l => l.Name,
-            (proto, name, errs) => ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), _listenerErrors, names, errors);
+            (proto, name, errs) => SingleChain(ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), name, errs), _listenerErrors, names, errors);
         // Addresses must stay unique across static listeners and the listeners this update leaves in place.
         var removing = new HashSet<string>(StringComparer.Ordinal);
         lock (_dynListeners)
@@ -615,6 +615,14 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     }
 
     private static string AddressKey(SocketAddressModel a) => a.ToString();
+
+    /// <summary>LDS listeners keep one filter chain for now (their RDS and in-place updates follow the first chain).</summary>
+    private static ListenerModel? SingleChain(ListenerModel? model, string path, ConfigErrors errors)
+    {
+        if (model is null || (model.FilterChains.Count == 1 && model.DefaultFilterChain is null)) return model;
+        errors.Add(ConfigErrors.Join(path, "filter_chains"), "LDS listeners take exactly one filter chain and no default_filter_chain for now; configure several chains in static_resources");
+        return null;
+    }
 
     /// <summary>Puts a listener's new model and connection manager in service: a swap when the socket can stay,
     /// otherwise a new socket (the old one drains).</summary>

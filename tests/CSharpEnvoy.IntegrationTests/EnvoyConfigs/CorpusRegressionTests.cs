@@ -39,7 +39,7 @@ public sealed class CorpusRegressionTests
     public void Udp_IsRefusedForUdpAndListenerFiltersOnly()
     {
         UnsupportedSandboxTests.AssertErrors("udp/envoy.yaml",
-            "static_resources.listeners[0].listener_filters: field 'listener_filters' of envoy.config.listener.v3.Listener is not supported by csenvoy (see docs/compatibility.md)",
+            "static_resources.listeners[0].listener_filters[0]: unsupported listener filter 'envoy.filters.udp_listener.udp_proxy' (type 'type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig')",
             "static_resources.listeners[0].address.socket_address.protocol: only TCP socket addresses are supported");
     }
 

@@ -10,7 +10,6 @@ namespace CSharpEnvoy.IntegrationTests.EnvoyConfigs;
 public sealed class UnsupportedSandboxTests
 {
     private const string HcmType = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-    private const string FilterChainType = "envoy.config.listener.v3.FilterChain";
     private const string ClusterType = "envoy.config.cluster.v3.Cluster";
     private const string RouteType = "envoy.config.route.v3.Route";
     private const string TcpProxyType = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
@@ -96,7 +95,6 @@ public sealed class UnsupportedSandboxTests
                 Unreadable(DownstreamTls(0) + ".common_tls_context.tls_certificates[0].certificate_chain", "certs/servercert.pem"),
                 Unreadable(DownstreamTls(0) + ".common_tls_context.tls_certificates[0].private_key", "certs/serverkey.pem"),
                 Unreadable(DownstreamTls(0) + ".common_tls_context.validation_context.trusted_ca", "certs/cacert.pem"),
-                Field("static_resources.listeners[0]", "listener_filters", "envoy.config.listener.v3.Listener"),
                 NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType),
             } },
         { "double-proxy/envoy-frontend.yaml", new[]
@@ -176,25 +174,16 @@ public sealed class UnsupportedSandboxTests
             } },
         { "tls-inspector/envoy.yaml", new[]
             {
-                Field("static_resources.listeners[0].filter_chains[0]", "filter_chain_match", FilterChainType),
-                Field("static_resources.listeners[0].filter_chains[1]", "filter_chain_match", FilterChainType),
-                Field("static_resources.listeners[0]", "listener_filters", "envoy.config.listener.v3.Listener"),
-                MultipleFilterChains(0),
                 NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType, chain: 0),
                 NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType, chain: 1),
                 NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType, chain: 2),
             } },
         { "tls-sni/envoy.yaml", new[]
             {
-                Field("static_resources.listeners[0].filter_chains[0]", "filter_chain_match", FilterChainType),
                 Unreadable(DownstreamTls(0) + ".common_tls_context.tls_certificates[0].certificate_chain", "certs/domain1.crt.pem"),
                 Unreadable(DownstreamTls(0) + ".common_tls_context.tls_certificates[0].private_key", "certs/domain1.key.pem"),
-                Field("static_resources.listeners[0].filter_chains[1]", "filter_chain_match", FilterChainType),
                 Unreadable(DownstreamTls(0, chain: 1) + ".common_tls_context.tls_certificates[0].certificate_chain", "certs/domain2.crt.pem"),
                 Unreadable(DownstreamTls(0, chain: 1) + ".common_tls_context.tls_certificates[0].private_key", "certs/domain2.key.pem"),
-                Field("static_resources.listeners[0].filter_chains[2]", "filter_chain_match", FilterChainType),
-                Field("static_resources.listeners[0]", "listener_filters", "envoy.config.listener.v3.Listener"),
-                MultipleFilterChains(0),
                 NetworkFilter(0, 0, "envoy.filters.network.tcp_proxy", TcpProxyType, chain: 2),
             } },
         { "wasm-cc/envoy.yaml", new[]
@@ -263,7 +252,4 @@ public sealed class UnsupportedSandboxTests
         }
         return errors.ToArray();
     }
-
-    private static string MultipleFilterChains(int listener) =>
-        $"static_resources.listeners[{listener}].filter_chains: several filter chains per listener (filter_chain_match) are not supported yet; use one filter chain";
 }

@@ -17,6 +17,19 @@ internal sealed record ListenerModel(string Name, SocketAddressModel Address, st
 {
     /// <summary>The JSON of the listener as configured (proto3 JSON), for /config_dump.</summary>
     public Google.Protobuf.IMessage? Source { get; init; }
+    /// <summary>The chain for connections no <c>filter_chain_match</c> selects; without it they are closed.</summary>
+    public FilterChainModel? DefaultFilterChain { get; init; }
+    /// <summary>Listener filters, in order (today only <c>envoy.filters.listener.tls_inspector</c>).</summary>
+    public ListenerFiltersModel ListenerFilters { get; init; } = ListenerFiltersModel.None;
+
+    /// <summary>Every chain a connection can get: the matched ones, then the default chain.</summary>
+    public IEnumerable<FilterChainModel> AllFilterChains => DefaultFilterChain is null ? FilterChains : FilterChains.Append(DefaultFilterChain);
+}
+
+/// <summary>The listener filters that run before a filter chain is chosen.</summary>
+internal sealed record ListenerFiltersModel(bool TlsInspector, TimeSpan Timeout, bool ContinueOnTimeout, int MaxClientHelloSize = 65536)
+{
+    public static readonly ListenerFiltersModel None = new(false, TimeSpan.FromSeconds(15), false);
 }
 
 /// <summary>A filter chain. Today its terminal network filter is always the HTTP connection manager.</summary>
@@ -24,6 +37,7 @@ internal sealed record FilterChainModel(string Name, HttpConnectionManagerModel 
 {
     /// <summary>The chain's <c>envoy.transport_sockets.tls</c> settings; null for cleartext.</summary>
     public global::CSharpEnvoy.Config.Model.Tls.DownstreamTlsModel? Tls { get; init; }
+    public FilterChainMatchModel Match { get; init; } = FilterChainMatchModel.Any;
 }
 
 internal enum CodecType { Auto = 0, Http1 = 1, Http2 = 2 }

@@ -1,0 +1,57 @@
+using CSharpEnvoy.Config.Model.Listener;
+using CSharpEnvoy.DataPlane.Http;
+using CSharpEnvoy.DataPlane.Stats;
+using CSharpEnvoy.DataPlane.Tls;
+
+namespace CSharpEnvoy.DataPlane.Listener;
+
+/// <summary>One filter chain in service: its connection manager and TLS termination. Set as a connection feature
+/// once the chain is chosen, so the handshake and every request of the connection use the same chain.</summary>
+internal sealed class FilterChainRuntime(FilterChainModel model, HttpConnectionManager hcm, DownstreamTls? tls)
+{
+    public FilterChainModel Model { get; } = model;
+    public HttpConnectionManager Hcm { get; } = hcm;
+    public DownstreamTls? Tls { get; } = tls;
+}
+
+/// <summary>A listener's chains with their matcher; replaced whole when an update keeps the socket.</summary>
+internal sealed class FilterChainTable
+{
+    public FilterChainTable(ListenerModel model, IReadOnlyList<HttpConnectionManager> hcms, StatsStore stats, string listenerPrefix)
+    {
+        var all = new List<FilterChainModel>(model.AllFilterChains);
+        if (hcms.Count != all.Count) throw new ArgumentException($"listener '{model.Name}' has {all.Count} filter chains but {hcms.Count} connection managers");
+        Chains = new FilterChainRuntime[model.FilterChains.Count];
+        var matches = new List<FilterChainMatchModel>();
+        for (var i = 0; i < all.Count; i++)
+        {
+            var fc = all[i];
+            var tls = fc.Tls is null ? null : new DownstreamTls(fc.Tls, stats, listenerPrefix + "ssl.");
+            var runtime = new FilterChainRuntime(fc, hcms[i], tls);
+            if (i < Chains.Length)
+            {
+                Chains[i] = runtime;
+                matches.Add(fc.Match);
+            }
+            else Default = runtime;
+        }
+        Matcher = new FilterChainMatcher(matches);
+        // With one chain that matches everything there is nothing to choose per connection.
+        Single = all.Count == 1 && (Default is not null || IsCatchAll(all[0].Match)) ? (Default ?? Chains[0]) : null;
+    }
+
+    public FilterChainRuntime[] Chains { get; }
+    public FilterChainRuntime? Default { get; }
+    public FilterChainMatcher Matcher { get; }
+    /// <summary>Set when every connection gets this chain.</summary>
+    public FilterChainRuntime? Single { get; }
+
+    public FilterChainRuntime? Select(in ConnectionMatchInput input)
+    {
+        if (Single is not null) return Single;
+        var i = Matcher.Select(input);
+        return i >= 0 ? Chains[i] : Default;
+    }
+
+    private static bool IsCatchAll(FilterChainMatchModel m) => m.SameRulesAs(FilterChainMatchModel.Any);
+}
