@@ -185,8 +185,8 @@ internal static class SupportedFields
         const string tls = "envoy.extensions.transport_sockets.tls.v3.";
         Msg(tls + "DownstreamTlsContext", "common_tls_context", "require_client_certificate");
         Note(tls + "DownstreamTlsContext", "ocsp_staple_policy", "LENIENT_STAPLING (the default) only; OCSP stapling is not implemented");
-        Msg(tls + "UpstreamTlsContext", "common_tls_context", "auto_host_sni", "auto_sni_san_validation");
-        Note(tls + "UpstreamTlsContext", "sni", "SNI is the upstream request's host (SocketsHttpHandler derives it from the Host header); a load warning says so when sni is set");
+        Msg(tls + "UpstreamTlsContext", "common_tls_context", "sni", "auto_sni_san_validation");
+        Note(tls + "UpstreamTlsContext", "auto_host_sni", "the endpoint's hostname (DNS clusters, or the endpoint's hostname field); IP literals send no SNI");
         Msg(tls + "CommonTlsContext", "tls_params", "tls_certificates", "validation_context");
         Note(tls + "CommonTlsContext", "alpn_protocols", "h2 and http/1.1; without it a listener negotiates no ALPN (HTTP/1.1, or h2 by preface); upstream ALPN follows the cluster's HTTP protocol");
         Note(tls + "TlsParameters", "tls_minimum_protocol_version", "TLSv1_2 or TLSv1_3 (TLSv1_0/1_1 are refused)");
@@ -198,8 +198,7 @@ internal static class SupportedFields
             "allow_expired_certificate", "trust_chain_verification", "verify_certificate_hash", "verify_certificate_spki");
         Msg(tls + "SubjectAltNameMatcher", "san_type", "matcher");
         Msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "upstream_http_protocol_options");
-        Note("envoy.config.core.v3.UpstreamHttpProtocolOptions", "auto_sni", "always the behaviour: SNI is the upstream Host");
-        Msg("envoy.config.core.v3.UpstreamHttpProtocolOptions", "auto_san_validation");
+        Msg("envoy.config.core.v3.UpstreamHttpProtocolOptions", "auto_sni", "auto_san_validation");
 
         Area("Access logs");
         Msg(hcm, "access_log");
