@@ -169,7 +169,21 @@ internal static class ListenerTranslator
             Http2InitialStreamWindowSize = (int?)h.Http2ProtocolOptions?.InitialStreamWindowSize,
             Http2InitialConnectionWindowSize = (int?)h.Http2ProtocolOptions?.InitialConnectionWindowSize,
             AccessLogs = AccessLogTranslator.Translate(h.AccessLog, ConfigErrors.Join(path, "access_log"), errors),
+            ForwardClientCert = (ForwardClientCertDetails)(int)h.ForwardClientCertDetails,
+            SetCurrentClientCertDetails = ClientCertFields(h.SetCurrentClientCertDetails),
         };
+    }
+
+    private static ClientCertDetailsFields ClientCertFields(HttpConnectionManager.Types.SetCurrentClientCertDetails? d)
+    {
+        if (d is null) return ClientCertDetailsFields.None;
+        var f = ClientCertDetailsFields.None;
+        if (d.Subject == true) f |= ClientCertDetailsFields.Subject;
+        if (d.Cert) f |= ClientCertDetailsFields.Cert;
+        if (d.Chain) f |= ClientCertDetailsFields.Chain;
+        if (d.Dns) f |= ClientCertDetailsFields.Dns;
+        if (d.Uri) f |= ClientCertDetailsFields.Uri;
+        return f;
     }
 
     /// <summary>Envoy's lookup: by the typed_config's type when there is one, else by name (legacy names included).</summary>

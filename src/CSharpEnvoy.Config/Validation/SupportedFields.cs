@@ -234,6 +234,15 @@ internal static class SupportedFields
         AddXds();
         AddHealthChecking();
         AddFilterChainMatching();
+        AddClientCertDetails();
+    }
+
+    private static void AddClientCertDetails()
+    {
+        Area("Client certificate details (x-forwarded-client-cert)");
+        const string hcm = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+        Msg(hcm, "forward_client_cert_details", "set_current_client_cert_details");
+        Msg(hcm + ".SetCurrentClientCertDetails", "subject", "cert", "chain", "dns", "uri");
     }
 
     private static void AddFilterChainMatching()

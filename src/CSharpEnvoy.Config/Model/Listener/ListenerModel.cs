@@ -42,6 +42,13 @@ internal sealed record FilterChainModel(string Name, HttpConnectionManagerModel 
 
 internal enum CodecType { Auto = 0, Http1 = 1, Http2 = 2 }
 
+/// <summary>How the connection manager treats <c>x-forwarded-client-cert</c> (same numbers as the proto enum).</summary>
+internal enum ForwardClientCertDetails { Sanitize = 0, ForwardOnly = 1, AppendForward = 2, SanitizeSet = 3, AlwaysForwardOnly = 4 }
+
+/// <summary><c>set_current_client_cert_details</c>: the client certificate fields written into the header.</summary>
+[Flags]
+internal enum ClientCertDetailsFields { None = 0, Subject = 1, Cert = 2, Chain = 4, Dns = 8, Uri = 16 }
+
 internal enum ServerHeaderTransformation { Overwrite = 0, AppendIfAbsent = 1, PassThrough = 2 }
 
 /// <summary>An HTTP filter of the connection manager's chain, already resolved to its extension.</summary>
@@ -75,4 +82,6 @@ internal sealed record HttpConnectionManagerModel
     public int? Http2InitialConnectionWindowSize { get; init; }
     /// <summary>The connection manager's <c>access_log</c>: one line per request, written when the request ends.</summary>
     public IReadOnlyList<CSharpEnvoy.Config.Model.AccessLog.AccessLogModel> AccessLogs { get; init; } = [];
+    public ForwardClientCertDetails ForwardClientCert { get; init; }
+    public ClientCertDetailsFields SetCurrentClientCertDetails { get; init; }
 }
