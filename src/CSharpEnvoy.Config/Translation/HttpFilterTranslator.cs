@@ -23,6 +23,9 @@ internal static class HttpFilterTranslator
             case ExtensionRegistry.LocalRateLimitFilter:
                 if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
                 return LocalRateLimit(typedConfig.Unpack<LocalRateLimit>(), path + ".typed_config", errors);
+            case ExtensionRegistry.RbacFilter:
+                if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
+                return RbacTranslator.Http(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Rbac.V3.RBAC>(), path + ".typed_config", errors);
             default:
                 return null;
         }

@@ -30,6 +30,7 @@ internal static class ExtensionRegistry
     public const string WrrLocalityPolicy = "envoy.load_balancing_policies.wrr_locality";
     public const string TlsTransportSocket = "envoy.transport_sockets.tls";
     public const string TlsInspector = "envoy.filters.listener.tls_inspector";
+    public const string RbacFilter = "envoy.filters.http.rbac";
 
     public static readonly IReadOnlyList<ExtensionInfo> All = new[]
     {
@@ -74,6 +75,8 @@ internal static class ExtensionRegistry
         // Filter chains and TLS (issue 6)
         new ExtensionInfo(ExtensionCategory.ListenerFilter, TlsInspector, "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
             new[] { "envoy.listener.tls_inspector" }, "peeks the ClientHello: transport protocol tls/raw_buffer, SNI and ALPN for filter_chain_match"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, RbacFilter, "envoy.extensions.filters.http.rbac.v3.RBAC",
+            Array.Empty<string>(), "role based access control: ALLOW/DENY/LOG policies, shadow rules; 403 RBAC: access denied"),
     };
 
     public static ExtensionInfo? FindByName(ExtensionCategory category, string name)

@@ -235,6 +235,26 @@ internal static class SupportedFields
         AddHealthChecking();
         AddFilterChainMatching();
         AddClientCertDetails();
+        AddRbac();
+    }
+
+    private static void AddRbac()
+    {
+        Area("RBAC (envoy.filters.http.rbac)");
+        Msg("envoy.extensions.filters.http.rbac.v3.RBAC", "rules", "rules_stat_prefix", "shadow_rules", "shadow_rules_stat_prefix");
+        const string r = "envoy.config.rbac.v3.";
+        Note(r + "RBAC", "action", "ALLOW, DENY, and LOG (every request passes)");
+        Msg(r + "RBAC", "policies");
+        Msg(r + "Policy", "permissions", "principals");
+        Msg(r + "Permission", "and_rules", "or_rules", "any", "header", "url_path", "destination_ip", "destination_port",
+            "destination_port_range", "not_rule", "requested_server_name");
+        Msg(r + "Permission.Set", "rules");
+        Msg(r + "Principal", "and_ids", "or_ids", "any", "authenticated", "source_ip", "direct_remote_ip", "remote_ip", "header",
+            "url_path", "not_id");
+        Msg(r + "Principal.Set", "ids");
+        Note(r + "Principal.Authenticated", "principal_name", "matched against the peer certificate's URI SANs, then DNS SANs, then its RFC 2253 subject (Envoy's order)");
+        Msg("envoy.type.matcher.v3.PathMatcher", "path");
+        Msg("envoy.type.v3.Int32Range", "start", "end");
     }
 
     private static void AddClientCertDetails()

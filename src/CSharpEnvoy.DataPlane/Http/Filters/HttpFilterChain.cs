@@ -28,6 +28,7 @@ internal static class HttpFilterChain
             {
                 FaultFilterModel fault => new Fault.FaultFilter(fault, stats, "http." + model.StatPrefix + "."),
                 LocalRateLimitModel lrl => new LocalRateLimit.LocalRateLimitFilter(lrl, stats),
+                Config.Model.Rbac.RbacFilterModel rbac => new Rbac.RbacFilter(rbac, stats, "http." + model.StatPrefix + "."),
                 _ => null,
             };
             if (filter is not null) (filters ??= new()).Add(filter);
