@@ -102,7 +102,7 @@ internal static class BootstrapTranslator
                 if (c.Type == DiscoveryType.Eds) errors.Add("static_resources.clusters", $"cluster '{c.Name}' is type EDS but dynamic_resources.ads_config is not set");
             foreach (var l in listeners)
                 foreach (var fc in l.FilterChains)
-                    if (fc.HttpConnectionManager.RdsRouteConfigName is not null)
+                    if (fc.HttpConnectionManager?.RdsRouteConfigName is not null)
                         errors.Add("static_resources.listeners", $"listener '{l.Name}' uses rds but dynamic_resources.ads_config is not set");
         }
         else if (clusters.Find(c => c.Name == xds.AdsCluster) is { Type: DiscoveryType.Eds })

@@ -49,6 +49,7 @@ internal static class ListenerTranslator
             return null;
         }
         HttpConnectionManagerModel? hcm = null;
+        TcpProxyModel? tcp = null;
         for (var j = 0; j < fc.Filters.Count; j++)
         {
             var f = fc.Filters[j];
@@ -65,12 +66,17 @@ internal static class ListenerTranslator
                 errors.Add(fPath, $"'{ext.Name}' needs a typed_config");
                 continue;
             }
+            if (ext.Name == ExtensionRegistry.TcpProxy)
+            {
+                tcp = TcpProxyTranslator.Translate(f.TypedConfig.Unpack<Envoy.Extensions.Filters.Network.TcpProxy.V3.TcpProxy>(), fPath + ".typed_config", errors, clusterExists);
+                continue;
+            }
             var proto = f.TypedConfig.Unpack<HttpConnectionManager>();
             hcm = TranslateHttpConnectionManager(proto, fPath + ".typed_config", errors, clusterExists);
         }
         var tls = TlsTranslator.TranslateDownstream(fc.TransportSocket, fcPath + ".transport_socket", errors);
         var match = FilterChainMatchTranslator.Translate(fc.FilterChainMatch, fcPath + ".filter_chain_match", errors);
-        return hcm is null ? null : new FilterChainModel(fc.Name, hcm) { Tls = tls, Match = match };
+        return hcm is null && tcp is null ? null : new FilterChainModel(fc.Name, hcm) { Tls = tls, Match = match, TcpProxy = tcp };
     }
 
     public static HttpConnectionManagerModel TranslateHttpConnectionManager(HttpConnectionManager h, string path, ConfigErrors errors, Func<string, bool>? clusterExists)

@@ -31,6 +31,7 @@ internal static class ExtensionRegistry
     public const string TlsTransportSocket = "envoy.transport_sockets.tls";
     public const string TlsInspector = "envoy.filters.listener.tls_inspector";
     public const string RbacFilter = "envoy.filters.http.rbac";
+    public const string TcpProxy = "envoy.filters.network.tcp_proxy";
 
     public static readonly IReadOnlyList<ExtensionInfo> All = new[]
     {
@@ -75,6 +76,8 @@ internal static class ExtensionRegistry
         // Filter chains and TLS (issue 6)
         new ExtensionInfo(ExtensionCategory.ListenerFilter, TlsInspector, "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
             new[] { "envoy.listener.tls_inspector" }, "peeks the ClientHello: transport protocol tls/raw_buffer, SNI and ALPN for filter_chain_match"),
+        new ExtensionInfo(ExtensionCategory.NetworkFilter, TcpProxy, "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            new[] { "envoy.tcp_proxy" }, "TCP proxying to a cluster's hosts (its load balancer and health), TLS passthrough by SNI"),
         new ExtensionInfo(ExtensionCategory.HttpFilter, RbacFilter, "envoy.extensions.filters.http.rbac.v3.RBAC",
             Array.Empty<string>(), "role based access control: ALLOW/DENY/LOG policies, shadow rules; 403 RBAC: access denied"),
     };

@@ -236,6 +236,16 @@ internal static class SupportedFields
         AddFilterChainMatching();
         AddClientCertDetails();
         AddRbac();
+        AddTcpProxy();
+    }
+
+    private static void AddTcpProxy()
+    {
+        Area("TCP proxy (envoy.filters.network.tcp_proxy)");
+        const string t = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+        Msg(t, "stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts");
+        Msg(t + ".WeightedCluster", "clusters");
+        Msg(t + ".WeightedCluster.ClusterWeight", "name", "weight");
     }
 
     private static void AddRbac()

@@ -7,17 +7,20 @@ namespace CSharpEnvoy.DataPlane.Listener;
 
 /// <summary>One filter chain in service: its connection manager and TLS termination. Set as a connection feature
 /// once the chain is chosen, so the handshake and every request of the connection use the same chain.</summary>
-internal sealed class FilterChainRuntime(FilterChainModel model, HttpConnectionManager hcm, DownstreamTls? tls)
+internal sealed class FilterChainRuntime(FilterChainModel model, HttpConnectionManager? hcm, DownstreamTls? tls, Network.TcpProxy.TcpProxy? tcp)
 {
     public FilterChainModel Model { get; } = model;
-    public HttpConnectionManager Hcm { get; } = hcm;
+    /// <summary>Null for a TCP proxy chain.</summary>
+    public HttpConnectionManager? Hcm { get; } = hcm;
     public DownstreamTls? Tls { get; } = tls;
+    public Network.TcpProxy.TcpProxy? Tcp { get; } = tcp;
 }
 
 /// <summary>A listener's chains with their matcher; replaced whole when an update keeps the socket.</summary>
 internal sealed class FilterChainTable
 {
-    public FilterChainTable(ListenerModel model, IReadOnlyList<HttpConnectionManager> hcms, StatsStore stats, string listenerPrefix)
+    public FilterChainTable(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, StatsStore stats, string listenerPrefix,
+        Upstream.ClusterManager? clusters = null)
     {
         var all = new List<FilterChainModel>(model.AllFilterChains);
         if (hcms.Count != all.Count) throw new ArgumentException($"listener '{model.Name}' has {all.Count} filter chains but {hcms.Count} connection managers");
@@ -27,7 +30,10 @@ internal sealed class FilterChainTable
         {
             var fc = all[i];
             var tls = fc.Tls is null ? null : new DownstreamTls(fc.Tls, stats, listenerPrefix + "ssl.");
-            var runtime = new FilterChainRuntime(fc, hcms[i], tls);
+            var tcp = fc.TcpProxy is { } t
+                ? new Network.TcpProxy.TcpProxy(t, clusters ?? throw new ArgumentException("a tcp_proxy chain needs the cluster manager"), stats)
+                : null;
+            var runtime = new FilterChainRuntime(fc, hcms[i], tls, tcp);
             if (i < Chains.Length)
             {
                 Chains[i] = runtime;

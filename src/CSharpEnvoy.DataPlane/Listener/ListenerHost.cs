@@ -58,7 +58,8 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     }
 
     /// <param name="hcms">One connection manager per chain of <see cref="ListenerModel.AllFilterChains"/>, in that order.</param>
-    public ListenerHost(ListenerModel model, IReadOnlyList<HttpConnectionManager> hcms, StatsStore stats, IServiceProvider services, ILoggerFactory loggers)
+    public ListenerHost(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, StatsStore stats, IServiceProvider services, ILoggerFactory loggers,
+        Upstream.ClusterManager? clusters = null)
     {
         _model = model;
         _services = services;
@@ -70,7 +71,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         CxDestroy = stats.Counter(_statPrefix + "downstream_cx_destroy");
         NoFilterChainMatch = stats.Counter(_statPrefix + "no_filter_chain_match");
         PreCxTimeout = stats.Counter(_statPrefix + "downstream_pre_cx_timeout");
-        _chains = new FilterChainTable(model, hcms, stats, _statPrefix);
+        _chains = new FilterChainTable(model, hcms, stats, _statPrefix, clusters);
         foreach (var fc in model.AllFilterChains) _anyTls |= fc.Tls is not null;
         if (model.ListenerFilters.TlsInspector) _tlsInspector = new TlsInspector(stats, model.ListenerFilters.MaxClientHelloSize);
     }
@@ -81,7 +82,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     public ListenerModel Model => _model;
 
     /// <summary>The first chain's connection manager (xDS listeners have one chain); replaced with the listener's new model on an update.</summary>
-    internal HttpConnectionManager ConnectionManager => _chains.Default?.Hcm ?? _chains.Chains[0].Hcm;
+    internal HttpConnectionManager ConnectionManager => (_chains.Default?.Hcm ?? _chains.Chains[0].Hcm)!;
 
     internal void Replace(ListenerModel model, HttpConnectionManager hcm)
     {
@@ -127,7 +128,12 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
             AllowAlternateSchemes = true, // h2c requests carry :scheme http on a connection marked as h2
         };
         // Kestrel's limits are per socket: take them from the first chain's connection manager.
-        ConfigureLimits(options.Limits, ConnectionManager.Model);
+        foreach (var fc in _model.AllFilterChains)
+        {
+            if (fc.HttpConnectionManager is not { } first) continue;
+            ConfigureLimits(options.Limits, first);
+            break;
+        }
 
         var protocols = ListenProtocols(_model);
         var addr = _model.Address;
@@ -210,7 +216,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     {
         HttpProtocols p = 0;
         foreach (var fc in model.AllFilterChains)
-            p |= fc.HttpConnectionManager.CodecType switch
+            p |= fc.HttpConnectionManager?.CodecType switch
             {
                 CodecType.Http1 => HttpProtocols.Http1,
                 CodecType.Http2 => HttpProtocols.Http2,
@@ -270,6 +276,13 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 
     private async Task RunChainAsync(ConnectionContext context, FilterChainRuntime chain, HttpProtocols protocols)
     {
+        if (chain.Hcm is null)
+        {
+            // TCP proxy: the chain's TLS (if any) terminates first, then the bytes go upstream as they are.
+            if (chain.Tls is not null) await chain.Tls.RunAsync(context, _tlsPipeline!).ConfigureAwait(false);
+            else await chain.Tcp!.HandleAsync(context).ConfigureAwait(false);
+            return;
+        }
         var hcmStats = chain.Hcm.Stats;
         hcmStats.DownstreamCxTotal.Inc();
         hcmStats.DownstreamCxActive.Inc();
@@ -319,6 +332,11 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     {
         var chain = context.Features.Get<FilterChainRuntime>()!;
         chain.Tls!.OnEstablished(context);
+        if (chain.Hcm is null)
+        {
+            await chain.Tcp!.HandleAsync(context).ConfigureAwait(false);
+            return;
+        }
         var codec = chain.Hcm.Model.CodecType;
         var alpn = context.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol ?? default;
         var http2 = alpn.Span.SequenceEqual("h2"u8);
@@ -390,7 +408,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     public Task ProcessRequestAsync(HttpContext context)
     {
         var chain = context.Features.Get<FilterChainRuntime>()!;
-        return chain.Hcm.HandleAsync(context, isTls: chain.Tls is not null);
+        return chain.Hcm!.HandleAsync(context, isTls: chain.Tls is not null);
     }
 
     public void DisposeContext(HttpContext context, Exception? exception)

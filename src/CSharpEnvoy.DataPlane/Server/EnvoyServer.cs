@@ -116,9 +116,10 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         {
             foreach (var l in Bootstrap.Listeners)
             {
-                var hcms = new List<HttpConnectionManager>();
-                foreach (var chain in l.AllFilterChains) hcms.Add(new HttpConnectionManager(chain.HttpConnectionManager, Stats, router, AccessLogs));
-                var host = new ListenerHost(l, hcms, Stats, _services, _loggers);
+                var hcms = new List<HttpConnectionManager?>();
+                foreach (var chain in l.AllFilterChains)
+                    hcms.Add(chain.HttpConnectionManager is { } m ? new HttpConnectionManager(m, Stats, router, AccessLogs) : null);
+                var host = new ListenerHost(l, hcms, Stats, _services, _loggers, ClusterManager);
                 await host.StartAsync(ct).ConfigureAwait(false);
                 _listeners.Add(host);
                 _logger.LogInformation("listener '{Name}' on {Address}", l.Name, host.BoundAddress);

@@ -587,7 +587,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 existing.Version = v;
                 continue;
             }
-            var hcmModel = model.FilterChains[0].HttpConnectionManager;
+            var hcmModel = model.FilterChains[0].HttpConnectionManager!;
             var hcm = _runtime.CreateConnectionManager(hcmModel);
             var ready = true;
             if (hcmModel.RdsRouteConfigName is { } rn)
@@ -619,7 +619,13 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     /// <summary>LDS listeners keep one filter chain for now (their RDS and in-place updates follow the first chain).</summary>
     private static ListenerModel? SingleChain(ListenerModel? model, string path, ConfigErrors errors)
     {
-        if (model is null || (model.FilterChains.Count == 1 && model.DefaultFilterChain is null)) return model;
+        if (model is null) return null;
+        if (model.FilterChains.Count == 1 && model.DefaultFilterChain is null && model.FilterChains[0].HttpConnectionManager is not null) return model;
+        if (model.FilterChains.Count == 1 && model.DefaultFilterChain is null)
+        {
+            errors.Add(ConfigErrors.Join(path, "filter_chains[0].filters"), "LDS listeners take the HTTP connection manager only for now; configure tcp_proxy listeners in static_resources");
+            return null;
+        }
         errors.Add(ConfigErrors.Join(path, "filter_chains"), "LDS listeners take exactly one filter chain and no default_filter_chain for now; configure several chains in static_resources");
         return null;
     }
@@ -667,8 +673,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var ta = a.FilterChains[0].TransportSocket;
         var tb = b.FilterChains[0].TransportSocket;
         if (!Equals(ta, tb)) return false;
-        var ha = current.FilterChains[0].HttpConnectionManager;
-        var hb = next.FilterChains[0].HttpConnectionManager;
+        var ha = current.FilterChains[0].HttpConnectionManager!;
+        var hb = next.FilterChains[0].HttpConnectionManager!;
         return ha.CodecType == hb.CodecType && ha.Http2MaxConcurrentStreams == hb.Http2MaxConcurrentStreams &&
                ha.Http2InitialStreamWindowSize == hb.Http2InitialStreamWindowSize && ha.Http2InitialConnectionWindowSize == hb.Http2InitialConnectionWindowSize;
     }

@@ -32,9 +32,10 @@ internal sealed record ListenerFiltersModel(bool TlsInspector, TimeSpan Timeout,
     public static readonly ListenerFiltersModel None = new(false, TimeSpan.FromSeconds(15), false);
 }
 
-/// <summary>A filter chain. Today its terminal network filter is always the HTTP connection manager.</summary>
-internal sealed record FilterChainModel(string Name, HttpConnectionManagerModel HttpConnectionManager)
+/// <summary>A filter chain; its terminal network filter is the HTTP connection manager or the TCP proxy (exactly one is set).</summary>
+internal sealed record FilterChainModel(string Name, HttpConnectionManagerModel? HttpConnectionManager)
 {
+    public TcpProxyModel? TcpProxy { get; init; }
     /// <summary>The chain's <c>envoy.transport_sockets.tls</c> settings; null for cleartext.</summary>
     public global::CSharpEnvoy.Config.Model.Tls.DownstreamTlsModel? Tls { get; init; }
     public FilterChainMatchModel Match { get; init; } = FilterChainMatchModel.Any;
