@@ -50,12 +50,21 @@ internal static class ListenerTranslator
         }
         HttpConnectionManagerModel? hcm = null;
         TcpProxyModel? tcp = null;
+        Model.Rbac.RbacFilterModel? rbac = null;
         for (var j = 0; j < fc.Filters.Count; j++)
         {
             var f = fc.Filters[j];
             var fPath = $"{fcPath}.filters[{j}]";
             var ext = ResolveExtension(ExtensionCategory.NetworkFilter, f.Name, f.TypedConfig, fPath, "network filter", errors);
             if (ext is null) continue;
+            if (ext.Name == ExtensionRegistry.NetworkRbac)
+            {
+                if (j == fc.Filters.Count - 1) errors.Add(fPath, $"'{ext.Name}' is not a terminal filter; a filter chain must end with the HTTP connection manager or the TCP proxy");
+                else if (rbac is not null) errors.Add(fPath, "one network RBAC filter per chain is supported");
+                else if (f.TypedConfig is null) errors.Add(fPath, $"'{ext.Name}' needs a typed_config");
+                else rbac = RbacTranslator.Network(f.TypedConfig.Unpack<Envoy.Extensions.Filters.Network.Rbac.V3.RBAC>(), fPath + ".typed_config", errors);
+                continue;
+            }
             if (j != fc.Filters.Count - 1)
             {
                 errors.Add(fPath, $"'{ext.Name}' is a terminal filter and must be the last in the chain");
@@ -76,7 +85,7 @@ internal static class ListenerTranslator
         }
         var tls = TlsTranslator.TranslateDownstream(fc.TransportSocket, fcPath + ".transport_socket", errors);
         var match = FilterChainMatchTranslator.Translate(fc.FilterChainMatch, fcPath + ".filter_chain_match", errors);
-        return hcm is null && tcp is null ? null : new FilterChainModel(fc.Name, hcm) { Tls = tls, Match = match, TcpProxy = tcp };
+        return hcm is null && tcp is null ? null : new FilterChainModel(fc.Name, hcm) { Tls = tls, Match = match, TcpProxy = tcp, NetworkRbac = rbac };
     }
 
     public static HttpConnectionManagerModel TranslateHttpConnectionManager(HttpConnectionManager h, string path, ConfigErrors errors, Func<string, bool>? clusterExists)

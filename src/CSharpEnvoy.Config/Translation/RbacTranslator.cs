@@ -15,6 +15,20 @@ internal static class RbacTranslator
             ShadowRulesStatPrefix = r.ShadowRulesStatPrefix,
         };
 
+    public static RbacFilterModel Network(Envoy.Extensions.Filters.Network.Rbac.V3.RBAC r, string path, ConfigErrors errors)
+    {
+        if (string.IsNullOrEmpty(r.StatPrefix)) errors.Add(path + ".stat_prefix", "stat_prefix is required");
+        if (r.EnforcementType != Envoy.Extensions.Filters.Network.Rbac.V3.RBAC.Types.EnforcementType.OneTimeOnFirstByte)
+            errors.Add(path + ".enforcement_type", "CONTINUOUS enforcement needs protocol metadata, which csenvoy has no filter for; use ONE_TIME_ON_FIRST_BYTE");
+        // Envoy's statPrefixJoin: "<stat_prefix>." unless it already ends with a dot.
+        var prefix = r.StatPrefix.Length == 0 || r.StatPrefix.EndsWith('.') ? r.StatPrefix : r.StatPrefix + ".";
+        return new RbacFilterModel(Rules(r.Rules, path + ".rules", errors), Rules(r.ShadowRules, path + ".shadow_rules", errors))
+        {
+            ShadowRulesStatPrefix = r.ShadowRulesStatPrefix,
+            StatPrefix = prefix,
+        };
+    }
+
     /// <summary>Null when unset: Envoy then enforces nothing.</summary>
     public static RbacRulesModel? Rules(ProtoRbac? r, string path, ConfigErrors errors)
     {

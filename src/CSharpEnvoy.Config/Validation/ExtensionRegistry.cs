@@ -32,6 +32,7 @@ internal static class ExtensionRegistry
     public const string TlsInspector = "envoy.filters.listener.tls_inspector";
     public const string RbacFilter = "envoy.filters.http.rbac";
     public const string TcpProxy = "envoy.filters.network.tcp_proxy";
+    public const string NetworkRbac = "envoy.filters.network.rbac";
 
     public static readonly IReadOnlyList<ExtensionInfo> All = new[]
     {
@@ -78,6 +79,8 @@ internal static class ExtensionRegistry
             new[] { "envoy.listener.tls_inspector" }, "peeks the ClientHello: transport protocol tls/raw_buffer, SNI and ALPN for filter_chain_match"),
         new ExtensionInfo(ExtensionCategory.NetworkFilter, TcpProxy, "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
             new[] { "envoy.tcp_proxy" }, "TCP proxying to a cluster's hosts (its load balancer and health), TLS passthrough by SNI"),
+        new ExtensionInfo(ExtensionCategory.NetworkFilter, NetworkRbac, "envoy.extensions.filters.network.rbac.v3.RBAC",
+            Array.Empty<string>(), "connection-level RBAC before the terminal filter; a denied connection is closed"),
         new ExtensionInfo(ExtensionCategory.HttpFilter, RbacFilter, "envoy.extensions.filters.http.rbac.v3.RBAC",
             Array.Empty<string>(), "role based access control: ALLOW/DENY/LOG policies, shadow rules; 403 RBAC: access denied"),
     };

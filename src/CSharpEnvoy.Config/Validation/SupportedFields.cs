@@ -264,6 +264,9 @@ internal static class SupportedFields
         Msg(r + "Principal.Set", "ids");
         Note(r + "Principal.Authenticated", "principal_name", "matched against the peer certificate's URI SANs, then DNS SANs, then its RFC 2253 subject (Envoy's order)");
         Msg("envoy.type.matcher.v3.PathMatcher", "path");
+        Msg("envoy.extensions.filters.network.rbac.v3.RBAC", "rules", "shadow_rules", "shadow_rules_stat_prefix", "stat_prefix");
+        Note("envoy.extensions.filters.network.rbac.v3.RBAC", "enforcement_type", "ONE_TIME_ON_FIRST_BYTE only, checked once the connection (and its TLS handshake) is established");
+        Note("envoy.extensions.filters.network.rbac.v3.RBAC", "enforce_on_transport_ready", "always the behaviour: the check runs once the TLS handshake is done");
         Msg("envoy.type.v3.Int32Range", "start", "end");
     }
 

@@ -14,6 +14,26 @@ internal sealed class FilterChainRuntime(FilterChainModel model, HttpConnectionM
     public HttpConnectionManager? Hcm { get; } = hcm;
     public DownstreamTls? Tls { get; } = tls;
     public Network.TcpProxy.TcpProxy? Tcp { get; } = tcp;
+    /// <summary>The chain's network RBAC filter with its stats; null when it has none.</summary>
+    public Http.Filters.Rbac.RbacStats? NetworkRbac { get; init; }
+
+    /// <summary>Runs the network RBAC filter (if any) once the connection, and its TLS handshake, is established.</summary>
+    public bool ConnectionAllowed(Microsoft.AspNetCore.Connections.ConnectionContext context)
+    {
+        if (NetworkRbac is null) return true;
+        var remote = (context.RemoteEndPoint as System.Net.IPEndPoint)?.Address;
+        if (remote is { IsIPv4MappedToIPv6: true }) remote = remote.MapToIPv4();
+        var input = new Http.Filters.Rbac.RbacInput
+        {
+            Local = context.LocalEndPoint as System.Net.IPEndPoint,
+            DirectRemote = remote,
+            Remote = remote,
+            Tls = Tls is not null,
+            Peer = context.Features.Get<PeerCertificateInfo>(),
+            ServerName = context.Features.Get<Microsoft.AspNetCore.Connections.Features.ITlsHandshakeFeature>()?.HostName,
+        };
+        return NetworkRbac.Evaluate(Model.NetworkRbac!, input, out _);
+    }
 }
 
 /// <summary>A listener's chains with their matcher; replaced whole when an update keeps the socket.</summary>
@@ -33,7 +53,10 @@ internal sealed class FilterChainTable
             var tcp = fc.TcpProxy is { } t
                 ? new Network.TcpProxy.TcpProxy(t, clusters ?? throw new ArgumentException("a tcp_proxy chain needs the cluster manager"), stats)
                 : null;
-            var runtime = new FilterChainRuntime(fc, hcms[i], tls, tcp);
+            var runtime = new FilterChainRuntime(fc, hcms[i], tls, tcp)
+            {
+                NetworkRbac = fc.NetworkRbac is { } r ? new Http.Filters.Rbac.RbacStats(stats, r.StatPrefix, r) : null,
+            };
             if (i < Chains.Length)
             {
                 Chains[i] = runtime;

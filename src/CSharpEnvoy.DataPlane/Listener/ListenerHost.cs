@@ -276,6 +276,8 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 
     private async Task RunChainAsync(ConnectionContext context, FilterChainRuntime chain, HttpProtocols protocols)
     {
+        // Cleartext chains run their network RBAC now; TLS chains once the handshake is done.
+        if (chain.Tls is null && !chain.ConnectionAllowed(context)) return;
         if (chain.Hcm is null)
         {
             // TCP proxy: the chain's TLS (if any) terminates first, then the bytes go upstream as they are.
@@ -332,6 +334,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     {
         var chain = context.Features.Get<FilterChainRuntime>()!;
         chain.Tls!.OnEstablished(context);
+        if (!chain.ConnectionAllowed(context)) return;
         if (chain.Hcm is null)
         {
             await chain.Tcp!.HandleAsync(context).ConfigureAwait(false);

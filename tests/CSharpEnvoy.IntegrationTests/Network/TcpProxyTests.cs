@@ -150,4 +150,64 @@ public sealed class TcpProxyTests : IDisposable
         Assert.Equal(1, await proxy.StatAsync("cluster.two.upstream_cx_total"));
         Assert.Equal(2, await proxy.StatAsync("tls_inspector.sni_found"));
     }
+
+    [Theory]
+    [InlineData("127.0.0.0", true)]
+    [InlineData("10.0.0.0", false)]
+    public async Task NetworkRbac_ClosesDeniedConnections_BeforeTheTcpProxy(string allowedPrefix, bool allowed)
+    {
+        var (echo, loop) = StartEcho();
+        try
+        {
+            var port = ((IPEndPoint)echo.LocalEndpoint).Port;
+            var chain = $$"""
+                - filters:
+                  - name: envoy.filters.network.rbac
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC
+                      stat_prefix: tcp.
+                      rules:
+                        action: ALLOW
+                        policies:
+                          local:
+                            permissions: [{ any: true }]
+                            principals: [{ direct_remote_ip: { address_prefix: {{allowedPrefix}}, prefix_len: 8 } }]
+                      shadow_rules:
+                        policies:
+                          everyone: { permissions: [{ any: true }], principals: [{ any: true }] }
+                  - name: envoy.filters.network.tcp_proxy
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+                      stat_prefix: echo_tcp
+                      cluster: echo
+                """;
+            await using var proxy = await ProxyHarness.StartAsync(Bootstrap(chain, Cluster("echo", port)));
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPEndPoint.Parse(proxy.ListenerAddress("tcp")));
+            var stream = client.GetStream();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var buffer = new byte[5];
+            try
+            {
+                await stream.WriteAsync("hello"u8.ToArray(), cts.Token);
+                if (allowed) await stream.ReadExactlyAsync(buffer, cts.Token);
+                else Assert.Equal(0, await stream.ReadAsync(buffer, cts.Token));
+            }
+            catch (IOException) when (!allowed)
+            {
+                // a reset is as good as a close for a refused connection
+            }
+
+            if (allowed) Assert.Equal("hello"u8.ToArray(), buffer);
+            Assert.Equal(allowed ? 1 : 0, await proxy.StatAsync("tcp.rbac.allowed"));
+            Assert.Equal(allowed ? 0 : 1, await proxy.StatAsync("tcp.rbac.denied"));
+            Assert.Equal(1, await proxy.StatAsync("tcp.rbac.shadow_allowed"));
+            Assert.Equal(allowed ? 1 : 0, await proxy.StatAsync("cluster.echo.upstream_cx_total"));
+        }
+        finally
+        {
+            echo.Stop();
+            await loop;
+        }
+    }
 }

@@ -36,6 +36,8 @@ internal sealed record ListenerFiltersModel(bool TlsInspector, TimeSpan Timeout,
 internal sealed record FilterChainModel(string Name, HttpConnectionManagerModel? HttpConnectionManager)
 {
     public TcpProxyModel? TcpProxy { get; init; }
+    /// <summary><c>envoy.filters.network.rbac</c> before the terminal filter; null when absent.</summary>
+    public Rbac.RbacFilterModel? NetworkRbac { get; init; }
     /// <summary>The chain's <c>envoy.transport_sockets.tls</c> settings; null for cleartext.</summary>
     public global::CSharpEnvoy.Config.Model.Tls.DownstreamTlsModel? Tls { get; init; }
     public FilterChainMatchModel Match { get; init; } = FilterChainMatchModel.Any;
