@@ -83,7 +83,7 @@ public class HttpFilterChainBenchmark
         var stats = new StatsStore();
         var services = new ServiceCollection().AddLogging().AddHttpForwarder().BuildServiceProvider();
         var router = new RouterFilter(services.GetRequiredService<IHttpForwarder>(), new ClusterManager(stats, NullLoggerFactory.Instance));
-        return new HttpConnectionManager(model.Listeners[0].FilterChains[0].HttpConnectionManager, stats, router);
+        return new HttpConnectionManager(model.Listeners[0].FilterChains[0].HttpConnectionManager!, stats, router);
     }
 
     [GlobalSetup]

@@ -150,7 +150,7 @@ internal static class BootstrapTranslator
         foreach (var l in listeners)
             foreach (var fc in l.FilterChains)
             {
-                if (fc.HttpConnectionManager.RdsConfig is not { } rds) continue;
+                if (fc.HttpConnectionManager?.RdsConfig is not { } rds) continue;
                 if (rds.Kind == Model.Xds.ConfigSourceKind.Ads && !hasAds)
                     errors.Add("static_resources.listeners", $"listener '{l.Name}' takes RDS from ads: {{}} but dynamic_resources.ads_config is not set");
                 XdsTranslator.CheckSourceCluster(rds, "static_resources.listeners", errors, IsSourceCluster);

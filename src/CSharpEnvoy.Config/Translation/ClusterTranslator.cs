@@ -65,6 +65,7 @@ internal static class ClusterTranslator
             h2Window = (int?)h2.InitialStreamWindowSize;
         }
         var autoSanValidation = false;
+        var autoSni = false;
         foreach (var (key, any) in c.TypedExtensionProtocolOptions)
         {
             var optPath = $"{ConfigErrors.Join(path, "typed_extension_protocol_options")}[\"{key}\"]";
@@ -75,7 +76,11 @@ internal static class ClusterTranslator
                 continue;
             }
             var opts = any.Unpack<Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions>();
-            if (opts.UpstreamHttpProtocolOptions is { } uhpo) autoSanValidation |= uhpo.AutoSanValidation;
+            if (opts.UpstreamHttpProtocolOptions is { } uhpo)
+            {
+                autoSanValidation |= uhpo.AutoSanValidation;
+                autoSni |= uhpo.AutoSni;
+            }
             switch (opts.UpstreamProtocolOptionsCase)
             {
                 case Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions.UpstreamProtocolOptionsOneofCase.ExplicitHttpConfig:
@@ -99,7 +104,7 @@ internal static class ClusterTranslator
             }
         }
 
-        var tls = TlsTranslator.TranslateUpstream(c.TransportSocket, ConfigErrors.Join(path, "transport_socket"), autoSanValidation, errors);
+        var tls = TlsTranslator.TranslateUpstream(c.TransportSocket, ConfigErrors.Join(path, "transport_socket"), autoSanValidation, errors, autoSni);
 
         var breakers = CircuitBreakersTranslator.Translate(c.CircuitBreakers, ConfigErrors.Join(path, "circuit_breakers"), errors);
         var connectTimeout = c.ConnectTimeout?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);

@@ -29,6 +29,9 @@ internal static class HttpFilterTranslator
             case ExtensionRegistry.HealthCheckFilter:
                 if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
                 return HealthCheck(typedConfig.Unpack<Envoy.Extensions.Filters.Http.HealthCheck.V3.HealthCheck>(), path + ".typed_config", errors);
+            case ExtensionRegistry.RbacFilter:
+                if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
+                return RbacTranslator.Http(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Rbac.V3.RBAC>(), path + ".typed_config", errors);
             default:
                 return null;
         }

@@ -19,51 +19,82 @@ internal static class ListenerTranslator
         var chains = new List<FilterChainModel>();
         var isUdp = l.Address?.SocketAddress?.Protocol == Envoy.Config.Core.V3.SocketAddress.Types.Protocol.Udp;
         // UDP listeners have no filter chains in Envoy; they are refused for their protocol already.
-        if (l.FilterChains.Count == 0 && !isUdp)
+        if (l.FilterChains.Count == 0 && l.DefaultFilterChain is null && !isUdp)
             errors.Add(ConfigErrors.Join(path, "filter_chains"), "a listener needs at least one filter chain");
-        if (l.FilterChains.Count > 1)
-            errors.Add(ConfigErrors.Join(path, "filter_chains"), "several filter chains per listener (filter_chain_match) are not supported yet; use one filter chain");
         for (var i = 0; i < l.FilterChains.Count; i++)
         {
-            var fcPath = $"{ConfigErrors.Join(path, "filter_chains")}[{i}]";
-            var fc = l.FilterChains[i];
-            if (fc.Filters.Count == 0)
-            {
-                errors.Add(fcPath + ".filters", "a filter chain needs at least one network filter");
-                continue;
-            }
-            HttpConnectionManagerModel? hcm = null;
-            for (var j = 0; j < fc.Filters.Count; j++)
-            {
-                var f = fc.Filters[j];
-                var fPath = $"{fcPath}.filters[{j}]";
-                var ext = ResolveExtension(ExtensionCategory.NetworkFilter, f.Name, f.TypedConfig, fPath, "network filter", errors);
-                if (ext is null) continue;
-                if (j != fc.Filters.Count - 1)
-                {
-                    errors.Add(fPath, $"'{ext.Name}' is a terminal filter and must be the last in the chain");
-                    continue;
-                }
-                if (f.TypedConfig is null)
-                {
-                    errors.Add(fPath, $"'{ext.Name}' needs a typed_config");
-                    continue;
-                }
-                var proto = f.TypedConfig.Unpack<HttpConnectionManager>();
-                hcm = TranslateHttpConnectionManager(proto, fPath + ".typed_config", errors, clusterExists);
-                // Envoy names spans by the listener's direction: OUTBOUND is egress.
-                if (hcm.Tracing is { } tr && l.TrafficDirection == Envoy.Config.Core.V3.TrafficDirection.Outbound)
-                    hcm = hcm with { Tracing = tr with { Egress = true } };
-            }
-            var tls = TlsTranslator.TranslateDownstream(fc.TransportSocket, fcPath + ".transport_socket", errors);
-            if (hcm is not null) chains.Add(new FilterChainModel(fc.Name, hcm) { Tls = tls });
+            var fc = TranslateFilterChain(l.FilterChains[i], $"{ConfigErrors.Join(path, "filter_chains")}[{i}]", errors, clusterExists, l.TrafficDirection);
+            if (fc is not null) chains.Add(fc);
         }
+        FilterChainModel? defaultChain = null;
+        if (l.DefaultFilterChain is not null)
+        {
+            var dPath = ConfigErrors.Join(path, "default_filter_chain");
+            if (l.DefaultFilterChain.FilterChainMatch is not null)
+                errors.Add(dPath + ".filter_chain_match", "the default filter chain takes no filter_chain_match");
+            defaultChain = TranslateFilterChain(l.DefaultFilterChain, dPath, errors, clusterExists, l.TrafficDirection);
+        }
+        FilterChainMatchTranslator.CheckDistinct(l, path, errors);
+        var listenerFilters = FilterChainMatchTranslator.TranslateListenerFilters(l, path, errors);
         if (addr is null) return null;
         var statPrefix = string.IsNullOrEmpty(l.StatPrefix) ? addr.ToString() : l.StatPrefix;
-        return new ListenerModel(name, addr, statPrefix, chains) {
-            Source = l, Inbound = l.TrafficDirection == Envoy.Config.Core.V3.TrafficDirection.Inbound,
+        return new ListenerModel(name, addr, statPrefix, chains)
+        {
+            Source = l, DefaultFilterChain = defaultChain, ListenerFilters = listenerFilters,
+            Inbound = l.TrafficDirection == Envoy.Config.Core.V3.TrafficDirection.Inbound,
             AccessLogs = AccessLogTranslator.Translate(l.AccessLog, ConfigErrors.Join(path, "access_log"), errors),
         };
+    }
+
+    private static FilterChainModel? TranslateFilterChain(Envoy.Config.Listener.V3.FilterChain fc, string fcPath, ConfigErrors errors, Func<string, bool>? clusterExists,
+        Envoy.Config.Core.V3.TrafficDirection direction = Envoy.Config.Core.V3.TrafficDirection.Unspecified)
+    {
+        if (fc.Filters.Count == 0)
+        {
+            errors.Add(fcPath + ".filters", "a filter chain needs at least one network filter");
+            return null;
+        }
+        HttpConnectionManagerModel? hcm = null;
+        TcpProxyModel? tcp = null;
+        Model.Rbac.RbacFilterModel? rbac = null;
+        for (var j = 0; j < fc.Filters.Count; j++)
+        {
+            var f = fc.Filters[j];
+            var fPath = $"{fcPath}.filters[{j}]";
+            var ext = ResolveExtension(ExtensionCategory.NetworkFilter, f.Name, f.TypedConfig, fPath, "network filter", errors);
+            if (ext is null) continue;
+            if (ext.Name == ExtensionRegistry.NetworkRbac)
+            {
+                if (j == fc.Filters.Count - 1) errors.Add(fPath, $"'{ext.Name}' is not a terminal filter; a filter chain must end with the HTTP connection manager or the TCP proxy");
+                else if (rbac is not null) errors.Add(fPath, "one network RBAC filter per chain is supported");
+                else if (f.TypedConfig is null) errors.Add(fPath, $"'{ext.Name}' needs a typed_config");
+                else rbac = RbacTranslator.Network(f.TypedConfig.Unpack<Envoy.Extensions.Filters.Network.Rbac.V3.RBAC>(), fPath + ".typed_config", errors);
+                continue;
+            }
+            if (j != fc.Filters.Count - 1)
+            {
+                errors.Add(fPath, $"'{ext.Name}' is a terminal filter and must be the last in the chain");
+                continue;
+            }
+            if (f.TypedConfig is null)
+            {
+                errors.Add(fPath, $"'{ext.Name}' needs a typed_config");
+                continue;
+            }
+            if (ext.Name == ExtensionRegistry.TcpProxy)
+            {
+                tcp = TcpProxyTranslator.Translate(f.TypedConfig.Unpack<Envoy.Extensions.Filters.Network.TcpProxy.V3.TcpProxy>(), fPath + ".typed_config", errors, clusterExists);
+                continue;
+            }
+            var proto = f.TypedConfig.Unpack<HttpConnectionManager>();
+            hcm = TranslateHttpConnectionManager(proto, fPath + ".typed_config", errors, clusterExists);
+            // Envoy names spans by the listener's direction: OUTBOUND is egress.
+            if (hcm.Tracing is { } tr && direction == Envoy.Config.Core.V3.TrafficDirection.Outbound)
+                hcm = hcm with { Tracing = tr with { Egress = true } };
+        }
+        var tls = TlsTranslator.TranslateDownstream(fc.TransportSocket, fcPath + ".transport_socket", errors);
+        var match = FilterChainMatchTranslator.Translate(fc.FilterChainMatch, fcPath + ".filter_chain_match", errors);
+        return hcm is null && tcp is null ? null : new FilterChainModel(fc.Name, hcm) { Tls = tls, Match = match, TcpProxy = tcp, NetworkRbac = rbac };
     }
 
     public static HttpConnectionManagerModel TranslateHttpConnectionManager(HttpConnectionManager h, string path, ConfigErrors errors, Func<string, bool>? clusterExists)
@@ -178,7 +209,21 @@ internal static class ListenerTranslator
             RequestTimeout = h.RequestTimeout?.ToTimeSpan() ?? TimeSpan.Zero,
             Tracing = TracingTranslator.Translate(h.Tracing, ConfigErrors.Join(path, "tracing"), errors, clusterExists) is { } tracing
                 ? tracing with { SpawnUpstreamSpan = tracing.SpawnUpstreamSpan || startChildSpan } : null,
+            ForwardClientCert = (ForwardClientCertDetails)(int)h.ForwardClientCertDetails,
+            SetCurrentClientCertDetails = ClientCertFields(h.SetCurrentClientCertDetails),
         };
+    }
+
+    private static ClientCertDetailsFields ClientCertFields(HttpConnectionManager.Types.SetCurrentClientCertDetails? d)
+    {
+        if (d is null) return ClientCertDetailsFields.None;
+        var f = ClientCertDetailsFields.None;
+        if (d.Subject == true) f |= ClientCertDetailsFields.Subject;
+        if (d.Cert) f |= ClientCertDetailsFields.Cert;
+        if (d.Chain) f |= ClientCertDetailsFields.Chain;
+        if (d.Dns) f |= ClientCertDetailsFields.Dns;
+        if (d.Uri) f |= ClientCertDetailsFields.Uri;
+        return f;
     }
 
     /// <summary>Envoy's lookup: by the typed_config's type when there is one, else by name (legacy names included).</summary>

@@ -36,7 +36,7 @@ internal static class TlsTranslator
 
     /// <summary>A cluster's transport socket; <paramref name="autoSanValidation"/> comes from its
     /// upstream_http_protocol_options.</summary>
-    public static UpstreamTlsModel? TranslateUpstream(TransportSocket? ts, string path, bool autoSanValidation, ConfigErrors errors)
+    public static UpstreamTlsModel? TranslateUpstream(TransportSocket? ts, string path, bool autoSanValidation, ConfigErrors errors, bool autoSni = false)
     {
         var ctxPath = path + ".typed_config";
         if (!Resolve(ts, path, "UpstreamTlsContext", errors)) return null;
@@ -45,13 +45,17 @@ internal static class TlsTranslator
         if (common is null) return null;
         if (common.Certificates.Count > 1)
             errors.Add(ctxPath + ".common_tls_context.tls_certificates", "an upstream TLS context takes at most one client certificate");
-        if (!string.IsNullOrEmpty(u.Sni))
-            errors.Warn(ctxPath + ".sni", "csenvoy sends the upstream request's host (its :authority, without port) as SNI; " +
-                "this sni is used only where they agree (rewrite the host to it, e.g. host_rewrite_literal, to be sure)");
+        if (u.Sni.Length > 255) errors.Add(ctxPath + ".sni", "sni is longer than 255 characters");
+        // auto_sni_san_validation checks whatever SNI is sent; the cluster's auto_san_validation only the auto_sni one.
+        var autoSan = u.AutoSniSanValidation || (autoSanValidation && autoSni);
+        if (autoSanValidation && !autoSni)
+            errors.Warn(path, "auto_san_validation has no effect without auto_sni (upstream_http_protocol_options)");
         return new UpstreamTlsModel(common)
         {
             Sni = string.IsNullOrEmpty(u.Sni) ? null : u.Sni,
-            AutoSanValidation = autoSanValidation || u.AutoSniSanValidation,
+            AutoSni = autoSni,
+            AutoHostSni = u.AutoHostSni,
+            AutoSanValidation = autoSan,
         };
     }
 

@@ -1,6 +1,6 @@
 namespace CSharpEnvoy.Config.Validation;
 
-internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink, HttpFilterPerRoute, Tracer }
+internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink, HttpFilterPerRoute, Tracer, ListenerFilter }
 
 /// <summary>An extension csenvoy implements: its canonical name, the names Envoy still accepts for it, and its config type.</summary>
 internal sealed record ExtensionInfo(ExtensionCategory Category, string Name, string TypeName, string[] Aliases, string Description);
@@ -33,6 +33,10 @@ internal static class ExtensionRegistry
     public const string ZipkinTracer = "envoy.tracers.zipkin";
     public const string HealthCheckFilter = "envoy.filters.http.health_check";
     public const string OpenTelemetryTracer = "envoy.tracers.opentelemetry";
+    public const string TlsInspector = "envoy.filters.listener.tls_inspector";
+    public const string RbacFilter = "envoy.filters.http.rbac";
+    public const string TcpProxy = "envoy.filters.network.tcp_proxy";
+    public const string NetworkRbac = "envoy.filters.network.rbac";
 
     public static readonly IReadOnlyList<ExtensionInfo> All = new[]
     {
@@ -76,7 +80,7 @@ internal static class ExtensionRegistry
             "envoy.extensions.load_balancing_policies.maglev.v3.Maglev", Array.Empty<string>(), "consistent hashing with a Maglev table"),
         new ExtensionInfo(ExtensionCategory.LoadBalancingPolicy, WrrLocalityPolicy,
             "envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality", Array.Empty<string>(),
-            "its endpoint_picking_policy (round_robin, least_request, random); locality weights are refused where set"),
+            "locality-weighted balancing (LocalityLbEndpoints.load_balancing_weight); its endpoint_picking_policy (round_robin, least_request, random) picks within the locality"),
         new ExtensionInfo(ExtensionCategory.TransportSocket, TlsTransportSocket,
             "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", Array.Empty<string>(), "TLS termination on a listener's filter chain"),
         new ExtensionInfo(ExtensionCategory.TransportSocket, TlsTransportSocket,
@@ -87,6 +91,15 @@ internal static class ExtensionRegistry
             new[] { "envoy.zipkin" }, "B3 propagation; Zipkin v2 JSON spans POSTed to a collector cluster in batches"),
         new ExtensionInfo(ExtensionCategory.Tracer, OpenTelemetryTracer, "envoy.config.trace.v3.OpenTelemetryConfig",
             Array.Empty<string>(), "W3C traceparent/tracestate propagation; spans exported over OTLP/gRPC to a cluster in batches"),
+        // Filter chains and TLS (issue 6)
+        new ExtensionInfo(ExtensionCategory.ListenerFilter, TlsInspector, "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+            new[] { "envoy.listener.tls_inspector" }, "peeks the ClientHello: transport protocol tls/raw_buffer, SNI and ALPN for filter_chain_match"),
+        new ExtensionInfo(ExtensionCategory.NetworkFilter, TcpProxy, "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            new[] { "envoy.tcp_proxy" }, "TCP proxying to a cluster's hosts (its load balancer and health), TLS passthrough by SNI"),
+        new ExtensionInfo(ExtensionCategory.NetworkFilter, NetworkRbac, "envoy.extensions.filters.network.rbac.v3.RBAC",
+            Array.Empty<string>(), "connection-level RBAC before the terminal filter; a denied connection is closed"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, RbacFilter, "envoy.extensions.filters.http.rbac.v3.RBAC",
+            Array.Empty<string>(), "role based access control: ALLOW/DENY/LOG policies, shadow rules; 403 RBAC: access denied"),
     };
 
     public static ExtensionInfo? FindByName(ExtensionCategory category, string name)

@@ -23,6 +23,7 @@ internal static class SupportChecker
     private static readonly HashSet<string> s_extensionPoints = new(StringComparer.Ordinal)
     {
         "envoy.config.listener.v3.Filter.typed_config",
+        "envoy.config.listener.v3.ListenerFilter.typed_config",
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter.typed_config",
         "envoy.config.cluster.v3.Cluster.typed_extension_protocol_options",
         "envoy.config.metrics.v3.StatsSink.typed_config",

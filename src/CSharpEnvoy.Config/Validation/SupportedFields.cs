@@ -242,8 +242,8 @@ internal static class SupportedFields
         const string tls = "envoy.extensions.transport_sockets.tls.v3.";
         Msg(tls + "DownstreamTlsContext", "common_tls_context", "require_client_certificate");
         Note(tls + "DownstreamTlsContext", "ocsp_staple_policy", "LENIENT_STAPLING (the default) only; OCSP stapling is not implemented");
-        Msg(tls + "UpstreamTlsContext", "common_tls_context", "auto_host_sni", "auto_sni_san_validation");
-        Note(tls + "UpstreamTlsContext", "sni", "SNI is the upstream request's host (SocketsHttpHandler derives it from the Host header); a load warning says so when sni is set");
+        Msg(tls + "UpstreamTlsContext", "common_tls_context", "sni", "auto_sni_san_validation");
+        Note(tls + "UpstreamTlsContext", "auto_host_sni", "the endpoint's hostname (DNS clusters, or the endpoint's hostname field); IP literals send no SNI");
         Msg(tls + "CommonTlsContext", "tls_params", "tls_certificates", "validation_context");
         Note(tls + "CommonTlsContext", "alpn_protocols", "h2 and http/1.1; without it a listener negotiates no ALPN (HTTP/1.1, or h2 by preface); upstream ALPN follows the cluster's HTTP protocol");
         Note(tls + "TlsParameters", "tls_minimum_protocol_version", "TLSv1_2 or TLSv1_3 (TLSv1_0/1_1 are refused)");
@@ -255,8 +255,7 @@ internal static class SupportedFields
             "allow_expired_certificate", "trust_chain_verification", "verify_certificate_hash", "verify_certificate_spki");
         Msg(tls + "SubjectAltNameMatcher", "san_type", "matcher");
         Msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "upstream_http_protocol_options");
-        Note("envoy.config.core.v3.UpstreamHttpProtocolOptions", "auto_sni", "always the behaviour: SNI is the upstream Host");
-        Msg("envoy.config.core.v3.UpstreamHttpProtocolOptions", "auto_san_validation");
+        Msg("envoy.config.core.v3.UpstreamHttpProtocolOptions", "auto_sni", "auto_san_validation");
 
         Area("Access logs");
         Msg(hcm, "access_log");
@@ -292,6 +291,64 @@ internal static class SupportedFields
         AddXds();
         AddHealthChecking();
         AddObservability();
+        AddFilterChainMatching();
+        AddClientCertDetails();
+        AddRbac();
+        AddTcpProxy();
+    }
+
+    private static void AddTcpProxy()
+    {
+        Area("TCP proxy (envoy.filters.network.tcp_proxy)");
+        const string t = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+        Msg(t, "stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts");
+        Msg(t + ".WeightedCluster", "clusters");
+        Msg(t + ".WeightedCluster.ClusterWeight", "name", "weight");
+    }
+
+    private static void AddRbac()
+    {
+        Area("RBAC (envoy.filters.http.rbac)");
+        Msg("envoy.extensions.filters.http.rbac.v3.RBAC", "rules", "rules_stat_prefix", "shadow_rules", "shadow_rules_stat_prefix");
+        const string r = "envoy.config.rbac.v3.";
+        Note(r + "RBAC", "action", "ALLOW, DENY, and LOG (every request passes)");
+        Msg(r + "RBAC", "policies");
+        Msg(r + "Policy", "permissions", "principals");
+        Msg(r + "Permission", "and_rules", "or_rules", "any", "header", "url_path", "destination_ip", "destination_port",
+            "destination_port_range", "not_rule", "requested_server_name");
+        Msg(r + "Permission.Set", "rules");
+        Msg(r + "Principal", "and_ids", "or_ids", "any", "authenticated", "source_ip", "direct_remote_ip", "remote_ip", "header",
+            "url_path", "not_id");
+        Msg(r + "Principal.Set", "ids");
+        Note(r + "Principal.Authenticated", "principal_name", "matched against the peer certificate's URI SANs, then DNS SANs, then its RFC 2253 subject (Envoy's order)");
+        Msg("envoy.type.matcher.v3.PathMatcher", "path");
+        Msg("envoy.extensions.filters.network.rbac.v3.RBAC", "rules", "shadow_rules", "shadow_rules_stat_prefix", "stat_prefix");
+        Note("envoy.extensions.filters.network.rbac.v3.RBAC", "enforcement_type", "ONE_TIME_ON_FIRST_BYTE only, checked once the connection (and its TLS handshake) is established");
+        Note("envoy.extensions.filters.network.rbac.v3.RBAC", "enforce_on_transport_ready", "always the behaviour: the check runs once the TLS handshake is done");
+        Msg("envoy.type.v3.Int32Range", "start", "end");
+    }
+
+    private static void AddClientCertDetails()
+    {
+        Area("Client certificate details (x-forwarded-client-cert)");
+        const string hcm = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+        Msg(hcm, "forward_client_cert_details", "set_current_client_cert_details");
+        Msg(hcm + ".SetCurrentClientCertDetails", "subject", "cert", "chain", "dns", "uri");
+    }
+
+    private static void AddFilterChainMatching()
+    {
+        Area("Filter chain matching and listener filters");
+        const string l = "envoy.config.listener.v3.Listener";
+        Msg(l, "default_filter_chain", "listener_filters", "listener_filters_timeout", "continue_on_listener_filters_timeout");
+        Msg("envoy.config.listener.v3.FilterChain", "filter_chain_match");
+        Msg("envoy.config.listener.v3.FilterChainMatch", "destination_port", "prefix_ranges", "server_names", "transport_protocol",
+            "application_protocols", "direct_source_prefix_ranges", "source_type", "source_prefix_ranges", "source_ports");
+        Msg("envoy.config.core.v3.CidrRange", "address_prefix", "prefix_len");
+        Msg("envoy.config.listener.v3.ListenerFilter", "name", "typed_config");
+        const string ti = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+        Msg(ti, "max_client_hello_size");
+        Warn(ti, "initial_read_buffer_size", "the ClientHello is read in whatever chunks arrive; the size is not used");
     }
 
     private static void AddHealthChecking()

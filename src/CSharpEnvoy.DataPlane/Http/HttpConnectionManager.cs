@@ -330,6 +330,7 @@ internal sealed class HttpConnectionManager
             foreach (var h in s_internalOnlyHeaders) headers.Remove(h);
         }
 
+        Tls.ClientCertDetails.Mutate(context, headers, model);
         if (model.Via is not null) headers.Append("via", model.Via);
         if (edgeRequest && finalRemote is not null) headers["x-envoy-external-address"] = finalRemote.ToString();
 

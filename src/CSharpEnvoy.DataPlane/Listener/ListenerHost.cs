@@ -17,6 +17,8 @@ using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using System.Net.Security;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace CSharpEnvoy.DataPlane.Listener;
 
@@ -37,30 +39,46 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     private static readonly byte[] s_http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray();
 
     private volatile ListenerModel _model;
-    /// <summary>Swapped whole by an LDS update that keeps the socket; read once per connection or request.</summary>
-    private volatile HttpConnectionManager _hcm;
+    /// <summary>Swapped whole by an LDS update that keeps the socket; read once per connection.</summary>
+    private volatile FilterChainTable _chains;
     private readonly IServiceProvider _services;
     private readonly ILoggerFactory _loggers;
-    private readonly DownstreamTls? _tls;
+    private readonly StatsStore _stats;
+    private readonly string _statPrefix;
+    private readonly TlsInspector? _tlsInspector;
+    /// <summary>Whether the listener's pipeline has Kestrel's HTTPS middleware (some chain terminates TLS).</summary>
+    private readonly bool _anyTls;
+    /// <summary>The pipeline after the chain is chosen: through the HTTPS middleware, or straight to HTTP for cleartext chains.</summary>
+    private ConnectionDelegate? _tlsPipeline, _httpPipeline;
     private KestrelServer? _server;
 
     /// <summary>The listener's connection access logs; null when there are none.</summary>
     private readonly AccessLog.AccessLogger[]? _accessLogs;
 
-    public ListenerHost(ListenerModel model, HttpConnectionManager hcm, StatsStore stats, IServiceProvider services, ILoggerFactory loggers,
-        AccessLog.AccessLogManager? accessLogs = null)
+    public ListenerHost(ListenerModel model, HttpConnectionManager hcm, StatsStore stats, IServiceProvider services, ILoggerFactory loggers)
+        : this(model, [hcm], stats, services, loggers)
+    {
+    }
+
+    /// <param name="hcms">One connection manager per chain of <see cref="ListenerModel.AllFilterChains"/>, in that order.</param>
+    public ListenerHost(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, StatsStore stats, IServiceProvider services, ILoggerFactory loggers,
+        Upstream.ClusterManager? clusters = null, AccessLog.AccessLogManager? accessLogs = null)
     {
         if (model.AccessLogs.Count > 0 && accessLogs is not null)
             _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
         _model = model;
-        _hcm = hcm;
         _services = services;
         _loggers = loggers;
-        var prefix = "listener." + StatName(model) + ".";
-        CxTotal = stats.Counter(prefix + "downstream_cx_total");
-        CxActive = stats.Gauge(prefix + "downstream_cx_active");
-        CxDestroy = stats.Counter(prefix + "downstream_cx_destroy");
-        if (model.FilterChains.Count > 0 && model.FilterChains[0].Tls is { } tls) _tls = new DownstreamTls(tls, stats, prefix + "ssl.");
+        _stats = stats;
+        _statPrefix = "listener." + StatName(model) + ".";
+        CxTotal = stats.Counter(_statPrefix + "downstream_cx_total");
+        CxActive = stats.Gauge(_statPrefix + "downstream_cx_active");
+        CxDestroy = stats.Counter(_statPrefix + "downstream_cx_destroy");
+        NoFilterChainMatch = stats.Counter(_statPrefix + "no_filter_chain_match");
+        PreCxTimeout = stats.Counter(_statPrefix + "downstream_pre_cx_timeout");
+        _chains = new FilterChainTable(model, hcms, stats, _statPrefix, clusters);
+        foreach (var fc in model.AllFilterChains) _anyTls |= fc.Tls is not null;
+        if (model.ListenerFilters.TlsInspector) _tlsInspector = new TlsInspector(stats, model.ListenerFilters.MaxClientHelloSize);
     }
 
     /// <summary>Inline scheduling of request code on I/O threads; on unless CSENVOY_INLINE_SCHEDULING=0.</summary>
@@ -68,13 +86,17 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 
     public ListenerModel Model => _model;
 
-    /// <summary>The connection manager new requests use; xDS replaces it (with the listener's new model) on an update.</summary>
-    internal HttpConnectionManager ConnectionManager => _hcm;
+    /// <summary>The first chain's connection manager (xDS listeners have one chain); replaced with the listener's new model on an update.</summary>
+    internal HttpConnectionManager ConnectionManager => (_chains.Default?.Hcm ?? _chains.Chains[0].Hcm)!;
 
     internal void Replace(ListenerModel model, HttpConnectionManager hcm)
     {
+        // Connections already open on the (single, same-TLS) chain take the new connection manager at their next
+        // request, as before multiple chains existed; new connections get the new table.
+        var old = _chains;
+        if (old.Default is null && old.Chains.Length == 1 && old.Chains[0].Hcm is not null) old.Chains[0].Hcm = hcm;
+        else _chains = new FilterChainTable(model, [hcm], _stats, _statPrefix);
         _model = model;
-        _hcm = hcm;
     }
 
     /// <summary>Stops accepting, lets open connections finish for up to <paramref name="drainTime"/>, then closes them.</summary>
@@ -96,6 +118,8 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     public Counter CxTotal { get; }
     public Gauge CxActive { get; }
     public Counter CxDestroy { get; }
+    public Counter NoFilterChainMatch { get; }
+    public Counter PreCxTimeout { get; }
 
     /// <summary>The bound address (with the real port when the config asked for port 0).</summary>
     public SocketAddressModel BoundAddress { get; private set; } = null!;
@@ -106,31 +130,42 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 
     public async Task StartAsync(CancellationToken ct)
     {
-        var hcm = _hcm.Model;
         var options = new KestrelServerOptions
         {
             ApplicationServices = _services,
             AddServerHeader = false,
             AllowAlternateSchemes = true, // h2c requests carry :scheme http on a connection marked as h2
         };
-        ConfigureLimits(options.Limits, hcm);
-
-        var protocols = hcm.CodecType switch
+        // Kestrel's limits are per socket: take them from the first chain's connection manager.
+        foreach (var fc in _model.AllFilterChains)
         {
-            CodecType.Http1 => HttpProtocols.Http1,
-            CodecType.Http2 => HttpProtocols.Http2,
-            _ => HttpProtocols.Http1AndHttp2,
-        };
+            if (fc.HttpConnectionManager is not { } first) continue;
+            ConfigureLimits(options.Limits, first);
+            break;
+        }
+
+        var protocols = ListenProtocols(_model);
         var addr = _model.Address;
         Action<ListenOptions> configure = lo =>
         {
             lo.Protocols = protocols;
-            lo.Use(next => context => OnConnectionAsync(context, next, protocols == HttpProtocols.Http1AndHttp2));
-            if (_tls is not null)
+            // Kestrel builds the pipeline from the last middleware back, so the later registrations capture their
+            // continuations before the first (chain selection) is made.
+            lo.Use(next =>
             {
-                // Kestrel's HTTPS middleware, then the codec decision on the decrypted stream.
-                lo.UseHttps(_tls.HandshakeOptions);
-                lo.Use(next => context => OnTlsEstablishedAsync(context, next, protocols != HttpProtocols.Http1));
+                if (_anyTls) _tlsPipeline = next;
+                else _httpPipeline = next;
+                return context => OnConnectionAsync(context, protocols);
+            });
+            if (_anyTls)
+            {
+                // Kestrel's HTTPS middleware with the chosen chain's settings, then the codec decision on the decrypted stream.
+                lo.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = OnTlsHandshake });
+                lo.Use(next =>
+                {
+                    _httpPipeline = next;
+                    return context => OnTlsEstablishedAsync(context, next);
+                });
             }
         };
         if (addr.IsPipe)
@@ -185,45 +220,110 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         if (hcm.Http2InitialConnectionWindowSize is int cw) limits.Http2.InitialConnectionWindowSize = Math.Clamp(cw, 65535, int.MaxValue);
     }
 
-    private async Task OnConnectionAsync(ConnectionContext context, ConnectionDelegate next, bool sniffHttp2)
+    /// <summary>The protocols Kestrel offers on the socket: what the listener's chains' codecs need together.</summary>
+    private static HttpProtocols ListenProtocols(ListenerModel model)
+    {
+        HttpProtocols p = 0;
+        foreach (var fc in model.AllFilterChains)
+            p |= fc.HttpConnectionManager?.CodecType switch
+            {
+                CodecType.Http1 => HttpProtocols.Http1,
+                CodecType.Http2 => HttpProtocols.Http2,
+                _ => HttpProtocols.Http1AndHttp2,
+            };
+        return p == 0 ? HttpProtocols.Http1AndHttp2 : p;
+    }
+
+    private async Task OnConnectionAsync(ConnectionContext context, HttpProtocols protocols)
     {
         CxTotal.Inc();
         context.Features.Set(new AccessLog.DownstreamConnectionId()); // %CONNECTION_ID%
         CxActive.Inc();
         var connectionInfo = _accessLogs is null ? null : new Router.UpstreamRequest();
-        var hcmStats = _hcm.Stats;
-        hcmStats.DownstreamCxTotal.Inc();
-        hcmStats.DownstreamCxActive.Inc();
         try
         {
-            if (_tls is not null)
-            {
-                await _tls.RunAsync(context, next).ConfigureAwait(false);
-                return;
-            }
-            var http2 = false;
-            if (sniffHttp2)
-            {
-                http2 = await StartsWithHttp2PrefaceAsync(context.Transport.Input, context.ConnectionClosed).ConfigureAwait(false);
-                if (http2)
-                {
-                    context.Features.Set<ITlsConnectionFeature>(PriorKnowledgeH2.Instance);
-                    context.Features.Set<ITlsApplicationProtocolFeature>(PriorKnowledgeH2.Instance);
-                }
-            }
-            else
-            {
-                http2 = _hcm.Model.CodecType == CodecType.Http2;
-            }
-            (http2 ? hcmStats.DownstreamCxHttp2Total : hcmStats.DownstreamCxHttp1Total).Inc();
-            await next(context).ConfigureAwait(false);
+            var chain = await SelectChainAsync(context).ConfigureAwait(false);
+            if (chain is null) return; // closes the connection
+            context.Features.Set(chain);
+            await RunChainAsync(context, chain, protocols).ConfigureAwait(false);
         }
         finally
         {
             CxActive.Dec();
             CxDestroy.Inc();
-            hcmStats.DownstreamCxActive.Dec();
             if (connectionInfo is not null) LogConnection(context, connectionInfo);
+        }
+    }
+
+    /// <summary>Runs the listener filters, then picks the filter chain (Envoy's order) or the default chain; null
+    /// when the connection is to be closed, counted as <c>no_filter_chain_match</c> when no chain fits.</summary>
+    private async ValueTask<FilterChainRuntime?> SelectChainAsync(ConnectionContext context)
+    {
+        var table = _chains;
+        var hello = ClientHelloInfo.RawBuffer;
+        if (_tlsInspector is not null)
+        {
+            var filters = _model.ListenerFilters;
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.ConnectionClosed);
+            if (filters.Timeout > TimeSpan.Zero) timeout.CancelAfter(filters.Timeout);
+            try
+            {
+                var inspected = await _tlsInspector.InspectAsync(context.Transport.Input, timeout.Token).ConfigureAwait(false);
+                if (inspected is null) return null;
+                hello = inspected;
+            }
+            catch (OperationCanceledException)
+            {
+                if (context.ConnectionClosed.IsCancellationRequested) return null;
+                PreCxTimeout.Inc();
+                if (!filters.ContinueOnTimeout) return null;
+            }
+        }
+        if (table.Single is { } single) return single;
+        var chain = table.Select(new ConnectionMatchInput(context.LocalEndPoint as IPEndPoint, context.RemoteEndPoint as IPEndPoint, hello));
+        if (chain is null) NoFilterChainMatch.Inc();
+        return chain;
+    }
+
+    private async Task RunChainAsync(ConnectionContext context, FilterChainRuntime chain, HttpProtocols protocols)
+    {
+        // Cleartext chains run their network RBAC now; TLS chains once the handshake is done.
+        if (chain.Tls is null && !chain.ConnectionAllowed(context)) return;
+        if (chain.Hcm is null)
+        {
+            // TCP proxy: the chain's TLS (if any) terminates first, then the bytes go upstream as they are.
+            if (chain.Tls is not null) await chain.Tls.RunAsync(context, _tlsPipeline!).ConfigureAwait(false);
+            else await chain.Tcp!.HandleAsync(context).ConfigureAwait(false);
+            return;
+        }
+        var hcmStats = chain.Hcm.Stats;
+        hcmStats.DownstreamCxTotal.Inc();
+        hcmStats.DownstreamCxActive.Inc();
+        try
+        {
+            if (chain.Tls is not null)
+            {
+                await chain.Tls.RunAsync(context, _tlsPipeline!).ConfigureAwait(false);
+                return;
+            }
+            var http2 = false;
+            var codec = chain.Hcm.Model.CodecType;
+            if (codec == CodecType.Auto && protocols.HasFlag(HttpProtocols.Http2))
+            {
+                http2 = await StartsWithHttp2PrefaceAsync(context.Transport.Input, context.ConnectionClosed).ConfigureAwait(false);
+                if (http2) MarkPriorKnowledgeH2(context);
+            }
+            else if (codec == CodecType.Http2)
+            {
+                http2 = true;
+                if (protocols != HttpProtocols.Http2) MarkPriorKnowledgeH2(context);
+            }
+            (http2 ? hcmStats.DownstreamCxHttp2Total : hcmStats.DownstreamCxHttp1Total).Inc();
+            await _httpPipeline!(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            hcmStats.DownstreamCxActive.Dec();
         }
     }
 
@@ -248,19 +348,44 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         foreach (var log in _accessLogs!) log.Log(c);
     }
 
-    /// <summary>After the TLS handshake: ALPN decides HTTP/2; without ALPN, as Envoy's AUTO codec, the HTTP/2 preface does.</summary>
-    private async Task OnTlsEstablishedAsync(ConnectionContext context, ConnectionDelegate next, bool http2Enabled)
+    private static void MarkPriorKnowledgeH2(ConnectionContext context)
     {
-        _tls!.OnEstablished(context);
+        context.Features.Set<ITlsConnectionFeature>(PriorKnowledgeH2.Instance);
+        context.Features.Set<ITlsApplicationProtocolFeature>(PriorKnowledgeH2.Instance);
+    }
+
+    /// <summary>The TLS settings of the connection's chain (chosen before the handshake starts).</summary>
+    private static ValueTask<SslServerAuthenticationOptions> OnTlsHandshake(TlsHandshakeCallbackContext context)
+    {
+        var chain = context.Connection.Features.Get<FilterChainRuntime>();
+        return ValueTask.FromResult(chain!.Tls!.CreateOptions(context.Connection));
+    }
+
+    /// <summary>After the TLS handshake: ALPN decides HTTP/2; without ALPN, as Envoy's AUTO codec, the HTTP/2 preface does.</summary>
+    private async Task OnTlsEstablishedAsync(ConnectionContext context, ConnectionDelegate next)
+    {
+        var chain = context.Features.Get<FilterChainRuntime>()!;
+        chain.Tls!.OnEstablished(context);
+        if (!chain.ConnectionAllowed(context)) return;
+        if (chain.Hcm is null)
+        {
+            await chain.Tcp!.HandleAsync(context).ConfigureAwait(false);
+            return;
+        }
+        var codec = chain.Hcm.Model.CodecType;
         var alpn = context.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol ?? default;
         var http2 = alpn.Span.SequenceEqual("h2"u8);
-        if (!http2 && alpn.IsEmpty && http2Enabled)
+        if (!http2 && alpn.IsEmpty && codec == CodecType.Auto)
         {
             http2 = await StartsWithHttp2PrefaceAsync(context.Transport.Input, context.ConnectionClosed).ConfigureAwait(false);
             if (http2) context.Features.Set<ITlsApplicationProtocolFeature>(PriorKnowledgeH2.Instance);
         }
-        else if (!http2 && alpn.IsEmpty) http2 = _hcm.Model.CodecType == CodecType.Http2;
-        (http2 ? _hcm.Stats.DownstreamCxHttp2Total : _hcm.Stats.DownstreamCxHttp1Total).Inc();
+        else if (!http2 && alpn.IsEmpty && codec == CodecType.Http2)
+        {
+            http2 = true;
+            context.Features.Set<ITlsApplicationProtocolFeature>(PriorKnowledgeH2.Instance);
+        }
+        (http2 ? chain.Hcm.Stats.DownstreamCxHttp2Total : chain.Hcm.Stats.DownstreamCxHttp1Total).Inc();
         await next(context).ConfigureAwait(false);
     }
 
@@ -317,9 +442,10 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 
     public Task ProcessRequestAsync(HttpContext context)
     {
+        var chain = context.Features.Get<FilterChainRuntime>()!;
         // Draining (admin /drain_listeners?graceful): HTTP/1 clients are told to close, as Envoy's drain does.
         if (_draining && !HttpProtocol.IsHttp2(context.Request.Protocol)) context.Response.OnStarting(s_closeConnection, context.Response);
-        return _hcm.HandleAsync(context, isTls: _tls is not null);
+        return chain.Hcm!.HandleAsync(context, isTls: chain.Tls is not null);
     }
 
     private volatile bool _draining;

@@ -69,7 +69,7 @@ internal sealed class UpstreamRequest : StreamInfo
         {
             if (retry.TryTakeRetry(Resources!, out var exceeded))
             {
-                Cluster.Stats.ResponseCode((int)proxyResponse.StatusCode);
+                Cluster!.Stats.ResponseCode((int)proxyResponse.StatusCode);
                 RetryRequested = true;
                 return false;
             }

@@ -23,7 +23,7 @@ internal sealed partial class EnvoyServer
         {
             // Static EDS clusters and RDS listeners can still take their resources from files or per-type streams.
             var usesSources = Bootstrap.Clusters.Any(c => c.EdsConfig is not null) ||
-                Bootstrap.Listeners.Any(l => l.FilterChains.Any(fc => fc.HttpConnectionManager.RdsConfig is not null));
+                Bootstrap.Listeners.Any(l => l.FilterChains.Any(fc => fc.HttpConnectionManager?.RdsConfig is not null));
             if (!usesSources) return;
             config = new Config.Model.Xds.XdsModel(null, null, null);
         }
@@ -76,7 +76,7 @@ internal sealed partial class EnvoyServer
 
         public async Task<ListenerHost> StartListenerAsync(ListenerModel model, HttpConnectionManager hcm, CancellationToken ct)
         {
-            var host = new ListenerHost(model, hcm, server.Stats, server._services, server._loggers, server.AccessLogs);
+            var host = new ListenerHost(model, [hcm], server.Stats, server._services, server._loggers, server.ClusterManager, server.AccessLogs);
             await host.StartAsync(ct).ConfigureAwait(false);
             server.AddListener(host);
             server._logger.LogInformation("LDS listener '{Name}' on {Address}", model.Name, host.BoundAddress);

@@ -138,9 +138,10 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         {
             foreach (var l in Bootstrap.Listeners)
             {
-                var chain = l.FilterChains[0];
-                var hcm = new HttpConnectionManager(chain.HttpConnectionManager, Stats, router, AccessLogs, Tracers, Health);
-                var host = new ListenerHost(l, hcm, Stats, _services, _loggers, AccessLogs);
+                var hcms = new List<HttpConnectionManager?>();
+                foreach (var chain in l.AllFilterChains)
+                    hcms.Add(chain.HttpConnectionManager is { } m ? new HttpConnectionManager(m, Stats, router, AccessLogs, Tracers, Health) : null);
+                var host = new ListenerHost(l, hcms, Stats, _services, _loggers, ClusterManager, AccessLogs);
                 await host.StartAsync(ct).ConfigureAwait(false);
                 _listeners.Add(host);
                 _logger.LogInformation("listener '{Name}' on {Address}", l.Name, host.BoundAddress);

@@ -19,6 +19,8 @@ internal sealed class DownstreamTls
     private readonly SslStreamCertificateContext _certificate;
     private readonly CipherSuitesPolicy? _ciphers;
     private readonly List<SslApplicationProtocol> _alpn;
+    /// <summary>The URI SANs of the listener's own certificate (the <c>By=</c> of x-forwarded-client-cert).</summary>
+    private readonly IReadOnlyList<string> _localUriSans;
 
     public DownstreamTls(DownstreamTlsModel model, StatsStore stats, string statPrefix)
     {
@@ -33,6 +35,9 @@ internal sealed class DownstreamTls
             : null;
         _certificate = SslStreamCertificateContext.Create(cert.Certificate, cert.Intermediates, offline: true, trust);
         _ciphers = CreateCipherPolicy(common.CipherSuites);
+        var uris = new List<string>();
+        foreach (var (type, value) in SubjectAltNames.Read(cert.Certificate)) if (type == SanType.Uri) uris.Add(value);
+        _localUriSans = uris;
         _alpn = new List<SslApplicationProtocol>();
         foreach (var p in common.AlpnProtocols) _alpn.Add(p == "h2" ? SslApplicationProtocol.Http2 : SslApplicationProtocol.Http11);
     }
@@ -43,13 +48,10 @@ internal sealed class DownstreamTls
     /// a validation context is configured).</summary>
     private bool RequestClientCertificate => _model.RequireClientCertificate || _model.Common.Validation is not null;
 
-    public TlsHandshakeCallbackOptions HandshakeOptions => new()
+    /// <summary>The handshake settings for one connection (its chain was chosen before the handshake).</summary>
+    public SslServerAuthenticationOptions CreateOptions(ConnectionContext connection)
     {
-        OnConnection = context => ValueTask.FromResult(CreateOptions(context.Connection.Features.Get<TlsConnectionState>())),
-    };
-
-    private SslServerAuthenticationOptions CreateOptions(TlsConnectionState? state)
-    {
+        var state = connection.Features.Get<TlsConnectionState>();
         var options = new SslServerAuthenticationOptions
         {
             ServerCertificateContext = _certificate,
@@ -67,6 +69,7 @@ internal sealed class DownstreamTls
             {
                 var ok = PeerVerifier.Verify(cert, chain, _model.Common.Validation, _model.RequireClientCertificate, null, Stats);
                 if (!ok && state is not null) state.VerifyFailed = true;
+                if (ok && state is not null && chain is not null) state.Presented = Presented(cert, chain);
                 return ok;
             };
         }
@@ -96,7 +99,18 @@ internal sealed class DownstreamTls
         var handshake = context.Features.Get<ITlsHandshakeFeature>();
         if (handshake is not null) Stats.HandshakeDone(handshake.Protocol);
         else Stats.Handshake.Inc();
-        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.ITlsConnectionFeature>()?.ClientCertificate is null) Stats.NoCertificate.Inc();
+        var peer = context.Features.Get<Microsoft.AspNetCore.Http.Features.ITlsConnectionFeature>()?.ClientCertificate;
+        if (peer is null) Stats.NoCertificate.Inc();
+        else context.Features.Set(new PeerCertificateInfo(peer, context.Features.Get<TlsConnectionState>()?.Presented ?? [], _localUriSans));
+    }
+
+    /// <summary>The certificates the peer sent besides its leaf (SslStream puts them in the chain's extra store).</summary>
+    private static X509Certificate2Collection Presented(X509Certificate? leaf, X509Chain chain)
+    {
+        var result = new X509Certificate2Collection();
+        foreach (var c in chain.ChainPolicy.ExtraStore)
+            if (leaf is null || !c.RawDataMemory.Span.SequenceEqual(leaf.GetRawCertData())) result.Add(c);
+        return result;
     }
 
     internal static CipherSuitesPolicy? CreateCipherPolicy(IReadOnlyList<TlsCipherSuite>? suites)
@@ -118,5 +132,6 @@ internal sealed class DownstreamTls
     {
         public bool Established { get; set; }
         public bool VerifyFailed { get; set; }
+        public X509Certificate2Collection? Presented { get; set; }
     }
 }

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using CSharpEnvoy.Config.Model.Tls;
@@ -5,37 +6,98 @@ using CSharpEnvoy.Config.Model.Tls;
 namespace CSharpEnvoy.DataPlane.Tls;
 
 /// <summary>
-/// TLS origination for a cluster: the client options its SocketsHttpHandler uses for every connection. The handler
-/// does the handshake itself (so HTTP/2 is negotiated by ALPN and requests carry :scheme https); the server
-/// certificate is checked only when a validation context is configured, as in Envoy.
+/// TLS origination for a cluster. The handshake runs in the cluster's connect callback (SocketsHttpHandler uses an
+/// SslStream the callback returns as is), because the handler alone would always send the Host header as SNI: here
+/// the SNI is Envoy's: the <c>sni</c> of the context, the request's host with <c>auto_sni</c>, the endpoint's
+/// hostname with <c>auto_host_sni</c>, or none. ALPN follows the cluster's HTTP protocol; the server certificate is
+/// checked only when a validation context (or auto SAN validation) is configured, as in Envoy.
 /// </summary>
-internal static class UpstreamTls
+internal sealed class UpstreamTls
 {
-    public static SslClientAuthenticationOptions CreateOptions(UpstreamTlsModel model, SslStats stats)
+    private readonly UpstreamTlsModel _model;
+    private readonly SslStats _stats;
+    private readonly SslStreamCertificateContext? _clientCertificate;
+    private readonly CipherSuitesPolicy? _ciphers;
+
+    public UpstreamTls(UpstreamTlsModel model, SslStats stats)
     {
-        var common = model.Common;
+        _model = model;
+        _stats = stats;
+        if (model.Common.Certificates.Count > 0)
+        {
+            var c = model.Common.Certificates[0];
+            _clientCertificate = SslStreamCertificateContext.Create(c.Certificate, c.Intermediates, offline: true);
+        }
+        _ciphers = DownstreamTls.CreateCipherPolicy(model.Common.CipherSuites);
+    }
+
+    /// <summary>Envoy's SNI choice for a new connection: auto_sni (the request's host) over auto_host_sni (the
+    /// endpoint's hostname) over the configured sni; null sends none.</summary>
+    public string? ServerName(HttpRequestMessage? request, string? endpointHostname)
+    {
+        if (_model.AutoSni && request is not null)
+        {
+            var host = request.Headers.Host ?? request.RequestUri?.Authority;
+            if (!string.IsNullOrEmpty(host)) return StripPort(host);
+        }
+        if (_model.AutoHostSni && !string.IsNullOrEmpty(endpointHostname) && !IPAddress.TryParse(endpointHostname, out _)) return endpointHostname;
+        return _model.Sni;
+    }
+
+    /// <summary>Runs the client handshake over <paramref name="transport"/>; throws (AuthenticationException) when it fails.</summary>
+    public async ValueTask<SslStream> AuthenticateAsync(Stream transport, string? serverName, bool http2, bool http11, CancellationToken ct)
+    {
+        var options = ClientOptions(serverName, http2, http11);
+        var ssl = new SslStream(transport, leaveInnerStreamOpen: false);
+        try
+        {
+            await ssl.AuthenticateAsClientAsync(options, ct).ConfigureAwait(false);
+            return ssl;
+        }
+        catch
+        {
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>The client options of a handshake: SNI, ALPN, client certificate and Envoy's server certificate checks.</summary>
+    public SslClientAuthenticationOptions ClientOptions(string? serverName, bool http2, bool http11)
+    {
+        var alpn = new List<SslApplicationProtocol>(2);
+        if (http2) alpn.Add(SslApplicationProtocol.Http2);
+        if (http11) alpn.Add(SslApplicationProtocol.Http11);
+        // Auto SAN validation checks the certificate against the SNI sent (skipped when none is).
+        var sanHost = _model.AutoSanValidation ? serverName : null;
+        var validation = _model.Common.Validation;
         var options = new SslClientAuthenticationOptions
         {
-            EnabledSslProtocols = common.Protocols,
+            TargetHost = serverName ?? "",
+            EnabledSslProtocols = _model.Common.Protocols,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             AllowRenegotiation = false,
+            ApplicationProtocols = alpn,
+            ClientCertificateContext = _clientCertificate,
+            RemoteCertificateValidationCallback = (_, cert, chain, _) =>
+            {
+                var ok = PeerVerifier.Verify(cert, chain, validation, requireCertificate: validation is not null || sanHost is not null, sanHost, _stats);
+                // The server's certificate is the last step the client checks: accepting it completes the handshake.
+                if (ok) _stats.Handshake.Inc();
+                return ok;
+            },
         };
-        if (DownstreamTls.CreateCipherPolicy(common.CipherSuites) is { } ciphers) options.CipherSuitesPolicy = ciphers;
-        if (common.Certificates.Count > 0)
-        {
-            var c = common.Certificates[0];
-            options.ClientCertificateContext = SslStreamCertificateContext.Create(c.Certificate, c.Intermediates, offline: true);
-        }
-        var validation = common.Validation;
-        var autoSan = model.AutoSanValidation;
-        options.RemoteCertificateValidationCallback = (sender, cert, chain, _) =>
-        {
-            var host = autoSan && sender is SslStream s && !string.IsNullOrEmpty(s.TargetHostName) ? s.TargetHostName : null;
-            var ok = PeerVerifier.Verify(cert, chain, validation, requireCertificate: validation is not null || host is not null, host, stats);
-            // The server's certificate is the last step the client checks: accepting it completes the handshake.
-            if (ok) stats.Handshake.Inc();
-            return ok;
-        };
+        if (_ciphers is not null) options.CipherSuitesPolicy = _ciphers;
         return options;
+    }
+
+    private static string StripPort(string host)
+    {
+        if (host.StartsWith('['))
+        {
+            var end = host.IndexOf(']');
+            return end > 0 ? host[1..end] : host;
+        }
+        var colon = host.LastIndexOf(':');
+        return colon > 0 && host.IndexOf(':') == colon ? host[..colon] : host;
     }
 }

@@ -76,6 +76,7 @@ internal sealed class ClusterStats
 internal sealed partial class Cluster : IDisposable
 {
     private volatile PrioritySet _prioritySet = PrioritySet.Empty;
+    private readonly Tls.UpstreamTls? _tls;
     private readonly LoadBalancing.ClusterLoadBalancer _lb;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
@@ -95,7 +96,11 @@ internal sealed partial class Cluster : IDisposable
         _services = services ?? UpstreamServices.Default;
         _lb = new LoadBalancing.ClusterLoadBalancer(model.LoadBalancer, _services.Random, LbStats);
         _policy = (model.Endpoints as LoadAssignmentModel) is { } la ? Policy(la) : Policy(null);
-        if (model.Tls is not null) SslStats = new Tls.SslStats(stats, "cluster." + model.Name + ".ssl.");
+        if (model.Tls is not null)
+        {
+            SslStats = new Tls.SslStats(stats, "cluster." + model.Name + ".ssl.");
+            _tls = new Tls.UpstreamTls(model.Tls, SslStats);
+        }
         Invoker = new HttpMessageInvoker(CreateHandler(), disposeHandler: true);
         if (model.Type == DiscoveryType.Static)
         {
@@ -303,8 +308,7 @@ internal sealed partial class Cluster : IDisposable
             ConnectCallback = ConnectAsync,
         };
         if (Model.Http2InitialStreamWindowSize is int w) handler.InitialHttp2StreamWindowSize = Math.Max(w, 65535);
-        // TLS runs inside the handler, over the stream ConnectAsync returns, so connections are still counted there.
-        if (Model.Tls is { } tls) handler.SslOptions = Tls.UpstreamTls.CreateOptions(tls, SslStats!);
+        // TLS runs in ConnectAsync (the handler uses the SslStream it returns), so the SNI is Envoy's choice.
         return handler;
     }
 
@@ -340,7 +344,20 @@ internal sealed partial class Cluster : IDisposable
         Stats.UpstreamCxTotal.Inc();
         Stats.UpstreamCxActive.Inc();
         Resources.Connections.Add();
-        return new CountingNetworkStream(socket, this);
+        var stream = new CountingNetworkStream(socket, this);
+        if (_tls is null) return stream;
+        var request = context.InitialRequestMessage;
+        var http2 = request.Version.Major >= 2;
+        var http11 = !http2 || request.VersionPolicy == HttpVersionPolicy.RequestVersionOrLower;
+        return await _tls.AuthenticateAsync(stream, _tls.ServerName(request, HostnameOf(context.DnsEndPoint.Host)), http2, http11, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The endpoint hostname (from DNS or the endpoint's <c>hostname</c>) of the host at <paramref name="authorityHost"/>.</summary>
+    private string? HostnameOf(string authorityHost)
+    {
+        foreach (var h in _prioritySet.Hosts)
+            if (h.Address.Address == authorityHost.Trim('[', ']')) return h.Hostname;
+        return null;
     }
 
     /// <summary>Decrements <c>upstream_cx_active</c> exactly once when the pool drops the connection.</summary>

@@ -190,9 +190,7 @@ internal sealed class AdsClient : IAsyncDisposable
         var tls = cluster.Model.Tls;
         if (tls is not null)
         {
-            handler.SslOptions = Tls.UpstreamTls.CreateOptions(tls, cluster.SslStats!);
-            if (tls.Sni is { Length: > 0 } sni) handler.SslOptions.TargetHost = sni;
-            handler.SslOptions.ApplicationProtocols ??= [System.Net.Security.SslApplicationProtocol.Http2];
+            handler.SslOptions = new Tls.UpstreamTls(tls, cluster.SslStats!).ClientOptions(tls.Sni is { Length: > 0 } sni ? sni : null, http2: true, http11: false);
         }
         if (address.IsPipe)
         {

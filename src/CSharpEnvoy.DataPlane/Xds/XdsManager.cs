@@ -437,7 +437,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     {
         if (model is null) return null;
         foreach (var fc in model.FilterChains)
-            if (fc.HttpConnectionManager.RdsConfig is { } rds) CheckSource(rds, name + ".rds.config_source", errors);
+            if (fc.HttpConnectionManager?.RdsConfig is { } rds) CheckSource(rds, name + ".rds.config_source", errors);
         return model;
     }
 
@@ -742,7 +742,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var errors = new ConfigErrors();
         var names = new HashSet<string>(StringComparer.Ordinal);
         var models = TranslateNamed(decoded, "listener", "LDS", _staticListeners, l => l.Name,
-            (proto, name, errs) => CheckSources(ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), name, errs), _listenerErrors, names, errors,
+            (proto, name, errs) => CheckSources(SingleChain(ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), name, errs), name, errs), _listenerErrors, names, errors,
             (name, proto) => Existing(_dynListeners, name) is { } d && d.Proto.Equals(proto) ? d.Model : null);
         // Addresses must stay unique across static listeners and the listeners this update leaves in place.
         var removing = new HashSet<string>(StringComparer.Ordinal);
@@ -792,7 +792,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 existing.Version = v;
                 continue;
             }
-            var hcmModel = model.FilterChains[0].HttpConnectionManager;
+            var hcmModel = model.FilterChains[0].HttpConnectionManager!;
             var hcm = _runtime.CreateConnectionManager(hcmModel);
             var ready = true;
             if (hcmModel.RdsRouteConfigName is { } rn)
@@ -820,6 +820,20 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     }
 
     private static string AddressKey(SocketAddressModel a) => a.ToString();
+
+    /// <summary>LDS listeners keep one filter chain for now (their RDS and in-place updates follow the first chain).</summary>
+    private static ListenerModel? SingleChain(ListenerModel? model, string path, ConfigErrors errors)
+    {
+        if (model is null) return null;
+        if (model.FilterChains.Count == 1 && model.DefaultFilterChain is null && model.FilterChains[0].HttpConnectionManager is not null) return model;
+        if (model.FilterChains.Count == 1 && model.DefaultFilterChain is null)
+        {
+            errors.Add(ConfigErrors.Join(path, "filter_chains[0].filters"), "LDS listeners take the HTTP connection manager only for now; configure tcp_proxy listeners in static_resources");
+            return null;
+        }
+        errors.Add(ConfigErrors.Join(path, "filter_chains"), "LDS listeners take exactly one filter chain and no default_filter_chain for now; configure several chains in static_resources");
+        return null;
+    }
 
     /// <summary>Puts a listener's new model and connection manager in service: a swap when the socket can stay,
     /// otherwise a new socket (the old one drains).</summary>
@@ -864,8 +878,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var ta = a.FilterChains[0].TransportSocket;
         var tb = b.FilterChains[0].TransportSocket;
         if (!Equals(ta, tb)) return false;
-        var ha = current.FilterChains[0].HttpConnectionManager;
-        var hb = next.FilterChains[0].HttpConnectionManager;
+        var ha = current.FilterChains[0].HttpConnectionManager!;
+        var hb = next.FilterChains[0].HttpConnectionManager!;
         return ha.CodecType == hb.CodecType && ha.Http2MaxConcurrentStreams == hb.Http2MaxConcurrentStreams &&
                ha.Http2InitialStreamWindowSize == hb.Http2InitialStreamWindowSize && ha.Http2InitialConnectionWindowSize == hb.Http2InitialConnectionWindowSize;
     }

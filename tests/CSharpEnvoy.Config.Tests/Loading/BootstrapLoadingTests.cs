@@ -72,7 +72,7 @@ public sealed class BootstrapLoadingTests
         Assert.Equal(DiscoveryType.Static, cluster.Type);
         Assert.Equal(LbPolicy.RoundRobin, cluster.LbPolicy);
         Assert.Equal(TimeSpan.FromMilliseconds(250), cluster.ConnectTimeout);
-        var hcm = model.Listeners[0].FilterChains[0].HttpConnectionManager;
+        var hcm = model.Listeners[0].FilterChains[0].HttpConnectionManager!;
         Assert.Equal(CodecType.Auto, hcm.CodecType);
         Assert.Equal("envoy.filters.http.router", Assert.Single(hcm.HttpFilters).Name); // no http_filters → router
         Assert.Equal(TimeSpan.FromSeconds(15), hcm.RouteConfig!.VirtualHostList[0].Routes.GetRoute(0).Route!.Timeout);
@@ -119,8 +119,8 @@ public sealed class BootstrapLoadingTests
 
         Assert.False(errors.HasErrors, errors.ToString());
         Assert.Equal(DiscoveryType.StrictDns, model!.Clusters[0].Type);
-        Assert.Equal(CodecType.Http1, model.Listeners[0].FilterChains[0].HttpConnectionManager.CodecType);
-        Assert.Equal(["*"], model.Listeners[0].FilterChains[0].HttpConnectionManager.RouteConfig!.VirtualHostList[0].Domains);
+        Assert.Equal(CodecType.Http1, model.Listeners[0].FilterChains[0].HttpConnectionManager!.CodecType);
+        Assert.Equal(["*"], model.Listeners[0].FilterChains[0].HttpConnectionManager!.RouteConfig!.VirtualHostList[0].Domains);
     }
 
     [Fact]
@@ -304,7 +304,7 @@ public sealed class BootstrapLoadingTests
         var body = SimpleRoutes.Replace("- match: { prefix: \"/\" }", "- match: { safe_regex: { regex: \"/api/v[0-9]+/.*\" }, query_parameters: [{ name: debug }] }");
         var (model, errors) = Load(Listener(body, Backend));
         Assert.False(errors.HasErrors, errors.ToString());
-        var match = model!.Listeners[0].FilterChains[0].HttpConnectionManager.RouteConfig!.VirtualHostList[0].Routes.GetMatch(0);
+        var match = model!.Listeners[0].FilterChains[0].HttpConnectionManager!.RouteConfig!.VirtualHostList[0].Routes.GetMatch(0);
         Assert.NotNull(match.PathRegex);
         Assert.True(match.MatchesPath("/api/v2/users"));
         Assert.False(match.MatchesPath("/api/vX/users"));

@@ -168,7 +168,7 @@ public sealed class LoadBalancingConfigTests
             - query_parameter: { name: id }
             """));
         Assert.False(errors.HasErrors, errors.ToString());
-        var action = model!.Listeners[0].FilterChains[0].HttpConnectionManager.RouteConfig!.VirtualHostList[0].Routes.GetRoute(0).Route!;
+        var action = model!.Listeners[0].FilterChains[0].HttpConnectionManager!.RouteConfig!.VirtualHostList[0].Routes.GetRoute(0).Route!;
         var p = action.HashPolicies;
         Assert.Equal(new[] { HashPolicyKind.Header, HashPolicyKind.Cookie, HashPolicyKind.SourceIp, HashPolicyKind.QueryParameter }, p.Select(x => x.Kind));
         Assert.Equal("x-user", p[0].Name);

@@ -13,10 +13,11 @@ public sealed class CorpusRegressionTests
     private const string UnnamedListener = "#0"; // the first listener (unnamed listeners get a UUID, as in Envoy)
 
     [Fact]
-    public void Rbac_IsRefusedAsAnUnsupportedHttpFilter()
+    public void Rbac_MatcherForm_IsRefusedWithItsPath()
     {
+        // The RBAC filter is implemented with rules; this sandbox uses the matcher form, which is not.
         UnsupportedSandboxTests.AssertErrors("rbac/envoy.yaml",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0]: unsupported HTTP filter 'envoy.filters.http.rbac' (type 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC')");
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.matcher: xds.type.matcher.v3.Matcher is not supported");
     }
 
     [Fact]
@@ -39,7 +40,7 @@ public sealed class CorpusRegressionTests
     public void Udp_IsRefusedForUdpAndListenerFiltersOnly()
     {
         UnsupportedSandboxTests.AssertErrors("udp/envoy.yaml",
-            "static_resources.listeners[0].listener_filters: field 'listener_filters' of envoy.config.listener.v3.Listener is not supported by csenvoy (see docs/compatibility.md)",
+            "static_resources.listeners[0].listener_filters[0]: unsupported listener filter 'envoy.filters.udp_listener.udp_proxy' (type 'type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig')",
             "static_resources.listeners[0].address.socket_address.protocol: only TCP socket addresses are supported");
     }
 

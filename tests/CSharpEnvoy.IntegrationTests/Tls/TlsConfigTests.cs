@@ -109,11 +109,22 @@ public sealed class TlsConfigTests : IDisposable
     }
 
     [Fact]
-    public void UpstreamSni_LoadsWithAWarning()
+    public void UpstreamSni_LoadsWithoutWarning_AndAutoSanValidationWithoutAutoSniWarns()
     {
         var errors = ProxyHarness.Validate(TlsTestKit.Bootstrap("", TlsTestKit.Cluster("127.0.0.1:1", TlsTestKit.UpstreamSocket("sni: api.example.com"))));
         Assert.False(errors.HasErrors, errors.ToString());
-        Assert.Contains(errors.Warnings, w => w.Path == "static_resources.clusters[0].transport_socket.typed_config.sni");
+        Assert.Empty(errors.Warnings);
+
+        errors = ProxyHarness.Validate(TlsTestKit.Bootstrap("", TlsTestKit.Cluster("127.0.0.1:1", TlsTestKit.UpstreamSocket("sni: api.example.com") + """
+
+            typed_extension_protocol_options:
+              envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+                "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+                upstream_http_protocol_options: { auto_san_validation: true }
+                explicit_http_config: { http_protocol_options: {} }
+            """)));
+        Assert.False(errors.HasErrors, errors.ToString());
+        Assert.Contains(errors.Warnings, w => w.Message.Contains("auto_san_validation has no effect without auto_sni"));
     }
 
     [Fact]

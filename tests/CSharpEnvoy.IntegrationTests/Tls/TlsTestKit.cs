@@ -47,7 +47,7 @@ internal static class TlsTestKit
 
     /// <summary>Admin and one listener "main" whose filter chain has <paramref name="filterChainExtra"/> (e.g. a
     /// transport socket), plus clusters.</summary>
-    public static string Bootstrap(string filterChainExtra, string clusters, string codec = "AUTO") => $$"""
+    public static string Bootstrap(string filterChainExtra, string clusters, string codec = "AUTO", string hcmExtra = "") => $$"""
         admin:
           address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
         static_resources:
@@ -61,6 +61,7 @@ internal static class TlsTestKit
                   "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
                   stat_prefix: ingress_http
                   codec_type: {{codec}}
+        {{Yaml.Indent(hcmExtra, 10)}}
                   route_config:
                     name: local_route
                     virtual_hosts:

@@ -171,4 +171,53 @@ public sealed class UpstreamTlsTests : IDisposable
         Assert.Equal("HTTP/2", Header(response, "x-echo-protocol"));
         Assert.Equal("https", Upstream(response, "x-forwarded-proto"));
     }
+
+    private const string AutoSniOptions = """
+        typed_extension_protocol_options:
+          envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+            "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+            upstream_http_protocol_options: { auto_sni: true, auto_san_validation: true }
+            explicit_http_config: { http_protocol_options: {} }
+        """;
+
+    [Theory]
+    [InlineData("sni: api.example.com", "api.example.com")]
+    [InlineData("{}", "")] // Envoy sends no SNI unless sni or auto_sni says so (Kestrel reports none as "")
+    public async Task Sni_IsTheConfiguredName_NotTheRequestHost(string context, string expected)
+    {
+        await using var backend = await TlsBackend.StartAsync(TestPki.Issue(_ca, "backend", dns: ["api.example.com"]));
+        await using var proxy = await StartProxyAsync(backend, $"common_tls_context: {{}}\n{(context == "{}" ? "" : context)}");
+        using var client = proxy.Client("main");
+
+        using var response = await GetAsync(client, "/x", host: "shop.example.org");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(expected, backend.LastSni);
+        Assert.Equal("shop.example.org", Upstream(response, "host"));
+    }
+
+    [Fact]
+    public async Task AutoSni_SendsTheRequestHost_AndAutoSanValidationChecksIt()
+    {
+        await using var backend = await TlsBackend.StartAsync(TestPki.Issue(_ca, "backend", dns: ["*.example.com"]));
+        var ca = _pki.Write("ca.pem", TestPki.CertPem(_ca));
+        var extra = TlsTestKit.UpstreamSocket($$"""
+            sni: ignored.example.com
+            common_tls_context:
+              validation_context: { trusted_ca: { filename: "{{ca}}" } }
+            """) + "\n" + AutoSniOptions;
+        await using var proxy = await ProxyHarness.StartAsync(TlsTestKit.Bootstrap("", TlsTestKit.Cluster(backend.Address, extra)));
+        using var client = proxy.Client("main");
+
+        using (var ok = await GetAsync(client, "/x", host: "shop.example.com:8080"))
+        {
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            Assert.Equal("shop.example.com", backend.LastSni);
+        }
+
+        // A host the certificate does not cover fails auto SAN validation.
+        using var refused = await GetAsync(client, "/x", host: "shop.example.org");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.True(await proxy.StatAsync("cluster.backend.ssl.fail_verify_san") >= 1);
+    }
 }

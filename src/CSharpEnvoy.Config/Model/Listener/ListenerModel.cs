@@ -21,16 +21,40 @@ internal sealed record ListenerModel(string Name, SocketAddressModel Address, st
     public bool Inbound { get; init; }
     /// <summary>The listener's own <c>access_log</c>: one line per downstream connection, when it closes.</summary>
     public IReadOnlyList<CSharpEnvoy.Config.Model.AccessLog.AccessLogModel> AccessLogs { get; init; } = [];
+    /// <summary>The chain for connections no <c>filter_chain_match</c> selects; without it they are closed.</summary>
+    public FilterChainModel? DefaultFilterChain { get; init; }
+    /// <summary>Listener filters, in order (today only <c>envoy.filters.listener.tls_inspector</c>).</summary>
+    public ListenerFiltersModel ListenerFilters { get; init; } = ListenerFiltersModel.None;
+
+    /// <summary>Every chain a connection can get: the matched ones, then the default chain.</summary>
+    public IEnumerable<FilterChainModel> AllFilterChains => DefaultFilterChain is null ? FilterChains : FilterChains.Append(DefaultFilterChain);
 }
 
-/// <summary>A filter chain. Today its terminal network filter is always the HTTP connection manager.</summary>
-internal sealed record FilterChainModel(string Name, HttpConnectionManagerModel HttpConnectionManager)
+/// <summary>The listener filters that run before a filter chain is chosen.</summary>
+internal sealed record ListenerFiltersModel(bool TlsInspector, TimeSpan Timeout, bool ContinueOnTimeout, int MaxClientHelloSize = 65536)
 {
+    public static readonly ListenerFiltersModel None = new(false, TimeSpan.FromSeconds(15), false);
+}
+
+/// <summary>A filter chain; its terminal network filter is the HTTP connection manager or the TCP proxy (exactly one is set).</summary>
+internal sealed record FilterChainModel(string Name, HttpConnectionManagerModel? HttpConnectionManager)
+{
+    public TcpProxyModel? TcpProxy { get; init; }
+    /// <summary><c>envoy.filters.network.rbac</c> before the terminal filter; null when absent.</summary>
+    public Rbac.RbacFilterModel? NetworkRbac { get; init; }
     /// <summary>The chain's <c>envoy.transport_sockets.tls</c> settings; null for cleartext.</summary>
     public global::CSharpEnvoy.Config.Model.Tls.DownstreamTlsModel? Tls { get; init; }
+    public FilterChainMatchModel Match { get; init; } = FilterChainMatchModel.Any;
 }
 
 internal enum CodecType { Auto = 0, Http1 = 1, Http2 = 2 }
+
+/// <summary>How the connection manager treats <c>x-forwarded-client-cert</c> (same numbers as the proto enum).</summary>
+internal enum ForwardClientCertDetails { Sanitize = 0, ForwardOnly = 1, AppendForward = 2, SanitizeSet = 3, AlwaysForwardOnly = 4 }
+
+/// <summary><c>set_current_client_cert_details</c>: the client certificate fields written into the header.</summary>
+[Flags]
+internal enum ClientCertDetailsFields { None = 0, Subject = 1, Cert = 2, Chain = 4, Dns = 8, Uri = 16 }
 
 internal enum ServerHeaderTransformation { Overwrite = 0, AppendIfAbsent = 1, PassThrough = 2 }
 
@@ -80,4 +104,6 @@ internal sealed record HttpConnectionManagerModel
     public TimeSpan RequestTimeout { get; init; }
     /// <summary>The <c>tracing</c> settings; null when requests are not traced.</summary>
     public CSharpEnvoy.Config.Model.Tracing.TracingModel? Tracing { get; init; }
+    public ForwardClientCertDetails ForwardClientCert { get; init; }
+    public ClientCertDetailsFields SetCurrentClientCertDetails { get; init; }
 }

@@ -70,7 +70,11 @@ internal sealed record DownstreamTlsModel(TlsContextModel Common, bool RequireCl
 internal sealed record UpstreamTlsModel(TlsContextModel Common)
 {
     public string? Sni { get; init; }
-    /// <summary>Verify the server certificate's SANs against the SNI (auto_san_validation / auto_sni_san_validation).</summary>
+    /// <summary>The cluster's <c>upstream_http_protocol_options.auto_sni</c>: SNI from the upstream request's host.</summary>
+    public bool AutoSni { get; init; }
+    /// <summary><c>auto_host_sni</c>: SNI from the endpoint's hostname.</summary>
+    public bool AutoHostSni { get; init; }
+    /// <summary>Verify the server certificate's SANs against the auto_sni name (auto_san_validation / auto_sni_san_validation).</summary>
     public bool AutoSanValidation { get; init; }
 }
 
