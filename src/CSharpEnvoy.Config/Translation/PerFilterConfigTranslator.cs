@@ -24,6 +24,8 @@ internal static class PerFilterConfigTranslator
             HttpFilterTranslator.LocalRateLimit((Envoy.Extensions.Filters.Http.LocalRatelimit.V3.LocalRateLimit)m, p, e, perRoute: true),
         ["envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute"] = (m, p, e) =>
             RateLimitFilterTranslator.PerRoute((Envoy.Extensions.Filters.Http.Ratelimit.V3.RateLimitPerRoute)m, p, e),
+        ["envoy.extensions.filters.http.rbac.v3.RBACPerRoute"] = (m, p, e) =>
+            RbacTranslator.PerRoute((Envoy.Extensions.Filters.Http.Rbac.V3.RBACPerRoute)m, p, e),
     };
 
     /// <param name="path">The path of the route, virtual host or route configuration.</param>

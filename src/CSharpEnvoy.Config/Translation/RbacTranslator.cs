@@ -15,6 +15,10 @@ internal static class RbacTranslator
             ShadowRulesStatPrefix = r.ShadowRulesStatPrefix,
         };
 
+    /// <summary><c>RBACPerRoute</c>: its <c>rbac</c> replaces the filter's config on the route; absent, the filter is off there.</summary>
+    public static RbacPerRouteModel PerRoute(Envoy.Extensions.Filters.Http.Rbac.V3.RBACPerRoute r, string path, ConfigErrors errors) =>
+        new(r.Rbac is null ? null : Http(r.Rbac, path + ".rbac", errors));
+
     public static RbacFilterModel Network(Envoy.Extensions.Filters.Network.Rbac.V3.RBAC r, string path, ConfigErrors errors)
     {
         if (string.IsNullOrEmpty(r.StatPrefix)) errors.Add(path + ".stat_prefix", "stat_prefix is required");

@@ -60,6 +60,8 @@ internal static class ExtensionRegistry
             Array.Empty<string>(), "typed_per_filter_config wrapper: the filter's per-route config, is_optional, disabled"),
         new ExtensionInfo(ExtensionCategory.HttpFilterPerRoute, RateLimitFilter, "envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute",
             Array.Empty<string>(), "per-route domain and virtual host rate limit option of the global rate limit filter"),
+        new ExtensionInfo(ExtensionCategory.HttpFilterPerRoute, RbacFilter, "envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
+            Array.Empty<string>(), "per-route RBAC: its rbac replaces the filter's policies on the route; without one the filter is off there"),
         new ExtensionInfo(ExtensionCategory.UpstreamProtocolOptions, UpstreamHttpProtocolOptions,
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", Array.Empty<string>(), "upstream HTTP/1.1 or HTTP/2 selection"),
         new ExtensionInfo(ExtensionCategory.AccessLogger, FileAccessLogger, "envoy.extensions.access_loggers.file.v3.FileAccessLog",

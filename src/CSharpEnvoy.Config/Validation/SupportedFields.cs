@@ -310,6 +310,7 @@ internal static class SupportedFields
     {
         Area("RBAC (envoy.filters.http.rbac)");
         Msg("envoy.extensions.filters.http.rbac.v3.RBAC", "rules", "rules_stat_prefix", "shadow_rules", "shadow_rules_stat_prefix");
+        Note("envoy.extensions.filters.http.rbac.v3.RBACPerRoute", "rbac", "in typed_per_filter_config: replaces the filter's policies on the route (most specific wins); absent, the filter is off there");
         const string r = "envoy.config.rbac.v3.";
         Note(r + "RBAC", "action", "ALLOW, DENY, and LOG (every request passes)");
         Msg(r + "RBAC", "policies");

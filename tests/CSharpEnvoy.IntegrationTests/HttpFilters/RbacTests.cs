@@ -153,6 +153,57 @@ public sealed class RbacTests
         Assert.Equal(1, seen());
     }
 
+    /// <summary>typed_per_filter_config with RBACPerRoute: a route's rbac replaces the filter's policies (with its own
+    /// stat prefix); an RBACPerRoute without rbac turns the filter off on that route.</summary>
+    [Fact]
+    public async Task PerRoute_RbacReplacesTheFilterPolicies_OrTurnsItOff()
+    {
+        var (backend, seen) = await CountingBackendAsync();
+        await using var ownedBackend = backend;
+        var routes = """
+            - match: { prefix: "/open" }
+              route: { cluster: backend }
+              typed_per_filter_config:
+                envoy.filters.http.rbac:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute
+            - match: { prefix: "/admin" }
+              route: { cluster: backend }
+              typed_per_filter_config:
+                envoy.filters.http.rbac:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute
+                  rbac:
+                    rules_stat_prefix: admin_
+                    rules:
+                      action: ALLOW
+                      policies:
+                        admins:
+                          permissions: [{ any: true }]
+                          principals: [{ header: { name: x-admin, present_match: true } }]
+            """;
+        var yaml = Bootstrap("rules: { action: ALLOW }", backend.Address);
+        // Insert the two routes before the catch-all one, at its indentation.
+        var catchAll = yaml.IndexOf("- match: { prefix: \"/\" }", StringComparison.Ordinal);
+        var indent = catchAll - yaml.LastIndexOf('\n', catchAll) - 1;
+        yaml = yaml.Insert(catchAll, Yaml.Indent(routes, indent).TrimStart() + "\n" + new string(' ', indent));
+        Assert.Contains("RBACPerRoute", yaml);
+        await using var proxy = await ProxyHarness.StartAsync(yaml);
+        using var client = proxy.Client("main");
+
+        using (var other = await client.GetAsync("/x"))
+            Assert.Equal(HttpStatusCode.Forbidden, other.StatusCode); // the filter's ALLOW without policies denies all
+        using (var open = await client.GetAsync("/open/x"))
+            Assert.Equal(HttpStatusCode.OK, open.StatusCode);
+        using (var anonymous = await client.GetAsync("/admin/x"))
+            Assert.Equal(HttpStatusCode.Forbidden, anonymous.StatusCode);
+        using (var admin = await GetAsync(client, "/admin/x", null, ("x-admin", "1")))
+            Assert.Equal(HttpStatusCode.OK, admin.StatusCode);
+
+        Assert.Equal(2, seen());
+        Assert.Equal(1, await proxy.StatAsync("http.ingress_http.rbac.denied"));
+        Assert.Equal(1, await proxy.StatAsync("http.ingress_http.rbac.admin_allowed"));
+        Assert.Equal(1, await proxy.StatAsync("http.ingress_http.rbac.admin_denied"));
+    }
+
     [Fact]
     public void UnsupportedRbacFields_AreRefusedWithTheirPath()
     {

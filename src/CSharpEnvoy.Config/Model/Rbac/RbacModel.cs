@@ -38,6 +38,9 @@ internal sealed record RbacPolicyModel(string Name, IReadOnlyList<RbacRule> Perm
 internal sealed record RbacRulesModel(RbacAction Action, IReadOnlyList<RbacPolicyModel> Policies);
 
 /// <summary><c>envoy.filters.http.rbac</c> / <c>envoy.filters.network.rbac</c>: enforced rules, shadow rules, stat prefixes.</summary>
+/// <summary>A route's <c>RBACPerRoute</c>: <see cref="Rbac"/> replaces the filter's config there; null turns it off.</summary>
+internal sealed record RbacPerRouteModel(RbacFilterModel? Rbac);
+
 internal sealed record RbacFilterModel(RbacRulesModel? Rules, RbacRulesModel? ShadowRules)
 {
     public string RulesStatPrefix { get; init; } = "";

@@ -73,7 +73,7 @@ internal static class HttpFilterChain
                 LocalRateLimitModel lrl => new LocalRateLimit.LocalRateLimitFilter(lrl, names, stats),
                 RateLimitFilterModel rl => new RateLimit.RateLimitFilter(rl, names, stats, clusters),
                 HealthCheckFilterModel hc => new HealthCheck.HealthCheckFilter(hc, health ?? new Server.ServerHealth("")),
-                Config.Model.Rbac.RbacFilterModel rbac => new Rbac.RbacFilter(rbac, stats, "http." + model.StatPrefix + "."),
+                Config.Model.Rbac.RbacFilterModel rbac => new Rbac.RbacFilter(rbac, names, stats, "http." + model.StatPrefix + "."),
                 _ => null,
             };
             if (filter is not null) (filters ??= new()).Add(new HttpFilterEntry(filter, names, f.Disabled));

@@ -31,14 +31,24 @@ internal sealed class RbacStats(StatsStore stats, string prefix, RbacFilterModel
 }
 
 /// <summary><c>envoy.filters.http.rbac</c>: a denied request gets 403 <c>RBAC: access denied</c>.</summary>
-internal sealed class RbacFilter(RbacFilterModel model, StatsStore stats, string statPrefix) : IHttpDecoderFilter
+internal sealed class RbacFilter(RbacFilterModel model, HttpFilterNames names, StatsStore stats, string statPrefix) : IHttpDecoderFilter
 {
     private readonly RbacStats _stats = new(stats, statPrefix, model);
+    /// <summary>Stats of the per-route policies seen so far (their own rules_stat_prefix), made on first use.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<RbacFilterModel, RbacStats> _perRoute = new();
 
     public ValueTask<bool> DecodeHeadersAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm)
     {
+        var active = model;
+        var counters = _stats;
+        if (names.MostSpecific<RbacPerRouteModel>(info) is { } perRoute)
+        {
+            if (perRoute.Rbac is not { } routeModel) return new ValueTask<bool>(true); // RBACPerRoute without rbac: off here
+            active = routeModel;
+            counters = _perRoute.GetOrAdd(routeModel, static (m, s) => new RbacStats(s.Store, s.Prefix, m), (Store: stats, Prefix: statPrefix));
+        }
         var input = Input(context, info);
-        if (_stats.Evaluate(model, input, out var policy)) return new ValueTask<bool>(true);
+        if (counters.Evaluate(active, input, out var policy)) return new ValueTask<bool>(true);
         return Replied(LocalReply.SendAsync(context, 403, "RBAC: access denied", hcm.LocalReplyServerName, info,
             "rbac_access_denied_matched_policy[" + (policy ?? "none") + "]"));
     }
