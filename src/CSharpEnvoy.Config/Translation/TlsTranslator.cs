@@ -252,7 +252,7 @@ internal static class TlsTranslator
             errors.Warn(path + ".certificate_chain", $"the certificate '{leaf.Subject}' expired on {leaf.NotAfter:u}");
         var intermediates = new X509Certificate2Collection();
         for (var i = 1; i < chain.Count; i++) intermediates.Add(chain[i]);
-        return new TlsCertificateModel(Persistable(withKey), intermediates);
+        return new TlsCertificateModel(Persistable(withKey), intermediates) { Source = SourceName(t.CertificateChain) };
     }
 
     private static void ImportKey(AsymmetricAlgorithm key, string pem, string? password)
@@ -260,6 +260,10 @@ internal static class TlsTranslator
         if (password is not null && pem.Contains("ENCRYPTED PRIVATE KEY", StringComparison.Ordinal)) key.ImportFromEncryptedPem(pem, password);
         else key.ImportFromPem(pem);
     }
+
+    /// <summary>A data source as Envoy's /certs names it: its file name, else "&lt;inline&gt;".</summary>
+    private static string SourceName(Envoy.Config.Core.V3.DataSource? source) =>
+        source?.SpecifierCase == Envoy.Config.Core.V3.DataSource.SpecifierOneofCase.Filename ? source.Filename : "<inline>";
 
     private static TlsCertificateModel? LoadPkcs12(TlsCertificate t, string path, ConfigErrors errors)
     {
@@ -287,7 +291,7 @@ internal static class TlsTranslator
                 errors.Add(path + ".pkcs12", "the PKCS#12 bundle has no certificate with a private key");
                 return null;
             }
-            return new TlsCertificateModel(leaf, rest);
+            return new TlsCertificateModel(leaf, rest) { Source = SourceName(t.Pkcs12) };
         }
         catch (CryptographicException ex)
         {
@@ -392,6 +396,7 @@ internal static class TlsTranslator
         return new CertificateValidationModel
         {
             TrustedCa = trusted,
+            TrustedCaSource = SourceName(v.TrustedCa),
             SanMatchers = sans,
             AllowExpired = v.AllowExpiredCertificate,
             AcceptUntrusted = v.TrustChainVerification == CertificateValidationContext.Types.TrustChainVerification.AcceptUntrusted,

@@ -30,6 +30,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
     private static readonly (string Path, string Help)[] s_endpoints =
     {
         ("/", "Admin home page"),
+        ("/certs", "print certs on machine"),
         ("/clusters", "upstream cluster status"),
         ("/config_dump", "dump current Envoy configs"),
         ("/drain_listeners", "drain listeners"),
@@ -158,6 +159,8 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 return Text(context, "OK\n");
             case "/memory":
                 return Text(context, Memory(), "application/json");
+            case "/certs":
+                return Text(context, _jsonWithDefaults.Format(CertsStatus.Build(TlsContexts(), DateTimeOffset.UtcNow)) + "\n", "application/json");
             case "/runtime":
                 return Text(context, Runtime(), "application/json");
             case "/help":
@@ -464,6 +467,18 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
 
     /// <summary>Envoy's <c>envoy.admin.v3.Memory</c> layout (uint64 values as JSON strings), from the .NET GC's view:
     /// managed bytes in use, the GC heap size, and the process's resident memory.</summary>
+    /// <summary>Every TLS context in service: listener filter chains' (in listener order), then clusters' (by name).</summary>
+    private List<Config.Model.Tls.TlsContextModel> TlsContexts()
+    {
+        var contexts = new List<Config.Model.Tls.TlsContextModel>();
+        foreach (var l in _server.Listeners)
+            foreach (var fc in l.Model.AllFilterChains)
+                if (fc.Tls is { } tls) contexts.Add(tls.Common);
+        foreach (var c in _server.ClusterManager.Clusters.Values.OrderBy(c => c.Name, StringComparer.Ordinal))
+            if (c.Model.Tls is { } tls) contexts.Add(tls.Common);
+        return contexts;
+    }
+
     private static string Memory()
     {
         var info = GC.GetGCMemoryInfo();

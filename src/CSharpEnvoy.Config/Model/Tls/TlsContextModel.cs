@@ -7,7 +7,11 @@ using CSharpEnvoy.Config.Model.Matchers;
 namespace CSharpEnvoy.Config.Model.Tls;
 
 /// <summary>A certificate with its private key, and the rest of its configured chain (intermediates).</summary>
-internal sealed record TlsCertificateModel(X509Certificate2 Certificate, X509Certificate2Collection Intermediates);
+internal sealed record TlsCertificateModel(X509Certificate2 Certificate, X509Certificate2Collection Intermediates)
+{
+    /// <summary>Where it was read from, as /certs shows it: the file name, or "&lt;inline&gt;".</summary>
+    public string Source { get; init; } = "<inline>";
+}
 
 internal enum SanType { Email = 1, Dns = 2, Uri = 3, IpAddress = 4 }
 
@@ -41,6 +45,8 @@ internal sealed record CertificateValidationModel
 {
     /// <summary>Empty when no trusted_ca is configured: the chain is not verified.</summary>
     public required X509Certificate2Collection TrustedCa { get; init; }
+    /// <summary>Where <see cref="TrustedCa"/> was read from (file name or "&lt;inline&gt;"), for /certs.</summary>
+    public string TrustedCaSource { get; init; } = "<inline>";
     public IReadOnlyList<SanMatcherModel> SanMatchers { get; init; } = Array.Empty<SanMatcherModel>();
     public bool AllowExpired { get; init; }
     /// <summary>trust_chain_verification ACCEPT_UNTRUSTED: chain failures are counted but not fatal.</summary>
