@@ -580,14 +580,9 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var cts = new CancellationTokenSource();
         _ = Task.Run(async () =>
         {
-            try
-            {
-                await Task.Delay(timeout, cts.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+            // Cancellation is the common case (the resource arrived): wait without throwing, 10,000 clusters warm at once.
+            await Task.Delay(timeout, cts.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (cts.IsCancellationRequested) return;
             await _gate.WaitAsync().ConfigureAwait(false);
             try
             {
