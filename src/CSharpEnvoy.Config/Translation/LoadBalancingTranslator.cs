@@ -174,8 +174,7 @@ internal static class LoadBalancingTranslator
             {
                 ExtensionRegistry.RoundRobinPolicy => WithLocalityConfig(LoadBalancerConfigModel.Default, any.Unpack<RoundRobinExt>().LocalityLbConfig, cfgPath + ".locality_lb_config", errors),
                 ExtensionRegistry.RandomPolicy => WithLocalityConfig(new LoadBalancerConfigModel { Policy = LbPolicy.Random }, any.Unpack<RandomExt>().LocalityLbConfig, cfgPath + ".locality_lb_config", errors),
-                ExtensionRegistry.LeastRequestPolicy => WithLocalityConfig(LeastRequestFrom(any.Unpack<LeastRequestExt>(), cfgPath, errors),
-                    any.Unpack<LeastRequestExt>().LocalityLbConfig, cfgPath + ".locality_lb_config", errors),
+                ExtensionRegistry.LeastRequestPolicy => LeastRequestFrom(any.Unpack<LeastRequestExt>(), cfgPath, errors),
                 ExtensionRegistry.RingHashPolicy => RingHashFrom(any.Unpack<RingHashExt>(), cfgPath, errors),
                 ExtensionRegistry.MaglevPolicy => Maglev(any.Unpack<MaglevExt>().TableSize,
                     any.Unpack<MaglevExt>().ConsistentHashingLbConfig?.UseHostnameForHashing ?? false, cfgPath, errors),
@@ -212,7 +211,8 @@ internal static class LoadBalancingTranslator
     private static LoadBalancerConfigModel LeastRequestFrom(LeastRequestExt lr, string path, ConfigErrors errors)
     {
         var selection = lr.SelectionMethod == LeastRequestExt.Types.SelectionMethod.FullScan ? LeastRequestSelection.FullScan : LeastRequestSelection.NChoices;
-        return LeastRequest(lr.ChoiceCount, lr.ActiveRequestBias, selection, path, errors);
+        return WithLocalityConfig(LeastRequest(lr.ChoiceCount, lr.ActiveRequestBias, selection, path, errors),
+            lr.LocalityLbConfig, path + ".locality_lb_config", errors);
     }
 
     private static LoadBalancerConfigModel RingHashFrom(RingHashExt rh, string path, ConfigErrors errors)

@@ -57,8 +57,10 @@ internal sealed partial class Cluster
     private void PublishLocked()
     {
         var local = _localCluster;
-        var set = PrioritySet.Build(_allHosts, _policy, ReferenceEquals(local, this) ? null : local?.PrioritySet, LbStats);
-        if (ReferenceEquals(local, this)) set = PrioritySet.Build(_allHosts, _policy, set, LbStats);
+        var self = ReferenceEquals(local, this);
+        var set = PrioritySet.Build(_allHosts, _policy, self ? null : local?.PrioritySet, LbStats);
+        // The local cluster compares its own hosts with themselves: the zone state from the set just built.
+        if (self) LoadBalancing.ZoneAwareRouting.Compute(set, set, _policy, LbStats);
         _lb.Prepare(set); // build ring / maglev / schedule tables before requests see the new set
         _prioritySet = set;
         Stats.MembershipTotal.Set(set.Hosts.Length);

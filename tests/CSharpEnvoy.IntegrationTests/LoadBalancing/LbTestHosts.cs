@@ -7,8 +7,9 @@ namespace CSharpEnvoy.IntegrationTests.LoadBalancing;
 
 internal static class LbTestHosts
 {
-    public static LbHost Make(int i, uint weight = 1) =>
-        new(new SocketAddressModel($"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 8080), null, LocalityModel.Empty, "c", false, weight);
+    public static LbHost Make(int i, uint weight = 1, LocalityModel? locality = null, uint priority = 0, uint localityWeight = 0) =>
+        new(new SocketAddressModel($"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 8080), null, locality ?? LocalityModel.Empty, "c", false, weight,
+            priority, localityWeight);
 
     public static HostsSource Set(int count, Func<int, uint>? weight = null)
     {

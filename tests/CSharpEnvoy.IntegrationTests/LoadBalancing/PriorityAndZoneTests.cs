@@ -1,5 +1,4 @@
 using CSharpEnvoy.Config.Model.Cluster;
-using CSharpEnvoy.Config.Model.Listener;
 using CSharpEnvoy.DataPlane.Stats;
 using CSharpEnvoy.DataPlane.Upstream;
 using CSharpEnvoy.DataPlane.Upstream.LoadBalancing;
@@ -20,11 +19,8 @@ public sealed class PriorityAndZoneTests
 
     private static int s_next;
 
-    private static LbHost H(LocalityModel locality, uint priority = 0, uint localityWeight = 0, uint weight = 1)
-    {
-        var i = Interlocked.Increment(ref s_next);
-        return new LbHost(new SocketAddressModel($"10.0.{i >> 8 & 255}.{i & 255}", 80), null, locality, "c", false, weight, priority, localityWeight);
-    }
+    private static LbHost H(LocalityModel locality, uint priority = 0, uint localityWeight = 0, uint weight = 1) =>
+        LbTestHosts.Make(Interlocked.Increment(ref s_next), weight, locality, priority, localityWeight);
 
     private static LbHost[] Hosts(int count, LocalityModel locality, uint priority = 0, uint localityWeight = 0)
     {

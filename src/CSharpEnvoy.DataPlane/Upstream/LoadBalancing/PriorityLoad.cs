@@ -149,7 +149,7 @@ internal static class PriorityLoad
         healthyLoad[firstNonEmpty] += remaining;
     }
 
-    private static ulong SumWeights(Host[] hosts)
+    internal static ulong SumWeights(Host[] hosts)
     {
         ulong sum = 0;
         foreach (var h in hosts) sum += h.Weight;

@@ -100,13 +100,7 @@ internal static class ZoneAwareRouting
         return (local, up);
     }
 
-    private static ulong Weight(Host[] hosts, bool byWeight)
-    {
-        if (!byWeight) return (ulong)hosts.Length;
-        ulong sum = 0;
-        foreach (var h in hosts) sum += h.Weight;
-        return sum;
-    }
+    private static ulong Weight(Host[] hosts, bool byWeight) => byWeight ? PriorityLoad.SumWeights(hosts) : (ulong)hosts.Length;
 
     /// <summary>Envoy's <c>tryChooseLocalLocalityHosts</c>: the locality index for this pick.</summary>
     public static int ChooseLocality(PrioritySet ps, LbRandom random, LbStats stats)
