@@ -37,7 +37,7 @@ public sealed class StatsTests
         Assert.Equal(7, await proxy.StatAsync("http.ingress_http.downstream_rq_5xx"));
         Assert.Equal(100, await proxy.StatAsync("http.ingress_http.downstream_rq_total"));
 
-        var samples = ParsePrometheus(prometheus);
+        var samples = PrometheusText.Parse(prometheus).ByRawSeries;
         Assert.Equal(7, samples["envoy_cluster_upstream_rq{envoy_response_code=\"503\",envoy_cluster_name=\"backend\"}"]);
         Assert.Equal(93, samples["envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"backend\"}"]);
         Assert.Equal(7, samples["envoy_http_downstream_rq_xx{envoy_response_code_class=\"5\",envoy_http_conn_manager_prefix=\"ingress_http\"}"]);
@@ -93,26 +93,5 @@ public sealed class StatsTests
         Assert.Equal(100, h.Count);
         Assert.Equal(90 * 3 + 10 * 400, h.Sum, 3);
         Assert.True(double.IsNaN(new Histogram("empty").Quantile(0.5)));
-    }
-
-    /// <summary>A strict reader of the Prometheus text exposition format (0.0.4): every line is a comment or a sample
-    /// "name{labels} value"; returns samples by "name{labels}".</summary>
-    private static Dictionary<string, double> ParsePrometheus(string text)
-    {
-        var sample = new Regex(@"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*=""(?:[^""\\]|\\.)*"")(,[a-zA-Z_][a-zA-Z0-9_]*=""(?:[^""\\]|\\.)*"")*\})? (-?[0-9.eE+]+|\+Inf|NaN)$");
-        var result = new Dictionary<string, double>();
-        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (line.StartsWith("# TYPE ", StringComparison.Ordinal))
-            {
-                Assert.Matches(@"^# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram)$", line);
-                continue;
-            }
-            var m = sample.Match(line);
-            Assert.True(m.Success, "not a Prometheus sample line: " + line);
-            var key = line[..line.LastIndexOf(' ')];
-            Assert.True(result.TryAdd(key, double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture)), "duplicate series " + key);
-        }
-        return result;
     }
 }
