@@ -96,8 +96,15 @@ internal sealed class HttpConnectionManager
         _router = router;
         _filters = Filters.HttpFilterChain.Build(model, stats, router.Clusters, health);
         if (model.AccessLogs.Count > 0 && accessLogs is not null)
+        {
             _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
+            LogsUpstreamLocalAddress = model.AccessLogs.Any(l => l.Format.Uses("UPSTREAM_LOCAL_ADDRESS"));
+        }
     }
+
+    /// <summary>An access log prints <c>%UPSTREAM_LOCAL_ADDRESS%</c>: the router then tells the upstream connection
+    /// which request it is writing (see <see cref="Upstream.UpstreamConnection"/>).</summary>
+    public bool LogsUpstreamLocalAddress { get; }
 
     public HttpConnectionManagerModel Model { get; }
 

@@ -59,8 +59,8 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
     /// <summary>Upstream attempts made: 1 once the router sent the request (csenvoy does not retry yet).</summary>
     public int AttemptCount { get; set; }
     public string? UpstreamTransportFailureReason { get; set; }
-    /// <summary>The upstream connection's local address, where known (SocketsHttpHandler pools connections and does
-    /// not say which one served a request).</summary>
+    /// <summary>The local address of the upstream connection that carried the last attempt (%UPSTREAM_LOCAL_ADDRESS%),
+    /// filled in only while an access log prints it (see <see cref="Upstream.UpstreamConnection"/>).</summary>
     public string? UpstreamLocalAddress { get; set; }
     /// <summary>The client address taken from x-forwarded-for, when that, not the peer, is the trusted remote address.</summary>
     public System.Net.IPAddress? XffRemoteAddress { get; set; }

@@ -267,6 +267,9 @@ internal sealed class RouterFilter
             : timeout > TimeSpan.Zero ? new CancellationTokenSource() : null;
         if (timeout > TimeSpan.Zero) timeoutCts!.CancelAfter(timeout);
         info.RouteTimeout = timeoutCts;
+        // %UPSTREAM_LOCAL_ADDRESS%: the connection writing this request records itself (HTTP/1.1) in it.
+        var logsLocalAddress = hcm.LogsUpstreamLocalAddress;
+        if (logsLocalAddress) Upstream.UpstreamConnection.Sending.Value = info;
         var attempt = 0;
         try
         {
@@ -291,6 +294,7 @@ internal sealed class RouterFilter
                     : null;
                 perTryCts?.CancelAfter(perTry);
                 ForwarderError error;
+                if (logsLocalAddress) info.UpstreamLocalAddress = null;
                 try
                 {
                     error = await _forwarder.SendAsync(context, host.DestinationPrefix, cluster.Invoker, config, info, perTryCts?.Token ?? timeoutCts?.Token ?? CancellationToken.None).ConfigureAwait(false);
@@ -310,6 +314,9 @@ internal sealed class RouterFilter
                     else if (info.ResponseStarted) stats.UpstreamRqTime.Record(Stopwatch.GetElapsedTime(info.UpstreamStartTimestamp).TotalMilliseconds);
                 }
 
+                // HTTP/2 frames are written by the connection's own loop: name the host's newest connection instead.
+                if (logsLocalAddress && info.UpstreamLocalAddress is null && info.ResponseStarted && config.Version?.Major == 2)
+                    info.UpstreamLocalAddress = host.LastConnectionLocalAddress;
                 cluster.ReportUpstreamResult(host, context, info.ResponseStarted || info.RetryRequested, error, perTryCts?.IsCancellationRequested == true || timeoutCts?.IsCancellationRequested == true); // outlier detection / immediate HC fail
                 var retryNow = info.RetryRequested;
                 var perTryFired = perTryCts is { IsCancellationRequested: true } && timeoutCts is not { IsCancellationRequested: true };

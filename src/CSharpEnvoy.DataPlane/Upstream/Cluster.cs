@@ -344,29 +344,79 @@ internal sealed partial class Cluster : IDisposable
         Stats.UpstreamCxTotal.Inc();
         Stats.UpstreamCxActive.Inc();
         Resources.Connections.Add();
-        var stream = new CountingNetworkStream(socket, this);
+        var host = HostAt(context.DnsEndPoint, endPoint is UnixDomainSocketEndPoint ? path : null);
+        var stream = new CountingNetworkStream(socket, this, host);
         if (_tls is null) return stream;
         var request = context.InitialRequestMessage;
         var http2 = request.Version.Major >= 2;
         var http11 = !http2 || request.VersionPolicy == HttpVersionPolicy.RequestVersionOrLower;
-        return await _tls.AuthenticateAsync(stream, _tls.ServerName(request, HostnameOf(context.DnsEndPoint.Host)), http2, http11, ct).ConfigureAwait(false);
+        return await _tls.AuthenticateAsync(stream, _tls.ServerName(request, host?.Hostname), http2, http11, ct).ConfigureAwait(false);
     }
 
-    /// <summary>The endpoint hostname (from DNS or the endpoint's <c>hostname</c>) of the host at <paramref name="authorityHost"/>.</summary>
-    private string? HostnameOf(string authorityHost)
+    /// <summary>The host a new connection goes to: by pipe path, or by address and port.</summary>
+    private Host? HostAt(DnsEndPoint endPoint, string? pipePath)
     {
+        var address = endPoint.Host.Trim('[', ']');
         foreach (var h in _prioritySet.Hosts)
-            if (h.Address.Address == authorityHost.Trim('[', ']')) return h.Hostname;
+        {
+            if (pipePath is not null ? h.Address.PipePath == pipePath : h.Address.Address == address && h.Address.Port == endPoint.Port)
+                return h;
+        }
         return null;
     }
 
-    /// <summary>Decrements <c>upstream_cx_active</c> exactly once when the pool drops the connection.</summary>
+    /// <summary>An upstream connection: decrements <c>upstream_cx_active</c> exactly once when the pool drops it, counts
+    /// the host's connections, and records its local address in the request being written (see
+    /// <see cref="UpstreamConnection"/>).</summary>
     private sealed class CountingNetworkStream : NetworkStream
     {
         private readonly Cluster _cluster;
+        private readonly Host? _host;
+        private readonly string? _localAddress;
         private int _closed;
 
-        public CountingNetworkStream(Socket socket, Cluster cluster) : base(socket, ownsSocket: true) => _cluster = cluster;
+        public CountingNetworkStream(Socket socket, Cluster cluster, Host? host) : base(socket, ownsSocket: true)
+        {
+            _cluster = cluster;
+            _host = host;
+            _localAddress = UpstreamConnection.Format(socket.LocalEndPoint);
+            if (host is not null)
+            {
+                host.ConnectionOpened();
+                host.LastConnectionLocalAddress = _localAddress;
+            }
+        }
+
+        private void NoteRequest()
+        {
+            // Only the request going to this connection's host: a mirror or retry elsewhere writes on its own connection.
+            if (UpstreamConnection.Sending.Value is { } info && ReferenceEquals(info.UpstreamHost, _host))
+                info.UpstreamLocalAddress = _localAddress;
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            NoteRequest();
+            base.Write(buffer);
+        }
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            NoteRequest();
+            base.Write(buffer, offset, count);
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            NoteRequest();
+            return base.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            NoteRequest();
+            return base.WriteAsync(buffer, offset, count, cancellationToken);
+        }
 
         protected override void Dispose(bool disposing)
         {
@@ -375,6 +425,7 @@ internal sealed partial class Cluster : IDisposable
                 _cluster.Stats.UpstreamCxActive.Dec();
                 _cluster.Resources.Connections.Release();
                 _cluster.Stats.UpstreamCxDestroy.Inc();
+                _host?.ConnectionClosed();
             }
             base.Dispose(disposing);
         }

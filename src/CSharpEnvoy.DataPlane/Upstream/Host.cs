@@ -92,6 +92,8 @@ internal sealed class Host
     /// <summary>The host's outlier detection state, when its cluster has outlier detection.</summary>
     internal OutlierDetection.HostOutlierMonitor? Outlier { get; set; }
     public void ConnectionOpened() => Interlocked.Increment(ref _connectionsActive);
+    /// <summary>The local address of the newest upstream connection to this host (HTTP/2's %UPSTREAM_LOCAL_ADDRESS%).</summary>
+    public string? LastConnectionLocalAddress { get; set; }
     public void ConnectionClosed() => Interlocked.Decrement(ref _connectionsActive);
 
     public override string ToString() => Address.ToString();

@@ -432,4 +432,49 @@ public sealed class AccessLogTests : IDisposable
         Assert.Equal(2, stats.Counter("filesystem.write_buffered").Value);
         Assert.Equal(0, stats.Counter("filesystem.write_failed").Value);
     }
+
+    /// <summary>%UPSTREAM_LOCAL_ADDRESS% names the pooled upstream connection that carried each request: eight
+    /// concurrent requests hold eight HTTP/1.1 connections open, the backend echoes the peer address it saw, and every
+    /// log line's address is the one the backend saw for that request. /clusters counts the host's open connections.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task UpstreamLocalAddress_IsTheConnectionThatCarriedTheRequest(bool http2)
+    {
+        const int concurrent = 8;
+        var arrived = 0;
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await TestBackend.StartAsync(async ctx =>
+        {
+            ctx.Response.Headers["x-peer"] = $"{ctx.Connection.RemoteIpAddress}:{ctx.Connection.RemotePort}";
+            // HTTP/1.1: hold every request until all have arrived, so each needs its own upstream connection.
+            if (!http2 && Interlocked.Increment(ref arrived) == concurrent) all.TrySetResult();
+            if (!http2) await all.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        }, http2 ? Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2 : Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1);
+        var peers = new Dictionary<string, string>();
+        var cxActive = "";
+        var lines = await RunAsync(FileLog(TextFormat("%REQ(X-N)% %UPSTREAM_LOCAL_ADDRESS% %UPSTREAM_HOST%\n")), Routes(),
+            Yaml.Cluster("backend", http2, backend.Address), async (client, proxy) =>
+            {
+                var responses = await Task.WhenAll(Enumerable.Range(0, concurrent).Select(async n =>
+                {
+                    using var r = await HttpTestUtil.GetAsync(client, "/", null, ("x-n", n.ToString()));
+                    Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+                    return (n, Peer: r.Headers.GetValues("x-peer").Single());
+                }));
+                foreach (var (n, peer) in responses) peers[n.ToString()] = peer;
+                using var admin = proxy.AdminClient();
+                cxActive = (await admin.GetStringAsync("/clusters")).Split('\n').Single(l => l.StartsWith("backend::" + backend.Address + "::cx_active::", StringComparison.Ordinal));
+            });
+
+        Assert.Equal(concurrent, lines.Length);
+        foreach (var line in lines)
+        {
+            var parts = line.Split(' ');
+            Assert.Equal(backend.Address, parts[2]);
+            Assert.Equal(peers[parts[0]], parts[1]);
+        }
+        Assert.Equal(http2 ? 1 : concurrent, peers.Values.Distinct().Count());
+        Assert.Equal($"backend::{backend.Address}::cx_active::{(http2 ? 1 : concurrent)}", cxActive);
+    }
 }

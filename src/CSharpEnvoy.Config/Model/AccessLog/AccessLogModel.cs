@@ -19,6 +19,24 @@ internal sealed record AccessLogFormatModel(IReadOnlyList<FormatToken>? Text, Js
         "\"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"\n";
 
     public static readonly AccessLogFormatModel Default = new(FormatParser.Parse(DefaultFormat, out _)!, null, false);
+
+    /// <summary>Whether the format uses the command operator <paramref name="command"/> anywhere.</summary>
+    public bool Uses(string command) => Text is not null ? Uses(Text, command) : Uses(Json!, command);
+
+    private static bool Uses(IReadOnlyList<FormatToken> tokens, string command)
+    {
+        foreach (var t in tokens)
+            if (t.Command == command) return true;
+        return false;
+    }
+
+    private static bool Uses(JsonFormatNode node, string command) => node switch
+    {
+        JsonTemplateNode t => Uses(t.Tokens, command),
+        JsonObjectNode o => o.Fields.Any(f => Uses(f.Value, command)),
+        JsonListNode l => l.Items.Any(i => Uses(i, command)),
+        _ => false,
+    };
 }
 
 /// <summary>A piece of a format string: a literal, or a command operator <c>%COMMAND(Arg):MaxLength%</c>.</summary>
