@@ -129,7 +129,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 return Text(context, error!);
             }
             case "/clusters":
-                return q["format"] == "json" ? Json(context, ClustersStatus.Build(_server.ClusterManager)) : Text(context, Clusters());
+                return q["format"] == "json" ? Json(context, ClustersStatus.Build(_server.ClusterManager, _server.Bootstrap.Clusters.Select(c => c.Name).ToHashSet(StringComparer.Ordinal))) : Text(context, Clusters());
             case "/listeners":
                 return Text(context, Listeners(q["format"] == "json"), q["format"] == "json" ? "application/json" : "text/plain");
             case "/stats":
@@ -277,15 +277,20 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
     private string Clusters()
     {
         var sb = new StringBuilder();
+        var statics = _server.Bootstrap.Clusters.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var c in _server.ClusterManager.Clusters.Values.OrderBy(c => c.Name, StringComparer.Ordinal))
         {
             var n = c.Name;
             sb.Append(n).Append("::observability_name::").Append(n).Append('\n');
-            sb.Append(n).Append("::default_priority::max_connections::1024\n");
-            sb.Append(n).Append("::default_priority::max_pending_requests::1024\n");
-            sb.Append(n).Append("::default_priority::max_requests::1024\n");
-            sb.Append(n).Append("::default_priority::max_retries::3\n");
-            sb.Append(n).Append("::added_via_api::false\n");
+            foreach (var (priority, t) in new[] { ("default_priority", c.Model.CircuitBreakers), ("high_priority", c.Model.CircuitBreakersHigh) })
+            {
+                sb.Append(n).Append("::").Append(priority).Append("::max_connections::").Append(t.MaxConnections).Append('\n');
+                sb.Append(n).Append("::").Append(priority).Append("::max_pending_requests::").Append(t.MaxPendingRequests).Append('\n');
+                sb.Append(n).Append("::").Append(priority).Append("::max_requests::").Append(t.MaxRequests).Append('\n');
+                sb.Append(n).Append("::").Append(priority).Append("::max_retries::").Append(t.MaxRetries).Append('\n');
+            }
+            sb.Append(n).Append("::added_via_api::").Append(statics.Contains(n) ? "false" : "true").Append('\n');
+            if (c.Model.EdsServiceName is { } eds) sb.Append(n).Append("::eds_service_name::").Append(eds).Append('\n');
             foreach (var h in c.PrioritySet.Hosts)
             {
                 var prefix = n + "::" + h.Address + "::";

@@ -6,12 +6,19 @@ namespace CSharpEnvoy.DataPlane.Admin;
 /// <summary>/clusters?format=json: Envoy's <c>envoy.admin.v3.Clusters</c>, with each host's health and success rates.</summary>
 internal static class ClustersStatus
 {
-    public static Clusters Build(ClusterManager manager)
+    public static Clusters Build(ClusterManager manager, IReadOnlySet<string> staticClusters)
     {
         var result = new Clusters();
         foreach (var c in manager.Clusters.Values.OrderBy(c => c.Name, StringComparer.Ordinal))
         {
-            var status = new ClusterStatus { Name = c.Name, ObservabilityName = c.Name, AddedViaApi = false };
+            var status = new ClusterStatus
+            {
+                Name = c.Name, ObservabilityName = c.Name, AddedViaApi = !staticClusters.Contains(c.Name),
+                CircuitBreakers = new Envoy.Config.Cluster.V3.CircuitBreakers
+                {
+                    Thresholds = { Thresholds(Envoy.Config.Core.V3.RoutingPriority.Default, c.Model.CircuitBreakers), Thresholds(Envoy.Config.Core.V3.RoutingPriority.High, c.Model.CircuitBreakersHigh) },
+                },
+            };
             if (c.Model.EdsServiceName is { } eds) status.EdsServiceName = eds;
             foreach (var h in c.PrioritySet.Hosts)
             {
@@ -64,4 +71,13 @@ internal static class ClustersStatus
 
     /// <summary>The text format's success_rate values (-1 when not computed), as Envoy prints them.</summary>
     public static string Rate(double rate) => rate < 0 ? "-1" : rate.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static Envoy.Config.Cluster.V3.CircuitBreakers.Types.Thresholds Thresholds(Envoy.Config.Core.V3.RoutingPriority priority, Config.Model.Cluster.CircuitBreakersModel t) => new()
+    {
+        Priority = priority,
+        MaxConnections = t.MaxConnections,
+        MaxPendingRequests = t.MaxPendingRequests,
+        MaxRequests = t.MaxRequests,
+        MaxRetries = t.MaxRetries,
+    };
 }

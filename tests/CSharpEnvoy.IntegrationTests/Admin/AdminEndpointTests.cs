@@ -74,6 +74,35 @@ public sealed class AdminEndpointTests
         Assert.Contains($"backend::{backend.Address}::rq_total::3\n", text);
         Assert.Contains($"backend::{backend.Address}::health_flags::healthy\n", text);
         Assert.Contains("backend::default_priority::max_connections::1024\n", text);
+        Assert.Contains("backend::added_via_api::false\n", text);
+    }
+
+    [Fact]
+    public async Task Clusters_ShowTheClustersOwnCircuitBreakerThresholds_TextAndJson()
+    {
+        await using var backend = await TestBackend.StartEchoAsync();
+        var cluster = Yaml.Cluster("backend", backend.Address).Replace("  connect_timeout: 1s\n", """
+              connect_timeout: 1s
+              circuit_breakers:
+                thresholds:
+                - { max_connections: 7, max_pending_requests: 8, max_requests: 9, max_retries: 2 }
+                - { priority: HIGH, max_requests: 50 }
+
+            """);
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, cluster));
+        using var admin = proxy.AdminClient();
+
+        var text = await admin.GetStringAsync("/clusters");
+        var json = JsonDocument.Parse(await admin.GetStringAsync("/clusters?format=json")).RootElement;
+
+        Assert.Contains("backend::default_priority::max_connections::7\nbackend::default_priority::max_pending_requests::8\n" +
+            "backend::default_priority::max_requests::9\nbackend::default_priority::max_retries::2\n" +
+            "backend::high_priority::max_connections::1024\nbackend::high_priority::max_pending_requests::1024\n" +
+            "backend::high_priority::max_requests::50\nbackend::high_priority::max_retries::3\n", text);
+        var thresholds = json.GetProperty("cluster_statuses")[0].GetProperty("circuit_breakers").GetProperty("thresholds");
+        Assert.Equal(7, thresholds[0].GetProperty("max_connections").GetInt32());
+        Assert.Equal("HIGH", thresholds[1].GetProperty("priority").GetString());
+        Assert.Equal(50, thresholds[1].GetProperty("max_requests").GetInt32());
     }
 
     [Fact]
