@@ -28,7 +28,9 @@ internal sealed class ProtoYamlLoader
         try
         {
             var stream = new YamlStream();
-            stream.Load(new MergingParser(new Parser(new StringReader(text))));
+            // Merge keys expand aliases, so the parser bounds its events; a bootstrap of 10,000 clusters needs far more
+            // than the library's default of 100,000, and no file can need more than a few per character.
+            stream.Load(new MergingParser(new Parser(new StringReader(text)), Math.Max(100_000, text.Length * 2)));
             if (stream.Documents.Count == 0) return new YamlMappingNode();
             if (stream.Documents.Count > 1)
             {

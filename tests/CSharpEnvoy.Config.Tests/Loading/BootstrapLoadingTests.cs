@@ -124,6 +124,35 @@ public sealed class BootstrapLoadingTests
     }
 
     [Fact]
+    public void Load_TenThousandClusters_IsNotCutShortByTheYamlParser()
+    {
+        // ~40 parsing events per cluster: far beyond the YAML library's default bound of 100,000 events.
+        var clusters = string.Join("\n", Enumerable.Range(0, 10_000).Select(i => Backend.Replace("backend", i == 0 ? "backend" : $"c{i}")));
+        var (model, errors) = Load(Listener(SimpleRoutes, clusters));
+        Assert.False(errors.HasErrors, errors.ToString());
+        Assert.Equal(10_000, model!.Clusters.Count);
+    }
+
+    [Fact]
+    public void Load_YamlMergeKeys_Expand()
+    {
+        var (model, errors) = Load(Listener(SimpleRoutes, """
+            - name: backend
+              load_assignment: &assignment
+                cluster_name: backend
+                endpoints:
+                - lb_endpoints:
+                  - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } }
+            - name: other
+              connect_timeout: 3s
+              load_assignment:
+                <<: *assignment
+            """));
+        Assert.False(errors.HasErrors, errors.ToString());
+        Assert.Equal(8080, model!.Clusters.Single(c => c.Name == "other").Endpoints.Single().Address.Port);
+    }
+
+    [Fact]
     public void Load_MalformedYaml_ReportsLineAndColumn()
     {
         var (_, errors) = Load("static_resources:\n  listeners: [ { name: a\n");
