@@ -5,27 +5,17 @@
 #
 #   bench/load/run.sh                 # full run (warm-up 25 s per .NET target, 10 s per measurement, 2 rounds)
 #   WARMUP=5 DURATION=5 ROUNDS=1 bench/load/run.sh   # quick look
+#   EXTRAS=0 bench/load/run.sh        # without tls.sh and footprint.sh, which otherwise follow
 #
-# Writes bench/results/<UTC timestamp>.md and prints the same table.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
+# Writes bench/results/<UTC timestamp>.md and prints the same tables.
+source "$(dirname "$0")/common.sh"
 WARMUP=${WARMUP:-25}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-32}
-LOADCPU=${LOADCPU:-0}
-PROXYCPU=${PROXYCPU:-1}
-TMP=$(mktemp -d /tmp/csenvoy-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
 need wrk wrk; need h2load nghttp2-client; need nginx nginx-light; need haproxy haproxy; need taskset util-linux
-
-echo "building (Release)..." >&2
-for p in src/CSharpEnvoy.Host bench/CSharpEnvoy.HelloBackend bench/CSharpEnvoy.YarpBaseline; do dotnet build -c Release -v q "$p" >/dev/null; done
+build src/CSharpEnvoy.Host bench/CSharpEnvoy.HelloBackend bench/CSharpEnvoy.YarpBaseline
 
 B1=18080; B2=18081          # backend HTTP/1.1, h2c
 CS=18100; CSA=18190         # csenvoy (AUTO: HTTP/1.1 + h2c), admin
@@ -33,16 +23,7 @@ NG1=18200; NG2=18201; NGG=18202
 HA1=18300; HA2=18301; HAG=18302
 YA1=18400; YA2=18401; YAG=18402
 
-export DOTNET_TieredPGO=1 DOTNET_gcServer=0
-start() { # name, command...
-  local name=$1; shift
-  taskset -c "$PROXYCPU" "$@" >"$TMP/$name.log" 2>&1 &
-  PIDS+=($!); eval "PID_$name=$!"
-}
-wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-
-start backend dotnet bench/CSharpEnvoy.HelloBackend/bin/Release/net10.0/CSharpEnvoy.HelloBackend.dll $B1 $B2
-wait_port $B1
+start_backend $B1 $B2
 
 cat >"$TMP/csenvoy.yaml" <<YAML
 admin: { address: { socket_address: { address: 127.0.0.1, port_value: $CSA } } }
@@ -77,7 +58,7 @@ static_resources:
 YAML
 T0=$(date +%s%N)
 start csenvoy dotnet src/CSharpEnvoy.Host/bin/Release/net10.0/csenvoy.dll -c "$TMP/csenvoy.yaml" -l warning
-until curl -sf "http://127.0.0.1:$CSA/ready" >/dev/null 2>&1; do sleep 0.01; done
+wait_ready $CSA
 STARTUP_MS=$(( ($(date +%s%N) - T0) / 1000000 ))
 IDLE_RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$PID_csenvoy/status)
 
@@ -99,6 +80,7 @@ http {
 }
 NGINX
 start nginx nginx -c "$TMP/nginx.conf" -g 'daemon off;'
+NGINX_WORKER=$(nginx_worker "$PID_nginx")
 
 cat >"$TMP/haproxy.cfg" <<HAP
 global
@@ -133,8 +115,6 @@ for p in $NG1 $NG2 $NGG $HA1 $HA2 $HAG $YA1 $YA2 $YAG; do wait_port $p; done
 # gRPC unary request body: a 5-byte frame carrying an empty message.
 printf '\x00\x00\x00\x00\x00' >"$TMP/grpc.bin"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
 
 # run_load <kind> <port> <seconds> -> prints "rps p50_ms p99_ms p999_ms"
 run_load() {
@@ -181,17 +161,17 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "round $round" >&2
   measure direct h1 $B1
   measure csenvoy h1 $CS "$PID_csenvoy"
-  measure nginx h1 $NG1 "$(pgrep -P "$PID_nginx" | head -1)"
+  measure nginx h1 $NG1 "$NGINX_WORKER"
   measure haproxy h1 $HA1 "$PID_haproxy"
   measure yarp h1 $YA1 "$PID_yarp1"
   measure direct h2c $B2
   measure csenvoy h2c $CS "$PID_csenvoy"
-  measure nginx h2c $NG2 "$(pgrep -P "$PID_nginx" | head -1)"
+  measure nginx h2c $NG2 "$NGINX_WORKER"
   measure haproxy h2c $HA2 "$PID_haproxy"
   measure yarp h2c $YA2 "$PID_yarp2"
   measure direct grpc $B2
   measure csenvoy grpc $CS "$PID_csenvoy"
-  measure nginx grpc $NGG "$(pgrep -P "$PID_nginx" | head -1)"
+  measure nginx grpc $NGG "$NGINX_WORKER"
   measure haproxy grpc $HAG "$PID_haproxy"
   measure yarp grpc $YAG "$PID_yarpg"
 done
@@ -216,4 +196,10 @@ OUT="bench/results/$(date -u +%Y-%m-%dT%H%M%SZ).md"
     done
   done
 } | tee "$OUT"
+
+# The TLS comparison and the footprint figures (fixed rate, idle connections, clusters) go in the same file.
+if [ "${EXTRAS:-1}" = 1 ]; then
+  cleanup; trap - EXIT   # free the ports and the proxy core first
+  { echo; bash bench/load/tls.sh; echo; bash bench/load/footprint.sh; } | tee -a "$OUT"
+fi
 echo "written to $OUT" >&2

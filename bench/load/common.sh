@@ -1,0 +1,54 @@
+# Shared by the load scripts (sourced): a temp dir cleaned on exit, processes started pinned to the proxy core,
+# waiting for ports, CPU ticks of a process, and the hello backend.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+ROOT=$PWD
+LOADCPU=${LOADCPU:-0}
+PROXYCPU=${PROXYCPU:-1}
+TMP=$(mktemp -d /tmp/csenvoy-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
+trap cleanup EXIT
+HZ=$(getconf CLK_TCK)
+export DOTNET_TieredPGO=1 DOTNET_gcServer=0
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "missing $1: apt-get install -y $2" >&2; exit 1; }; }
+
+build() { # projects...
+  echo "building (Release)..." >&2
+  for p in "$@"; do dotnet build -c Release -v q "$p" >/dev/null; done
+}
+
+start() { # name, command...: runs on the proxy core, output in $TMP/<name>.log, pid in PID_<name>
+  local name=$1; shift
+  taskset -c "$PROXYCPU" "$@" >"$TMP/$name.log" 2>&1 &
+  PIDS+=($!); eval "PID_$name=$!"
+}
+
+wait_port() { for _ in $(seq 1 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+wait_ready() { # admin port: polls csenvoy's /ready
+  for _ in $(seq 1 6000); do curl -sf "http://127.0.0.1:$1/ready" >/dev/null 2>&1 && return 0; sleep 0.01; done
+  echo "csenvoy on admin port $1 never became ready" >&2; exit 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+
+start_backend() { # http1-port h2c-port
+  start backend dotnet bench/CSharpEnvoy.HelloBackend/bin/Release/net10.0/CSharpEnvoy.HelloBackend.dll "$1" "$2"
+  wait_port "$1"
+}
+
+# A csenvoy cluster named $1 with one endpoint at 127.0.0.1:$2 (a YAML list item, indented for static_resources).
+cluster_yaml() {
+  echo "  - name: $1"
+  echo "    load_assignment: { cluster_name: $1, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } } }] }] }"
+}
+
+nginx_worker() { # master pid -> the (single) worker's pid, once forked
+  local w
+  for _ in $(seq 1 200); do w=$(pgrep -P "$1" | head -1 || true); [ -n "$w" ] && { echo "$w"; return 0; }; sleep 0.05; done
+  echo "nginx never started a worker" >&2; exit 1
+}
