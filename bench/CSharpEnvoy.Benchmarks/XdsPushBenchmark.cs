@@ -81,6 +81,7 @@ internal static class XdsPushBenchmark
         Check(await manager.ApplySotwAsync(XdsTypes.Cluster, "v1", cds));
         var cdsTime = sw.Elapsed;
         var cdsCpu = Cpu() - cpu;
+        var heapClusters = Heap();
         sw.Restart();
         cpu = Cpu();
         Check(await manager.ApplySotwAsync(XdsTypes.Endpoint, "v1", eds));
@@ -90,6 +91,7 @@ internal static class XdsPushBenchmark
         var hosts = clusters.Clusters.Values.Sum(c => c.PrioritySet.Hosts.Length);
         Console.WriteLine($"machine load average: {LoadAverage()} on {Environment.ProcessorCount} cores (wall times stretch with it; CPU times much less)");
         Console.WriteLine($"SotW CDS push of {Clusters:N0} clusters: {cdsTime.TotalMilliseconds:N0} ms wall, {cdsCpu.TotalMilliseconds:N0} ms CPU");
+        Console.WriteLine($"managed heap per cluster (stats, pools, load balancer, kept resource; before EDS): {(heapClusters - heapInputs) / 1024.0 / Clusters:N1} KB");
         Console.WriteLine($"SotW EDS push of {hosts:N0} endpoints:  {edsTime.TotalMilliseconds:N0} ms wall, {edsCpu.TotalMilliseconds:N0} ms CPU");
         Console.WriteLine($"CDS + EDS total: {(cdsTime + edsTime).TotalMilliseconds:N0} ms wall, {(cdsCpu + edsCpu).TotalMilliseconds:N0} ms CPU; managed heap kept by csenvoy: {(heapApplied - heapInputs) / 1048576.0:N1} MB (inputs excluded), whole heap {heapApplied / 1048576.0:N1} MB");
 

@@ -17,25 +17,25 @@ internal sealed class HttpConnectionManagerStats
     public HttpConnectionManagerStats(StatsStore store, string statPrefix)
     {
         var p = "http." + statPrefix + ".";
-        DownstreamRqTotal = store.Counter(p + "downstream_rq_total");
-        DownstreamRqHttp1Total = store.Counter(p + "downstream_rq_http1_total");
-        DownstreamRqHttp2Total = store.Counter(p + "downstream_rq_http2_total");
-        DownstreamRqActive = store.Gauge(p + "downstream_rq_active");
-        DownstreamRqCompleted = store.Counter(p + "downstream_rq_completed");
-        DownstreamCxTotal = store.Counter(p + "downstream_cx_total");
-        DownstreamCxActive = store.Gauge(p + "downstream_cx_active");
-        DownstreamCxHttp1Total = store.Counter(p + "downstream_cx_http1_total");
-        DownstreamCxHttp2Total = store.Counter(p + "downstream_cx_http2_total");
-        DownstreamCxUpgradesTotal = store.Counter(p + "downstream_cx_upgrades_total");
-        DownstreamCxUpgradesActive = store.Gauge(p + "downstream_cx_upgrades_active");
-        NoRoute = store.Counter(p + "no_route");
-        NoCluster = store.Counter(p + "no_cluster");
-        RqRedirect = store.Counter(p + "rq_redirect");
-        RqDirectResponse = store.Counter(p + "rq_direct_response");
-        RqTotal = store.Counter(p + "rq_total");
-        RqTimeout = store.Counter(p + "downstream_rq_timeout");
-        RqMaxDurationReached = store.Counter(p + "downstream_rq_max_duration_reached");
-        DownstreamRqTime = store.Histogram(p + "downstream_rq_time");
+        DownstreamRqTotal = store.Counter(p, "downstream_rq_total");
+        DownstreamRqHttp1Total = store.Counter(p, "downstream_rq_http1_total");
+        DownstreamRqHttp2Total = store.Counter(p, "downstream_rq_http2_total");
+        DownstreamRqActive = store.Gauge(p, "downstream_rq_active");
+        DownstreamRqCompleted = store.Counter(p, "downstream_rq_completed");
+        DownstreamCxTotal = store.Counter(p, "downstream_cx_total");
+        DownstreamCxActive = store.Gauge(p, "downstream_cx_active");
+        DownstreamCxHttp1Total = store.Counter(p, "downstream_cx_http1_total");
+        DownstreamCxHttp2Total = store.Counter(p, "downstream_cx_http2_total");
+        DownstreamCxUpgradesTotal = store.Counter(p, "downstream_cx_upgrades_total");
+        DownstreamCxUpgradesActive = store.Gauge(p, "downstream_cx_upgrades_active");
+        NoRoute = store.Counter(p, "no_route");
+        NoCluster = store.Counter(p, "no_cluster");
+        RqRedirect = store.Counter(p, "rq_redirect");
+        RqDirectResponse = store.Counter(p, "rq_direct_response");
+        RqTotal = store.Counter(p, "rq_total");
+        RqTimeout = store.Counter(p, "downstream_rq_timeout");
+        RqMaxDurationReached = store.Counter(p, "downstream_rq_max_duration_reached");
+        DownstreamRqTime = store.Histogram(p, "downstream_rq_time");
         for (var c = 1; c <= 5; c++) _byClass[c] = store.Counter(p + $"downstream_rq_{c}xx");
     }
 

@@ -16,9 +16,9 @@ internal sealed class VirtualClusterStats
     {
         _store = store;
         _prefix = "vhost." + vhost + ".vcluster." + vcluster + ".";
-        UpstreamRqTotal = store.Counter(_prefix + "upstream_rq_total");
-        UpstreamRqCompleted = store.Counter(_prefix + "upstream_rq_completed");
-        UpstreamRqTime = store.Histogram(_prefix + "upstream_rq_time");
+        UpstreamRqTotal = store.Counter(_prefix, "upstream_rq_total");
+        UpstreamRqCompleted = store.Counter(_prefix, "upstream_rq_completed");
+        UpstreamRqTime = store.Histogram(_prefix, "upstream_rq_time");
         for (var c = 1; c <= 5; c++) _byClass[c] = store.Counter(_prefix + $"upstream_rq_{c}xx");
     }
 

@@ -71,11 +71,11 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         _loggers = loggers;
         _stats = stats;
         _statPrefix = "listener." + StatName(model) + ".";
-        CxTotal = stats.Counter(_statPrefix + "downstream_cx_total");
-        CxActive = stats.Gauge(_statPrefix + "downstream_cx_active");
-        CxDestroy = stats.Counter(_statPrefix + "downstream_cx_destroy");
-        NoFilterChainMatch = stats.Counter(_statPrefix + "no_filter_chain_match");
-        PreCxTimeout = stats.Counter(_statPrefix + "downstream_pre_cx_timeout");
+        CxTotal = stats.Counter(_statPrefix, "downstream_cx_total");
+        CxActive = stats.Gauge(_statPrefix, "downstream_cx_active");
+        CxDestroy = stats.Counter(_statPrefix, "downstream_cx_destroy");
+        NoFilterChainMatch = stats.Counter(_statPrefix, "no_filter_chain_match");
+        PreCxTimeout = stats.Counter(_statPrefix, "downstream_pre_cx_timeout");
         _chains = new FilterChainTable(model, hcms, stats, _statPrefix, clusters);
         foreach (var fc in model.AllFilterChains) _anyTls |= fc.Tls is not null;
         if (model.ListenerFilters.TlsInspector) _tlsInspector = new TlsInspector(stats, model.ListenerFilters.MaxClientHelloSize);

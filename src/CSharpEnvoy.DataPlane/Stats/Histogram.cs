@@ -20,13 +20,19 @@ internal sealed class Histogram
 
     private readonly StatsStore? _store;
 
-    public Histogram(string name, StatsStore? store = null)
+    private readonly StatName _name;
+
+    public Histogram(string name, StatsStore? store = null) : this(new StatName(name, ""), store)
     {
-        Name = name;
+    }
+
+    public Histogram(StatName name, StatsStore? store = null)
+    {
+        _name = name;
         _store = store;
     }
 
-    public string Name { get; }
+    public string Name => _name.ToString();
     public long Count => Volatile.Read(ref _count);
     public double Sum => Volatile.Read(ref _sumMicros) / 1000.0;
     public bool Used => Volatile.Read(ref _used) != 0;

@@ -16,13 +16,13 @@ internal sealed class SslStats
     {
         _store = store;
         _prefix = prefix;
-        Handshake = store.Counter(prefix + "handshake");
-        ConnectionError = store.Counter(prefix + "connection_error");
-        NoCertificate = store.Counter(prefix + "no_certificate");
-        FailVerifyNoCert = store.Counter(prefix + "fail_verify_no_cert");
-        FailVerifyError = store.Counter(prefix + "fail_verify_error");
-        FailVerifySan = store.Counter(prefix + "fail_verify_san");
-        FailVerifyCertHash = store.Counter(prefix + "fail_verify_cert_hash");
+        Handshake = store.Counter(prefix, "handshake");
+        ConnectionError = store.Counter(prefix, "connection_error");
+        NoCertificate = store.Counter(prefix, "no_certificate");
+        FailVerifyNoCert = store.Counter(prefix, "fail_verify_no_cert");
+        FailVerifyError = store.Counter(prefix, "fail_verify_error");
+        FailVerifySan = store.Counter(prefix, "fail_verify_san");
+        FailVerifyCertHash = store.Counter(prefix, "fail_verify_cert_hash");
     }
 
     public Counter Handshake { get; }

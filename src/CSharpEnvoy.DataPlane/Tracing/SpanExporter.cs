@@ -28,8 +28,8 @@ internal abstract class SpanExporter : IAsyncDisposable
         Clusters = clusters;
         ClusterName = clusterName;
         Logger = logger;
-        _spansSent = stats.Counter(statPrefix + "spans_sent");
-        _timerFlushed = stats.Counter(statPrefix + "timer_flushed");
+        _spansSent = stats.Counter(statPrefix, "spans_sent");
+        _timerFlushed = stats.Counter(statPrefix, "timer_flushed");
         _queue = Channel.CreateBounded<Span>(new BoundedChannelOptions(QueueCapacity)
         {
             FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true, SingleWriter = false,

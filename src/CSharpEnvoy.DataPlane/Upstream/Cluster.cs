@@ -11,31 +11,36 @@ internal sealed class ClusterStats
 {
     private readonly StatsStore _store;
     private readonly string _prefix;
-    private readonly Counter?[] _byCode = new Counter?[600];
+    private readonly Counter[] _byClass = new Counter[6];
+    /// <summary><c>upstream_rq_&lt;code&gt;</c> by code, made on the cluster's first response (most of 10,000 clusters
+    /// never answer, and 600 slots are 4.7 KB).</summary>
+    private Counter?[]? _byCode;
+
+    private static readonly string[] s_classNames = ["", "upstream_rq_1xx", "upstream_rq_2xx", "upstream_rq_3xx", "upstream_rq_4xx", "upstream_rq_5xx"];
 
     public ClusterStats(StatsStore store, string clusterName)
     {
         _store = store;
         _prefix = "cluster." + clusterName + ".";
-        UpstreamRqTotal = store.Counter(_prefix + "upstream_rq_total");
-        UpstreamRqCompleted = store.Counter(_prefix + "upstream_rq_completed");
-        UpstreamRqActive = store.Gauge(_prefix + "upstream_rq_active");
-        UpstreamRqTimeout = store.Counter(_prefix + "upstream_rq_timeout");
-        UpstreamRqTime = store.Histogram(_prefix + "upstream_rq_time");
-        UpstreamRqRxReset = store.Counter(_prefix + "upstream_rq_rx_reset");
-        UpstreamCxTotal = store.Counter(_prefix + "upstream_cx_total");
-        UpstreamCxActive = store.Gauge(_prefix + "upstream_cx_active");
-        UpstreamCxConnectFail = store.Counter(_prefix + "upstream_cx_connect_fail");
-        UpstreamCxConnectTimeout = store.Counter(_prefix + "upstream_cx_connect_timeout");
-        UpstreamCxDestroy = store.Counter(_prefix + "upstream_cx_destroy");
-        UpstreamCxNoneHealthy = store.Counter(_prefix + "upstream_cx_none_healthy");
-        MembershipTotal = store.Gauge(_prefix + "membership_total");
-        MembershipHealthy = store.Gauge(_prefix + "membership_healthy");
-        MembershipChange = store.Counter(_prefix + "membership_change");
-        UpdateAttempt = store.Counter(_prefix + "update_attempt");
-        UpdateSuccess = store.Counter(_prefix + "update_success");
-        UpdateFailure = store.Counter(_prefix + "update_failure");
-        for (var c = 1; c <= 5; c++) _byCode[c] = store.Counter(_prefix + $"upstream_rq_{c}xx");
+        UpstreamRqTotal = store.Counter(_prefix, "upstream_rq_total");
+        UpstreamRqCompleted = store.Counter(_prefix, "upstream_rq_completed");
+        UpstreamRqActive = store.Gauge(_prefix, "upstream_rq_active");
+        UpstreamRqTimeout = store.Counter(_prefix, "upstream_rq_timeout");
+        UpstreamRqTime = store.Histogram(_prefix, "upstream_rq_time");
+        UpstreamRqRxReset = store.Counter(_prefix, "upstream_rq_rx_reset");
+        UpstreamCxTotal = store.Counter(_prefix, "upstream_cx_total");
+        UpstreamCxActive = store.Gauge(_prefix, "upstream_cx_active");
+        UpstreamCxConnectFail = store.Counter(_prefix, "upstream_cx_connect_fail");
+        UpstreamCxConnectTimeout = store.Counter(_prefix, "upstream_cx_connect_timeout");
+        UpstreamCxDestroy = store.Counter(_prefix, "upstream_cx_destroy");
+        UpstreamCxNoneHealthy = store.Counter(_prefix, "upstream_cx_none_healthy");
+        MembershipTotal = store.Gauge(_prefix, "membership_total");
+        MembershipHealthy = store.Gauge(_prefix, "membership_healthy");
+        MembershipChange = store.Counter(_prefix, "membership_change");
+        UpdateAttempt = store.Counter(_prefix, "update_attempt");
+        UpdateSuccess = store.Counter(_prefix, "update_success");
+        UpdateFailure = store.Counter(_prefix, "update_failure");
+        for (var c = 1; c <= 5; c++) _byClass[c] = store.Counter(_prefix, s_classNames[c]);
     }
 
     public Counter UpstreamRqTotal { get; }
@@ -63,8 +68,9 @@ internal sealed class ClusterStats
     {
         UpstreamRqCompleted.Inc();
         if ((uint)code >= 600 || code < 100) return;
-        _byCode[code / 100]!.Inc();
-        var c = _byCode[code] ??= _store.Counter(_prefix + "upstream_rq_" + code.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        _byClass[code / 100].Inc();
+        var byCode = _byCode ?? Interlocked.CompareExchange(ref _byCode, new Counter?[600], null) ?? _byCode;
+        var c = byCode[code] ??= _store.Counter(_prefix, "upstream_rq_" + code.ToString(System.Globalization.CultureInfo.InvariantCulture));
         c.Inc();
     }
 }

@@ -62,19 +62,19 @@ internal sealed class ResourceManager
     {
         var cb = "cluster." + clusterName + (high ? ".circuit_breakers.high." : ".circuit_breakers.default.");
         var track = model.TrackRemaining;
-        Connections = new ResourceLimit(model.MaxConnections, store.Gauge(cb + "cx_open"), track ? store.Gauge(cb + "remaining_cx") : null);
-        PendingRequests = new ResourceLimit(model.MaxPendingRequests, store.Gauge(cb + "rq_pending_open"), track ? store.Gauge(cb + "remaining_pending") : null);
-        Requests = new ResourceLimit(model.MaxRequests, store.Gauge(cb + "rq_open"), track ? store.Gauge(cb + "remaining_rq") : null);
-        Retries = new ResourceLimit(model.MaxRetries, store.Gauge(cb + "rq_retry_open"), track ? store.Gauge(cb + "remaining_retries") : null);
+        Connections = new ResourceLimit(model.MaxConnections, store.Gauge(cb, "cx_open"), track ? store.Gauge(cb, "remaining_cx") : null);
+        PendingRequests = new ResourceLimit(model.MaxPendingRequests, store.Gauge(cb, "rq_pending_open"), track ? store.Gauge(cb, "remaining_pending") : null);
+        Requests = new ResourceLimit(model.MaxRequests, store.Gauge(cb, "rq_open"), track ? store.Gauge(cb, "remaining_rq") : null);
+        Retries = new ResourceLimit(model.MaxRetries, store.Gauge(cb, "rq_retry_open"), track ? store.Gauge(cb, "remaining_retries") : null);
         var p = "cluster." + clusterName + ".";
-        UpstreamRqRetry = store.Counter(p + "upstream_rq_retry");
-        UpstreamRqRetrySuccess = store.Counter(p + "upstream_rq_retry_success");
-        UpstreamRqRetryLimitExceeded = store.Counter(p + "upstream_rq_retry_limit_exceeded");
-        UpstreamRqRetryOverflow = store.Counter(p + "upstream_rq_retry_overflow");
-        UpstreamRqRetryBackoffExponential = store.Counter(p + "upstream_rq_retry_backoff_exponential");
-        UpstreamRqPerTryTimeout = store.Counter(p + "upstream_rq_per_try_timeout");
-        UpstreamRqPendingOverflow = store.Counter(p + "upstream_rq_pending_overflow");
-        UpstreamCxOverflow = store.Counter(p + "upstream_cx_overflow");
+        UpstreamRqRetry = store.Counter(p, "upstream_rq_retry");
+        UpstreamRqRetrySuccess = store.Counter(p, "upstream_rq_retry_success");
+        UpstreamRqRetryLimitExceeded = store.Counter(p, "upstream_rq_retry_limit_exceeded");
+        UpstreamRqRetryOverflow = store.Counter(p, "upstream_rq_retry_overflow");
+        UpstreamRqRetryBackoffExponential = store.Counter(p, "upstream_rq_retry_backoff_exponential");
+        UpstreamRqPerTryTimeout = store.Counter(p, "upstream_rq_per_try_timeout");
+        UpstreamRqPendingOverflow = store.Counter(p, "upstream_rq_pending_overflow");
+        UpstreamCxOverflow = store.Counter(p, "upstream_cx_overflow");
     }
 
     public ResourceLimit Connections { get; }

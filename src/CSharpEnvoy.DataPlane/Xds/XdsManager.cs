@@ -110,10 +110,10 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         if (config.Lds is null) _ldsInitial.TrySetResult();
         foreach (var p in new[] { "cluster_manager.cds.", "listener_manager.lds." })
         {
-            stats.Counter(p + "update_attempt");
-            stats.Counter(p + "update_success");
-            stats.Counter(p + "update_rejected");
-            stats.Gauge(p + "version");
+            stats.Counter(p, "update_attempt");
+            stats.Counter(p, "update_success");
+            stats.Counter(p, "update_rejected");
+            stats.Gauge(p, "version");
         }
     }
 
@@ -283,8 +283,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
         foreach (var p in prefixes)
         {
-            _stats.Counter(p + "update_attempt").Inc();
-            _stats.Counter(p + "update_failure").Inc();
+            _stats.Counter(p, "update_attempt").Inc();
+            _stats.Counter(p, "update_failure").Inc();
         }
     }
 
@@ -382,9 +382,9 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     private void Count(string prefix, bool success, string version)
     {
-        _stats.Counter(prefix + "update_attempt").Inc();
+        _stats.Counter(prefix, "update_attempt").Inc();
         _stats.Counter(prefix + (success ? "update_success" : "update_rejected")).Inc();
-        if (success) _stats.Gauge(prefix + "version").Set(VersionHash(version));
+        if (success) _stats.Gauge(prefix, "version").Set(VersionHash(version));
     }
 
     /// <summary>Envoy reports version_info in the <c>version</c> gauges as its 64-bit hash.</summary>
@@ -936,12 +936,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             foreach (var prefix in hcms.Where(h => h.Model.RdsRouteConfigName == name).Select(h => h.Model.StatPrefix).Distinct())
             {
                 var p = $"http.{prefix}.rds.{name}.";
-                _stats.Counter(p + "update_attempt").Inc();
+                _stats.Counter(p, "update_attempt").Inc();
                 _stats.Counter(p + (rejected ? "update_rejected" : "update_success")).Inc();
                 if (!rejected)
                 {
-                    _stats.Counter(p + "config_reload").Inc();
-                    _stats.Gauge(p + "version").Set(VersionHash(version));
+                    _stats.Counter(p, "config_reload").Inc();
+                    _stats.Gauge(p, "version").Set(VersionHash(version));
                 }
             }
         if (rejected)

@@ -83,6 +83,23 @@ public sealed class StatsTests
     }
 
     [Fact]
+    public void StatNames_MadeFromParts_AreTheStatOfTheWholeName()
+    {
+        var store = new StatsStore();
+        var parts = store.Counter("cluster.a.", "upstream_rq_total");
+        parts.Inc();
+
+        Assert.Same(parts, store.Counter("cluster.a.upstream_rq_total"));
+        Assert.Same(parts, store.Counter("cluster.", "a.upstream_rq_total"));
+        Assert.NotSame(parts, store.Counter("cluster.a.", "upstream_rq_totals"));
+        Assert.NotSame(parts, store.Counter("cluster.b.", "upstream_rq_total"));
+        Assert.Equal("cluster.a.upstream_rq_total", parts.Name);
+        Assert.Equal(3, store.Counters.Count());
+        Assert.Same(store.Gauge("x.", "y"), store.Gauge("x.y"));
+        Assert.Same(store.Histogram("x.", "t"), store.Histogram("x.t"));
+    }
+
+    [Fact]
     public void Histogram_QuantilesFollowTheBuckets()
     {
         var h = new Histogram("t");

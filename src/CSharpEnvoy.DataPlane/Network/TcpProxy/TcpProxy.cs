@@ -27,12 +27,12 @@ internal sealed class TcpProxy
         _clusters = clusters;
         foreach (var (_, w) in model.Clusters) _totalWeight += w;
         var p = "tcp." + model.StatPrefix + ".";
-        _cxTotal = stats.Counter(p + "downstream_cx_total");
-        _noRoute = stats.Counter(p + "downstream_cx_no_route");
-        _connectAttemptsExceeded = stats.Counter(p + "max_connect_attempts_exceeded");
-        _idleTimeout = stats.Counter(p + "idle_timeout");
-        _rxBytes = stats.Counter(p + "downstream_cx_rx_bytes_total");
-        _txBytes = stats.Counter(p + "downstream_cx_tx_bytes_total");
+        _cxTotal = stats.Counter(p, "downstream_cx_total");
+        _noRoute = stats.Counter(p, "downstream_cx_no_route");
+        _connectAttemptsExceeded = stats.Counter(p, "max_connect_attempts_exceeded");
+        _idleTimeout = stats.Counter(p, "idle_timeout");
+        _rxBytes = stats.Counter(p, "downstream_cx_rx_bytes_total");
+        _txBytes = stats.Counter(p, "downstream_cx_tx_bytes_total");
     }
 
     public async Task HandleAsync(ConnectionContext downstream)

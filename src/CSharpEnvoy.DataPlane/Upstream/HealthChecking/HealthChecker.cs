@@ -8,14 +8,14 @@ namespace CSharpEnvoy.DataPlane.Upstream.HealthChecking;
 internal sealed class HealthCheckStats(StatsStore store, string clusterName)
 {
     private readonly string _p = "cluster." + clusterName + ".health_check.";
-    public Counter Attempt { get; } = store.Counter("cluster." + clusterName + ".health_check.attempt");
-    public Counter Success { get; } = store.Counter("cluster." + clusterName + ".health_check.success");
-    public Counter Failure { get; } = store.Counter("cluster." + clusterName + ".health_check.failure");
-    public Counter NetworkFailure { get; } = store.Counter("cluster." + clusterName + ".health_check.network_failure");
-    public Counter PassiveFailure { get; } = store.Counter("cluster." + clusterName + ".health_check.passive_failure");
-    public Counter VerifyCluster { get; } = store.Counter("cluster." + clusterName + ".health_check.verify_cluster");
-    public Gauge Healthy { get; } = store.Gauge("cluster." + clusterName + ".health_check.healthy");
-    public Gauge Degraded { get; } = store.Gauge("cluster." + clusterName + ".health_check.degraded");
+    public Counter Attempt { get; } = store.Counter("cluster." + clusterName + ".health_check.", "attempt");
+    public Counter Success { get; } = store.Counter("cluster." + clusterName + ".health_check.", "success");
+    public Counter Failure { get; } = store.Counter("cluster." + clusterName + ".health_check.", "failure");
+    public Counter NetworkFailure { get; } = store.Counter("cluster." + clusterName + ".health_check.", "network_failure");
+    public Counter PassiveFailure { get; } = store.Counter("cluster." + clusterName + ".health_check.", "passive_failure");
+    public Counter VerifyCluster { get; } = store.Counter("cluster." + clusterName + ".health_check.", "verify_cluster");
+    public Gauge Healthy { get; } = store.Gauge("cluster." + clusterName + ".health_check.", "healthy");
+    public Gauge Degraded { get; } = store.Gauge("cluster." + clusterName + ".health_check.", "degraded");
     public string Prefix => _p;
 }
 

@@ -9,16 +9,16 @@ internal sealed class LbStats
     public LbStats(StatsStore store, string clusterName)
     {
         var p = "cluster." + clusterName + ".";
-        LbHealthyPanic = store.Counter(p + "lb_healthy_panic");
-        LbLocalClusterNotOk = store.Counter(p + "lb_local_cluster_not_ok");
-        LbRecalculateZoneStructures = store.Counter(p + "lb_recalculate_zone_structures");
-        LbZoneClusterTooSmall = store.Counter(p + "lb_zone_cluster_too_small");
-        LbZoneNoCapacityLeft = store.Counter(p + "lb_zone_no_capacity_left");
+        LbHealthyPanic = store.Counter(p, "lb_healthy_panic");
+        LbLocalClusterNotOk = store.Counter(p, "lb_local_cluster_not_ok");
+        LbRecalculateZoneStructures = store.Counter(p, "lb_recalculate_zone_structures");
+        LbZoneClusterTooSmall = store.Counter(p, "lb_zone_cluster_too_small");
+        LbZoneNoCapacityLeft = store.Counter(p, "lb_zone_no_capacity_left");
         // Envoy keeps this stat though current versions route across differing zone counts and never bump it.
-        LbZoneNumberDiffers = store.Counter(p + "lb_zone_number_differs");
-        LbZoneRoutingAllDirectly = store.Counter(p + "lb_zone_routing_all_directly");
-        LbZoneRoutingCrossZone = store.Counter(p + "lb_zone_routing_cross_zone");
-        LbZoneRoutingSampled = store.Counter(p + "lb_zone_routing_sampled");
+        LbZoneNumberDiffers = store.Counter(p, "lb_zone_number_differs");
+        LbZoneRoutingAllDirectly = store.Counter(p, "lb_zone_routing_all_directly");
+        LbZoneRoutingCrossZone = store.Counter(p, "lb_zone_routing_cross_zone");
+        LbZoneRoutingSampled = store.Counter(p, "lb_zone_routing_sampled");
     }
 
     public Counter LbHealthyPanic { get; }

@@ -111,10 +111,10 @@ internal sealed class OutlierStats
     public OutlierStats(StatsStore s, string cluster)
     {
         var p = "cluster." + cluster + ".outlier_detection.";
-        EjectionsActive = s.Gauge(p + "ejections_active");
-        EjectionsOverflow = s.Counter(p + "ejections_overflow");
-        EjectionsEnforcedTotal = s.Counter(p + "ejections_enforced_total");
-        EjectionsTotal = s.Counter(p + "ejections_total");
+        EjectionsActive = s.Gauge(p, "ejections_active");
+        EjectionsOverflow = s.Counter(p, "ejections_overflow");
+        EjectionsEnforcedTotal = s.Counter(p, "ejections_enforced_total");
+        EjectionsTotal = s.Counter(p, "ejections_total");
         for (var i = 0; i < 7; i++)
         {
             var name = Name((EjectionType)i);
@@ -122,8 +122,8 @@ internal sealed class OutlierStats
             _enforced[i] = s.Counter(p + "ejections_enforced_" + name);
         }
         // Envoy's deprecated per-type counters (counted when detected).
-        _legacy[(int)EjectionType.Consecutive5xx] = s.Counter(p + "ejections_consecutive_5xx");
-        _legacy[(int)EjectionType.SuccessRate] = s.Counter(p + "ejections_success_rate");
+        _legacy[(int)EjectionType.Consecutive5xx] = s.Counter(p, "ejections_consecutive_5xx");
+        _legacy[(int)EjectionType.SuccessRate] = s.Counter(p, "ejections_success_rate");
     }
 
     public Gauge EjectionsActive { get; }

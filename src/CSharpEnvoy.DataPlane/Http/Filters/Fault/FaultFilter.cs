@@ -33,10 +33,10 @@ internal sealed class FaultFilter : IHttpDecoderFilter
         _model = model;
         _names = names;
         var p = statPrefix + "fault.";
-        _delaysInjected = stats.Counter(p + "delays_injected");
-        _abortsInjected = stats.Counter(p + "aborts_injected");
-        _faultsOverflow = stats.Counter(p + "faults_overflow");
-        _activeFaults = stats.Gauge(p + "active_faults");
+        _delaysInjected = stats.Counter(p, "delays_injected");
+        _abortsInjected = stats.Counter(p, "aborts_injected");
+        _faultsOverflow = stats.Counter(p, "faults_overflow");
+        _activeFaults = stats.Gauge(p, "active_faults");
     }
 
     public ValueTask<bool> DecodeHeadersAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm)

@@ -73,10 +73,10 @@ internal sealed class LocalRateLimiter
             _descriptors[i] = (d.Entries, new TokenBucket(d.MaxTokens, d.TokensPerFill, d.FillInterval));
         }
         var p = model.StatPrefix + ".http_local_rate_limit.";
-        Enabled = stats.Counter(p + "enabled");
-        Enforced = stats.Counter(p + "enforced");
-        RateLimited = stats.Counter(p + "rate_limited");
-        Ok = stats.Counter(p + "ok");
+        Enabled = stats.Counter(p, "enabled");
+        Enforced = stats.Counter(p, "enforced");
+        RateLimited = stats.Counter(p, "rate_limited");
+        Ok = stats.Counter(p, "ok");
     }
 
     public LocalRateLimitModel Model { get; }

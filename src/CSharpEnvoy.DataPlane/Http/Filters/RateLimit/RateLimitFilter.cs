@@ -181,10 +181,10 @@ internal sealed class RateLimitFilter : IHttpDecoderFilter
         public RateLimitStats(StatsStore store, string cluster, string statPrefix)
         {
             var p = "cluster." + cluster + ".ratelimit." + (statPrefix.Length == 0 ? "" : statPrefix + ".");
-            Ok = store.Counter(p + "ok");
-            OverLimit = store.Counter(p + "over_limit");
-            Error = store.Counter(p + "error");
-            FailureModeAllowed = store.Counter(p + "failure_mode_allowed");
+            Ok = store.Counter(p, "ok");
+            OverLimit = store.Counter(p, "over_limit");
+            Error = store.Counter(p, "error");
+            FailureModeAllowed = store.Counter(p, "failure_mode_allowed");
         }
 
         public Counter Ok { get; }
