@@ -19,6 +19,20 @@ build() { # projects...
   for p in "$@"; do dotnet build -c Release -v q "$p" >/dev/null; done
 }
 
+# csenvoy as it would be deployed: published ReadyToRun (precompiled, so startup does not wait for the JIT; hot code
+# is still re-jitted with profile guidance). CSENVOY_R2R=0 runs the plain build instead.
+CSENVOY_DLL=$ROOT/bench/.out/csenvoy/csenvoy.dll
+publish_csenvoy() {
+  if [ "${CSENVOY_R2R:-1}" = 1 ]; then
+    echo "publishing csenvoy (Release, ReadyToRun)..." >&2
+    dotnet publish src/CSharpEnvoy.Host -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+      -o "$ROOT/bench/.out/csenvoy" -v q >/dev/null
+  else
+    build src/CSharpEnvoy.Host
+    CSENVOY_DLL=$ROOT/src/CSharpEnvoy.Host/bin/Release/net10.0/csenvoy.dll
+  fi
+}
+
 start() { # name, command...: runs on the proxy core, output in $TMP/<name>.log, pid in PID_<name>
   local name=$1; shift
   taskset -c "$PROXYCPU" "$@" >"$TMP/$name.log" 2>&1 &

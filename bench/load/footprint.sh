@@ -17,7 +17,8 @@ IDLE=${IDLE:-10000}
 WARMUP=${WARMUP:-10}
 
 need h2load nghttp2-client; need wrk wrk; need nginx nginx-light; need python3 python3; need taskset util-linux
-build src/CSharpEnvoy.Host bench/CSharpEnvoy.HelloBackend
+build bench/CSharpEnvoy.HelloBackend
+publish_csenvoy
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 B1=20080; B2=20081; CS=20100; CSA=20190; NG=20200
@@ -50,7 +51,7 @@ YAML
 }
 
 csenvoy_yaml $CS $CSA 1 >"$TMP/csenvoy.yaml"
-start csenvoy dotnet src/CSharpEnvoy.Host/bin/Release/net10.0/csenvoy.dll -c "$TMP/csenvoy.yaml" -l warning
+start csenvoy dotnet "$CSENVOY_DLL" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
 
 cat >"$TMP/nginx.conf" <<NGINX
@@ -121,7 +122,7 @@ clusters() {
   local n=$1 port=20300 admin=20390
   csenvoy_yaml $port $admin "$n" >"$TMP/clusters-$n.yaml"
   local t0; t0=$(date +%s%N)
-  start "clusters$n" dotnet src/CSharpEnvoy.Host/bin/Release/net10.0/csenvoy.dll -c "$TMP/clusters-$n.yaml" -l warning
+  start "clusters$n" dotnet "$CSENVOY_DLL" -c "$TMP/clusters-$n.yaml" -l warning
   wait_ready $admin
   CL_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
   curl -sf "http://127.0.0.1:$port/" >/dev/null

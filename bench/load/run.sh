@@ -15,7 +15,8 @@ ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-32}
 
 need wrk wrk; need h2load nghttp2-client; need nginx nginx-light; need haproxy haproxy; need taskset util-linux
-build src/CSharpEnvoy.Host bench/CSharpEnvoy.HelloBackend bench/CSharpEnvoy.YarpBaseline
+build bench/CSharpEnvoy.HelloBackend bench/CSharpEnvoy.YarpBaseline
+publish_csenvoy
 
 B1=18080; B2=18081          # backend HTTP/1.1, h2c
 CS=18100; CSA=18190         # csenvoy (AUTO: HTTP/1.1 + h2c), admin
@@ -57,7 +58,7 @@ static_resources:
     load_assignment: { cluster_name: backend_h2, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $B2 } } } }] }] }
 YAML
 T0=$(date +%s%N)
-start csenvoy dotnet src/CSharpEnvoy.Host/bin/Release/net10.0/csenvoy.dll -c "$TMP/csenvoy.yaml" -l warning
+start csenvoy dotnet "$CSENVOY_DLL" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
 STARTUP_MS=$(( ($(date +%s%N) - T0) / 1000000 ))
 IDLE_RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$PID_csenvoy/status)

@@ -17,7 +17,8 @@ ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-32}
 
 need wrk wrk; need h2load nghttp2-client; need nginx nginx-light; need haproxy haproxy; need openssl openssl; need taskset util-linux
-build src/CSharpEnvoy.Host bench/CSharpEnvoy.HelloBackend
+build bench/CSharpEnvoy.HelloBackend
+publish_csenvoy
 
 B1=19080; B2=19081
 CS=19100; CSA=19190; NG=19200; HA=19300
@@ -59,7 +60,7 @@ static_resources:
   clusters:
 $(cluster_yaml backend $B1)
 YAML
-start csenvoy dotnet src/CSharpEnvoy.Host/bin/Release/net10.0/csenvoy.dll -c "$TMP/csenvoy.yaml" -l warning
+start csenvoy dotnet "$CSENVOY_DLL" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
 
 cat >"$TMP/nginx.conf" <<NGINX
