@@ -221,6 +221,12 @@ internal static class SupportedFields
             "host_selection_retry_max_attempts");
         Note(rp, "retry_host_predicate", "envoy.retry_host_predicates.previous_hosts only");
         Msg(rp + ".RetryBackOff", "base_interval", "max_interval");
+        Msg("envoy.config.route.v3.RouteAction", "hedge_policy");
+        Msg("envoy.config.route.v3.VirtualHost", "hedge_policy");
+        const string hp = "envoy.config.route.v3.HedgePolicy";
+        Note(hp, "hedge_on_per_try_timeout", "a per-try timeout leaves the try running and sends another (a retry, after the back-off, if one is left); the first response that is not retried wins and the others are reset");
+        Note(hp, "initial_requests", "1 only (Envoy does not implement more)");
+        Note(hp, "additional_request_chance", "0 only (Envoy does not implement it)");
         Msg(rp + ".RetryHostPredicate", "name", "typed_config");
         Msg("envoy.config.route.v3.RouteAction.RequestMirrorPolicy", "cluster", "cluster_header", "runtime_fraction");
         Warn("envoy.config.route.v3.RouteAction.RequestMirrorPolicy", "trace_sampled", "mirrored requests carry the original trace headers; their sampled flag is not changed");
