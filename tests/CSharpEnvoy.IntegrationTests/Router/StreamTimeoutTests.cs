@@ -71,9 +71,48 @@ public sealed class StreamTimeoutTests : IDisposable
                 if (n == 0) break;
                 text += System.Text.Encoding.ASCII.GetString(buffer, 0, n);
             }
-            release.SetResult();
             Assert.StartsWith("HTTP/1.1 408 Request Timeout", text);
             Assert.EndsWith("request timeout", text);
+            // The rest of the request never comes: as Envoy, the connection is closed after the reply.
+            Assert.Equal(0, await stream.ReadAsync(buffer, cts.Token));
+            release.SetResult();
+            Assert.Equal(1, await proxy.StatAsync("http.ingress_http.downstream_rq_timeout"));
+        }
+        Assert.Equal("408 - request_overall_timeout", Assert.Single(await HttpFilters.FilterYaml.LogLinesAsync(LogPath, 1)));
+    }
+
+    /// <summary>A request body that sends its first bytes, then nothing until the test releases it.</summary>
+    private sealed class StalledContent(TaskCompletionSource release) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+        {
+            await stream.WriteAsync("12345"u8.ToArray(), cancellationToken);
+            await stream.FlushAsync(cancellationToken);
+            await release.Task.WaitAsync(cancellationToken);
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
+    [Fact]
+    public async Task RequestTimeout_Http2BodyStillArriving_ClientSees408RequestTimeout()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await SlowBackendAsync(release);
+        await using (var proxy = await ProxyHarness.StartAsync(Bootstrap(backend.Address, "request_timeout: 0.3s")))
+        {
+            using var client = proxy.Client("main", http2: true);
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, Content = new StalledContent(release) };
+            using var response = await client.SendAsync(request).WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(HttpStatusCode.RequestTimeout, response.StatusCode);
+            Assert.Equal("request timeout", await response.Content.ReadAsStringAsync());
+            release.SetResult();
             Assert.Equal(1, await proxy.StatAsync("http.ingress_http.downstream_rq_timeout"));
         }
         Assert.Equal("408 - request_overall_timeout", Assert.Single(await HttpFilters.FilterYaml.LogLinesAsync(LogPath, 1)));
