@@ -119,6 +119,39 @@ public sealed class StreamTimeoutTests : IDisposable
     }
 
     [Fact]
+    public async Task RequestHeadersTimeout_HeadersNeverComplete_Is408AndTheConnectionCloses()
+    {
+        await using var backend = await TestBackend.StartEchoAsync();
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(backend.Address, "request_headers_timeout: 0.5s"));
+        using var tcp = new System.Net.Sockets.TcpClient();
+        var address = proxy.ListenerAddress("main");
+        await tcp.ConnectAsync(System.Net.IPAddress.Loopback, int.Parse(address[(address.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        var stream = tcp.GetStream();
+        // The request line and one header, never the blank line that ends the headers.
+        await stream.WriteAsync("GET / HTTP/1.1\r\nHost: x\r\n"u8.ToArray());
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var buffer = new byte[4096];
+        var text = "";
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        while (true)
+        {
+            var n = await stream.ReadAsync(buffer, cts.Token);
+            if (n == 0) break; // closed
+            text += System.Text.Encoding.ASCII.GetString(buffer, 0, n);
+        }
+        Assert.StartsWith("HTTP/1.1 408 Request Timeout", text);
+        Assert.InRange(sw.ElapsedMilliseconds, 300, 10_000);
+    }
+
+    [Fact]
+    public void RequestHeadersTimeout_Unset_IsOffAsInEnvoy_NotKestrels30Seconds()
+    {
+        var limits = new Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits();
+        CSharpEnvoy.DataPlane.Listener.ListenerHost.ConfigureLimits(limits, new CSharpEnvoy.Config.Model.Listener.HttpConnectionManagerModel { StatPrefix = "x", HttpFilters = [] });
+        Assert.Equal(TimeSpan.MaxValue, limits.RequestHeadersTimeout); // Kestrel stores "infinite" as the maximum
+    }
+
+    [Fact]
     public async Task RequestTimeout_DisarmedOnceTheRequestIsComplete()
     {
         await using var backend = await TestBackend.StartAsync(async ctx =>
