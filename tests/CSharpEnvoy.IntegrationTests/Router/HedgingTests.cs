@@ -1,7 +1,9 @@
 using System.Net;
 using System.Text;
 using CSharpEnvoy.IntegrationTests.Infrastructure;
+using CSharpEnvoy.IntegrationTests.Xds;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace CSharpEnvoy.IntegrationTests.Router;
 
@@ -11,10 +13,11 @@ public sealed class HedgingTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
 
-    private static string Routes(bool hedge, string perTry = "0.2s") => $$"""
+    private static string Routes(bool hedge) => $$"""
         - name: vh
           domains: ["*"]
           include_request_attempt_count: true
+          include_attempt_count_in_response: true
           routes:
           - match: { prefix: "/" }
             route:
@@ -24,7 +27,7 @@ public sealed class HedgingTests
               retry_policy:
                 retry_on: 5xx
                 num_retries: 1
-                per_try_timeout: {{perTry}}
+                per_try_timeout: 0.2s
                 retry_back_off: { base_interval: 0.001s }
                 retry_host_predicate: [{ name: envoy.retry_host_predicates.previous_hosts }]
                 host_selection_retry_max_attempts: 10
@@ -38,11 +41,14 @@ public sealed class HedgingTests
         public TestBackend A = null!;
         public TestBackend B = null!;
 
-        public static async Task<Pair> StartAsync(Func<int, HttpContext, Task> handler)
+        public bool Http2 { get; private init; }
+
+        public static async Task<Pair> StartAsync(Func<int, HttpContext, Task> handler, bool http2 = false)
         {
-            var pair = new Pair();
-            pair.A = await TestBackend.StartAsync(ctx => pair.HandleAsync("a", ctx, handler));
-            pair.B = await TestBackend.StartAsync(ctx => pair.HandleAsync("b", ctx, handler));
+            var pair = new Pair { Http2 = http2 };
+            var protocols = http2 ? HttpProtocols.Http2 : HttpProtocols.Http1;
+            pair.A = await TestBackend.StartAsync(ctx => pair.HandleAsync("a", ctx, handler), protocols);
+            pair.B = await TestBackend.StartAsync(ctx => pair.HandleAsync("b", ctx, handler), protocols);
             return pair;
         }
 
@@ -54,7 +60,7 @@ public sealed class HedgingTests
             await handler(n, ctx);
         }
 
-        public string Cluster => Yaml.Cluster("backend", A.Address, B.Address);
+        public string Cluster => Yaml.Cluster("backend", Http2, A.Address, B.Address);
 
         public async ValueTask DisposeAsync()
         {
@@ -91,8 +97,10 @@ public sealed class HedgingTests
         }
     }
 
-    [Fact]
-    public async Task PerTryTimeout_SecondTryAnswersWhileFirstStillPending_FirstIsResetAfterwards()
+    [Theory]
+    [InlineData(true, null)]
+    [InlineData(false, "true")] // a loopback (internal) caller's x-envoy-hedge-on-per-try-timeout overrides the policy
+    public async Task PerTryTimeout_SecondTryAnswersWhileFirstStillPending_FirstIsResetAfterwards(bool policy, string? header)
     {
         var releaseFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var firstReset = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -101,14 +109,17 @@ public sealed class HedgingTests
             if (n == 1) await BlockUntilReleasedOrReset(ctx, releaseFirst, firstReset, "first");
             else await ctx.Response.WriteAsync("second");
         });
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes(hedge: true), pair.Cluster));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes(policy), pair.Cluster, hcmExtra: "use_remote_address: true"));
         using var client = proxy.Client("main");
         var payload = new string('h', 50_000) + "end";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/x") { Content = new StringContent(payload, Encoding.ASCII) };
+        if (header is not null) request.Headers.Add("x-envoy-hedge-on-per-try-timeout", header);
 
-        using var response = await client.PostAsync("/x", new StringContent(payload, Encoding.ASCII));
+        using var response = await client.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("second", await response.Content.ReadAsStringAsync());
+        Assert.Equal("2", response.Headers.GetValues("x-envoy-attempt-count").Single());
         Assert.False(releaseFirst.Task.IsCompleted); // the first try never answered: the hedged one won on its own
         await firstReset.Task.WaitAsync(Bound); // and the loser is reset once the winner is chosen
         string[] seen;
@@ -127,8 +138,10 @@ public sealed class HedgingTests
         await AssertNothingActiveAsync(proxy);
     }
 
-    [Fact]
-    public async Task WithoutHedging_FirstTryIsResetAtItsPerTryTimeout_BeforeTheRetry()
+    [Theory]
+    [InlineData(false, null)]
+    [InlineData(true, "false")]
+    public async Task WithoutHedging_FirstTryIsResetAtItsPerTryTimeout_BeforeTheRetry(bool policy, string? header)
     {
         var releaseFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var firstReset = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -142,10 +155,12 @@ public sealed class HedgingTests
                 await ctx.Response.WriteAsync("second");
             }
         });
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes(hedge: false), pair.Cluster));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes(policy), pair.Cluster, hcmExtra: "use_remote_address: true"));
         using var client = proxy.Client("main");
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/x");
+        if (header is not null) request.Headers.Add("x-envoy-hedge-on-per-try-timeout", header);
 
-        using var response = await client.GetAsync("/x");
+        using var response = await client.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("second", await response.Content.ReadAsStringAsync());
@@ -211,8 +226,7 @@ public sealed class HedgingTests
 
         var pending = client.GetAsync("/x");
         // The first try answers only once the proxy has seen the hedge's 503 and found no retry left for it.
-        var deadline = DateTime.UtcNow + Bound;
-        while (await proxy.StatAsync("cluster.backend.upstream_rq_retry_limit_exceeded") == 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        await FilesystemXdsTests.WaitForStatAsync(proxy, "cluster.backend.upstream_rq_retry_limit_exceeded", 1);
         Assert.False(pending.IsCompleted);
         releaseFirst.TrySetResult();
         using var response = await pending.WaitAsync(Bound);
@@ -247,6 +261,68 @@ public sealed class HedgingTests
         await allReset.Task.WaitAsync(Bound);
         Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_rq_timeout"));
         Assert.Equal(2, await proxy.StatAsync("cluster.backend.upstream_rq_total"));
+        await AssertNothingActiveAsync(proxy);
+    }
+
+    [Fact]
+    public async Task Http2_WinnersBodyAndTrailersReachTheClient()
+    {
+        var releaseFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var firstReset = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var pair = await Pair.StartAsync(async (n, ctx) =>
+        {
+            if (n == 1)
+            {
+                await BlockUntilReleasedOrReset(ctx, releaseFirst, firstReset, "first");
+                return;
+            }
+            ctx.Response.Headers["x-answer"] = "second";
+            ctx.Response.DeclareTrailer("x-checksum");
+            await ctx.Response.WriteAsync("second part one, ");
+            await ctx.Response.Body.FlushAsync();
+            await ctx.Response.WriteAsync("part two");
+            ctx.Response.AppendTrailer("x-checksum", "abc");
+        }, http2: true);
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes(hedge: true), pair.Cluster));
+        using var client = proxy.Client("main", http2: true);
+
+        using var response = await client.GetAsync("/x");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(new Version(2, 0), response.Version);
+        Assert.Equal("second part one, part two", await response.Content.ReadAsStringAsync());
+        Assert.Equal("second", response.Headers.GetValues("x-answer").Single());
+        Assert.Equal("abc", response.TrailingHeaders.GetValues("x-checksum").Single());
+        Assert.True(response.Headers.Contains("x-envoy-upstream-service-time"));
+        await firstReset.Task.WaitAsync(Bound);
+        await AssertNothingActiveAsync(proxy);
+    }
+
+    [Fact]
+    public async Task ClientGoesAway_WhileBothTriesRun_BothAreReset()
+    {
+        var never = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var resets = 0;
+        var allReset = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var secondArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var pair = await Pair.StartAsync(async (n, ctx) =>
+        {
+            if (n == 2) secondArrived.TrySetResult();
+            var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            await BlockUntilReleasedOrReset(ctx, never, mine, "late");
+            if (Interlocked.Increment(ref resets) == 2) allReset.TrySetResult();
+        });
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes(hedge: true), pair.Cluster));
+        using var client = proxy.Client("main");
+        using var cts = new CancellationTokenSource();
+
+        var pending = client.GetAsync("/x", cts.Token);
+        await secondArrived.Task.WaitAsync(Bound);
+        cts.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pending);
+        await allReset.Task.WaitAsync(Bound);
+        Assert.False(never.Task.IsCompleted);
         await AssertNothingActiveAsync(proxy);
     }
 }

@@ -24,6 +24,15 @@ public sealed class StreamTimeoutTests : IDisposable
         {{Yaml.Indent(routeExtra, 6)}}
         """, Yaml.Cluster("backend", backend), LogPath, hcmExtra);
 
+    /// <summary>A raw TCP connection to the listener, for requests no HTTP client would send.</summary>
+    private static async Task<System.Net.Sockets.TcpClient> ConnectAsync(ProxyHarness proxy)
+    {
+        var tcp = new System.Net.Sockets.TcpClient();
+        var address = proxy.ListenerAddress("main");
+        await tcp.ConnectAsync(System.Net.IPAddress.Loopback, int.Parse(address[(address.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        return tcp;
+    }
+
     /// <summary>A backend that answers only when released (or after 20 s).</summary>
     private static Task<TestBackend> SlowBackendAsync(TaskCompletionSource release) => TestBackend.StartAsync(async ctx =>
     {
@@ -57,9 +66,7 @@ public sealed class StreamTimeoutTests : IDisposable
         await using (var proxy = await ProxyHarness.StartAsync(Bootstrap(backend.Address, "request_timeout: 0.3s")))
         {
             // Half of a 10-byte body, then nothing: only request_timeout can end the request.
-            using var tcp = new System.Net.Sockets.TcpClient();
-            var address = proxy.ListenerAddress("main");
-            await tcp.ConnectAsync(System.Net.IPAddress.Loopback, int.Parse(address[(address.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+            using var tcp = await ConnectAsync(proxy);
             var stream = tcp.GetStream();
             await stream.WriteAsync("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345"u8.ToArray());
             var buffer = new byte[4096];
@@ -123,9 +130,7 @@ public sealed class StreamTimeoutTests : IDisposable
     {
         await using var backend = await TestBackend.StartEchoAsync();
         await using var proxy = await ProxyHarness.StartAsync(Bootstrap(backend.Address, "request_headers_timeout: 0.5s"));
-        using var tcp = new System.Net.Sockets.TcpClient();
-        var address = proxy.ListenerAddress("main");
-        await tcp.ConnectAsync(System.Net.IPAddress.Loopback, int.Parse(address[(address.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        using var tcp = await ConnectAsync(proxy);
         var stream = tcp.GetStream();
         // The request line and one header, never the blank line that ends the headers.
         await stream.WriteAsync("GET / HTTP/1.1\r\nHost: x\r\n"u8.ToArray());
