@@ -98,9 +98,7 @@ internal sealed partial class RouterFilter
                     {
                         resources.Retries.Release();
                         if (tries.Count > 0) continue;
-                        cluster.Stats.UpstreamCxNoneHealthy.Inc();
-                        info.Flags |= ResponseFlags.NoHealthyUpstream;
-                        await LocalReply.SendAsync(context, 503, "no healthy upstream", serverName, info, "no_healthy_upstream").ConfigureAwait(false);
+                        await NoHealthyUpstreamAsync(context, info, cluster, serverName).ConfigureAwait(false);
                         return;
                     }
                     if (!await StartTryAsync(next, holdsRetry: true).ConfigureAwait(false))

@@ -182,9 +182,7 @@ internal sealed partial class RouterFilter
         var host = cluster.ChooseHost(lbContext);
         if (host is null)
         {
-            cluster.Stats.UpstreamCxNoneHealthy.Inc();
-            info.Flags |= ResponseFlags.NoHealthyUpstream;
-            await LocalReply.SendAsync(context, 503, "no healthy upstream", serverName, info, "no_healthy_upstream").ConfigureAwait(false);
+            await NoHealthyUpstreamAsync(context, info, cluster, serverName).ConfigureAwait(false);
             return;
         }
         info.UpstreamHost = host;
@@ -384,9 +382,7 @@ internal sealed partial class RouterFilter
                     if (next is null)
                     {
                         resources.Retries.Release();
-                        cluster.Stats.UpstreamCxNoneHealthy.Inc();
-                        info.Flags |= ResponseFlags.NoHealthyUpstream;
-                        await LocalReply.SendAsync(context, 503, "no healthy upstream", serverName, info, "no_healthy_upstream").ConfigureAwait(false);
+                        await NoHealthyUpstreamAsync(context, info, cluster, serverName).ConfigureAwait(false);
                         return;
                     }
                     host = next;
@@ -433,6 +429,14 @@ internal sealed partial class RouterFilter
             info.HoldsPending = true;
         }
         return true;
+    }
+
+    /// <summary>The load balancer found no host: 503 "no healthy upstream", UH.</summary>
+    private static Task NoHealthyUpstreamAsync(HttpContext context, UpstreamRequest info, Cluster cluster, string? serverName)
+    {
+        cluster.Stats.UpstreamCxNoneHealthy.Inc();
+        info.Flags |= ResponseFlags.NoHealthyUpstream;
+        return LocalReply.SendAsync(context, 503, "no healthy upstream", serverName, info, "no_healthy_upstream");
     }
 
     /// <summary>Envoy's circuit breaker overflow reply: 503, x-envoy-overloaded, UO.</summary>
