@@ -325,4 +325,33 @@ public sealed class HedgingTests
         Assert.False(never.Task.IsCompleted);
         await AssertNothingActiveAsync(proxy);
     }
+
+    [Fact]
+    public async Task BodyOverTheBufferLimit_IsSentWhole_AndNotHedged()
+    {
+        // A chunked body (no content-length) only shows it is too large once read: the try still gets all of it.
+        var never = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var firstReset = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var pair = await Pair.StartAsync((n, ctx) => BlockUntilReleasedOrReset(ctx, never, firstReset, "late"));
+        var routes = Routes(hedge: true).Replace("    route:", "    per_request_buffer_limit_bytes: 1000\n    route:");
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(routes, pair.Cluster));
+        using var client = proxy.Client("main");
+        var payload = new string('b', 4999) + "e";
+        using var content = new StreamContent(new NonSeekableStream(Encoding.ASCII.GetBytes(payload)));
+
+        using var response = await client.PostAsync("/x", content);
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode); // the per-try timeout, with no retry
+        string[] seen;
+        lock (pair.Seen) seen = pair.Seen.ToArray();
+        Assert.Equal("1|" + payload, Assert.Single(seen).Split('|', 3)[2]);
+        Assert.Equal(0, await proxy.StatAsync("cluster.backend.upstream_rq_retry"));
+        await AssertNothingActiveAsync(proxy);
+    }
+
+    /// <summary>A body stream of unknown length, so the client sends it chunked.</summary>
+    private sealed class NonSeekableStream(byte[] data) : MemoryStream(data)
+    {
+        public override bool CanSeek => false;
+    }
 }
