@@ -97,6 +97,15 @@ internal static class ListenerTranslator
         return hcm is null && tcp is null ? null : new FilterChainModel(fc.Name, hcm) { Tls = tls, Match = match, TcpProxy = tcp, NetworkRbac = rbac };
     }
 
+    /// <summary>An optional duration where unset and zero both mean "off".</summary>
+    private static TimeSpan NonNegative(Google.Protobuf.WellKnownTypes.Duration? d, string path, ConfigErrors errors)
+    {
+        var t = d?.ToTimeSpan() ?? TimeSpan.Zero;
+        if (t >= TimeSpan.Zero) return t;
+        errors.Add(path, "must not be negative");
+        return TimeSpan.Zero;
+    }
+
     public static HttpConnectionManagerModel TranslateHttpConnectionManager(HttpConnectionManager h, string path, ConfigErrors errors, Func<string, bool>? clusterExists)
     {
         if (string.IsNullOrEmpty(h.StatPrefix)) errors.Add(ConfigErrors.Join(path, "stat_prefix"), "stat_prefix is required");
@@ -207,6 +216,7 @@ internal static class ListenerTranslator
             AccessLogs = AccessLogTranslator.Translate(h.AccessLog, ConfigErrors.Join(path, "access_log"), errors),
             StreamIdleTimeout = h.StreamIdleTimeout?.ToTimeSpan() ?? TimeSpan.FromMinutes(5),
             RequestTimeout = h.RequestTimeout?.ToTimeSpan() ?? TimeSpan.Zero,
+            RequestHeadersTimeout = NonNegative(h.RequestHeadersTimeout, ConfigErrors.Join(path, "request_headers_timeout"), errors),
             Tracing = TracingTranslator.Translate(h.Tracing, ConfigErrors.Join(path, "tracing"), errors, clusterExists) is { } tracing
                 ? tracing with { SpawnUpstreamSpan = tracing.SpawnUpstreamSpan || startChildSpan } : null,
             ForwardClientCert = (ForwardClientCertDetails)(int)h.ForwardClientCertDetails,

@@ -69,6 +69,18 @@ internal static class RouterPolicyTranslator
         };
     }
 
+    /// <summary>Envoy's HedgePolicy: only hedge_on_per_try_timeout is acted on. Envoy itself does not implement more
+    /// than one initial request nor the additional request chance, so only their defaults are accepted.</summary>
+    public static bool? Hedge(HedgePolicy? p, string path, ConfigErrors errors)
+    {
+        if (p is null) return null;
+        if (p.InitialRequests is { } initial && initial != 1)
+            errors.Add(path + ".initial_requests", $"initial_requests {initial} is not supported (only 1: Envoy does not implement more)");
+        if (p.AdditionalRequestChance is { Numerator: not 0 })
+            errors.Add(path + ".additional_request_chance", "additional_request_chance is not supported (only 0: Envoy does not implement it)");
+        return p.HedgeOnPerTryTimeout;
+    }
+
     public static MaxStreamDurationModel? MaxStreamDuration(RouteAction.Types.MaxStreamDuration? m, string path, ConfigErrors errors)
     {
         if (m is null) return null;

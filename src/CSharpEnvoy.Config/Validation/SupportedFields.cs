@@ -145,6 +145,8 @@ internal static class SupportedFields
 
         Area("Timeouts: stream idle, request, max stream duration");
         Msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", "stream_idle_timeout", "request_timeout");
+        Note("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", "request_headers_timeout",
+            "enforced by Kestrel per listener (the first chain's value): the reply is Kestrel's 408 without a body, the connection is closed and downstream_rq_header_timeout is not counted");
         Msg("envoy.config.route.v3.RouteAction", "max_stream_duration");
         Msg("envoy.config.route.v3.RouteAction.MaxStreamDuration", "max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset");
 
@@ -221,6 +223,12 @@ internal static class SupportedFields
             "host_selection_retry_max_attempts");
         Note(rp, "retry_host_predicate", "envoy.retry_host_predicates.previous_hosts only");
         Msg(rp + ".RetryBackOff", "base_interval", "max_interval");
+        Msg("envoy.config.route.v3.RouteAction", "hedge_policy");
+        Msg("envoy.config.route.v3.VirtualHost", "hedge_policy");
+        const string hp = "envoy.config.route.v3.HedgePolicy";
+        Note(hp, "hedge_on_per_try_timeout", "a per-try timeout leaves the try running and sends another (a retry, after the back-off, if one is left); the first response that is not retried wins and the others are reset");
+        Note(hp, "initial_requests", "1 only (Envoy does not implement more)");
+        Note(hp, "additional_request_chance", "0 only (Envoy does not implement it)");
         Msg(rp + ".RetryHostPredicate", "name", "typed_config");
         Msg("envoy.config.route.v3.RouteAction.RequestMirrorPolicy", "cluster", "cluster_header", "runtime_fraction");
         Warn("envoy.config.route.v3.RouteAction.RequestMirrorPolicy", "trace_sampled", "mirrored requests carry the original trace headers; their sampled flag is not changed");

@@ -212,6 +212,11 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         limits.MinRequestBodyDataRate = null;
         limits.MinResponseDataRate = null;
         limits.KeepAliveTimeout = TimeSpan.FromHours(1);          // HCM common_http_protocol_options.idle_timeout default
+        // request_headers_timeout: off unless set (Envoy), where Kestrel would give 30 s. Kestrel arms it at a
+        // request's first byte, as Envoy does, answers 408 and closes the connection. "Off" is a day, not
+        // InfiniteTimeSpan: Kestrel stores that as TimeSpan.MaxValue, and its timeout clock (now + ticks) overflows,
+        // firing at the next heartbeat on any request whose headers straddle one.
+        limits.RequestHeadersTimeout = hcm.RequestHeadersTimeout > TimeSpan.Zero ? hcm.RequestHeadersTimeout : TimeSpan.FromDays(1);
         limits.MaxRequestHeadersTotalSize = 60 * 1024;              // max_request_headers_kb default 60
         limits.MaxConcurrentConnections = null;
         limits.MaxConcurrentUpgradedConnections = null;

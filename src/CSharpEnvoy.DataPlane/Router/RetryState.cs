@@ -223,6 +223,25 @@ internal sealed class ReplayableBody
 
     public Stream NewReader() => new Reader(this);
 
+    /// <summary>Reads the whole body into the buffer ahead of any reader (a hedged request sends tries side by side,
+    /// each from the buffer). Stops once the body passes the limit: the byte past it is kept, so a reader still gets
+    /// the whole body, buffered part first, but it cannot be replayed.</summary>
+    public async ValueTask FillAsync(CancellationToken ct)
+    {
+        while (!Complete && !Overflowed)
+        {
+            if (_length == _buffer.Length) Array.Resize(ref _buffer, (int)Math.Min(_limit + 1L, Math.Max(_buffer.Length * 2L, 4096)));
+            var read = await _source.ReadAsync(_buffer.AsMemory(_length), ct).ConfigureAwait(false);
+            if (read == 0)
+            {
+                Complete = true;
+                return;
+            }
+            _length += read;
+            if (_length > _limit) Overflowed = true;
+        }
+    }
+
     private async ValueTask<int> ReadAtAsync(long position, Memory<byte> destination, CancellationToken ct)
     {
         if (destination.IsEmpty)

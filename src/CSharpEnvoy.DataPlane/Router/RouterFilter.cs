@@ -75,8 +75,14 @@ internal sealed class UpstreamRequest : StreamInfo
             }
             RetryLimitExceeded = exceeded;
         }
+        if (proxyResponse is null) return await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+        return await ApplyResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Copies the upstream response headers that go downstream and stamps Envoy's response headers.</summary>
+    public async ValueTask<bool> ApplyResponseAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)
+    {
         var copy = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
-        if (proxyResponse is null) return copy;
         UpstreamFirstByteTimestamp = Stopwatch.GetTimestamp();
         ResponseStarted = true;
         ResponseCodeDetails = "via_upstream";
@@ -108,7 +114,7 @@ internal sealed class UpstreamRequest : StreamInfo
 /// for a host, applies request rewrites and header mutations, and forwards with YARP's <see cref="IHttpForwarder"/>
 /// over the cluster's own <see cref="HttpMessageInvoker"/>. Failures become Envoy's local replies and response flags.
 /// </summary>
-internal sealed class RouterFilter
+internal sealed partial class RouterFilter
 {
     private static readonly TimeSpan DefaultStreamIdleTimeout = TimeSpan.FromMinutes(5);
 
@@ -176,9 +182,7 @@ internal sealed class RouterFilter
         var host = cluster.ChooseHost(lbContext);
         if (host is null)
         {
-            cluster.Stats.UpstreamCxNoneHealthy.Inc();
-            info.Flags |= ResponseFlags.NoHealthyUpstream;
-            await LocalReply.SendAsync(context, 503, "no healthy upstream", serverName, info, "no_healthy_upstream").ConfigureAwait(false);
+            await NoHealthyUpstreamAsync(context, info, cluster, serverName).ConfigureAwait(false);
             return;
         }
         info.UpstreamHost = host;
@@ -217,6 +221,15 @@ internal sealed class RouterFilter
         if (timeout > TimeSpan.Zero && perTry >= timeout) perTry = TimeSpan.Zero;
         var retry = RetryState.Create(retryPolicy, headers);
         info.Retry = retry;
+        var hedge = action.HedgeOnPerTryTimeout ?? vhost.HedgeOnPerTryTimeout ?? false;
+        if (headers.ContainsKey("x-envoy-hedge-on-per-try-timeout"))
+        {
+            // Envoy's finalHedgingParams: "true" or "false" override the policy; the header is consumed either way.
+            var v = headers["x-envoy-hedge-on-per-try-timeout"].ToString();
+            if (v == "true") hedge = true;
+            else if (v == "false") hedge = false;
+            headers.Remove("x-envoy-hedge-on-per-try-timeout");
+        }
         // The upstream learns the deadline the proxy enforces.
         if (grpc && timeout > TimeSpan.Zero) headers["grpc-timeout"] = GrpcTimeout.Format(timeout);
         var expected = perTry > TimeSpan.Zero ? perTry : timeout;
@@ -273,6 +286,30 @@ internal sealed class RouterFilter
         var attempt = 0;
         try
         {
+            if (hedge && retry is not null && perTry > TimeSpan.Zero && CanHedge(context))
+            {
+                // Tries run side by side, so each sends the whole buffered body (Envoy too starts the per-try timer
+                // once the downstream request is complete).
+                var buffered = true;
+                if (body is not null)
+                {
+                    try
+                    {
+                        await body.FillAsync(timeoutCts?.Token ?? context.RequestAborted).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is OperationCanceledException or IOException or BadHttpRequestException)
+                    {
+                        await OnForwardErrorAsync(context, info, cluster, ForwarderError.RequestBodyClient, timeoutCts, serverName, perTryFired: false).ConfigureAwait(false);
+                        return;
+                    }
+                    buffered = body.CanReplay; // larger than the buffer: not retried, so not hedged either
+                }
+                if (buffered)
+                {
+                    await ForwardHedgedAsync(context, info, hcm, cluster, host, retry, body?.Recorded, perTry, idle, config, timeoutCts, vhIncludeAttempt, serverName).ConfigureAwait(false);
+                    return;
+                }
+            }
             while (true)
             {
                 attempt++;
@@ -352,9 +389,7 @@ internal sealed class RouterFilter
                     if (next is null)
                     {
                         resources.Retries.Release();
-                        cluster.Stats.UpstreamCxNoneHealthy.Inc();
-                        info.Flags |= ResponseFlags.NoHealthyUpstream;
-                        await LocalReply.SendAsync(context, 503, "no healthy upstream", serverName, info, "no_healthy_upstream").ConfigureAwait(false);
+                        await NoHealthyUpstreamAsync(context, info, cluster, serverName).ConfigureAwait(false);
                         return;
                     }
                     host = next;
@@ -401,6 +436,14 @@ internal sealed class RouterFilter
             info.HoldsPending = true;
         }
         return true;
+    }
+
+    /// <summary>The load balancer found no host: 503 "no healthy upstream", UH.</summary>
+    private static Task NoHealthyUpstreamAsync(HttpContext context, UpstreamRequest info, Cluster cluster, string? serverName)
+    {
+        cluster.Stats.UpstreamCxNoneHealthy.Inc();
+        info.Flags |= ResponseFlags.NoHealthyUpstream;
+        return LocalReply.SendAsync(context, 503, "no healthy upstream", serverName, info, "no_healthy_upstream");
     }
 
     /// <summary>Envoy's circuit breaker overflow reply: 503, x-envoy-overloaded, UO.</summary>

@@ -115,13 +115,19 @@ internal sealed partial class Cluster
         if (HealthChecker is null && Outlier is null) return;
         if (responseStarted)
         {
-            host.Outlier?.PutHttpResponseCode(context.Response.StatusCode);
-            if (HealthChecker is { } hc && context.Response.Headers.ContainsKey("x-envoy-immediate-health-check-fail")) hc.ReportImmediateFailure(host);
+            ReportUpstreamResponse(host, context.Response.StatusCode, HealthChecker is not null && context.Response.Headers.ContainsKey("x-envoy-immediate-health-check-fail"));
             return;
         }
         if (error == ForwarderError.None || context.RequestAborted.IsCancellationRequested) return;
         if (error is ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled or ForwarderError.RequestCanceled && !timedOut) return;
         host.Outlier?.PutLocalOriginResult(timedOut ? OutlierDetection.LocalOriginResult.Timeout : OutlierDetection.LocalOriginResult.ConnectFailed);
+    }
+
+    /// <summary>A response the router read but did not pass downstream (a retried or a hedged try).</summary>
+    internal void ReportUpstreamResponse(Host host, int statusCode, bool immediateHealthCheckFail)
+    {
+        host.Outlier?.PutHttpResponseCode(statusCode);
+        if (immediateHealthCheckFail && HealthChecker is { } hc) hc.ReportImmediateFailure(host);
     }
 
     private void DisposeHealth()

@@ -54,7 +54,7 @@ public sealed class CorpusSweepTests
         // Every sandbox folder contributes at least one swept file.
         var sandboxes = Directory.GetDirectories(EnvoyConfigCorpus.Root).Select(Path.GetFileName).ToList();
         var swept = SweptFileList().Select(f => f.Split('/')[0]).ToHashSet();
-        Assert.Empty(sandboxes.Where(s => !swept.Contains(s!) && !s_knownLoaderBugs.Any(b => b.StartsWith(s + "/", StringComparison.Ordinal))));
+        Assert.DoesNotContain(sandboxes, s => !swept.Contains(s!) && !s_knownLoaderBugs.Any(b => b.StartsWith(s + "/", StringComparison.Ordinal)));
     }
 
     private static void AssertLoadsOrRefusedClearly(string file)

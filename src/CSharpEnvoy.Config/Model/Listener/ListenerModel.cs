@@ -102,6 +102,9 @@ internal sealed record HttpConnectionManagerModel
     public TimeSpan StreamIdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
     /// <summary><c>request_timeout</c>: the whole request must arrive within it; zero (the default) disables it.</summary>
     public TimeSpan RequestTimeout { get; init; }
+    /// <summary><c>request_headers_timeout</c>: the request headers must arrive within it from their first byte;
+    /// zero (the default) disables it.</summary>
+    public TimeSpan RequestHeadersTimeout { get; init; }
     /// <summary>The <c>tracing</c> settings; null when requests are not traced.</summary>
     public CSharpEnvoy.Config.Model.Tracing.TracingModel? Tracing { get; init; }
     public ForwardClientCertDetails ForwardClientCert { get; init; }

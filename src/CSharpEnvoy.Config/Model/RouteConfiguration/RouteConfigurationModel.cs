@@ -54,6 +54,8 @@ internal sealed record VirtualHostModel
     public TlsRequirement RequireTls { get; init; }
     /// <summary>Used by routes without their own retry_policy.</summary>
     public RetryPolicyModel? RetryPolicy { get; init; }
+    /// <summary><c>hedge_policy.hedge_on_per_try_timeout</c>; null when the virtual host has no hedge_policy.</summary>
+    public bool? HedgeOnPerTryTimeout { get; init; }
     public bool IncludeRequestAttemptCount { get; init; }
     public bool IncludeAttemptCountInResponse { get; init; }
     public uint? PerRequestBufferLimitBytes { get; init; }
@@ -118,6 +120,8 @@ internal sealed record RouteActionModel
     public HashPolicyModel[] HashPolicies { get; init; } = Array.Empty<HashPolicyModel>();
     /// <summary>The route's retry_policy; null falls back to the virtual host's.</summary>
     public RetryPolicyModel? RetryPolicy { get; init; }
+    /// <summary><c>hedge_policy.hedge_on_per_try_timeout</c>; null (no hedge_policy) falls back to the virtual host's.</summary>
+    public bool? HedgeOnPerTryTimeout { get; init; }
     public RequestMirrorPolicyModel[] MirrorPolicies { get; init; } = Array.Empty<RequestMirrorPolicyModel>();
     /// <summary>Route <c>priority: HIGH</c>: the cluster's HIGH circuit breaker thresholds apply.</summary>
     public bool HighPriority { get; init; }
