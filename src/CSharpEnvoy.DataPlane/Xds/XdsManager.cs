@@ -127,10 +127,33 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         if (_config.Ads is { } ads) StartStream(XdsStreamTarget.Aggregated(ads));
         foreach (var t in XdsTypes.Ordered)
         {
+            if (t == XdsTypes.Listener) continue;
             var missing = EnsureSources(t);
             if (missing.Count > 0) throw new InvalidOperationException(string.Join("\n", missing));
         }
+        _ = StartLdsAfterClustersAsync();
     }
+
+    /// <summary>Envoy's initialization order (Operations: Initialization): "After cluster manager initialization is done,
+    /// LDS initializes". A listener whose inline routes name CDS clusters would otherwise be rejected when its LDS
+    /// answer (or file) is applied before the CDS one, and a file is not read again until it changes.</summary>
+    private async Task StartLdsAfterClustersAsync()
+    {
+        if (_config.Lds is null) return;
+        try
+        {
+            await WaitAsync(_cdsInitial.Task, _config.Cds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, _stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        _ldsStarted = true;
+        SubscriptionChanged(XdsTypes.Listener);
+    }
+
+    /// <summary>Set once the cluster manager is initialized (CDS answered or timed out): LDS is subscribed from then on.</summary>
+    private volatile bool _ldsStarted;
 
     /// <summary>Envoy's server initialization: waits for the first CDS and LDS answers (accepted or not), each bounded
     /// by its initial_fetch_timeout.</summary>
@@ -161,7 +184,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             case XdsTypes.Cluster:
                 return _config.Cds?.Key == sourceKey ? null : names;
             case XdsTypes.Listener:
-                return _config.Lds?.Key == sourceKey ? null : names;
+                return _config.Lds?.Key == sourceKey && _ldsStarted ? null : names;
             case XdsTypes.Endpoint:
                 foreach (var (source, name) in EdsSources())
                     if (source.Key == sourceKey) names.Add(name);
@@ -217,7 +240,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         switch (typeUrl)
         {
             case XdsTypes.Cluster when _config.Cds is { } cds: sources.Add(cds); break;
-            case XdsTypes.Listener when _config.Lds is { } lds: sources.Add(lds); break;
+            case XdsTypes.Listener when _config.Lds is { } lds && _ldsStarted: sources.Add(lds); break;
             case XdsTypes.Endpoint: foreach (var (src, _) in EdsSources()) sources.Add(src); break;
             case XdsTypes.Route: foreach (var (src, _) in RdsSources()) sources.Add(src); break;
         }
