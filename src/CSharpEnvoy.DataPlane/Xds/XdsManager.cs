@@ -1056,13 +1056,22 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 if (!_dynListeners.ContainsKey(name))
                     listeners.DynamicListeners.Add(new ListenersConfigDump.Types.DynamicListener { Name = name, ErrorState = err });
 
-            foreach (var (_, r) in _routes.OrderBy(p => p.Key, StringComparer.Ordinal))
-                routes.DynamicRouteConfigs.Add(new RoutesConfigDump.Types.DynamicRouteConfig
+            // A rejected update leaves the last good route configuration in place, with error_state beside it (cleared by
+            // the next accepted one); a configuration never accepted shows as error_state alone, as listeners do.
+            foreach (var (name, r) in _routes.OrderBy(p => p.Key, StringComparer.Ordinal))
+            {
+                var dr = new RoutesConfigDump.Types.DynamicRouteConfig
                 {
                     VersionInfo = r.Version,
                     RouteConfig = Any.Pack(r.Proto),
                     LastUpdated = Timestamp.FromDateTimeOffset(r.Updated),
-                });
+                };
+                if (_routeErrors.TryGetValue(name, out var err)) dr.ErrorState = err;
+                routes.DynamicRouteConfigs.Add(dr);
+            }
+            foreach (var (name, err) in _routeErrors.OrderBy(p => p.Key, StringComparer.Ordinal))
+                if (!_routes.ContainsKey(name))
+                    routes.DynamicRouteConfigs.Add(new RoutesConfigDump.Types.DynamicRouteConfig { ErrorState = err });
 
             if (endpoints is not null)
                 foreach (var (_, a) in _assignments.OrderBy(p => p.Key, StringComparer.Ordinal))
@@ -1078,9 +1087,6 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             _gate.Release();
         }
     }
-
-    /// <summary>Route errors are reported per route configuration (Envoy has no error_state for RDS in the dump).</summary>
-    internal IReadOnlyDictionary<string, UpdateFailureState> RouteErrors => _routeErrors;
 
     public async ValueTask DisposeAsync()
     {
