@@ -9,7 +9,6 @@ using CSharpEnvoy.DataPlane.Tls;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -128,7 +127,11 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     internal static string StatName(ListenerModel model) =>
         model.StatPrefix != model.Address.ToString() ? model.StatPrefix : model.Address.IsPipe ? model.Address.PipePath! : $"{model.Address.Address}_{model.Address.Port}";
 
-    public async Task StartAsync(CancellationToken ct)
+    /// <summary>The listening socket; handed to the next version of the listener when it replaces this one.</summary>
+    internal ListenSocket? Socket { get; private set; }
+
+    /// <param name="socket">The socket of the listener version this one replaces (same address); null binds a new one.</param>
+    public async Task StartAsync(CancellationToken ct, ListenSocket? socket = null)
     {
         var options = new KestrelServerOptions
         {
@@ -168,38 +171,46 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
                 });
             }
         };
-        if (addr.IsPipe)
+        var owned = socket is null;
+        if (socket is null)
         {
-            if (File.Exists(addr.PipePath)) File.Delete(addr.PipePath!);
-            options.ListenUnixSocket(addr.PipePath!, configure);
+            EndPoint endPoint;
+            if (addr.IsPipe)
+            {
+                if (File.Exists(addr.PipePath)) File.Delete(addr.PipePath!);
+                endPoint = new System.Net.Sockets.UnixDomainSocketEndPoint(addr.PipePath!);
+            }
+            else endPoint = new IPEndPoint(ParseListenAddress(addr.Address), addr.Port);
+            // Run request code on the socket's I/O thread instead of hopping to the thread pool: measured on 2 cores it
+            // cuts context switches per request by more than half (docs/performance.md). Safe because nothing on the
+            // request path blocks. CSENVOY_INLINE_SCHEDULING=0 turns it off.
+            var transportOptions = new SocketTransportOptions { UnsafePreferInlineScheduling = InlineScheduling };
+            var transport = new SocketTransportFactory(Options.Create(transportOptions), _loggers);
+            try
+            {
+                socket = await ListenSocket.BindAsync(endPoint, transport, _loggers.CreateLogger("listener"), ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is AddressInUseException or IOException or System.Net.Sockets.SocketException)
+            {
+                throw new ListenerBindException($"cannot bind listener '{_model.Name}' to {addr}: {ex.Message}", ex);
+            }
         }
-        else
-        {
-            options.Listen(new IPEndPoint(ParseListenAddress(addr.Address), addr.Port), configure);
-        }
-
-        // Run request code on the socket's I/O thread instead of hopping to the thread pool: measured on 2 cores it
-        // cuts context switches per request by more than half (docs/performance.md). Safe because nothing on the
-        // request path blocks. CSENVOY_INLINE_SCHEDULING=0 turns it off.
-        var transportOptions = new SocketTransportOptions { UnsafePreferInlineScheduling = InlineScheduling };
-        var transport = new SocketTransportFactory(Options.Create(transportOptions), _loggers);
-        _server = new KestrelServer(Options.Create(options), transport, _loggers);
+        options.Listen(socket.EndPoint, configure);
+        _server = new KestrelServer(Options.Create(options), socket.Factory, _loggers);
         try
         {
             await _server.StartAsync(this, ct).ConfigureAwait(false);
         }
-        catch (IOException ex)
+        catch
         {
             _server.Dispose();
             _server = null;
-            throw new ListenerBindException($"cannot bind listener '{_model.Name}' to {addr}: {ex.InnerException?.Message ?? ex.Message}", ex);
+            if (owned) await socket.CloseIfNeverBoundAsync().ConfigureAwait(false);
+            throw;
         }
+        Socket = socket;
         BoundAddress = addr;
-        if (!addr.IsPipe && addr.Port == 0)
-        {
-            var bound = _server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
-            if (bound is not null && Uri.TryCreate(bound, UriKind.Absolute, out var uri)) BoundAddress = addr with { Port = uri.Port };
-        }
+        if (socket.EndPoint is IPEndPoint ip && addr.Port == 0) BoundAddress = addr with { Port = ip.Port };
     }
 
     private static IPAddress ParseListenAddress(string address) =>

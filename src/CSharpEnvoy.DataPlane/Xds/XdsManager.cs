@@ -25,7 +25,8 @@ namespace CSharpEnvoy.DataPlane.Xds;
 internal interface IListenerRuntime
 {
     HttpConnectionManager CreateConnectionManager(HttpConnectionManagerModel model);
-    Task<ListenerHost> StartListenerAsync(ListenerModel model, HttpConnectionManager hcm, CancellationToken ct);
+    /// <param name="socket">The listening socket of the listener being replaced on the same address, or null to bind one.</param>
+    Task<ListenerHost> StartListenerAsync(ListenerModel model, HttpConnectionManager hcm, ListenSocket? socket, CancellationToken ct);
     void RemoveListener(ListenerHost host);
     IReadOnlyList<ListenerHost> Listeners { get; }
     TimeSpan DrainTime { get; }
@@ -864,16 +865,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             old.Replace(model, hcm);
             return;
         }
-        if (old is not null && AddressKey(old.Model.Address) == AddressKey(model.Address))
-        {
-            // Same socket, different transport: the old listener must let go of the address first.
-            _runtime.RemoveListener(old);
-            await old.DrainAndDisposeAsync(TimeSpan.FromSeconds(Math.Min(5, _runtime.DrainTime.TotalSeconds))).ConfigureAwait(false);
-            old = null;
-        }
+        // Same address, changes that need a new server (transport socket, listener stats, codec limits): the new server
+        // takes over the old one's listening socket, so no connection is refused while the old one drains.
+        var socket = old is not null && AddressKey(old.Model.Address) == AddressKey(model.Address) ? old.Socket : null;
         try
         {
-            dyn.Host = await _runtime.StartListenerAsync(model, hcm, _stop.Token).ConfigureAwait(false);
+            dyn.Host = await _runtime.StartListenerAsync(model, hcm, socket, _stop.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -905,6 +902,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private void StopListener(ListenerHost host)
     {
         _runtime.RemoveListener(host);
+        host.StartDraining(); // HTTP/1 responses from now on ask the client to reconnect (to the new listener)
         var drain = _runtime.DrainTime;
         _ = Task.Run(() => host.DrainAndDisposeAsync(drain));
     }
