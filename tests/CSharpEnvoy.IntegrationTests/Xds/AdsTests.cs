@@ -178,7 +178,7 @@ public sealed class AdsTests
     }
 
     [Fact]
-    public async Task Sotw_LdsIsRequestedOnlyOnceCdsWasAnswered()
+    public async Task Sotw_LdsIsRequestedOnlyOnceCdsWasAnswered_AndEdsAfterTheCdsAck()
     {
         // Envoy's initialization: LDS starts after the cluster manager is initialized, so a listener whose inline
         // routes name a CDS cluster is never validated against an empty cluster map.
@@ -192,6 +192,9 @@ public sealed class AdsTests
         var cdsAnswered = received.FindIndex(r => r.TypeUrl == ClusterType && r.ResponseNonce.Length > 0);
         var ldsRequested = received.FindIndex(r => r.TypeUrl == ListenerType);
         Assert.True(cdsAnswered >= 0 && ldsRequested > cdsAnswered, $"CDS answered at {cdsAnswered}, LDS requested at {ldsRequested}");
+        // As Envoy pauses EDS while it applies CDS: the new cluster's EDS subscription follows the CDS ACK.
+        var edsRequested = received.FindIndex(r => r.TypeUrl == EndpointType);
+        Assert.True(edsRequested > cdsAnswered, $"CDS answered at {cdsAnswered}, EDS requested at {edsRequested}");
     }
 
     [Fact]
