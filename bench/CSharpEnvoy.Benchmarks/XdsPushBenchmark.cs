@@ -29,7 +29,8 @@ internal static class XdsPushBenchmark
     private sealed class NoListeners : IListenerRuntime
     {
         public HttpConnectionManager CreateConnectionManager(HttpConnectionManagerModel model) => throw new NotSupportedException();
-        public Task<ListenerHost> StartListenerAsync(ListenerModel model, HttpConnectionManager hcm, CancellationToken ct) => throw new NotSupportedException();
+        public Task<ListenerHost> StartListenerAsync(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, ListenSocket? socket, CancellationToken ct) =>
+            throw new NotSupportedException();
         public void RemoveListener(ListenerHost host) { }
         public IReadOnlyList<ListenerHost> Listeners => [];
         public TimeSpan DrainTime => TimeSpan.FromSeconds(1);

@@ -9,8 +9,17 @@ namespace CSharpEnvoy.DataPlane.Listener;
 /// once the chain is chosen, so the handshake and every request of the connection use the same chain.</summary>
 internal sealed class FilterChainRuntime(FilterChainModel model, HttpConnectionManager? hcm, DownstreamTls? tls, Network.TcpProxy.TcpProxy? tcp)
 {
-    public FilterChainModel Model { get; } = model;
+    private volatile FilterChainModel _model = model;
     private volatile HttpConnectionManager? _hcm = hcm;
+    /// <summary>Cancelled when a chain removed or changed by an LDS update has drained: its connections close then.</summary>
+    private readonly CancellationTokenSource _closing = new();
+
+    /// <summary>Replaced with the connection manager by an in-place LDS update that changes only the chain's connection manager.</summary>
+    public FilterChainModel Model
+    {
+        get => _model;
+        set => _model = value;
+    }
 
     /// <summary>Null for a TCP proxy chain. Replaced by an in-place LDS update, so live connections follow it (read
     /// per request).</summary>
@@ -23,6 +32,20 @@ internal sealed class FilterChainRuntime(FilterChainModel model, HttpConnectionM
     public Network.TcpProxy.TcpProxy? Tcp { get; } = tcp;
     /// <summary>The chain's network RBAC filter with its stats; null when it has none.</summary>
     public Http.Filters.Rbac.RbacStats? NetworkRbac { get; init; }
+
+    /// <summary>Set once the chain left the listener: HTTP/1 responses ask the client to close, as Envoy's drain does.</summary>
+    public bool Draining { get; private set; }
+
+    /// <summary>Fires when the drain is over; every connection of the chain is closed then.</summary>
+    public CancellationToken Closing => _closing.Token;
+
+    /// <summary>Envoy's filter chain drain after an in-place listener update: connections on a chain the update removed
+    /// or changed finish over <paramref name="drainTime"/>, then close.</summary>
+    public void Drain(TimeSpan drainTime)
+    {
+        Draining = true;
+        _closing.CancelAfter(drainTime);
+    }
 
     /// <summary>Runs the network RBAC filter (if any) once the connection, and its TLS handshake, is established.</summary>
     public bool ConnectionAllowed(Microsoft.AspNetCore.Connections.ConnectionContext context)
@@ -48,33 +71,54 @@ internal sealed class FilterChainTable
 {
     public FilterChainTable(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, StatsStore stats, string listenerPrefix,
         Upstream.ClusterManager? clusters = null)
+        : this(model, CreateAll(model, hcms, stats, listenerPrefix, clusters))
     {
-        var all = new List<FilterChainModel>(model.AllFilterChains);
-        if (hcms.Count != all.Count) throw new ArgumentException($"listener '{model.Name}' has {all.Count} filter chains but {hcms.Count} connection managers");
+    }
+
+    /// <param name="runtimes">One per chain of <see cref="ListenerModel.AllFilterChains"/>, in that order (the default chain last).</param>
+    public FilterChainTable(ListenerModel model, IReadOnlyList<FilterChainRuntime> runtimes)
+    {
         Chains = new FilterChainRuntime[model.FilterChains.Count];
-        var matches = new List<FilterChainMatchModel>();
-        for (var i = 0; i < all.Count; i++)
+        var matches = new List<FilterChainMatchModel>(Chains.Length);
+        for (var i = 0; i < runtimes.Count; i++)
         {
-            var fc = all[i];
-            var tls = fc.Tls is null ? null : new DownstreamTls(fc.Tls, stats, listenerPrefix + "ssl.");
-            var tcp = fc.TcpProxy is { } t
-                ? new Network.TcpProxy.TcpProxy(t, clusters ?? throw new ArgumentException("a tcp_proxy chain needs the cluster manager"), stats)
-                : null;
-            var runtime = new FilterChainRuntime(fc, hcms[i], tls, tcp)
-            {
-                NetworkRbac = fc.NetworkRbac is { } r ? new Http.Filters.Rbac.RbacStats(stats, r.StatPrefix, r) : null,
-            };
             if (i < Chains.Length)
             {
-                Chains[i] = runtime;
-                matches.Add(fc.Match);
+                Chains[i] = runtimes[i];
+                matches.Add(runtimes[i].Model.Match);
             }
-            else Default = runtime;
+            else Default = runtimes[i];
         }
         Matcher = new FilterChainMatcher(matches);
         // With one chain that matches everything there is nothing to choose per connection.
-        Single = all.Count == 1 && (Default is not null || IsCatchAll(all[0].Match)) ? (Default ?? Chains[0]) : null;
+        Single = runtimes.Count == 1 && (Default is not null || IsCatchAll(runtimes[0].Model.Match)) ? (Default ?? Chains[0]) : null;
     }
+
+    private static List<FilterChainRuntime> CreateAll(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, StatsStore stats, string listenerPrefix,
+        Upstream.ClusterManager? clusters)
+    {
+        var all = new List<FilterChainModel>(model.AllFilterChains);
+        if (hcms.Count != all.Count) throw new ArgumentException($"listener '{model.Name}' has {all.Count} filter chains but {hcms.Count} connection managers");
+        var runtimes = new List<FilterChainRuntime>(all.Count);
+        for (var i = 0; i < all.Count; i++) runtimes.Add(Create(all[i], hcms[i], stats, listenerPrefix, clusters));
+        return runtimes;
+    }
+
+    /// <summary>One chain put in service: its TLS context, TCP proxy and network RBAC built from the model.</summary>
+    public static FilterChainRuntime Create(FilterChainModel fc, HttpConnectionManager? hcm, StatsStore stats, string listenerPrefix, Upstream.ClusterManager? clusters)
+    {
+        var tls = fc.Tls is null ? null : new DownstreamTls(fc.Tls, stats, listenerPrefix + "ssl.");
+        var tcp = fc.TcpProxy is { } t
+            ? new Network.TcpProxy.TcpProxy(t, clusters ?? throw new ArgumentException("a tcp_proxy chain needs the cluster manager"), stats)
+            : null;
+        return new FilterChainRuntime(fc, hcm, tls, tcp)
+        {
+            NetworkRbac = fc.NetworkRbac is { } r ? new Http.Filters.Rbac.RbacStats(stats, r.StatPrefix, r) : null,
+        };
+    }
+
+    /// <summary>Every chain, the default one last.</summary>
+    public IEnumerable<FilterChainRuntime> All => Default is null ? Chains : Chains.Append(Default);
 
     public FilterChainRuntime[] Chains { get; }
     public FilterChainRuntime? Default { get; }

@@ -9,7 +9,6 @@ using CSharpEnvoy.DataPlane.Tls;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -51,6 +50,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     /// <summary>The pipeline after the chain is chosen: through the HTTPS middleware, or straight to HTTP for cleartext chains.</summary>
     private ConnectionDelegate? _tlsPipeline, _httpPipeline;
     private KestrelServer? _server;
+    private readonly Upstream.ClusterManager? _clusters;
 
     /// <summary>The listener's connection access logs; null when there are none.</summary>
     private readonly AccessLog.AccessLogger[]? _accessLogs;
@@ -67,6 +67,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         if (model.AccessLogs.Count > 0 && accessLogs is not null)
             _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
         _model = model;
+        _clusters = clusters;
         _services = services;
         _loggers = loggers;
         _stats = stats;
@@ -77,7 +78,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         NoFilterChainMatch = stats.Counter(_statPrefix, "no_filter_chain_match");
         PreCxTimeout = stats.Counter(_statPrefix, "downstream_pre_cx_timeout");
         _chains = new FilterChainTable(model, hcms, stats, _statPrefix, clusters);
-        foreach (var fc in model.AllFilterChains) _anyTls |= fc.Tls is not null;
+        _anyTls = AnyTls(model);
         if (model.ListenerFilters.TlsInspector) _tlsInspector = new TlsInspector(stats, model.ListenerFilters.MaxClientHelloSize);
     }
 
@@ -86,17 +87,116 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 
     public ListenerModel Model => _model;
 
-    /// <summary>The first chain's connection manager (xDS listeners have one chain); replaced with the listener's new model on an update.</summary>
-    internal HttpConnectionManager ConnectionManager => (_chains.Default?.Hcm ?? _chains.Chains[0].Hcm)!;
-
-    internal void Replace(ListenerModel model, HttpConnectionManager hcm)
+    /// <summary>The connection managers of the listener's chains in service (TCP proxy chains have none).</summary>
+    internal IEnumerable<HttpConnectionManager> ConnectionManagers
     {
-        // Connections already open on the (single, same-TLS) chain take the new connection manager at their next
-        // request, as before multiple chains existed; new connections get the new table.
-        var old = _chains;
-        if (old.Default is null && old.Chains.Length == 1 && old.Chains[0].Hcm is not null) old.Chains[0].Hcm = hcm;
-        else _chains = new FilterChainTable(model, [hcm], _stats, _statPrefix);
+        get
+        {
+            foreach (var c in _chains.All)
+                if (c.Hcm is { } h) yield return h;
+        }
+    }
+
+    /// <summary>
+    /// Envoy's in-place filter chain update (Listeners: "filter chain only update"): the socket, listener filters and
+    /// stats stay; a chain identical to one in service keeps it with its connections; a chain whose only change is its
+    /// HTTP connection manager keeps its connections, which take the new connection manager at their next request; the
+    /// other chains are new, and the connections of the chains left out drain over <paramref name="drainTime"/>.
+    /// </summary>
+    /// <param name="hcms">One connection manager per chain of the new model's <see cref="ListenerModel.AllFilterChains"/>.</param>
+    internal void UpdateFilterChains(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, TimeSpan drainTime)
+    {
+        var old = new List<FilterChainRuntime>(_chains.All);
+        var oldProtos = ChainProtos(_model);
+        var newProtos = ChainProtos(model);
+        var newModels = new List<FilterChainModel>(model.AllFilterChains);
+        var kept = new HashSet<FilterChainRuntime>(ReferenceEqualityComparer.Instance);
+        var runtimes = new List<FilterChainRuntime>(newModels.Count);
+        for (var i = 0; i < newModels.Count; i++)
+        {
+            FilterChainRuntime? chain = null;
+            if (oldProtos is not null && newProtos is not null)
+            {
+                for (var j = 0; j < old.Count && chain is null; j++)
+                    if (!kept.Contains(old[j]) && oldProtos[j].Equals(newProtos[i])) chain = old[j];
+                for (var j = 0; j < old.Count && chain is null && hcms[i] is { } hcm; j++)
+                {
+                    if (kept.Contains(old[j]) || old[j].Hcm?.Model.CodecType != hcm.Model.CodecType) continue;
+                    if (!SameButConnectionManager(oldProtos[j], newProtos[i])) continue;
+                    chain = old[j];
+                    chain.Model = newModels[i];
+                    chain.Hcm = hcm;
+                }
+            }
+            chain ??= FilterChainTable.Create(newModels[i], hcms[i], _stats, _statPrefix, _clusters);
+            kept.Add(chain);
+            runtimes.Add(chain);
+        }
         _model = model;
+        _chains = new FilterChainTable(model, runtimes);
+        foreach (var c in old)
+            if (!kept.Contains(c)) c.Drain(drainTime);
+    }
+
+    /// <summary>The listener's FilterChain protos in <see cref="ListenerModel.AllFilterChains"/> order; null without a source.</summary>
+    private static List<Envoy.Config.Listener.V3.FilterChain>? ChainProtos(ListenerModel model)
+    {
+        if (model.Source is not Envoy.Config.Listener.V3.Listener l) return null;
+        var list = new List<Envoy.Config.Listener.V3.FilterChain>(l.FilterChains);
+        if (l.DefaultFilterChain is not null) list.Add(l.DefaultFilterChain);
+        return list;
+    }
+
+    private const string HcmTypeUrl = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
+    /// <summary>Whether two chains are the same but for their HTTP connection managers' settings.</summary>
+    private static bool SameButConnectionManager(Envoy.Config.Listener.V3.FilterChain a, Envoy.Config.Listener.V3.FilterChain b)
+    {
+        static Envoy.Config.Listener.V3.FilterChain WithoutHcm(Envoy.Config.Listener.V3.FilterChain fc)
+        {
+            var c = fc.Clone();
+            foreach (var f in c.Filters)
+                if (f.TypedConfig?.TypeUrl == HcmTypeUrl) f.TypedConfig = new Google.Protobuf.WellKnownTypes.Any { TypeUrl = HcmTypeUrl };
+            return c;
+        }
+        return WithoutHcm(a).Equals(WithoutHcm(b));
+    }
+
+    /// <summary>Whether <paramref name="next"/> can be applied by <see cref="UpdateFilterChains"/>: only its filter chains
+    /// differ, and not in what the socket's Kestrel server was built with (protocols, TLS middleware, limits).</summary>
+    internal static bool CanUpdateInPlace(ListenerModel current, ListenerModel next)
+    {
+        // Port 0 included: the same listener keeps its bound socket, as Envoy's in-place filter chain update does.
+        if (current.Address.ToString() != next.Address.ToString() || current.StatPrefix != next.StatPrefix) return false;
+        if (current.Source is not Envoy.Config.Listener.V3.Listener a || next.Source is not Envoy.Config.Listener.V3.Listener b) return false;
+        var ac = a.Clone();
+        var bc = b.Clone();
+        ac.FilterChains.Clear();
+        bc.FilterChains.Clear();
+        ac.DefaultFilterChain = null;
+        bc.DefaultFilterChain = null;
+        if (!ac.Equals(bc)) return false;
+        if (ListenProtocols(current) != ListenProtocols(next) || AnyTls(current) != AnyTls(next)) return false;
+        var ha = FirstConnectionManager(current);
+        var hb = FirstConnectionManager(next);
+        if (ha is null || hb is null) return ha == hb;
+        return ha.Http2MaxConcurrentStreams == hb.Http2MaxConcurrentStreams &&
+               ha.Http2InitialStreamWindowSize == hb.Http2InitialStreamWindowSize && ha.Http2InitialConnectionWindowSize == hb.Http2InitialConnectionWindowSize;
+    }
+
+    private static bool AnyTls(ListenerModel model)
+    {
+        foreach (var fc in model.AllFilterChains)
+            if (fc.Tls is not null) return true;
+        return false;
+    }
+
+    /// <summary>Kestrel's limits are per socket: they come from the first chain's connection manager.</summary>
+    private static HttpConnectionManagerModel? FirstConnectionManager(ListenerModel model)
+    {
+        foreach (var fc in model.AllFilterChains)
+            if (fc.HttpConnectionManager is { } m) return m;
+        return null;
     }
 
     /// <summary>Stops accepting, lets open connections finish for up to <paramref name="drainTime"/>, then closes them.</summary>
@@ -128,7 +228,11 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     internal static string StatName(ListenerModel model) =>
         model.StatPrefix != model.Address.ToString() ? model.StatPrefix : model.Address.IsPipe ? model.Address.PipePath! : $"{model.Address.Address}_{model.Address.Port}";
 
-    public async Task StartAsync(CancellationToken ct)
+    /// <summary>The listening socket; handed to the next version of the listener when it replaces this one.</summary>
+    internal ListenSocket? Socket { get; private set; }
+
+    /// <param name="socket">The socket of the listener version this one replaces (same address); null binds a new one.</param>
+    public async Task StartAsync(CancellationToken ct, ListenSocket? socket = null)
     {
         var options = new KestrelServerOptions
         {
@@ -136,13 +240,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
             AddServerHeader = false,
             AllowAlternateSchemes = true, // h2c requests carry :scheme http on a connection marked as h2
         };
-        // Kestrel's limits are per socket: take them from the first chain's connection manager.
-        foreach (var fc in _model.AllFilterChains)
-        {
-            if (fc.HttpConnectionManager is not { } first) continue;
-            ConfigureLimits(options.Limits, first);
-            break;
-        }
+        if (FirstConnectionManager(_model) is { } first) ConfigureLimits(options.Limits, first);
 
         var protocols = ListenProtocols(_model);
         var addr = _model.Address;
@@ -168,38 +266,46 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
                 });
             }
         };
-        if (addr.IsPipe)
+        var owned = socket is null;
+        if (socket is null)
         {
-            if (File.Exists(addr.PipePath)) File.Delete(addr.PipePath!);
-            options.ListenUnixSocket(addr.PipePath!, configure);
+            EndPoint endPoint;
+            if (addr.IsPipe)
+            {
+                if (File.Exists(addr.PipePath)) File.Delete(addr.PipePath!);
+                endPoint = new System.Net.Sockets.UnixDomainSocketEndPoint(addr.PipePath!);
+            }
+            else endPoint = new IPEndPoint(ParseListenAddress(addr.Address), addr.Port);
+            // Run request code on the socket's I/O thread instead of hopping to the thread pool: measured on 2 cores it
+            // cuts context switches per request by more than half (docs/performance.md). Safe because nothing on the
+            // request path blocks. CSENVOY_INLINE_SCHEDULING=0 turns it off.
+            var transportOptions = new SocketTransportOptions { UnsafePreferInlineScheduling = InlineScheduling };
+            var transport = new SocketTransportFactory(Options.Create(transportOptions), _loggers);
+            try
+            {
+                socket = await ListenSocket.BindAsync(endPoint, transport, _loggers.CreateLogger("listener"), ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is AddressInUseException or IOException or System.Net.Sockets.SocketException)
+            {
+                throw new ListenerBindException($"cannot bind listener '{_model.Name}' to {addr}: {ex.Message}", ex);
+            }
         }
-        else
-        {
-            options.Listen(new IPEndPoint(ParseListenAddress(addr.Address), addr.Port), configure);
-        }
-
-        // Run request code on the socket's I/O thread instead of hopping to the thread pool: measured on 2 cores it
-        // cuts context switches per request by more than half (docs/performance.md). Safe because nothing on the
-        // request path blocks. CSENVOY_INLINE_SCHEDULING=0 turns it off.
-        var transportOptions = new SocketTransportOptions { UnsafePreferInlineScheduling = InlineScheduling };
-        var transport = new SocketTransportFactory(Options.Create(transportOptions), _loggers);
-        _server = new KestrelServer(Options.Create(options), transport, _loggers);
+        options.Listen(socket.EndPoint, configure);
+        _server = new KestrelServer(Options.Create(options), socket.Factory, _loggers);
         try
         {
             await _server.StartAsync(this, ct).ConfigureAwait(false);
         }
-        catch (IOException ex)
+        catch
         {
             _server.Dispose();
             _server = null;
-            throw new ListenerBindException($"cannot bind listener '{_model.Name}' to {addr}: {ex.InnerException?.Message ?? ex.Message}", ex);
+            if (owned) await socket.CloseIfNeverBoundAsync().ConfigureAwait(false);
+            throw;
         }
+        Socket = socket;
         BoundAddress = addr;
-        if (!addr.IsPipe && addr.Port == 0)
-        {
-            var bound = _server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
-            if (bound is not null && Uri.TryCreate(bound, UriKind.Absolute, out var uri)) BoundAddress = addr with { Port = uri.Port };
-        }
+        if (socket.EndPoint is IPEndPoint ip && addr.Port == 0) BoundAddress = addr with { Port = ip.Port };
     }
 
     private static IPAddress ParseListenAddress(string address) =>
@@ -250,6 +356,8 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
             var chain = await SelectChainAsync(context).ConfigureAwait(false);
             if (chain is null) return; // closes the connection
             context.Features.Set(chain);
+            // A chain an LDS update removed closes its connections once drained.
+            using var closing = chain.Closing.UnsafeRegister(static c => ((ConnectionContext)c!).Abort(), context);
             await RunChainAsync(context, chain, protocols).ConfigureAwait(false);
         }
         finally
@@ -449,7 +557,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     {
         var chain = context.Features.Get<FilterChainRuntime>()!;
         // Draining (admin /drain_listeners?graceful): HTTP/1 clients are told to close, as Envoy's drain does.
-        if (_draining && !HttpProtocol.IsHttp2(context.Request.Protocol)) context.Response.OnStarting(s_closeConnection, context.Response);
+        if ((_draining || chain.Draining) && !HttpProtocol.IsHttp2(context.Request.Protocol)) context.Response.OnStarting(s_closeConnection, context.Response);
         return chain.Hcm!.HandleAsync(context, isTls: chain.Tls is not null);
     }
 

@@ -74,10 +74,10 @@ internal sealed partial class EnvoyServer
         public HttpConnectionManager CreateConnectionManager(HttpConnectionManagerModel model) =>
             new(model, server.Stats, router, server.AccessLogs, server.Tracers, server.Health);
 
-        public async Task<ListenerHost> StartListenerAsync(ListenerModel model, HttpConnectionManager hcm, CancellationToken ct)
+        public async Task<ListenerHost> StartListenerAsync(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, ListenSocket? socket, CancellationToken ct)
         {
-            var host = new ListenerHost(model, [hcm], server.Stats, server._services, server._loggers, server.ClusterManager, server.AccessLogs);
-            await host.StartAsync(ct).ConfigureAwait(false);
+            var host = new ListenerHost(model, hcms, server.Stats, server._services, server._loggers, server.ClusterManager, server.AccessLogs);
+            await host.StartAsync(ct, socket).ConfigureAwait(false);
             server.AddListener(host);
             server._logger.LogInformation("LDS listener '{Name}' on {Address}", model.Name, host.BoundAddress);
             return host;

@@ -124,8 +124,36 @@ internal sealed class AdsClient : IAsyncDisposable
         lock (_gate)
         {
             if (_outbox is null || !_types.ContainsKey(typeUrl)) return; // the next stream sends it
+            // While a response is applied, as Envoy pauses the other types during a CDS or LDS update, the new
+            // subscriptions it causes (EDS for new clusters, RDS for new listeners) go out after its ACK.
+            if (_applying)
+            {
+                _deferred.Add(typeUrl);
+                return;
+            }
             var req = BuildSubscriptionRequest(typeUrl, initial: false);
             if (req is not null) _outbox.Writer.TryWrite(req);
+        }
+    }
+
+    /// <summary>Under <see cref="_gate"/>: set while a response is applied, until its ACK/NACK is queued.</summary>
+    private bool _applying;
+    private readonly HashSet<string> _deferred = new(StringComparer.Ordinal);
+
+    private void BeginApply()
+    {
+        lock (_gate) _applying = true;
+    }
+
+    /// <summary>Under <see cref="_gate"/>, right after the ACK/NACK: sends the subscription changes the update caused.</summary>
+    private void EndApply(Channel<object> outbox)
+    {
+        _applying = false;
+        foreach (var t in XdsTypes.Ordered)
+        {
+            if (!_deferred.Remove(t)) continue;
+            var req = BuildSubscriptionRequest(t, initial: false);
+            if (req is not null) outbox.Writer.TryWrite(req);
         }
     }
 
@@ -288,6 +316,8 @@ internal sealed class AdsClient : IAsyncDisposable
         lock (_gate)
         {
             _outbox = outbox;
+            _applying = false;
+            _deferred.Clear(); // the fresh stream subscribes to everything below
             var first = true;
             foreach (var t in _target.Types)
             {
@@ -386,6 +416,7 @@ internal sealed class AdsClient : IAsyncDisposable
             return;
         }
         string? error;
+        BeginApply();
         try
         {
             error = await _applier!.ApplySotwAsync(typeUrl, resp.VersionInfo, resp.Resources).ConfigureAwait(false);
@@ -409,6 +440,7 @@ internal sealed class AdsClient : IAsyncDisposable
             }
             if (error is not null) ack.ErrorDetail = new Google.Rpc.Status { Code = 3, Message = error };
             outbox.Writer.TryWrite(ack);
+            EndApply(outbox);
         }
     }
 
@@ -426,6 +458,7 @@ internal sealed class AdsClient : IAsyncDisposable
             return;
         }
         string? error;
+        BeginApply();
         try
         {
             error = await _applier!.ApplyDeltaAsync(typeUrl, resp.SystemVersionInfo, resp.Resources, resp.RemovedResources).ConfigureAwait(false);
@@ -439,7 +472,11 @@ internal sealed class AdsClient : IAsyncDisposable
         else _logger.LogWarning("xDS {Type} delta update '{Version}' rejected: {Error}", typeUrl, resp.SystemVersionInfo, error);
         var ack = new DeltaDiscoveryRequest { TypeUrl = typeUrl, ResponseNonce = resp.Nonce };
         if (error is not null) ack.ErrorDetail = new Google.Rpc.Status { Code = 3, Message = error };
-        outbox.Writer.TryWrite(ack);
+        lock (_gate)
+        {
+            outbox.Writer.TryWrite(ack);
+            EndApply(outbox);
+        }
     }
 
     public async ValueTask DisposeAsync()

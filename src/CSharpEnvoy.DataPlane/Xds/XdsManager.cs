@@ -25,7 +25,9 @@ namespace CSharpEnvoy.DataPlane.Xds;
 internal interface IListenerRuntime
 {
     HttpConnectionManager CreateConnectionManager(HttpConnectionManagerModel model);
-    Task<ListenerHost> StartListenerAsync(ListenerModel model, HttpConnectionManager hcm, CancellationToken ct);
+    /// <param name="socket">The listening socket of the listener being replaced on the same address, or null to bind one.</param>
+    /// <param name="hcms">One connection manager per chain of <see cref="ListenerModel.AllFilterChains"/> (null for TCP proxy chains).</param>
+    Task<ListenerHost> StartListenerAsync(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, ListenSocket? socket, CancellationToken ct);
     void RemoveListener(ListenerHost host);
     IReadOnlyList<ListenerHost> Listeners { get; }
     TimeSpan DrainTime { get; }
@@ -89,8 +91,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         public DateTimeOffset Updated;
         /// <summary>The host serving it (null while a new listener warms).</summary>
         public ListenerHost? Host;
-        /// <summary>While warming: the model and connection manager waiting for their routes.</summary>
-        public (ListenerModel Model, HttpConnectionManager Hcm)? Pending;
+        /// <summary>While warming: the model and its chains' connection managers waiting for their routes.</summary>
+        public (ListenerModel Model, IReadOnlyList<HttpConnectionManager?> Hcms)? Pending;
         public CancellationTokenSource? WarmTimer;
     }
 
@@ -127,10 +129,33 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         if (_config.Ads is { } ads) StartStream(XdsStreamTarget.Aggregated(ads));
         foreach (var t in XdsTypes.Ordered)
         {
+            if (t == XdsTypes.Listener) continue;
             var missing = EnsureSources(t);
             if (missing.Count > 0) throw new InvalidOperationException(string.Join("\n", missing));
         }
+        _ = StartLdsAfterClustersAsync();
     }
+
+    /// <summary>Envoy's initialization order (Operations: Initialization): "After cluster manager initialization is done,
+    /// LDS initializes". A listener whose inline routes name CDS clusters would otherwise be rejected when its LDS
+    /// answer (or file) is applied before the CDS one, and a file is not read again until it changes.</summary>
+    private async Task StartLdsAfterClustersAsync()
+    {
+        if (_config.Lds is null) return;
+        try
+        {
+            await WaitAsync(_cdsInitial.Task, _config.Cds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, _stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        _ldsStarted = true;
+        SubscriptionChanged(XdsTypes.Listener);
+    }
+
+    /// <summary>Set once the cluster manager is initialized (CDS answered or timed out): LDS is subscribed from then on.</summary>
+    private volatile bool _ldsStarted;
 
     /// <summary>Envoy's server initialization: waits for the first CDS and LDS answers (accepted or not), each bounded
     /// by its initial_fetch_timeout.</summary>
@@ -161,7 +186,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             case XdsTypes.Cluster:
                 return _config.Cds?.Key == sourceKey ? null : names;
             case XdsTypes.Listener:
-                return _config.Lds?.Key == sourceKey ? null : names;
+                return _config.Lds?.Key == sourceKey && _ldsStarted ? null : names;
             case XdsTypes.Endpoint:
                 foreach (var (source, name) in EdsSources())
                     if (source.Key == sourceKey) names.Add(name);
@@ -191,11 +216,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private List<(ConfigSourceModel Source, string Name)> RdsSources()
     {
         var list = new List<(ConfigSourceModel, string)>();
-        foreach (var l in _runtime.Listeners)
-            if (l.ConnectionManager.Model is { RdsRouteConfigName: { } n, RdsConfig: { } src }) list.Add((src, n));
-        lock (_dynListeners)
-            foreach (var d in _dynListeners.Values)
-                if (d.Pending?.Hcm.Model is { RdsRouteConfigName: { } n, RdsConfig: { } src }) list.Add((src, n));
+        foreach (var h in RdsConnectionManagers())
+            if (h.Model is { RdsRouteConfigName: { } n, RdsConfig: { } src }) list.Add((src, n));
         return list;
     }
 
@@ -217,7 +239,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         switch (typeUrl)
         {
             case XdsTypes.Cluster when _config.Cds is { } cds: sources.Add(cds); break;
-            case XdsTypes.Listener when _config.Lds is { } lds: sources.Add(lds); break;
+            case XdsTypes.Listener when _config.Lds is { } lds && _ldsStarted: sources.Add(lds); break;
             case XdsTypes.Endpoint: foreach (var (src, _) in EdsSources()) sources.Add(src); break;
             case XdsTypes.Route: foreach (var (src, _) in RdsSources()) sources.Add(src); break;
         }
@@ -436,7 +458,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private ListenerModel? CheckSources(ListenerModel? model, string name, ConfigErrors errors)
     {
         if (model is null) return null;
-        foreach (var fc in model.FilterChains)
+        foreach (var fc in model.AllFilterChains)
             if (fc.HttpConnectionManager?.RdsConfig is { } rds) CheckSource(rds, name + ".rds.config_source", errors);
         return model;
     }
@@ -737,7 +759,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var errors = new ConfigErrors();
         var names = new HashSet<string>(StringComparer.Ordinal);
         var models = TranslateNamed(decoded, "listener", "LDS", _staticListeners, l => l.Name,
-            (proto, name, errs) => CheckSources(SingleChain(ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), name, errs), name, errs), _listenerErrors, names, errors,
+            (proto, name, errs) => CheckSources(ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), name, errs), _listenerErrors, names, errors,
             (name, proto) => Existing(_dynListeners, name) is { } d && d.Proto.Equals(proto) ? d.Model : null);
         // Addresses must stay unique across static listeners and the listeners this update leaves in place.
         var removing = new HashSet<string>(StringComparer.Ordinal);
@@ -787,24 +809,34 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 existing.Version = v;
                 continue;
             }
-            var hcmModel = model.FilterChains[0].HttpConnectionManager!;
-            var hcm = _runtime.CreateConnectionManager(hcmModel);
+            // One connection manager per HTTP chain; the listener warms until every RDS chain has its routes.
+            var hcms = new List<HttpConnectionManager?>();
             var ready = true;
-            if (hcmModel.RdsRouteConfigName is { } rn)
+            foreach (var fc in model.AllFilterChains)
             {
-                if (_routes.TryGetValue(rn, out var r)) hcm.RouteConfig = r.Model;
-                else ready = false;
+                if (fc.HttpConnectionManager is not { } hcmModel)
+                {
+                    hcms.Add(null);
+                    continue;
+                }
+                var hcm = _runtime.CreateConnectionManager(hcmModel);
+                if (hcmModel.RdsRouteConfigName is { } rn)
+                {
+                    if (_routes.TryGetValue(rn, out var r)) hcm.RouteConfig = r.Model;
+                    else ready = false;
+                }
+                hcms.Add(hcm);
             }
             existing?.WarmTimer?.Cancel();
             var dyn = new DynListener { Proto = proto, Model = model, Version = v, Updated = now, Host = existing?.Host };
             lock (_dynListeners) _dynListeners[model.Name] = dyn;
             if (existing is null) _stats.Counter("listener_manager.listener_added").Inc();
             else _stats.Counter("listener_manager.listener_modified").Inc();
-            if (ready) await ActivateAsync(dyn, model, hcm).ConfigureAwait(false);
+            if (ready) await ActivateAsync(dyn, model, hcms).ConfigureAwait(false);
             else
             {
-                dyn.Pending = (model, hcm);
-                StartListenerWarmTimer(dyn, hcmModel.RdsInitialFetchTimeout);
+                dyn.Pending = (model, hcms);
+                StartListenerWarmTimer(dyn, RdsWarmTimeout(hcms));
             }
         }
         _ldsVersion = version;
@@ -816,41 +848,46 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     private static string AddressKey(SocketAddressModel a) => a.ToString();
 
-    /// <summary>LDS listeners keep one filter chain for now (their RDS and in-place updates follow the first chain).</summary>
-    private static ListenerModel? SingleChain(ListenerModel? model, string path, ConfigErrors errors)
+    /// <summary>A listener waits for each of its chains' route configurations up to that chain's initial_fetch_timeout, so
+    /// for the longest of them (0s, waiting forever, wins).</summary>
+    private static TimeSpan RdsWarmTimeout(IReadOnlyList<HttpConnectionManager?> hcms)
     {
-        if (model is null) return null;
-        if (model.FilterChains.Count == 1 && model.DefaultFilterChain is null && model.FilterChains[0].HttpConnectionManager is not null) return model;
-        if (model.FilterChains.Count == 1 && model.DefaultFilterChain is null)
+        var timeout = TimeSpan.Zero;
+        foreach (var h in hcms)
         {
-            errors.Add(ConfigErrors.Join(path, "filter_chains[0].filters"), "LDS listeners take the HTTP connection manager only for now; configure tcp_proxy listeners in static_resources");
-            return null;
+            if (h?.Model.RdsRouteConfigName is null || h.RouteConfig is not null) continue;
+            var t = h.Model.RdsInitialFetchTimeout;
+            if (t == Timeout.InfiniteTimeSpan) return t;
+            if (t > timeout) timeout = t;
         }
-        errors.Add(ConfigErrors.Join(path, "filter_chains"), "LDS listeners take exactly one filter chain and no default_filter_chain for now; configure several chains in static_resources");
-        return null;
+        return timeout;
     }
 
-    /// <summary>Puts a listener's new model and connection manager in service: a swap when the socket can stay,
-    /// otherwise a new socket (the old one drains).</summary>
-    private async Task ActivateAsync(DynListener dyn, ListenerModel model, HttpConnectionManager hcm)
+    private static bool HasAllRoutes(IReadOnlyList<HttpConnectionManager?> hcms)
+    {
+        foreach (var h in hcms)
+            if (h?.Model.RdsRouteConfigName is not null && h.RouteConfig is null) return false;
+        return true;
+    }
+
+    /// <summary>Puts a listener's new model and connection managers in service: in place when only its filter chains
+    /// changed, otherwise a new server (on the old one's socket when the address stays; the old one drains).</summary>
+    private async Task ActivateAsync(DynListener dyn, ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms)
     {
         dyn.Pending = null;
         var old = dyn.Host;
-        if (old is not null && CanSwap(old.Model, model))
+        if (old is not null && ListenerHost.CanUpdateInPlace(old.Model, model))
         {
-            old.Replace(model, hcm);
+            old.UpdateFilterChains(model, hcms, _runtime.DrainTime);
+            _stats.Counter("listener_manager.listener_in_place_updated").Inc();
             return;
         }
-        if (old is not null && AddressKey(old.Model.Address) == AddressKey(model.Address))
-        {
-            // Same socket, different transport: the old listener must let go of the address first.
-            _runtime.RemoveListener(old);
-            await old.DrainAndDisposeAsync(TimeSpan.FromSeconds(Math.Min(5, _runtime.DrainTime.TotalSeconds))).ConfigureAwait(false);
-            old = null;
-        }
+        // Same address, changes that need a new server (transport socket, listener stats, codec limits): the new server
+        // takes over the old one's listening socket, so no connection is refused while the old one drains.
+        var socket = old is not null && AddressKey(old.Model.Address) == AddressKey(model.Address) ? old.Socket : null;
         try
         {
-            dyn.Host = await _runtime.StartListenerAsync(model, hcm, _stop.Token).ConfigureAwait(false);
+            dyn.Host = await _runtime.StartListenerAsync(model, hcms, socket, _stop.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -862,26 +899,10 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         if (old is not null) StopListener(old);
     }
 
-    private static bool CanSwap(ListenerModel current, ListenerModel next)
-    {
-        // Port 0 included: the same listener keeps its bound socket, as Envoy's in-place filter chain update does.
-        if (AddressKey(current.Address) != AddressKey(next.Address)) return false;
-        if (current.StatPrefix != next.StatPrefix) return false;
-        var a = current.Source as ProtoListener;
-        var b = next.Source as ProtoListener;
-        if (a is null || b is null || a.FilterChains.Count == 0 || b.FilterChains.Count == 0) return false;
-        var ta = a.FilterChains[0].TransportSocket;
-        var tb = b.FilterChains[0].TransportSocket;
-        if (!Equals(ta, tb)) return false;
-        var ha = current.FilterChains[0].HttpConnectionManager!;
-        var hb = next.FilterChains[0].HttpConnectionManager!;
-        return ha.CodecType == hb.CodecType && ha.Http2MaxConcurrentStreams == hb.Http2MaxConcurrentStreams &&
-               ha.Http2InitialStreamWindowSize == hb.Http2InitialStreamWindowSize && ha.Http2InitialConnectionWindowSize == hb.Http2InitialConnectionWindowSize;
-    }
-
     private void StopListener(ListenerHost host)
     {
         _runtime.RemoveListener(host);
+        host.StartDraining(); // HTTP/1 responses from now on ask the client to reconnect (to the new listener)
         var drain = _runtime.DrainTime;
         _ = Task.Run(() => host.DrainAndDisposeAsync(drain));
     }
@@ -893,7 +914,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             lock (_dynListeners)
                 if (!_dynListeners.TryGetValue(dyn.Model.Name, out var cur) || !ReferenceEquals(cur, dyn)) return;
             _logger.LogWarning("listener '{Name}': no RDS route configuration within initial_fetch_timeout; serving without routes", dyn.Model.Name);
-            await ActivateAsync(dyn, p.Model, p.Hcm).ConfigureAwait(false);
+            await ActivateAsync(dyn, p.Model, p.Hcms).ConfigureAwait(false);
             UpdateListenerGauges();
             SubscriptionChanged(XdsTypes.Route);
         });
@@ -964,12 +985,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         // Listeners warming for these routes start now.
         List<DynListener> ready;
         lock (_dynListeners)
-            ready = _dynListeners.Values.Where(d => d.Pending is { } p && p.Hcm.RouteConfig is not null).ToList();
+            ready = _dynListeners.Values.Where(d => d.Pending is { } p && HasAllRoutes(p.Hcms)).ToList();
         foreach (var d in ready)
         {
             var p = d.Pending!.Value;
             d.WarmTimer?.Cancel();
-            await ActivateAsync(d, p.Model, p.Hcm).ConfigureAwait(false);
+            await ActivateAsync(d, p.Model, p.Hcms).ConfigureAwait(false);
         }
         if (ready.Count > 0) UpdateListenerGauges();
         return null;
@@ -981,10 +1002,13 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     {
         var list = new List<HttpConnectionManager>();
         foreach (var l in _runtime.Listeners)
-            if (l.ConnectionManager.Model.RdsRouteConfigName is not null) list.Add(l.ConnectionManager);
+            foreach (var h in l.ConnectionManagers)
+                if (h.Model.RdsRouteConfigName is not null) list.Add(h);
         lock (_dynListeners)
             foreach (var d in _dynListeners.Values)
-                if (d.Pending is { } p && p.Hcm.Model.RdsRouteConfigName is not null) list.Add(p.Hcm);
+                if (d.Pending is { } p)
+                    foreach (var h in p.Hcms)
+                        if (h?.Model.RdsRouteConfigName is not null) list.Add(h);
         return list;
     }
 
@@ -1033,13 +1057,22 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 if (!_dynListeners.ContainsKey(name))
                     listeners.DynamicListeners.Add(new ListenersConfigDump.Types.DynamicListener { Name = name, ErrorState = err });
 
-            foreach (var (_, r) in _routes.OrderBy(p => p.Key, StringComparer.Ordinal))
-                routes.DynamicRouteConfigs.Add(new RoutesConfigDump.Types.DynamicRouteConfig
+            // A rejected update leaves the last good route configuration in place, with error_state beside it (cleared by
+            // the next accepted one); a configuration never accepted shows as error_state alone, as listeners do.
+            foreach (var (name, r) in _routes.OrderBy(p => p.Key, StringComparer.Ordinal))
+            {
+                var dr = new RoutesConfigDump.Types.DynamicRouteConfig
                 {
                     VersionInfo = r.Version,
                     RouteConfig = Any.Pack(r.Proto),
                     LastUpdated = Timestamp.FromDateTimeOffset(r.Updated),
-                });
+                };
+                if (_routeErrors.TryGetValue(name, out var err)) dr.ErrorState = err;
+                routes.DynamicRouteConfigs.Add(dr);
+            }
+            foreach (var (name, err) in _routeErrors.OrderBy(p => p.Key, StringComparer.Ordinal))
+                if (!_routes.ContainsKey(name))
+                    routes.DynamicRouteConfigs.Add(new RoutesConfigDump.Types.DynamicRouteConfig { ErrorState = err });
 
             if (endpoints is not null)
                 foreach (var (_, a) in _assignments.OrderBy(p => p.Key, StringComparer.Ordinal))
@@ -1055,9 +1088,6 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             _gate.Release();
         }
     }
-
-    /// <summary>Route errors are reported per route configuration (Envoy has no error_state for RDS in the dump).</summary>
-    internal IReadOnlyDictionary<string, UpdateFailureState> RouteErrors => _routeErrors;
 
     public async ValueTask DisposeAsync()
     {

@@ -81,24 +81,8 @@ public sealed class FilterChainMatchTests : IDisposable
     private async Task<(string Body, string Subject)> GetAsync(ProxyHarness proxy, string listener, string sni)
     {
         X509Certificate? presented = null;
-        var ep = IPEndPoint.Parse(proxy.ListenerAddress(listener));
-        var handler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            ConnectCallback = async (_, ct) =>
-            {
-                var s = new Socket(SocketType.Stream, ProtocolType.Tcp);
-                await s.ConnectAsync(ep, ct);
-                return new NetworkStream(s, ownsSocket: true);
-            },
-        };
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-        {
-            presented = cert;
-            return TlsTestKit.TrustedBy(cert, _ca);
-        };
-        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
-        var body = await client.GetStringAsync($"https://{sni}:{ep.Port}/");
+        using var client = TlsTestKit.SniClient(IPEndPoint.Parse(proxy.ListenerAddress(listener)), sni, _ca, c => presented = c);
+        var body = await client.GetStringAsync("/");
         return (body, presented!.Subject);
     }
 

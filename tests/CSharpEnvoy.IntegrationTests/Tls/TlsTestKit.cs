@@ -114,6 +114,28 @@ internal static class TlsTestKit
         };
     }
 
+    /// <summary>An HTTPS client sending <paramref name="sni"/> to a listener at <paramref name="endPoint"/>, trusting only
+    /// <paramref name="ca"/>; <paramref name="presented"/> sees each certificate the listener presents.</summary>
+    public static HttpClient SniClient(IPEndPoint endPoint, string sni, X509Certificate2 ca, Action<X509Certificate?>? presented = null)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            ConnectCallback = async (_, ct) =>
+            {
+                var s = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                await s.ConnectAsync(endPoint, ct);
+                return new System.Net.Sockets.NetworkStream(s, ownsSocket: true);
+            },
+        };
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+        {
+            presented?.Invoke(cert);
+            return TrustedBy(cert, ca);
+        };
+        return new HttpClient(handler) { BaseAddress = new Uri($"https://{sni}:{endPoint.Port}"), Timeout = TimeSpan.FromSeconds(30) };
+    }
+
     public static bool TrustedBy(X509Certificate? cert, X509Certificate2 ca)
     {
         if (cert is null) return false;

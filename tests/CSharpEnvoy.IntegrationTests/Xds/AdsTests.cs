@@ -178,6 +178,26 @@ public sealed class AdsTests
     }
 
     [Fact]
+    public async Task Sotw_LdsIsRequestedOnlyOnceCdsWasAnswered_AndEdsAfterTheCdsAck()
+    {
+        // Envoy's initialization: LDS starts after the cluster manager is initialized, so a listener whose inline
+        // routes name a CDS cluster is never validated against an empty cluster map.
+        await using var a = await TestBackend.StartEchoAsync("a");
+        await using var cp = await TestControlPlane.StartAsync();
+        cp.SetSnapshot("v1", Snapshot(a.Port));
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port));
+        await cp.WaitForAckAsync(ListenerType, "v1");
+
+        var received = cp.Received.Cast<DiscoveryRequest>().ToList();
+        var cdsAnswered = received.FindIndex(r => r.TypeUrl == ClusterType && r.ResponseNonce.Length > 0);
+        var ldsRequested = received.FindIndex(r => r.TypeUrl == ListenerType);
+        Assert.True(cdsAnswered >= 0 && ldsRequested > cdsAnswered, $"CDS answered at {cdsAnswered}, LDS requested at {ldsRequested}");
+        // As Envoy pauses EDS while it applies CDS: the new cluster's EDS subscription follows the CDS ACK.
+        var edsRequested = received.FindIndex(r => r.TypeUrl == EndpointType);
+        Assert.True(edsRequested > cdsAnswered, $"CDS answered at {cdsAnswered}, EDS requested at {edsRequested}");
+    }
+
+    [Fact]
     public async Task Sotw_ResponseNonceIsEchoedAndAckCarriesNewVersion()
     {
         await using var a = await TestBackend.StartEchoAsync("a");

@@ -89,4 +89,49 @@ public sealed class XdsConfigDumpTests
         Assert.Equal("v2", error.GetProperty("version_info").GetString());
         Assert.True(error.GetProperty("last_update_attempt").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(-5));
     }
+
+    [Fact]
+    public async Task RejectedRouteConfiguration_ShowsErrorState_WhileTheLastGoodOneServes()
+    {
+        await using var a = await TestBackend.StartEchoAsync("a");
+        await using var cp = await TestControlPlane.StartAsync();
+        cp.SetSnapshot("v1", Snapshot(a.Port));
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port));
+        using var client = await ListenerClientAsync(proxy, "ingress");
+        await EventuallyAsync(client, "a");
+        var bad = Load<Envoy.Config.Route.V3.RouteConfiguration>("""
+            name: routes
+            virtual_hosts:
+            - name: vh
+              domains: ["*"]
+              routes:
+              - match: { safe_regex: { regex: "([" } }
+                route: { cluster: backend }
+            """);
+        cp.SetSnapshot("v2", EdsCluster("backend"), Cla("backend", a.Port), RdsListener("ingress", "routes"), bad);
+        await cp.WaitForNackAsync(RouteType);
+        using var admin = proxy.AdminClient();
+
+        var routes = (await GetJsonAsync(admin, "/config_dump?resource=dynamic_route_configs")).GetProperty("configs");
+        var route = Assert.Single(routes.EnumerateArray());
+        Assert.Equal("type.googleapis.com/envoy.admin.v3.RoutesConfigDump.DynamicRouteConfig", route.GetProperty("@type").GetString());
+        Assert.Equal("v1", route.GetProperty("version_info").GetString()); // the accepted one, still serving
+        Assert.Equal("/", route.GetProperty("route_config").GetProperty("virtual_hosts")[0].GetProperty("routes")[0].GetProperty("match").GetProperty("prefix").GetString());
+        var error = route.GetProperty("error_state");
+        var failed = error.GetProperty("failed_configuration");
+        Assert.Equal("type.googleapis.com/envoy.config.route.v3.RouteConfiguration", failed.GetProperty("@type").GetString());
+        Assert.Equal("([", failed.GetProperty("virtual_hosts")[0].GetProperty("routes")[0].GetProperty("match").GetProperty("safe_regex").GetProperty("regex").GetString());
+        Assert.StartsWith("routes.", error.GetProperty("details").GetString());
+        Assert.Equal("v2", error.GetProperty("version_info").GetString());
+        Assert.True(error.GetProperty("last_update_attempt").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(-5));
+        Assert.False(route.TryGetProperty("client_status", out _)); // Envoy leaves it unset in /config_dump
+        Assert.Equal("a", await BackendOfAsync(client));
+
+        // The next accepted update clears it.
+        cp.SetSnapshot("v3", Snapshot(a.Port));
+        await cp.WaitForAckAsync(RouteType, "v3");
+        route = (await GetJsonAsync(admin, "/config_dump?resource=dynamic_route_configs")).GetProperty("configs")[0];
+        Assert.Equal("v3", route.GetProperty("version_info").GetString());
+        Assert.False(route.TryGetProperty("error_state", out _));
+    }
 }

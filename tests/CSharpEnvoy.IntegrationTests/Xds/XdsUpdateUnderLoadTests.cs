@@ -96,4 +96,65 @@ public sealed class XdsUpdateUnderLoadTests
         Assert.Equal(Changes / 4, await proxy.StatAsync("listener_manager.listener_modified"));
         Assert.Equal(0, await proxy.StatAsync("listener_manager.lds.update_rejected") + await proxy.StatAsync("cluster_manager.cds.update_rejected"));
     }
+
+    [Fact]
+    public async Task ListenerReplacedOnItsPort_NewConnectionsAreNeverRefused()
+    {
+        // A new listener stat_prefix cannot be applied in place: each change starts a new server on the same port while
+        // the old one drains. Clients open a new connection for every request all along.
+        const int replacements = 6;
+        await using var a = await TestBackend.StartEchoAsync("a");
+        await using var cp = await TestControlPlane.StartAsync();
+        var port = Http.BasicProxyTests.FreePort();
+        IMessage[] Snapshot(int n)
+        {
+            var listener = RdsListener("ingress", "routes");
+            listener.Address.SocketAddress.PortValue = (uint)port;
+            listener.StatPrefix = "ingress_v" + n;
+            return [EdsCluster("backend"), Cla("backend", a.Port), listener, Routes("routes", "backend")];
+        }
+        cp.SetSnapshot("v0", Snapshot(0));
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port));
+        using var probe = await ListenerClientAsync(proxy, "ingress");
+        await EventuallyAsync(probe, "a");
+
+        var failures = new ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource();
+        var counts = new int[Clients];
+        var clients = Enumerable.Range(0, Clients).Select(i => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested && counts[i] < MaxRequestsPerClient)
+            {
+                counts[i]++;
+                // A new handler per request: every request is a new TCP connection to the port.
+                using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = probe.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
+                http.DefaultRequestHeaders.ConnectionClose = true;
+                try
+                {
+                    using var r = await http.GetAsync("/new-connection");
+                    if (r.StatusCode != HttpStatusCode.OK) failures.Enqueue($"client {i} request {counts[i]}: {(int)r.StatusCode}");
+                }
+                catch (Exception ex)
+                {
+                    failures.Enqueue($"client {i} request {counts[i]}: {ex.GetType().Name}: {ex.Message}");
+                }
+            }
+        })).ToArray();
+
+        for (var n = 1; n <= replacements; n++)
+        {
+            var before = counts.Sum();
+            cp.SetSnapshot("v" + n, Snapshot(n));
+            await cp.WaitForAckAsync(ListenerType, "v" + n);
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (await proxy.StatAsync($"listener.ingress_v{n}.downstream_cx_total") < Clients * 5 && DateTime.UtcNow < deadline) await Task.Delay(5);
+            Assert.True(counts.Sum() > before, "clients should keep running");
+        }
+        stop.Cancel();
+        await Task.WhenAll(clients);
+
+        Assert.True(failures.IsEmpty, $"{failures.Count} of {counts.Sum()} requests failed:\n" + string.Join("\n", failures.Take(20)));
+        Assert.Equal(replacements, await proxy.StatAsync("listener_manager.listener_modified"));
+        Assert.Equal($"127.0.0.1:{port}", proxy.Server.ListenerAddresses["ingress"]);
+    }
 }
