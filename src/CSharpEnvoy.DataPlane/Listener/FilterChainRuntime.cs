@@ -56,7 +56,7 @@ internal sealed class FilterChainTable
         for (var i = 0; i < all.Count; i++)
         {
             var fc = all[i];
-            var tls = fc.Tls is null ? null : new DownstreamTls(fc.Tls, stats, listenerPrefix + "ssl.");
+            var tls = fc.Tls is null ? null : new DownstreamTls(fc.Tls, stats, listenerPrefix, clusters?.Services.Secrets);
             var tcp = fc.TcpProxy is { } t
                 ? new Network.TcpProxy.TcpProxy(t, clusters ?? throw new ArgumentException("a tcp_proxy chain needs the cluster manager"), stats)
                 : null;
