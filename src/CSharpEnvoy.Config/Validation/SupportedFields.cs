@@ -310,6 +310,10 @@ internal static class SupportedFields
         Area("TCP proxy (envoy.filters.network.tcp_proxy)");
         const string t = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
         Msg(t, "stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts");
+        Note(t, "access_log", "one entry per connection when it closes: addresses, %CONNECTION_ID%, %START_TIME%, %DURATION%, %BYTES_RECEIVED%/%BYTES_SENT% (downstream), %UPSTREAM_HOST%, %UPSTREAM_CLUSTER%, %UPSTREAM_LOCAL_ADDRESS%, %RESPONSE_FLAGS% (UH, UF, UO, NC); access_log_options (periodic and on-connect flushes) is refused");
+        Note(t, "hash_policy", "one entry, source_ip: ring hash and maglev clusters hash the downstream IP");
+        Msg("envoy.type.v3.HashPolicy", "source_ip");
+        Msg("envoy.type.v3.HashPolicy.SourceIp");
         Msg(t + ".WeightedCluster", "clusters");
         Msg(t + ".WeightedCluster.ClusterWeight", "name", "weight");
     }

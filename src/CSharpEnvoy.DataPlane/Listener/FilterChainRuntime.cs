@@ -47,7 +47,7 @@ internal sealed class FilterChainRuntime(FilterChainModel model, HttpConnectionM
 internal sealed class FilterChainTable
 {
     public FilterChainTable(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, StatsStore stats, string listenerPrefix,
-        Upstream.ClusterManager? clusters = null)
+        Upstream.ClusterManager? clusters = null, AccessLog.AccessLogManager? accessLogs = null)
     {
         var all = new List<FilterChainModel>(model.AllFilterChains);
         if (hcms.Count != all.Count) throw new ArgumentException($"listener '{model.Name}' has {all.Count} filter chains but {hcms.Count} connection managers");
@@ -58,7 +58,7 @@ internal sealed class FilterChainTable
             var fc = all[i];
             var tls = fc.Tls is null ? null : new DownstreamTls(fc.Tls, stats, listenerPrefix, clusters?.Services.Secrets);
             var tcp = fc.TcpProxy is { } t
-                ? new Network.TcpProxy.TcpProxy(t, clusters ?? throw new ArgumentException("a tcp_proxy chain needs the cluster manager"), stats)
+                ? new Network.TcpProxy.TcpProxy(t, clusters ?? throw new ArgumentException("a tcp_proxy chain needs the cluster manager"), stats, accessLogs)
                 : null;
             var runtime = new FilterChainRuntime(fc, hcms[i], tls, tcp)
             {

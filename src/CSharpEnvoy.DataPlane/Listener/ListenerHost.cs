@@ -42,6 +42,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     /// <summary>Swapped whole by an LDS update that keeps the socket; read once per connection.</summary>
     private volatile FilterChainTable _chains;
     private readonly Upstream.ClusterManager? _clusters;
+    private readonly AccessLog.AccessLogManager? _accessLogManager;
     private readonly IServiceProvider _services;
     private readonly ILoggerFactory _loggers;
     private readonly StatsStore _stats;
@@ -78,7 +79,8 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         NoFilterChainMatch = stats.Counter(_statPrefix + "no_filter_chain_match");
         PreCxTimeout = stats.Counter(_statPrefix + "downstream_pre_cx_timeout");
         _clusters = clusters;
-        _chains = new FilterChainTable(model, hcms, stats, _statPrefix, clusters);
+        _accessLogManager = accessLogs;
+        _chains = new FilterChainTable(model, hcms, stats, _statPrefix, clusters, accessLogs);
         foreach (var fc in model.AllFilterChains) _anyTls |= fc.Tls is not null;
         if (model.ListenerFilters.TlsInspector) _tlsInspector = new TlsInspector(stats, model.ListenerFilters.MaxClientHelloSize);
     }
@@ -97,7 +99,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         // request, as before multiple chains existed; new connections get the new table.
         var old = _chains;
         if (old.Default is null && old.Chains.Length == 1 && old.Chains[0].Hcm is not null) old.Chains[0].Hcm = hcm;
-        else _chains = new FilterChainTable(model, [hcm], _stats, _statPrefix, _clusters);
+        else _chains = new FilterChainTable(model, [hcm], _stats, _statPrefix, _clusters, _accessLogManager);
         _model = model;
     }
 

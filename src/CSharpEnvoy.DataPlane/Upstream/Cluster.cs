@@ -304,7 +304,8 @@ internal sealed partial class Cluster : IDisposable
             EnableMultipleHttp2Connections = true,
             ConnectTimeout = Model.ConnectTimeout,
             // max_connections: the handler queues requests beyond it (per host; Envoy's limit is per cluster).
-            MaxConnectionsPerServer = (int)Math.Min(int.MaxValue, Model.CircuitBreakers.MaxConnections),
+            // max_connections 0 (no connection allowed) is enforced by the resource manager; the handler needs at least 1.
+            MaxConnectionsPerServer = (int)Math.Clamp(Model.CircuitBreakers.MaxConnections, 1, int.MaxValue),
             PooledConnectionIdleTimeout = TimeSpan.FromHours(1), // Envoy keeps upstream connections until idle_timeout (unset: forever)
             ActivityHeadersPropagator = null,
             ConnectCallback = ConnectAsync,
