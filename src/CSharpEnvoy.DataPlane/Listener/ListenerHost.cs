@@ -335,20 +335,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     /// (addresses, duration, connection id); request and response operators print "-", the response code 0.</summary>
     private void LogConnection(ConnectionContext connection, Router.UpstreamRequest info)
     {
-        var http = new DefaultHttpContext();
-        if (connection.RemoteEndPoint is IPEndPoint remote)
-        {
-            http.Connection.RemoteIpAddress = remote.Address;
-            http.Connection.RemotePort = remote.Port;
-        }
-        if (connection.LocalEndPoint is IPEndPoint local)
-        {
-            http.Connection.LocalIpAddress = local.Address;
-            http.Connection.LocalPort = local.Port;
-        }
-        if (connection.Features.Get<AccessLog.DownstreamConnectionId>() is { } id) http.Features.Set(id);
-        http.Response.StatusCode = 0;
-        var c = new AccessLog.AccessLogContext(http, info, System.Diagnostics.Stopwatch.GetTimestamp(), DateTime.UtcNow);
+        var c = AccessLog.AccessLogContext.ForConnection(connection, info);
         foreach (var log in _accessLogs!) log.Log(c);
     }
 

@@ -5,7 +5,6 @@ using CSharpEnvoy.Config.Translation;
 using CSharpEnvoy.Config.Validation;
 using CSharpEnvoy.DataPlane.Stats;
 using CSharpEnvoy.DataPlane.Xds;
-using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 using ProtoSecret = Envoy.Extensions.TransportSockets.Tls.V3.Secret;
@@ -190,27 +189,12 @@ internal sealed class SecretManager : IAsyncDisposable
     /// first and any error rejects them all (counted as <c>update_rejected</c> on the named secrets); then every
     /// provider of those sources whose name came takes its new version. Returns the error text or null.
     /// </summary>
-    public string? Apply(string version, IReadOnlyList<(Any Any, string? Version)> resources, ConfigSourceModel? fromFile)
+    public string? Apply(string version, List<(Any Any, string? Version)> resources, ConfigSourceModel? fromFile)
     {
         var errors = new ConfigErrors();
-        var decoded = new List<(ProtoSecret Proto, string Version)>();
-        for (var i = 0; i < resources.Count; i++)
-        {
-            var (any, v) = resources[i];
-            if (any.TypeUrl != TypeUrl)
-            {
-                errors.Add($"resources[{i}]", $"unexpected type '{any.TypeUrl}' in a response for '{TypeUrl}'");
-                continue;
-            }
-            try
-            {
-                decoded.Add((ProtoSecret.Parser.ParseFrom(any.Value), v ?? version));
-            }
-            catch (InvalidProtocolBufferException ex)
-            {
-                errors.Add($"resources[{i}]", $"cannot decode a Secret: {ex.Message}");
-            }
-        }
+        var decodeErrors = new List<string>();
+        var decoded = XdsManager.Decode(resources, version, ProtoSecret.Parser, TypeUrl, decodeErrors);
+        foreach (var e in decodeErrors) errors.Add("", e);
         var targets = new List<SdsSecretProvider>();
         lock (_providers)
             foreach (var p in _providers.Values)

@@ -343,7 +343,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         };
 
     /// <summary>Unpacks each resource as <typeparamref name="T"/>; wrong types and undecodable bytes are errors.</summary>
-    private static List<(T Proto, string Version)> Decode<T>(List<(Any Any, string? Version)> resources, string version, MessageParser<T> parser,
+    internal static List<(T Proto, string Version)> Decode<T>(List<(Any Any, string? Version)> resources, string version, MessageParser<T> parser,
         string expectedType, List<string> errors) where T : IMessage<T>
     {
         var list = new List<(T, string)>();

@@ -51,7 +51,10 @@ public sealed class SdsTests : IDisposable
     private const string Listener = "listener.127.0.0.1_0.";
 
     /// <summary>An HTTPS client that records the serial of every server certificate it is shown.</summary>
-    private HttpClient SerialRecordingClient(ProxyHarness proxy, System.Collections.Concurrent.ConcurrentQueue<string> serials, bool newConnectionEachRequest)
+    private HttpClient SerialRecordingClient(ProxyHarness proxy, System.Collections.Concurrent.ConcurrentQueue<string> serials, bool newConnectionEachRequest) =>
+        SerialRecordingClient(proxy.ListenerAddress("main"), serials, newConnectionEachRequest);
+
+    private HttpClient SerialRecordingClient(string address, System.Collections.Concurrent.ConcurrentQueue<string> serials, bool newConnectionEachRequest)
     {
         var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = newConnectionEachRequest ? TimeSpan.Zero : Timeout.InfiniteTimeSpan };
         handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
@@ -60,7 +63,7 @@ public sealed class SdsTests : IDisposable
             serials.Enqueue(cert.GetSerialNumberString());
             return true;
         };
-        return new HttpClient(handler) { BaseAddress = new Uri($"https://{proxy.ListenerAddress("main")}"), Timeout = TimeSpan.FromSeconds(30) };
+        return new HttpClient(handler) { BaseAddress = new Uri($"https://{address}"), Timeout = TimeSpan.FromSeconds(30) };
     }
 
     [Fact]
@@ -311,13 +314,7 @@ public sealed class SdsTests : IDisposable
         await AdsTests.ListenerClientAsync(proxy, "ingress");
 
         var serials = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var handler = new SocketsHttpHandler { UseProxy = false };
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-        {
-            serials.Enqueue(cert!.GetSerialNumberString());
-            return TlsTestKit.TrustedBy(cert, _ca);
-        };
-        using var client = new HttpClient(handler) { BaseAddress = new Uri($"https://{proxy.Server.ListenerAddresses["ingress"]}"), Timeout = TimeSpan.FromSeconds(30) };
+        using var client = SerialRecordingClient(proxy.Server.ListenerAddresses["ingress"], serials, newConnectionEachRequest: true);
         using var response = await client.GetAsync("/mtls");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -331,14 +328,7 @@ public sealed class SdsTests : IDisposable
         broken.TlsCertificate.PrivateKey = new Envoy.Config.Core.V3.DataSource { InlineString = TestPki.KeyPem(clientCert) };
         cp.SetSnapshot("3", TlsListener(), MtlsCluster(backend.Port), broken, CertificateSecret("client_cert", clientCert), CaSecret("upstream_ca", _ca));
         await WaitForStatAsync(proxy, "sds.server_cert.update_rejected", 1);
-        using var handler2 = new SocketsHttpHandler { UseProxy = false };
-        handler2.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
-        {
-            serials.Enqueue(cert!.GetSerialNumberString());
-            return TlsTestKit.TrustedBy(cert, _ca);
-        };
-        using var client2 = new HttpClient(handler2) { BaseAddress = client.BaseAddress };
-        using (var r = await client2.GetAsync("/after-nack")) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        using (var r = await client.GetAsync("/after-nack")) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         Assert.Equal([serverCert.SerialNumber, serverCert.SerialNumber], serials);
     }
 
@@ -381,5 +371,50 @@ public sealed class SdsTests : IDisposable
         using var client = SerialRecordingClient(proxy, serials, newConnectionEachRequest: true);
         using (var r = await client.GetAsync("/")) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         Assert.Equal([serverCert.SerialNumber], serials);
+    }
+
+    [Fact]
+    public async Task SecretThatNeverArrives_ListenerOpensAfterInitialFetchTimeout_AndResetsHandshakes()
+    {
+        await using var cp = await TestControlPlane.StartAsync();
+        cp.SetSnapshot("1"); // no secrets at all
+        var context = """
+            common_tls_context:
+              tls_certificate_sds_secret_configs:
+              - name: missing
+                sds_config: { ads: {}, resource_api_version: V3, initial_fetch_timeout: 0.5s }
+            """;
+        var bootstrap = TlsTestKit.Bootstrap(TlsTestKit.DownstreamSocket(context), TlsTestKit.Cluster("127.0.0.1:1"))
+            .Replace("static_resources:\n", $$"""
+                dynamic_resources:
+                  ads_config:
+                    api_type: GRPC
+                    transport_api_version: V3
+                    grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]
+                static_resources:
+
+                """)
+            .Replace("  clusters:\n", $$"""
+                  clusters:
+                  - name: xds_cluster
+                    type: STATIC
+                    connect_timeout: 1s
+                    typed_extension_protocol_options:
+                      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+                        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+                        explicit_http_config: { http2_protocol_options: {} }
+                    load_assignment:
+                      cluster_name: xds_cluster
+                      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: {{cp.Port}} } } } }] }]
+
+                """);
+        await using var proxy = await ProxyHarness.StartAsync(bootstrap);
+
+        Assert.Equal(1, await proxy.StatAsync("sds.missing.init_fetch_timeout"));
+        var serials = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var client = SerialRecordingClient(proxy, serials, newConnectionEachRequest: true);
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync("/"));
+        Assert.Empty(serials);
+        Assert.Equal(1, await TlsTestKit.WaitStatAsync(proxy, Listener + "server_ssl_socket_factory.downstream_context_secrets_not_ready", 1));
     }
 }

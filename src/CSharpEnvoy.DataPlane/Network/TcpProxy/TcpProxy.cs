@@ -135,20 +135,7 @@ internal sealed class TcpProxy
     /// <summary>Envoy's TCP access log entry, from the connection's facts and its stream info.</summary>
     private void Log(ConnectionContext connection, Router.UpstreamRequest info)
     {
-        var http = new Microsoft.AspNetCore.Http.DefaultHttpContext();
-        if (connection.RemoteEndPoint is IPEndPoint remote)
-        {
-            http.Connection.RemoteIpAddress = remote.Address;
-            http.Connection.RemotePort = remote.Port;
-        }
-        if (connection.LocalEndPoint is IPEndPoint local)
-        {
-            http.Connection.LocalIpAddress = local.Address;
-            http.Connection.LocalPort = local.Port;
-        }
-        if (connection.Features.Get<AccessLog.DownstreamConnectionId>() is { } id) http.Features.Set(id);
-        http.Response.StatusCode = 0;
-        var c = new AccessLog.AccessLogContext(http, info, System.Diagnostics.Stopwatch.GetTimestamp(), DateTime.UtcNow);
+        var c = AccessLog.AccessLogContext.ForConnection(connection, info);
         foreach (var log in _accessLogs!) log.Log(c);
     }
 
