@@ -53,6 +53,7 @@ internal static class BootstrapTranslator
         var clusters = new List<ClusterModel>();
         var clusterNames = new HashSet<string>(StringComparer.Ordinal);
         var sr = b.StaticResources;
+        var secrets = StaticSecrets(sr, errors);
         if (sr is not null)
         {
             for (var i = 0; i < sr.Clusters.Count; i++)
@@ -96,6 +97,7 @@ internal static class BootstrapTranslator
 
         var xds = XdsTranslator.Translate(b.DynamicResources, "dynamic_resources", errors, clusterNames.Contains);
         CheckStaticConfigSources(clusters, listeners, xds?.Ads is not null, errors);
+        CheckSecretReferences(clusters, listeners, secrets, xds?.Ads is not null, errors);
         if (xds?.Ads is { } ads && clusters.Find(c => c.Name == ads.Cluster) is { Type: DiscoveryType.Eds })
             errors.Add("dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name", $"the ADS cluster '{ads.Cluster}' cannot be an EDS cluster");
 
@@ -112,7 +114,56 @@ internal static class BootstrapTranslator
         {
             Node = nodeModel, AdminAddress = admin, Listeners = listeners, Clusters = clusters, Source = b, Xds = xds,
             StatsSinks = sinks, StatsFlushInterval = flush, LocalClusterName = localCluster, StatsConfig = statsConfig,
+            StaticSecrets = secrets,
         };
+    }
+
+    private static List<Model.Tls.SecretModel> StaticSecrets(Envoy.Config.Bootstrap.V3.Bootstrap.Types.StaticResources? sr, ConfigErrors errors)
+    {
+        var secrets = new List<Model.Tls.SecretModel>();
+        if (sr is null) return secrets;
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < sr.Secrets.Count; i++)
+        {
+            var path = $"static_resources.secrets[{i}]";
+            var s = sr.Secrets[i];
+            if (s.Name.Length == 0) errors.Add(path + ".name", "a static secret needs a name");
+            else if (!names.Add(s.Name)) errors.Add(path + ".name", $"duplicate static secret name '{s.Name}'");
+            var before = errors.Errors.Count;
+            var model = TlsTranslator.TranslateSecret(s, path, errors);
+            if (model is not null && errors.Errors.Count == before) secrets.Add(model);
+        }
+        return secrets;
+    }
+
+    /// <summary>Every secret a static listener or cluster names must be there to fetch: a static secret of the right
+    /// kind (Envoy: "Unknown static secret"), or a reachable SDS source.</summary>
+    private static void CheckSecretReferences(List<ClusterModel> clusters, List<ListenerModel> listeners, List<Model.Tls.SecretModel> secrets,
+        bool hasAds, ConfigErrors errors)
+    {
+        bool IsSourceCluster(string name) => clusters.Exists(c => c.Name == name && c.Type != DiscoveryType.Eds);
+        void Check(Model.Tls.TlsContextModel ctx, string path)
+        {
+            foreach (var (cfg, certificate) in new[] { (ctx.CertificateSecret, true), (ctx.ValidationSecret, false) })
+            {
+                if (cfg is null) continue;
+                if (cfg.Source is null)
+                {
+                    var s = secrets.Find(x => x.Name == cfg.Name);
+                    if (s is null || (certificate ? s.Certificate is null : s.Validation is null))
+                        errors.Add(path, $"unknown static {(certificate ? "certificate" : "certificate validation context")} secret '{cfg.Name}' (static_resources.secrets)");
+                    continue;
+                }
+                if (cfg.Source.Kind == Model.Xds.ConfigSourceKind.Ads && !hasAds)
+                    errors.Add(path, $"secret '{cfg.Name}' is fetched from ads: {{}} but dynamic_resources.ads_config is not set");
+                XdsTranslator.CheckSourceCluster(cfg.Source, path, errors, IsSourceCluster);
+            }
+        }
+        foreach (var c in clusters)
+            if (c.Tls is { } t) Check(t.Common, $"static_resources.clusters[{c.Name}].transport_socket");
+        foreach (var l in listeners)
+            foreach (var fc in l.AllFilterChains)
+                if (fc.Tls is { } t) Check(t.Common, $"static_resources.listeners[{l.Name}].transport_socket");
     }
 
     /// <summary><c>cluster_manager.local_cluster_name</c>: as in Envoy it must name a static cluster, whose endpoints

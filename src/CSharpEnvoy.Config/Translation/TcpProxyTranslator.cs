@@ -40,7 +40,22 @@ internal static class TcpProxyTranslator
         }
         TimeSpan? idle = TimeSpan.FromHours(1);
         if (t.IdleTimeout is not null) idle = t.IdleTimeout.ToTimeSpan() <= TimeSpan.Zero ? null : t.IdleTimeout.ToTimeSpan();
-        return new TcpProxyModel(t.StatPrefix, clusters) { IdleTimeout = idle, MaxConnectAttempts = attempts };
+        // Envoy takes at most one hash policy here; filter_state is refused by the support checker.
+        if (t.HashPolicy.Count > 1) errors.Add(path + ".hash_policy", "at most one hash_policy entry is allowed");
+        var hashSourceIp = false;
+        for (var i = 0; i < t.HashPolicy.Count; i++)
+        {
+            if (t.HashPolicy[i].PolicySpecifierCase == Envoy.Type.V3.HashPolicy.PolicySpecifierOneofCase.SourceIp) hashSourceIp = true;
+            else if (t.HashPolicy[i].PolicySpecifierCase == Envoy.Type.V3.HashPolicy.PolicySpecifierOneofCase.None)
+                errors.Add($"{path}.hash_policy[{i}]", "a hash policy needs source_ip");
+        }
+        return new TcpProxyModel(t.StatPrefix, clusters)
+        {
+            IdleTimeout = idle,
+            MaxConnectAttempts = attempts,
+            AccessLogs = AccessLogTranslator.Translate(t.AccessLog, path + ".access_log", errors),
+            HashSourceIp = hashSourceIp,
+        };
 
         void Check(string name, string p)
         {

@@ -27,8 +27,8 @@ internal static class TlsTranslator
             errors.Add(ctxPath + ".ocsp_staple_policy", $"ocsp_staple_policy {ProtoEnum.Name(d.OcspStaplePolicy)} is not supported; OCSP stapling is not implemented (LENIENT_STAPLING, the default, is accepted)");
         var common = TranslateCommon(d.CommonTlsContext, ctxPath + ".common_tls_context", isServer: true, errors);
         if (common is null) return null;
-        if (common.Certificates.Count == 0)
-            errors.Add(ctxPath + ".common_tls_context.tls_certificates", "a TLS listener needs a certificate (tls_certificates)");
+        if (common.Certificates.Count == 0 && common.CertificateSecret is null)
+            errors.Add(ctxPath + ".common_tls_context.tls_certificates", "a TLS listener needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)");
         else if (common.Certificates.Count > 1)
             errors.Add(ctxPath + ".common_tls_context.tls_certificates", "several certificates per filter chain (selection by key type or SNI) are not supported yet; configure one");
         return new DownstreamTlsModel(common, d.RequireClientCertificate ?? false);
@@ -96,16 +96,45 @@ internal static class TlsTranslator
             if (cert is not null) certs.Add(cert);
         }
 
+        SdsSecretConfigModel? certSecret = null;
+        if (c.TlsCertificateSdsSecretConfigs.Count > 0)
+        {
+            var sPath = path + ".tls_certificate_sds_secret_configs";
+            if (c.TlsCertificates.Count > 0)
+                errors.Add(sPath, "tls_certificates and tls_certificate_sds_secret_configs cannot both be set; configure one certificate");
+            else if (c.TlsCertificateSdsSecretConfigs.Count > 1)
+                errors.Add(sPath, "several certificates per context (selection by key type or SNI) are not supported yet; configure one secret");
+            else certSecret = TranslateSdsSecretConfig(c.TlsCertificateSdsSecretConfigs[0], sPath + "[0]", errors);
+        }
+
         CertificateValidationModel? validation = null;
+        SdsSecretConfigModel? validationSecret = null;
+        CertificateValidationContext? defaultValidation = null;
         switch (c.ValidationContextTypeCase)
         {
             case CommonTlsContext.ValidationContextTypeOneofCase.ValidationContext:
                 validation = TranslateValidation(c.ValidationContext, path + ".validation_context", errors);
                 break;
+            case CommonTlsContext.ValidationContextTypeOneofCase.ValidationContextSdsSecretConfig:
+                validationSecret = TranslateSdsSecretConfig(c.ValidationContextSdsSecretConfig, path + ".validation_context_sds_secret_config", errors);
+                break;
+            case CommonTlsContext.ValidationContextTypeOneofCase.CombinedValidationContext:
+            {
+                var cPath = path + ".combined_validation_context";
+                var combined = c.CombinedValidationContext;
+                if (combined.DefaultValidationContext is null) errors.Add(cPath + ".default_validation_context", "default_validation_context is required");
+                // Checked alone for its own errors (files, matchers); the trusted CA may come with the secret.
+                else if (TranslateValidation(combined.DefaultValidationContext, cPath + ".default_validation_context", errors, partial: true) is not null)
+                    defaultValidation = combined.DefaultValidationContext;
+                if (combined.ValidationContextSdsSecretConfig is null)
+                    errors.Add(cPath + ".validation_context_sds_secret_config", "validation_context_sds_secret_config is required");
+                else validationSecret = TranslateSdsSecretConfig(combined.ValidationContextSdsSecretConfig, cPath + ".validation_context_sds_secret_config", errors);
+                break;
+            }
             case CommonTlsContext.ValidationContextTypeOneofCase.None:
                 break;
             default:
-                // SDS and certificate providers are refused by the support checker with their path.
+                // Certificate providers are refused by the support checker with their path.
                 break;
         }
 
@@ -154,7 +183,63 @@ internal static class TlsTranslator
             AlpnProtocols = alpn,
             Protocols = protocols,
             CipherSuites = suites,
+            CertificateSecret = certSecret,
+            ValidationSecret = validationSecret,
+            DefaultValidation = defaultValidation,
         };
+    }
+
+    /// <summary>An <c>SdsSecretConfig</c>: without <c>sds_config</c> it names one of the bootstrap's static secrets.</summary>
+    private static SdsSecretConfigModel? TranslateSdsSecretConfig(SdsSecretConfig s, string path, ConfigErrors errors)
+    {
+        Model.Xds.ConfigSourceModel? source = null;
+        if (s.SdsConfig is not null)
+        {
+            source = XdsTranslator.TranslateConfigSource(s.SdsConfig, path + ".sds_config", errors);
+            // A file holds the one secret it names, so a file source may leave the name out (as Envoy's examples do).
+            if (s.Name.Length == 0 && source.Kind != Model.Xds.ConfigSourceKind.Path)
+                errors.Add(path + ".name", "name is required (the secret to fetch)");
+        }
+        else if (s.Name.Length == 0) errors.Add(path + ".name", "name is required (a static secret, or give sds_config)");
+        return new SdsSecretConfigModel(s.Name, source);
+    }
+
+    /// <summary>A <c>Secret</c> resource (SDS or <c>static_resources.secrets</c>): a TLS certificate or a validation
+    /// context; session ticket keys and generic secrets are refused. Null (with errors) when invalid.</summary>
+    public static SecretModel? TranslateSecret(Secret secret, string path, ConfigErrors errors)
+    {
+        switch (secret.TypeCase)
+        {
+            case Secret.TypeOneofCase.TlsCertificate:
+            {
+                var cert = LoadCertificate(secret.TlsCertificate, path + ".tls_certificate", errors);
+                return cert is null ? null : new SecretModel(secret.Name, cert, null) { Source = secret };
+            }
+            case Secret.TypeOneofCase.ValidationContext:
+            {
+                // Its trusted CA may be missing when it is merged into a combined context's default.
+                var v = TranslateValidation(secret.ValidationContext, path + ".validation_context", errors, partial: true);
+                return v is null ? null : new SecretModel(secret.Name, null, v) { Source = secret };
+            }
+            case Secret.TypeOneofCase.SessionTicketKeys:
+                errors.Add(path + ".session_ticket_keys", "session ticket keys are not supported (.NET's TLS stack manages its own tickets)");
+                return null;
+            case Secret.TypeOneofCase.GenericSecret:
+                errors.Add(path + ".generic_secret", "generic secrets are not supported (no csenvoy extension consumes them)");
+                return null;
+            default:
+                errors.Add(path, "a secret needs tls_certificate or validation_context");
+                return null;
+        }
+    }
+
+    /// <summary>The validation context a combined context uses: the secret's merged into the default (Envoy's
+    /// MergeFrom: the secret's singular fields win, lists are concatenated), translated with the full checks.</summary>
+    public static CertificateValidationModel? MergeValidation(CertificateValidationContext? defaults, CertificateValidationContext dynamic, string path, ConfigErrors errors)
+    {
+        var merged = defaults?.Clone() ?? new CertificateValidationContext();
+        merged.MergeFrom(dynamic);
+        return TranslateValidation(merged, path, errors);
     }
 
     private static bool IsDefaultCurves(IList<string> curves)
@@ -324,7 +409,8 @@ internal static class TlsTranslator
         return certs;
     }
 
-    private static CertificateValidationModel? TranslateValidation(CertificateValidationContext v, string path, ConfigErrors errors)
+    /// <param name="partial">A context that may still be merged with another (SDS): no "SAN matchers need a trusted CA" check.</param>
+    private static CertificateValidationModel? TranslateValidation(CertificateValidationContext v, string path, ConfigErrors errors, bool partial = false)
     {
         var trusted = new X509Certificate2Collection();
         if (v.TrustedCa is not null)
@@ -374,7 +460,7 @@ internal static class TlsTranslator
             if (sm is null) continue;
             foreach (var t in new[] { SanType.Dns, SanType.Uri, SanType.Email, SanType.IpAddress }) sans.Add(new SanMatcherModel(t, sm));
         }
-        if (sans.Count > 0 && trusted.Count == 0)
+        if (sans.Count > 0 && trusted.Count == 0 && !partial)
             errors.Add(path, "SAN-based verification of peer certificates without trusted CA is insecure and not allowed");
 
         var hashes = new List<string>();

@@ -137,5 +137,6 @@ internal static class ExtensionRegistry
     [
         "envoy.config.cluster.v3.Cluster", "envoy.config.endpoint.v3.ClusterLoadAssignment",
         "envoy.config.listener.v3.Listener", "envoy.config.route.v3.RouteConfiguration",
+        "envoy.extensions.transport_sockets.tls.v3.Secret",
     ];
 }

@@ -262,6 +262,14 @@ internal static class SupportedFields
         Msg(tls + "CertificateValidationContext", "trusted_ca", "match_typed_subject_alt_names", "match_subject_alt_names",
             "allow_expired_certificate", "trust_chain_verification", "verify_certificate_hash", "verify_certificate_spki");
         Msg(tls + "SubjectAltNameMatcher", "san_type", "matcher");
+        Note(tls + "CommonTlsContext", "tls_certificate_sds_secret_configs", "one secret (SDS from ADS, its own api_config_source stream or a watched file; or a static secret by name); new handshakes use a rotated certificate, open connections keep theirs");
+        Note(tls + "CommonTlsContext", "validation_context_sds_secret_config", "the validation context from a secret; new handshakes verify with a rotated CA");
+        Note(tls + "CommonTlsContext", "combined_validation_context", "the secret's context merged into default_validation_context, as Envoy's MergeFrom (the secret's singular fields win, lists add up)");
+        Msg(tls + "CommonTlsContext.CombinedCertificateValidationContext", "default_validation_context", "validation_context_sds_secret_config");
+        Note(tls + "SdsSecretConfig", "name", "the secret's name; may be empty with a file source, whose file then holds one unnamed secret");
+        Note(tls + "SdsSecretConfig", "sds_config", "ads: {}, api_config_source (SecretDiscoveryService, GRPC or DELTA_GRPC) or path_config_source; without it the name refers to static_resources.secrets");
+        Msg(tls + "Secret", "name", "tls_certificate", "validation_context");
+        Msg("envoy.config.bootstrap.v3.Bootstrap.StaticResources", "secrets");
         Msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "upstream_http_protocol_options");
         Msg("envoy.config.core.v3.UpstreamHttpProtocolOptions", "auto_sni", "auto_san_validation");
 
@@ -310,6 +318,10 @@ internal static class SupportedFields
         Area("TCP proxy (envoy.filters.network.tcp_proxy)");
         const string t = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
         Msg(t, "stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "max_connect_attempts");
+        Note(t, "access_log", "one entry per connection when it closes: addresses, %CONNECTION_ID%, %START_TIME%, %DURATION%, %BYTES_RECEIVED%/%BYTES_SENT% (downstream), %UPSTREAM_HOST%, %UPSTREAM_CLUSTER%, %UPSTREAM_LOCAL_ADDRESS%, %RESPONSE_FLAGS% (UH, UF, UO, NC); access_log_options (periodic and on-connect flushes) is refused");
+        Note(t, "hash_policy", "one entry, source_ip: ring hash and maglev clusters hash the downstream IP");
+        Msg("envoy.type.v3.HashPolicy", "source_ip");
+        Msg("envoy.type.v3.HashPolicy.SourceIp");
         Msg(t + ".WeightedCluster", "clusters");
         Msg(t + ".WeightedCluster.ClusterWeight", "name", "weight");
     }
@@ -443,7 +455,7 @@ internal static class SupportedFields
         Msg("envoy.config.core.v3.GrpcService.EnvoyGrpc", "cluster_name");
         const string cs = "envoy.config.core.v3.ConfigSource";
         Note(cs, "ads", "resources come over the bootstrap's ads_config stream");
-        Note(cs, "api_config_source", "a stream of its own to the per-type service (ListenerDiscoveryService, ClusterDiscoveryService, RouteDiscoveryService, EndpointDiscoveryService), one per cluster, transport and type");
+        Note(cs, "api_config_source", "a stream of its own to the per-type service (ListenerDiscoveryService, ClusterDiscoveryService, RouteDiscoveryService, EndpointDiscoveryService, SecretDiscoveryService), one per cluster, transport and type");
         Note(cs, "path_config_source", "filesystem xDS: the file holds a DiscoveryResponse (YAML/JSON, binary if it ends in .pb), read again when a file is moved onto it");
         Note(cs, "path", "deprecated form of path_config_source.path");
         Note(cs, "initial_fetch_timeout", "default 15s; 0 waits forever");

@@ -270,6 +270,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         }
         dump.Add(listeners);
         dump.Add(routes);
+        dump.Add(_server.Secrets.ConfigDump());
         return dump;
     }
 
@@ -478,10 +479,20 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         var contexts = new List<Config.Model.Tls.TlsContextModel>();
         foreach (var l in _server.Listeners)
             foreach (var fc in l.Model.AllFilterChains)
-                if (fc.Tls is { } tls) contexts.Add(tls.Common);
+                if (fc.Tls is { } tls) contexts.Add(Current(tls.Common));
         foreach (var c in _server.ClusterManager.Clusters.Values.OrderBy(c => c.Name, StringComparer.Ordinal))
-            if (c.Model.Tls is { } tls) contexts.Add(tls.Common);
+            if (c.Model.Tls is { } tls) contexts.Add(Current(tls.Common));
         return contexts;
+    }
+
+    /// <summary>A context with the certificate and CAs of its SDS secrets' current versions.</summary>
+    private Config.Model.Tls.TlsContextModel Current(Config.Model.Tls.TlsContextModel context)
+    {
+        if (!context.UsesSecrets) return context;
+        var certificate = context.CertificateSecret is { } c ? _server.Secrets.Provider(c).Current : null;
+        var validation = context.ValidationSecret is { } v ? _server.Secrets.Provider(v).Current : null;
+        var (cert, validationModel) = Tls.SecretManager.Resolve(context, certificate, validation, new Config.Loading.ConfigErrors());
+        return context with { Certificates = cert is null ? [] : [cert], Validation = validationModel };
     }
 
     private static string Memory()

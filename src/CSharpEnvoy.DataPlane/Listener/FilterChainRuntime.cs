@@ -70,8 +70,8 @@ internal sealed class FilterChainRuntime(FilterChainModel model, HttpConnectionM
 internal sealed class FilterChainTable
 {
     public FilterChainTable(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, StatsStore stats, string listenerPrefix,
-        Upstream.ClusterManager? clusters = null)
-        : this(model, CreateAll(model, hcms, stats, listenerPrefix, clusters))
+        Upstream.ClusterManager? clusters = null, AccessLog.AccessLogManager? accessLogs = null)
+        : this(model, CreateAll(model, hcms, stats, listenerPrefix, clusters, accessLogs))
     {
     }
 
@@ -95,21 +95,22 @@ internal sealed class FilterChainTable
     }
 
     private static List<FilterChainRuntime> CreateAll(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, StatsStore stats, string listenerPrefix,
-        Upstream.ClusterManager? clusters)
+        Upstream.ClusterManager? clusters, AccessLog.AccessLogManager? accessLogs)
     {
         var all = new List<FilterChainModel>(model.AllFilterChains);
         if (hcms.Count != all.Count) throw new ArgumentException($"listener '{model.Name}' has {all.Count} filter chains but {hcms.Count} connection managers");
         var runtimes = new List<FilterChainRuntime>(all.Count);
-        for (var i = 0; i < all.Count; i++) runtimes.Add(Create(all[i], hcms[i], stats, listenerPrefix, clusters));
+        for (var i = 0; i < all.Count; i++) runtimes.Add(Create(all[i], hcms[i], stats, listenerPrefix, clusters, accessLogs));
         return runtimes;
     }
 
     /// <summary>One chain put in service: its TLS context, TCP proxy and network RBAC built from the model.</summary>
-    public static FilterChainRuntime Create(FilterChainModel fc, HttpConnectionManager? hcm, StatsStore stats, string listenerPrefix, Upstream.ClusterManager? clusters)
+    public static FilterChainRuntime Create(FilterChainModel fc, HttpConnectionManager? hcm, StatsStore stats, string listenerPrefix,
+        Upstream.ClusterManager? clusters, AccessLog.AccessLogManager? accessLogs)
     {
-        var tls = fc.Tls is null ? null : new DownstreamTls(fc.Tls, stats, listenerPrefix + "ssl.");
+        var tls = fc.Tls is null ? null : new DownstreamTls(fc.Tls, stats, listenerPrefix, clusters?.Services.Secrets);
         var tcp = fc.TcpProxy is { } t
-            ? new Network.TcpProxy.TcpProxy(t, clusters ?? throw new ArgumentException("a tcp_proxy chain needs the cluster manager"), stats)
+            ? new Network.TcpProxy.TcpProxy(t, clusters ?? throw new ArgumentException("a tcp_proxy chain needs the cluster manager"), stats, accessLogs)
             : null;
         return new FilterChainRuntime(fc, hcm, tls, tcp)
         {

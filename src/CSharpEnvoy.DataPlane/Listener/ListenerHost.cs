@@ -40,6 +40,8 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     private volatile ListenerModel _model;
     /// <summary>Swapped whole by an LDS update that keeps the socket; read once per connection.</summary>
     private volatile FilterChainTable _chains;
+    private readonly Upstream.ClusterManager? _clusters;
+    private readonly AccessLog.AccessLogManager? _accessLogManager;
     private readonly IServiceProvider _services;
     private readonly ILoggerFactory _loggers;
     private readonly StatsStore _stats;
@@ -50,7 +52,6 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     /// <summary>The pipeline after the chain is chosen: through the HTTPS middleware, or straight to HTTP for cleartext chains.</summary>
     private ConnectionDelegate? _tlsPipeline, _httpPipeline;
     private KestrelServer? _server;
-    private readonly Upstream.ClusterManager? _clusters;
 
     /// <summary>The listener's connection access logs; null when there are none.</summary>
     private readonly AccessLog.AccessLogger[]? _accessLogs;
@@ -77,7 +78,8 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         CxDestroy = stats.Counter(_statPrefix, "downstream_cx_destroy");
         NoFilterChainMatch = stats.Counter(_statPrefix, "no_filter_chain_match");
         PreCxTimeout = stats.Counter(_statPrefix, "downstream_pre_cx_timeout");
-        _chains = new FilterChainTable(model, hcms, stats, _statPrefix, clusters);
+        _accessLogManager = accessLogs;
+        _chains = new FilterChainTable(model, hcms, stats, _statPrefix, clusters, accessLogs);
         _anyTls = AnyTls(model);
         if (model.ListenerFilters.TlsInspector) _tlsInspector = new TlsInspector(stats, model.ListenerFilters.MaxClientHelloSize);
     }
@@ -128,7 +130,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
                     chain.Hcm = hcm;
                 }
             }
-            chain ??= FilterChainTable.Create(newModels[i], hcms[i], _stats, _statPrefix, _clusters);
+            chain ??= FilterChainTable.Create(newModels[i], hcms[i], _stats, _statPrefix, _clusters, _accessLogManager);
             kept.Add(chain);
             runtimes.Add(chain);
         }
@@ -444,20 +446,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     /// (addresses, duration, connection id); request and response operators print "-", the response code 0.</summary>
     private void LogConnection(ConnectionContext connection, Router.UpstreamRequest info)
     {
-        var http = new DefaultHttpContext();
-        if (connection.RemoteEndPoint is IPEndPoint remote)
-        {
-            http.Connection.RemoteIpAddress = remote.Address;
-            http.Connection.RemotePort = remote.Port;
-        }
-        if (connection.LocalEndPoint is IPEndPoint local)
-        {
-            http.Connection.LocalIpAddress = local.Address;
-            http.Connection.LocalPort = local.Port;
-        }
-        if (connection.Features.Get<AccessLog.DownstreamConnectionId>() is { } id) http.Features.Set(id);
-        http.Response.StatusCode = 0;
-        var c = new AccessLog.AccessLogContext(http, info, System.Diagnostics.Stopwatch.GetTimestamp(), DateTime.UtcNow);
+        var c = AccessLog.AccessLogContext.ForConnection(connection, info);
         foreach (var log in _accessLogs!) log.Log(c);
     }
 

@@ -160,10 +160,12 @@ internal static class HashPolicyEvaluator
     private static string AddressString(IPAddress ip, int port) =>
         ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]:{port}" : $"{ip}:{port}";
 
-    private static bool TrySourceIp(HttpContext context, out ulong value)
+    private static bool TrySourceIp(HttpContext context, out ulong value) => TryAddressHash(context.Connection.RemoteIpAddress, out value);
+
+    /// <summary>Envoy's source_ip hash: the address's text (no port), hashed; false without an IP address.</summary>
+    internal static bool TryAddressHash(IPAddress? ip, out ulong value)
     {
         value = 0;
-        var ip = context.Connection.RemoteIpAddress;
         if (ip is null) return false;
         Span<char> text = stackalloc char[64];
         if (!ip.TryFormat(text, out var n) || n == 0) return false;

@@ -16,14 +16,17 @@ internal sealed partial class EnvoyServer
     /// <summary>The xDS manager when the bootstrap has dynamic_resources.</summary>
     internal XdsManager? Xds => _xds;
 
-    private async Task StartXdsAsync(RouterFilter router, CancellationToken ct)
+    /// <summary>Creates and starts the xDS manager when the bootstrap needs one; the caller waits for its first
+    /// CDS/LDS answers once the static listeners are up.</summary>
+    private void StartXds(RouterFilter router)
     {
         var config = Bootstrap.Xds;
         if (config is null)
         {
-            // Static EDS clusters and RDS listeners can still take their resources from files or per-type streams.
+            // Static EDS clusters, RDS listeners and SDS secrets can still come from files or per-type streams.
             var usesSources = Bootstrap.Clusters.Any(c => c.EdsConfig is not null) ||
-                Bootstrap.Listeners.Any(l => l.FilterChains.Any(fc => fc.HttpConnectionManager?.RdsConfig is not null));
+                Bootstrap.Listeners.Any(l => l.FilterChains.Any(fc => fc.HttpConnectionManager?.RdsConfig is not null)) ||
+                Secrets.UsesGrpc;
             if (!usesSources) return;
             config = new Config.Model.Xds.XdsModel(null, null, null);
         }
@@ -40,9 +43,8 @@ internal sealed partial class EnvoyServer
 
         var logger = _loggers.CreateLogger("xds");
         _xds = new XdsManager(config, node, ClusterManager, new Runtime(this, router), Bootstrap.Clusters.Select(c => c.Name),
-            Bootstrap.Listeners.Select(l => l.Name), Stats, logger);
+            Bootstrap.Listeners.Select(l => l.Name), Stats, logger, Secrets);
         _xds.Start();
-        await _xds.WaitForInitialAsync(ct).ConfigureAwait(false);
     }
 
     private async Task StopXdsAsync()

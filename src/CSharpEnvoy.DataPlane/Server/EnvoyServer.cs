@@ -67,9 +67,11 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         Stats = new StatsStore(bootstrap.StatsConfig);
         AccessLogs = new AccessLog.AccessLogManager(Stats);
         ClusterManager = new ClusterManager(Stats, loggers);
+        Secrets = new SecretManager(Stats, loggers.CreateLogger("secret"), bootstrap.StaticSecrets);
         ClusterManager.Services = new UpstreamServices(options.TimeProvider, options.Random ?? Upstream.LoadBalancing.LbRandom.Shared)
         {
             LocalLocality = bootstrap.Node.Locality,
+            Secrets = Secrets,
         };
         ClusterManager.LocalClusterName = bootstrap.LocalClusterName;
         Tracers = new Tracing.TracerManager(bootstrap.Node, ClusterManager, Stats, loggers.CreateLogger("tracing"), options.TimeProvider);
@@ -83,6 +85,8 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     public ServerOptions Options { get; }
     internal StatsStore Stats { get; }
     internal ClusterManager ClusterManager { get; }
+    /// <summary>Static and SDS secrets of the listeners' and clusters' TLS contexts.</summary>
+    internal SecretManager Secrets { get; }
     /// <summary>Access log destinations, flushed when the server is disposed.</summary>
     internal AccessLog.AccessLogManager AccessLogs { get; }
     /// <summary>Tracing drivers and their span exporters, flushed when the server is disposed.</summary>
@@ -136,6 +140,15 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         var router = new RouterFilter(forwarder, ClusterManager);
         try
         {
+            // Envoy's init manager: the static listeners' and clusters' SDS secrets arrive (or time out) before the
+            // listeners open their ports. The clusters made their providers already; the listeners' are made here.
+            foreach (var l in Bootstrap.Listeners)
+                foreach (var chain in l.AllFilterChains)
+                    if (chain.Tls is { } tls) Secrets.ProvidersOf(tls.Common);
+            // Secrets over gRPC need the xDS streams before the listeners; otherwise they start after them, as before.
+            var xdsFirst = Secrets.UsesGrpc;
+            if (xdsFirst) StartXds(router);
+            await Secrets.WaitForInitialAsync(ct).ConfigureAwait(false);
             foreach (var l in Bootstrap.Listeners)
             {
                 var hcms = new List<HttpConnectionManager?>();
@@ -143,16 +156,17 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
                     hcms.Add(chain.HttpConnectionManager is { } m ? new HttpConnectionManager(m, Stats, router, AccessLogs, Tracers, Health) : null);
                 var host = new ListenerHost(l, hcms, Stats, _services, _loggers, ClusterManager, AccessLogs);
                 await host.StartAsync(ct).ConfigureAwait(false);
-                _listeners.Add(host);
+                AddListener(host);
                 _logger.LogInformation("listener '{Name}' on {Address}", l.Name, host.BoundAddress);
             }
+            if (!xdsFirst) StartXds(router);
         }
         catch
         {
             await DisposeAsync().ConfigureAwait(false);
             throw;
         }
-        await StartXdsAsync(router, ct).ConfigureAwait(false);
+        if (_xds is not null) await _xds.WaitForInitialAsync(ct).ConfigureAwait(false);
         Stats.Gauge("listener_manager.total_listeners_active").Set(_listeners.Count);
         State = ServerState.Live;
         Stats.Gauge("server.state").Set((int)State);
@@ -179,8 +193,9 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         State = ServerState.Draining;
         await _drainCancel.CancelAsync().ConfigureAwait(false);
         await StopXdsAsync().ConfigureAwait(false);
+        await Secrets.DisposeAsync().ConfigureAwait(false);
         foreach (var l in _listeners) await l.DisposeAsync().ConfigureAwait(false);
-        _listeners.Clear();
+        _listeners = new List<ListenerHost>();
         if (_admin is not null) await _admin.DisposeAsync().ConfigureAwait(false);
         _admin = null;
         // After the listeners: requests still finishing have logged by now.

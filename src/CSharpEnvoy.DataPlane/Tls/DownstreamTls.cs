@@ -16,45 +16,63 @@ namespace CSharpEnvoy.DataPlane.Tls;
 internal sealed class DownstreamTls
 {
     private readonly DownstreamTlsModel _model;
-    private readonly SslStreamCertificateContext _certificate;
+    private readonly TlsContextSecrets<Material> _material;
     private readonly CipherSuitesPolicy? _ciphers;
     private readonly List<SslApplicationProtocol> _alpn;
-    /// <summary>The URI SANs of the listener's own certificate (the <c>By=</c> of x-forwarded-client-cert).</summary>
-    private readonly IReadOnlyList<string> _localUriSans;
+    private readonly Counter? _secretsNotReady;
 
-    public DownstreamTls(DownstreamTlsModel model, StatsStore stats, string statPrefix)
+    /// <summary>What one version of the context's certificate and validation context gives a handshake.</summary>
+    /// <param name="LocalUriSans">The URI SANs of the listener's own certificate (the <c>By=</c> of x-forwarded-client-cert).</param>
+    private sealed record Material(SslStreamCertificateContext? Certificate, CertificateValidationModel? Validation, IReadOnlyList<string> LocalUriSans);
+
+    /// <param name="statPrefix">The listener's stat prefix (<c>listener.&lt;addr&gt;.</c>).</param>
+    public DownstreamTls(DownstreamTlsModel model, StatsStore stats, string statPrefix, SecretManager? secrets = null)
     {
         _model = model;
-        Stats = new SslStats(stats, statPrefix);
+        Stats = new SslStats(stats, statPrefix + "ssl.");
         var common = model.Common;
-        var cert = common.Certificates[0];
-        var validation = common.Validation;
+        _material = new TlsContextSecrets<Material>(common, secrets, stats, statPrefix + "server_ssl_socket_factory.", CreateMaterial);
+        if (common.UsesSecrets) _secretsNotReady = stats.Counter(statPrefix + "server_ssl_socket_factory.downstream_context_secrets_not_ready");
+        _ciphers = CreateCipherPolicy(common.CipherSuites);
+        _alpn = new List<SslApplicationProtocol>();
+        foreach (var p in common.AlpnProtocols) _alpn.Add(p == "h2" ? SslApplicationProtocol.Http2 : SslApplicationProtocol.Http11);
+    }
+
+    private static Material CreateMaterial(TlsCertificateModel? cert, CertificateValidationModel? validation)
+    {
+        if (cert is null) return new Material(null, validation, Array.Empty<string>());
         // Like Envoy, name the trusted CAs in the CertificateRequest so clients pick a matching certificate.
         SslCertificateTrust? trust = validation is { TrustedCa.Count: > 0 } && OperatingSystem.IsLinux()
             ? SslCertificateTrust.CreateForX509Collection(validation.TrustedCa, sendTrustInHandshake: true)
             : null;
-        _certificate = SslStreamCertificateContext.Create(cert.Certificate, cert.Intermediates, offline: true, trust);
-        _ciphers = CreateCipherPolicy(common.CipherSuites);
+        var context = SslStreamCertificateContext.Create(cert.Certificate, cert.Intermediates, offline: true, trust);
         var uris = new List<string>();
         foreach (var (type, value) in SubjectAltNames.Read(cert.Certificate)) if (type == SanType.Uri) uris.Add(value);
-        _localUriSans = uris;
-        _alpn = new List<SslApplicationProtocol>();
-        foreach (var p in common.AlpnProtocols) _alpn.Add(p == "h2" ? SslApplicationProtocol.Http2 : SslApplicationProtocol.Http11);
+        return new Material(context, validation, uris);
     }
 
     public SslStats Stats { get; }
 
     /// <summary>Asks for a client certificate when one is required or can be verified (Envoy requests one whenever
     /// a validation context is configured).</summary>
-    private bool RequestClientCertificate => _model.RequireClientCertificate || _model.Common.Validation is not null;
+    private bool RequestClientCertificate => _model.RequireClientCertificate || _model.Common.Validation is not null || _model.Common.ValidationSecret is not null;
 
-    /// <summary>The handshake settings for one connection (its chain was chosen before the handshake).</summary>
+    /// <summary>The handshake settings for one connection (its chain was chosen before the handshake). Throws, which
+    /// resets the connection, while an SDS secret of the context has not arrived.</summary>
     public SslServerAuthenticationOptions CreateOptions(ConnectionContext connection)
     {
         var state = connection.Features.Get<TlsConnectionState>();
+        var material = _material.Current(out var ready);
+        if (!ready)
+        {
+            _secretsNotReady?.Inc();
+            throw new InvalidOperationException("the listener's TLS secrets have not arrived yet");
+        }
+        if (state is not null) state.LocalUriSans = material.LocalUriSans;
+        var validation = material.Validation;
         var options = new SslServerAuthenticationOptions
         {
-            ServerCertificateContext = _certificate,
+            ServerCertificateContext = material.Certificate,
             EnabledSslProtocols = _model.Common.Protocols,
             // An empty list (not null) keeps Kestrel from adding its own ALPN: no alpn_protocols means no ALPN in Envoy.
             ApplicationProtocols = _alpn,
@@ -67,7 +85,7 @@ internal sealed class DownstreamTls
         {
             options.RemoteCertificateValidationCallback = (_, cert, chain, _) =>
             {
-                var ok = PeerVerifier.Verify(cert, chain, _model.Common.Validation, _model.RequireClientCertificate, null, Stats);
+                var ok = PeerVerifier.Verify(cert, chain, validation, _model.RequireClientCertificate, null, Stats);
                 if (!ok && state is not null) state.VerifyFailed = true;
                 if (ok && state is not null && chain is not null) state.Presented = Presented(cert, chain);
                 return ok;
@@ -95,13 +113,14 @@ internal sealed class DownstreamTls
     /// <summary>Called once the handshake is done, before HTTP starts.</summary>
     public void OnEstablished(ConnectionContext context)
     {
-        if (context.Features.Get<TlsConnectionState>() is { } state) state.Established = true;
+        var state = context.Features.Get<TlsConnectionState>();
+        if (state is not null) state.Established = true;
         var handshake = context.Features.Get<ITlsHandshakeFeature>();
         if (handshake is not null) Stats.HandshakeDone(handshake.Protocol);
         else Stats.Handshake.Inc();
         var peer = context.Features.Get<Microsoft.AspNetCore.Http.Features.ITlsConnectionFeature>()?.ClientCertificate;
         if (peer is null) Stats.NoCertificate.Inc();
-        else context.Features.Set(new PeerCertificateInfo(peer, context.Features.Get<TlsConnectionState>()?.Presented ?? [], _localUriSans));
+        else context.Features.Set(new PeerCertificateInfo(peer, state?.Presented ?? [], state?.LocalUriSans ?? Array.Empty<string>()));
     }
 
     /// <summary>The certificates the peer sent besides its leaf (SslStream puts them in the chain's extra store).</summary>
@@ -133,5 +152,7 @@ internal sealed class DownstreamTls
         public bool Established { get; set; }
         public bool VerifyFailed { get; set; }
         public X509Certificate2Collection? Presented { get; set; }
+        /// <summary>The URI SANs of the certificate this handshake served.</summary>
+        public IReadOnlyList<string>? LocalUriSans { get; set; }
     }
 }

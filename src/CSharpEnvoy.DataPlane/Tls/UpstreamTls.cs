@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Security;
+using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using CSharpEnvoy.Config.Model.Tls;
 
@@ -16,18 +17,22 @@ internal sealed class UpstreamTls
 {
     private readonly UpstreamTlsModel _model;
     private readonly SslStats _stats;
-    private readonly SslStreamCertificateContext? _clientCertificate;
+    private readonly TlsContextSecrets<Material> _material;
     private readonly CipherSuitesPolicy? _ciphers;
+    private readonly Stats.Counter? _secretsNotReady;
 
-    public UpstreamTls(UpstreamTlsModel model, SslStats stats)
+    /// <summary>One version of the client certificate and of the validation context.</summary>
+    private sealed record Material(SslStreamCertificateContext? ClientCertificate, CertificateValidationModel? Validation);
+
+    /// <param name="factoryPrefix">Envoy's <c>cluster.&lt;name&gt;.client_ssl_socket_factory.</c>, for the SDS stats.</param>
+    public UpstreamTls(UpstreamTlsModel model, SslStats stats, SecretManager? secrets = null, Stats.StatsStore? store = null, string factoryPrefix = "")
     {
         _model = model;
         _stats = stats;
-        if (model.Common.Certificates.Count > 0)
-        {
-            var c = model.Common.Certificates[0];
-            _clientCertificate = SslStreamCertificateContext.Create(c.Certificate, c.Intermediates, offline: true);
-        }
+        if (model.Common.UsesSecrets && store is null) throw new ArgumentException("SDS secrets need the stats store", nameof(store));
+        _material = new TlsContextSecrets<Material>(model.Common, secrets, store!, factoryPrefix, static (c, v) =>
+            new Material(c is null ? null : SslStreamCertificateContext.Create(c.Certificate, c.Intermediates, offline: true), v));
+        if (model.Common.UsesSecrets) _secretsNotReady = store!.Counter(factoryPrefix + "upstream_context_secrets_not_ready");
         _ciphers = DownstreamTls.CreateCipherPolicy(model.Common.CipherSuites);
     }
 
@@ -61,15 +66,22 @@ internal sealed class UpstreamTls
         }
     }
 
-    /// <summary>The client options of a handshake: SNI, ALPN, client certificate and Envoy's server certificate checks.</summary>
+    /// <summary>The client options of a handshake: SNI, ALPN, client certificate and Envoy's server certificate checks.
+    /// Throws while an SDS secret of the context has not arrived (Envoy resets the connection).</summary>
     public SslClientAuthenticationOptions ClientOptions(string? serverName, bool http2, bool http11)
     {
+        var material = _material.Current(out var ready);
+        if (!ready)
+        {
+            _secretsNotReady?.Inc();
+            throw new AuthenticationException("the cluster's TLS secrets have not arrived yet");
+        }
         var alpn = new List<SslApplicationProtocol>(2);
         if (http2) alpn.Add(SslApplicationProtocol.Http2);
         if (http11) alpn.Add(SslApplicationProtocol.Http11);
         // Auto SAN validation checks the certificate against the SNI sent (skipped when none is).
         var sanHost = _model.AutoSanValidation ? serverName : null;
-        var validation = _model.Common.Validation;
+        var validation = material.Validation;
         var options = new SslClientAuthenticationOptions
         {
             TargetHost = serverName ?? "",
@@ -77,7 +89,7 @@ internal sealed class UpstreamTls
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             AllowRenegotiation = false,
             ApplicationProtocols = alpn,
-            ClientCertificateContext = _clientCertificate,
+            ClientCertificateContext = material.ClientCertificate,
             RemoteCertificateValidationCallback = (_, cert, chain, _) =>
             {
                 var ok = PeerVerifier.Verify(cert, chain, validation, requireCertificate: validation is not null || sanHost is not null, sanHost, _stats);

@@ -105,7 +105,7 @@ internal sealed partial class Cluster : IDisposable
         if (model.Tls is not null)
         {
             SslStats = new Tls.SslStats(stats, "cluster." + model.Name + ".ssl.");
-            _tls = new Tls.UpstreamTls(model.Tls, SslStats);
+            _tls = new Tls.UpstreamTls(model.Tls, SslStats, _services.Secrets, stats, "cluster." + model.Name + ".client_ssl_socket_factory.");
         }
         Invoker = new HttpMessageInvoker(CreateHandler(), disposeHandler: true);
         if (model.Type == DiscoveryType.Static)
@@ -133,6 +133,8 @@ internal sealed partial class Cluster : IDisposable
     public ResourceManager ResourcesFor(bool highPriority) => highPriority ? ResourcesHigh : Resources;
     /// <summary><c>cluster.&lt;name&gt;.ssl.*</c>, for clusters with a TLS transport socket.</summary>
     public Tls.SslStats? SslStats { get; }
+    /// <summary>The cluster's TLS origination (its current client certificate and validation context).</summary>
+    internal Tls.UpstreamTls? Tls => _tls;
     public HttpMessageInvoker Invoker { get; }
     /// <summary>The hosts by priority and locality with the balancing state derived from them.</summary>
     public PrioritySet PrioritySet => _prioritySet;
@@ -308,7 +310,8 @@ internal sealed partial class Cluster : IDisposable
             EnableMultipleHttp2Connections = true,
             ConnectTimeout = Model.ConnectTimeout,
             // max_connections: the handler queues requests beyond it (per host; Envoy's limit is per cluster).
-            MaxConnectionsPerServer = (int)Math.Min(int.MaxValue, Model.CircuitBreakers.MaxConnections),
+            // max_connections 0 (no connection allowed) is enforced by the resource manager; the handler needs at least 1.
+            MaxConnectionsPerServer = (int)Math.Clamp(Model.CircuitBreakers.MaxConnections, 1, int.MaxValue),
             PooledConnectionIdleTimeout = TimeSpan.FromHours(1), // Envoy keeps upstream connections until idle_timeout (unset: forever)
             ActivityHeadersPropagator = null,
             ConnectCallback = ConnectAsync,

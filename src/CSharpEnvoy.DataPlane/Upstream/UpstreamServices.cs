@@ -8,4 +8,7 @@ internal sealed record UpstreamServices(TimeProvider Time, LoadBalancing.LbRando
     public static readonly UpstreamServices Default = new(TimeProvider.System, LoadBalancing.LbRandom.Shared);
 
     public Config.Model.Cluster.LocalityModel LocalLocality { get; init; } = Config.Model.Cluster.LocalityModel.Empty;
+
+    /// <summary>Static and SDS secrets, for clusters and listeners whose TLS contexts name secrets.</summary>
+    public Tls.SecretManager? Secrets { get; init; }
 }

@@ -20,7 +20,8 @@ internal static class XdsTypes
     public const string Endpoint = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
     public const string Listener = "type.googleapis.com/envoy.config.listener.v3.Listener";
     public const string Route = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
-    public static readonly string[] Ordered = [Cluster, Endpoint, Listener, Route];
+    public const string Secret = Tls.SecretManager.TypeUrl;
+    public static readonly string[] Ordered = [Cluster, Endpoint, Listener, Route, Secret];
 }
 
 /// <summary>What the client asks the applying side: which names to subscribe to, and to apply responses.</summary>
@@ -55,7 +56,8 @@ internal sealed class ControlPlaneConnectedState(Gauge gauge)
 }
 
 /// <summary>Which stream an <see cref="AdsClient"/> runs: the aggregated one (all four types) or one per-type discovery
-/// service (ListenerDiscoveryService, ClusterDiscoveryService, RouteDiscoveryService, EndpointDiscoveryService).</summary>
+/// service (ListenerDiscoveryService, ClusterDiscoveryService, RouteDiscoveryService, EndpointDiscoveryService,
+/// SecretDiscoveryService).</summary>
 internal sealed record XdsStreamTarget(string Cluster, XdsApiType ApiType, string SourceKey, string? SingleType)
 {
     public static XdsStreamTarget Aggregated(AdsModel ads) => new(ads.Cluster, ads.ApiType, "ads", null);
@@ -218,7 +220,7 @@ internal sealed class AdsClient : IAsyncDisposable
         var tls = cluster.Model.Tls;
         if (tls is not null)
         {
-            handler.SslOptions = new Tls.UpstreamTls(tls, cluster.SslStats!).ClientOptions(tls.Sni is { Length: > 0 } sni ? sni : null, http2: true, http11: false);
+            handler.SslOptions = cluster.Tls!.ClientOptions(tls.Sni is { Length: > 0 } sni ? sni : null, http2: true, http11: false);
         }
         if (address.IsPipe)
         {
@@ -261,6 +263,7 @@ internal sealed class AdsClient : IAsyncDisposable
         XdsTypes.Listener => new Envoy.Service.Listener.V3.ListenerDiscoveryService.ListenerDiscoveryServiceClient(channel).StreamListeners(cancellationToken: ct),
         XdsTypes.Cluster => new Envoy.Service.Cluster.V3.ClusterDiscoveryService.ClusterDiscoveryServiceClient(channel).StreamClusters(cancellationToken: ct),
         XdsTypes.Route => new Envoy.Service.Route.V3.RouteDiscoveryService.RouteDiscoveryServiceClient(channel).StreamRoutes(cancellationToken: ct),
+        XdsTypes.Secret => new Envoy.Service.Secret.V3.SecretDiscoveryService.SecretDiscoveryServiceClient(channel).StreamSecrets(cancellationToken: ct),
         _ => new Envoy.Service.Endpoint.V3.EndpointDiscoveryService.EndpointDiscoveryServiceClient(channel).StreamEndpoints(cancellationToken: ct),
     };
 
@@ -271,6 +274,7 @@ internal sealed class AdsClient : IAsyncDisposable
         XdsTypes.Listener => new Envoy.Service.Listener.V3.ListenerDiscoveryService.ListenerDiscoveryServiceClient(channel).DeltaListeners(cancellationToken: ct),
         XdsTypes.Cluster => new Envoy.Service.Cluster.V3.ClusterDiscoveryService.ClusterDiscoveryServiceClient(channel).DeltaClusters(cancellationToken: ct),
         XdsTypes.Route => new Envoy.Service.Route.V3.RouteDiscoveryService.RouteDiscoveryServiceClient(channel).DeltaRoutes(cancellationToken: ct),
+        XdsTypes.Secret => new Envoy.Service.Secret.V3.SecretDiscoveryService.SecretDiscoveryServiceClient(channel).DeltaSecrets(cancellationToken: ct),
         _ => new Envoy.Service.Endpoint.V3.EndpointDiscoveryService.EndpointDiscoveryServiceClient(channel).DeltaEndpoints(cancellationToken: ct),
     };
 

@@ -55,6 +55,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private readonly HashSet<string> _staticClusters;
     private readonly HashSet<string> _staticListeners;
     private readonly XdsModel _config;
+    private readonly Tls.SecretManager? _secrets;
     private readonly CancellationTokenSource _stop = new();
 
     private readonly Dictionary<string, DynCluster> _dynClusters = new(StringComparer.Ordinal);
@@ -97,9 +98,11 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     }
 
     public XdsManager(XdsModel config, Envoy.Config.Core.V3.Node node, ClusterManager clusters, IListenerRuntime runtime,
-        IEnumerable<string> staticClusters, IEnumerable<string> staticListeners, StatsStore stats, ILogger logger)
+        IEnumerable<string> staticClusters, IEnumerable<string> staticListeners, StatsStore stats, ILogger logger, Tls.SecretManager? secrets = null)
     {
         _config = config;
+        _secrets = secrets;
+        if (secrets is not null) secrets.GrpcSubscriptionChanged = () => SubscriptionChanged(XdsTypes.Secret);
         _node = node;
         _connected = new ControlPlaneConnectedState(stats.Gauge("control_plane.connected_state"));
         _clusters = clusters;
@@ -195,6 +198,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 foreach (var (source, name) in RdsSources())
                     if (source.Key == sourceKey) names.Add(name);
                 return names;
+            case XdsTypes.Secret:
+                return _secrets?.Names(sourceKey) ?? names;
             default:
                 return names;
         }
@@ -242,6 +247,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             case XdsTypes.Listener when _config.Lds is { } lds && _ldsStarted: sources.Add(lds); break;
             case XdsTypes.Endpoint: foreach (var (src, _) in EdsSources()) sources.Add(src); break;
             case XdsTypes.Route: foreach (var (src, _) in RdsSources()) sources.Add(src); break;
+            // File sources of secrets are watched by the secret manager itself.
+            case XdsTypes.Secret when _secrets is not null: sources.AddRange(_secrets.GrpcSources()); break;
         }
         var missing = new List<string>();
         foreach (var src in sources)
@@ -353,11 +360,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             XdsTypes.Endpoint => Task.FromResult(ApplyEndpoints(version, resources, removed)),
             XdsTypes.Listener => ApplyListenersAsync(version, resources, removed, sotw),
             XdsTypes.Route => ApplyRoutesAsync(version, resources, removed),
+            XdsTypes.Secret when _secrets is not null => Task.FromResult(_secrets.Apply(version, resources, null)),
             _ => Task.FromResult<string?>($"unsupported resource type '{typeUrl}'"),
         };
 
     /// <summary>Unpacks each resource as <typeparamref name="T"/>; wrong types and undecodable bytes are errors.</summary>
-    private static List<(T Proto, string Version)> Decode<T>(List<(Any Any, string? Version)> resources, string version, MessageParser<T> parser,
+    internal static List<(T Proto, string Version)> Decode<T>(List<(Any Any, string? Version)> resources, string version, MessageParser<T> parser,
         string expectedType, List<string> errors) where T : IMessage<T>
     {
         var list = new List<(T, string)>();
@@ -452,7 +460,62 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private ClusterModel? CheckSources(ClusterModel? model, string name, ConfigErrors errors)
     {
         if (model?.EdsConfig is { } eds) CheckSource(eds, name + ".eds_cluster_config.eds_config", errors);
+        if (model?.Tls is { } tls) CheckSecretSources(tls.Common, name + ".transport_socket", errors);
         return model;
+    }
+
+    /// <summary>A dynamic resource's secrets: a static one must exist, an SDS source be reachable.</summary>
+    private void CheckSecretSources(Config.Model.Tls.TlsContextModel context, string path, ConfigErrors errors)
+    {
+        foreach (var cfg in new[] { context.CertificateSecret, context.ValidationSecret })
+        {
+            if (cfg is null) continue;
+            if (cfg.Source is { } src) CheckSource(src, path + ".sds_config", errors);
+            else if (_secrets is null || !_secrets.Providers().Exists(p => p.Config.Key == cfg.Key))
+                errors.Add(path, $"unknown static secret '{cfg.Name}' (static_resources.secrets)");
+        }
+    }
+
+    /// <summary>True when every SDS secret of the listener's chains or the cluster is past warming; creates their
+    /// providers (and subscriptions) on first use.</summary>
+    private bool SecretsReady(ListenerModel model)
+    {
+        if (_secrets is null) return true;
+        var ready = true;
+        foreach (var fc in model.AllFilterChains)
+            if (fc.Tls is { } t) ready &= _secrets.IsReady(t.Common);
+        return ready;
+    }
+
+    private bool SecretsReady(ClusterModel model) => _secrets is null || model.Tls is not { } t || _secrets.IsReady(t.Common);
+
+    /// <summary>Runs <paramref name="then"/> under the update gate once every secret of <paramref name="contexts"/> is past warming.</summary>
+    private void WhenSecretsReady(IEnumerable<Config.Model.Tls.TlsContextModel> contexts, Func<Task> then)
+    {
+        var tasks = new List<Task>();
+        foreach (var c in contexts)
+            foreach (var p in _secrets!.ProvidersOf(c)) tasks.Add(p.Ready);
+        _ = Task.Run(async () =>
+        {
+            await Task.WhenAll(tasks).WaitAsync(_stop.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (_stop.IsCancellationRequested) return;
+            try
+            {
+                await _gate.WaitAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            try
+            {
+                await then().ConfigureAwait(false);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        });
     }
 
     private ListenerModel? CheckSources(ListenerModel? model, string name, ConfigErrors errors)
@@ -460,6 +523,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         if (model is null) return null;
         foreach (var fc in model.AllFilterChains)
             if (fc.HttpConnectionManager?.RdsConfig is { } rds) CheckSource(rds, name + ".rds.config_source", errors);
+        foreach (var fc in model.AllFilterChains)
+            if (fc.Tls is { } tls) CheckSecretSources(tls.Common, name + ".transport_socket", errors);
         return model;
     }
 
@@ -550,6 +615,20 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 else if (existing is not null && existing.Live.Model.EdsServiceName == model.EdsServiceName && existing.Live.HasEdsAssignment)
                     live.SetEdsEndpoints(EndpointsOf(existing.Live));
                 else warming = true;
+            }
+            if (!SecretsReady(model))
+            {
+                // Envoy: a cluster whose client certificate has not arrived is not used until it does.
+                warming = true;
+                WhenSecretsReady([model.Tls!.Common], () =>
+                {
+                    List<DynCluster> ready;
+                    lock (_dynClusters)
+                        ready = _dynClusters.Values.Where(d => d.Warming && SecretsReady(d.Live.Model) &&
+                            (d.Live.Model.Type != DiscoveryType.Eds || d.Live.HasEdsAssignment)).ToList();
+                    if (ready.Count > 0) PromoteClusters(ready);
+                    return Task.CompletedTask;
+                });
             }
             existing?.WarmTimer?.Cancel();
             var dyn = new DynCluster { Proto = proto, Live = live, Version = v, Updated = now, Warming = warming };
@@ -724,7 +803,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             foreach (var (c, warming) in users)
             {
                 c.SetEdsEndpoints(eps);
-                if (warming is not null) promoted.Add(warming);
+                if (warming is not null && SecretsReady(warming.Live.Model)) promoted.Add(warming);
             }
         }
         if (promoted.Count > 0) PromoteClusters(promoted);
@@ -759,7 +838,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var errors = new ConfigErrors();
         var names = new HashSet<string>(StringComparer.Ordinal);
         var models = TranslateNamed(decoded, "listener", "LDS", _staticListeners, l => l.Name,
-            (proto, name, errs) => CheckSources(ListenerTranslator.Translate(proto, name, errs, n => _clusters.Get(n) is not null), name, errs), _listenerErrors, names, errors,
+            (proto, name, errs) => CheckSources(ListenerTranslator.Translate(proto, name, errs, ClusterKnown), name, errs), _listenerErrors, names, errors,
             (name, proto) => Existing(_dynListeners, name) is { } d && d.Proto.Equals(proto) ? d.Model : null);
         // Addresses must stay unique across static listeners and the listeners this update leaves in place.
         var removing = new HashSet<string>(StringComparer.Ordinal);
@@ -827,6 +906,13 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 }
                 hcms.Add(hcm);
             }
+            if (!SecretsReady(model))
+            {
+                // Envoy: a listener whose certificate has not arrived does not open its port until it does.
+                ready = false;
+                var contexts = model.AllFilterChains.Where(fc => fc.Tls is not null).Select(fc => fc.Tls!.Common).ToList();
+                WhenSecretsReady(contexts, ActivateReadyListenersAsync);
+            }
             existing?.WarmTimer?.Cancel();
             var dyn = new DynListener { Proto = proto, Model = model, Version = v, Updated = now, Host = existing?.Host };
             lock (_dynListeners) _dynListeners[model.Name] = dyn;
@@ -847,6 +933,13 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     }
 
     private static string AddressKey(SocketAddressModel a) => a.ToString();
+
+    /// <summary>Route validation (validate_clusters) knows active and warming clusters, as Envoy's hasCluster.</summary>
+    private bool ClusterKnown(string name)
+    {
+        if (_clusters.Get(name) is not null) return true;
+        lock (_dynClusters) return _dynClusters.ContainsKey(name);
+    }
 
     /// <summary>A listener waits for each of its chains' route configurations up to that chain's initial_fetch_timeout, so
     /// for the longest of them (0s, waiting forever, wins).</summary>
@@ -946,7 +1039,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             Validate(() =>
             {
                 SupportChecker.Check(proto, name, errors);
-                model = RouteTranslator.Translate(proto, name, errors, n => _clusters.Get(n) is not null, validateByDefault: false);
+                model = RouteTranslator.Translate(proto, name, errors, ClusterKnown, validateByDefault: false);
                 return true;
             }, name, errors);
             if (model is not null) parsed.Add((proto, model, v));
@@ -983,9 +1076,16 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         if (removed is not null) foreach (var n in removed) _routes.Remove(n);
 
         // Listeners warming for these routes start now.
+        await ActivateReadyListenersAsync().ConfigureAwait(false);
+        return null;
+    }
+
+    /// <summary>Under the gate: warming listeners whose routes and secrets have all arrived start.</summary>
+    private async Task ActivateReadyListenersAsync()
+    {
         List<DynListener> ready;
         lock (_dynListeners)
-            ready = _dynListeners.Values.Where(d => d.Pending is { } p && HasAllRoutes(p.Hcms)).ToList();
+            ready = _dynListeners.Values.Where(d => d.Pending is { } p && HasAllRoutes(p.Hcms) && SecretsReady(p.Model)).ToList();
         foreach (var d in ready)
         {
             var p = d.Pending!.Value;
@@ -993,7 +1093,6 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             await ActivateAsync(d, p.Model, p.Hcms).ConfigureAwait(false);
         }
         if (ready.Count > 0) UpdateListenerGauges();
-        return null;
     }
 
     private readonly Dictionary<string, UpdateFailureState> _routeErrors = new(StringComparer.Ordinal);

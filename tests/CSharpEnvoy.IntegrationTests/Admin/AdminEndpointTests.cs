@@ -48,7 +48,8 @@ public sealed class AdminEndpointTests
 
         Assert.Equal(
             ["type.googleapis.com/envoy.admin.v3.BootstrapConfigDump", "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
-             "type.googleapis.com/envoy.admin.v3.ListenersConfigDump", "type.googleapis.com/envoy.admin.v3.RoutesConfigDump"],
+             "type.googleapis.com/envoy.admin.v3.ListenersConfigDump", "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+             "type.googleapis.com/envoy.admin.v3.SecretsConfigDump"],
             configs.Select(c => c.GetProperty("@type").GetString()));
         var cluster = configs[1].GetProperty("static_clusters")[0].GetProperty("cluster");
         Assert.Equal("type.googleapis.com/envoy.config.cluster.v3.Cluster", cluster.GetProperty("@type").GetString());

@@ -210,4 +210,176 @@ public sealed class TcpProxyTests : IDisposable
             await loop;
         }
     }
+
+    private string LogPath => Path.Combine(_pki.Dir, "tcp.log");
+
+    /// <summary>A tcp_proxy chain to <paramref name="cluster"/> with a file access log and extra filter fields.</summary>
+    private string LoggedChain(string cluster, string extra = "") => $$"""
+        - filters:
+          - name: envoy.filters.network.tcp_proxy
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+              stat_prefix: logged
+              cluster: {{cluster}}
+        {{Yaml.Indent(extra, 6)}}
+              access_log:
+              - name: envoy.access_loggers.file
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+                  path: {{LogPath}}
+                  log_format:
+                    text_format_source:
+                      inline_string: "%UPSTREAM_CLUSTER% %UPSTREAM_HOST% %BYTES_RECEIVED% %BYTES_SENT% %RESPONSE_FLAGS% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %RESPONSE_CODE%\n"
+        """;
+
+    /// <summary>Opens a connection through the proxy, sends <paramref name="send"/>, reads until the proxy closes.</summary>
+    private static async Task<byte[]> ExchangeAsync(ProxyHarness proxy, byte[] send)
+    {
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPEndPoint.Parse(proxy.ListenerAddress("tcp")));
+        var stream = client.GetStream();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var received = new MemoryStream();
+        try
+        {
+            await stream.WriteAsync(send, cts.Token);
+            client.Client.Shutdown(SocketShutdown.Send);
+            await stream.CopyToAsync(received, cts.Token);
+        }
+        catch (IOException)
+        {
+            // a refused connection may be reset rather than closed
+        }
+        return received.ToArray();
+    }
+
+    private async Task<string[]> LogLinesAsync(ProxyHarness proxy, int expected)
+    {
+        await HealthChecking.HealthTestKit.WaitUntilAsync(async () => await proxy.StatAsync("tcp.logged.downstream_cx_total") >= expected, "the connections");
+        await proxy.DisposeAsync(); // closes what is left and flushes the log
+        return File.ReadAllText(LogPath).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    [Fact]
+    public async Task AccessLog_OneEntryPerConnection_WithClusterHostBytesAndNoFlags()
+    {
+        var (echo, loop) = StartEcho();
+        try
+        {
+            var port = ((IPEndPoint)echo.LocalEndpoint).Port;
+            var proxy = await ProxyHarness.StartAsync(Bootstrap(LoggedChain("echo"), Cluster("echo", port)));
+            Assert.Equal("hello world"u8.ToArray(), await ExchangeAsync(proxy, "hello world"u8.ToArray()));
+
+            var line = Assert.Single(await LogLinesAsync(proxy, 1));
+            Assert.Equal($"echo 127.0.0.1:{port} 11 11 - 127.0.0.1 0", line);
+        }
+        finally
+        {
+            echo.Stop();
+            await loop;
+        }
+    }
+
+    [Fact]
+    public async Task AccessLog_FailedConnections_CarryEnvoysResponseFlags()
+    {
+        // A port nothing listens on (connect failure, UF), an unknown cluster (NC), and max_connections 0 (overflow, UO).
+        var closed = new TcpListener(IPAddress.Loopback, 0);
+        closed.Start();
+        var deadPort = ((IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop();
+        foreach (var (cluster, expected) in new[]
+        {
+            ("dead", $"dead 127.0.0.1:{deadPort} 0 0 UF 127.0.0.1 0"),
+            ("nowhere", "- - 0 0 NC 127.0.0.1 0"),
+            ("full", "full - 0 0 UO 127.0.0.1 0"),
+        })
+        {
+            File.Delete(LogPath);
+            var full = Cluster("full", deadPort) + "\n  circuit_breakers: { thresholds: [{ max_connections: 0 }] }";
+            var proxy = await ProxyHarness.StartAsync(Bootstrap(LoggedChain(cluster), Cluster("dead", deadPort) + "\n" + full));
+            Assert.Empty(await ExchangeAsync(proxy, "x"u8.ToArray()));
+            Assert.Equal(expected, Assert.Single(await LogLinesAsync(proxy, 1)));
+        }
+    }
+
+    /// <summary>Raw TCP servers that each write their name to every connection, then close.</summary>
+    private static List<(TcpListener Listener, Task Loop)> StartNamed(params string[] names)
+    {
+        var servers = new List<(TcpListener, Task)>();
+        foreach (var name in names)
+        {
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            var loop = Task.Run(async () =>
+            {
+                try
+                {
+                    while (true)
+                    {
+                        using var c = await listener.AcceptTcpClientAsync();
+                        await c.GetStream().WriteAsync(System.Text.Encoding.ASCII.GetBytes(name));
+                    }
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
+                {
+                }
+            });
+            servers.Add((listener, loop));
+        }
+        return servers;
+    }
+
+    [Theory]
+    [InlineData("RING_HASH", true)]
+    [InlineData("MAGLEV", true)]
+    [InlineData("RING_HASH", false)]
+    public async Task HashPolicy_SourceIp_SendsEveryConnectionFromOneAddressToOneHost(string lbPolicy, bool sourceIpHash)
+    {
+        var servers = StartNamed("a", "b", "c");
+        try
+        {
+            var endpoints = string.Join("\n", servers.Select(s =>
+                $"      - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {((IPEndPoint)s.Listener.LocalEndpoint).Port} }} }} }}"));
+            var cluster = $$"""
+                - name: hashed
+                  connect_timeout: 2s
+                  type: STATIC
+                  lb_policy: {{lbPolicy}}
+                  load_assignment:
+                    cluster_name: hashed
+                    endpoints:
+                    - lb_endpoints:
+                {{endpoints}}
+                """;
+            var hash = sourceIpHash ? "hash_policy: [{ source_ip: {} }]" : "";
+            await using var proxy = await ProxyHarness.StartAsync(Bootstrap(LoggedChain("hashed", hash), cluster));
+
+            var seen = new HashSet<string>();
+            for (var i = 0; i < 24; i++) seen.Add(System.Text.Encoding.ASCII.GetString(await ExchangeAsync(proxy, [])));
+
+            // With the hash, one address maps to one host; without it ring hash picks at random (24 picks over 3 hosts).
+            if (sourceIpHash) Assert.Single(seen);
+            else Assert.True(seen.Count > 1, string.Join(",", seen));
+            Assert.DoesNotContain("", seen);
+        }
+        finally
+        {
+            foreach (var (l, loop) in servers)
+            {
+                l.Stop();
+                await loop;
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("hash_policy: [{ filter_state: { key: x } }]", "hash_policy[0].filter_state")]
+    [InlineData("hash_policy: [{ source_ip: {} }, { source_ip: {} }]", "hash_policy")]
+    [InlineData("access_log_options: { access_log_flush_interval: 1s }", "access_log_options")]
+    public void UnsupportedTcpProxyOptions_AreRefusedWithTheirPaths(string extra, string field)
+    {
+        var errors = ProxyHarness.Validate(Bootstrap(LoggedChain("echo", extra), Cluster("echo", 1)));
+        Assert.Contains(errors.Errors, e => e.ToString().StartsWith("static_resources.listeners[0].filter_chains[0].filters[0].typed_config." + field));
+    }
 }

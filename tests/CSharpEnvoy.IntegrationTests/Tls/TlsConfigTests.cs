@@ -69,7 +69,7 @@ public sealed class TlsConfigTests : IDisposable
     public void NoCertificate_IsRefused()
     {
         var error = Assert.Single(Errors("common_tls_context: { alpn_protocols: [h2] }"));
-        Assert.Equal(Ctx + ".common_tls_context.tls_certificates: a TLS listener needs a certificate (tls_certificates)", error);
+        Assert.Equal(Ctx + ".common_tls_context.tls_certificates: a TLS listener needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)", error);
     }
 
     public static TheoryData<string, string> Refused => new()

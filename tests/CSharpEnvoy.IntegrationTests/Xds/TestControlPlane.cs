@@ -27,7 +27,8 @@ public sealed class TestControlPlane : IAsyncDisposable
     public const string EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
     public const string ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener";
     public const string RouteType = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
-    private static readonly string[] s_types = [ClusterType, EndpointType, ListenerType, RouteType];
+    public const string SecretType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+    private static readonly string[] s_types = [ClusterType, EndpointType, ListenerType, RouteType, SecretType];
 
     private readonly object _gate = new();
     private readonly Dictionary<string, (string Version, List<(string Name, Any Resource)> Resources)> _state = new();
@@ -77,12 +78,14 @@ public sealed class TestControlPlane : IAsyncDisposable
         builder.Services.AddSingleton(new CdsService(this));
         builder.Services.AddSingleton(new RdsService(this));
         builder.Services.AddSingleton(new EdsService(this));
+        builder.Services.AddSingleton(new SdsService(this));
         var app = builder.Build();
         app.MapGrpcService<AdsService>();
         app.MapGrpcService<LdsService>();
         app.MapGrpcService<CdsService>();
         app.MapGrpcService<RdsService>();
         app.MapGrpcService<EdsService>();
+        app.MapGrpcService<SdsService>();
         await app.StartAsync();
         _app = app;
         Port = new Uri(app.Urls.First()).Port;
@@ -177,6 +180,7 @@ public sealed class TestControlPlane : IAsyncDisposable
         Envoy.Config.Endpoint.V3.ClusterLoadAssignment a => a.ClusterName,
         Envoy.Config.Listener.V3.Listener l => l.Name,
         Envoy.Config.Route.V3.RouteConfiguration r => r.Name,
+        Envoy.Extensions.TransportSockets.Tls.V3.Secret s => s.Name,
         _ => throw new ArgumentException("not an xDS resource: " + m.Descriptor.FullName),
     };
 
@@ -235,6 +239,15 @@ public sealed class TestControlPlane : IAsyncDisposable
 
         public override Task DeltaEndpoints(IAsyncStreamReader<DeltaDiscoveryRequest> requestStream, IServerStreamWriter<DeltaDiscoveryResponse> responseStream, ServerCallContext context) =>
             cp.ServeDeltaAsync("DeltaEndpoints", EndpointType, requestStream, responseStream, context);
+    }
+
+    private sealed class SdsService(TestControlPlane cp) : Envoy.Service.Secret.V3.SecretDiscoveryService.SecretDiscoveryServiceBase
+    {
+        public override Task StreamSecrets(IAsyncStreamReader<DiscoveryRequest> requestStream, IServerStreamWriter<DiscoveryResponse> responseStream, ServerCallContext context) =>
+            cp.ServeSotwAsync("StreamSecrets", SecretType, requestStream, responseStream, context);
+
+        public override Task DeltaSecrets(IAsyncStreamReader<DeltaDiscoveryRequest> requestStream, IServerStreamWriter<DeltaDiscoveryResponse> responseStream, ServerCallContext context) =>
+            cp.ServeDeltaAsync("DeltaSecrets", SecretType, requestStream, responseStream, context);
     }
 
     /// <summary>A per-type service only serves its own type (<paramref name="onlyType"/>; null for ADS): a request for

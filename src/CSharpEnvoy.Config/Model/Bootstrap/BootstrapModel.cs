@@ -21,6 +21,8 @@ internal sealed record BootstrapModel
     public string? LocalClusterName { get; init; }
     /// <summary>The bootstrap's <c>stats_config</c>: tag extraction and which stats exist.</summary>
     public CSharpEnvoy.Config.Model.Stats.StatsConfigModel StatsConfig { get; init; } = CSharpEnvoy.Config.Model.Stats.StatsConfigModel.Default;
+    /// <summary><c>static_resources.secrets</c>: secrets an <c>SdsSecretConfig</c> without <c>sds_config</c> names.</summary>
+    public IReadOnlyList<CSharpEnvoy.Config.Model.Tls.SecretModel> StaticSecrets { get; init; } = Array.Empty<CSharpEnvoy.Config.Model.Tls.SecretModel>();
     /// <summary>The bootstrap as loaded (after --config-yaml merge), for /config_dump.</summary>
     public required Envoy.Config.Bootstrap.V3.Bootstrap Source { get; init; }
 }

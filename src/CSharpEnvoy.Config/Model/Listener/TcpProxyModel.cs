@@ -8,4 +8,8 @@ internal sealed record TcpProxyModel(string StatPrefix, IReadOnlyList<(string Na
     /// <summary>Envoy's default is one hour; null disables it (an explicit 0s).</summary>
     public TimeSpan? IdleTimeout { get; init; } = TimeSpan.FromHours(1);
     public int MaxConnectAttempts { get; init; } = 1;
+    /// <summary>Envoy's TCP access log: one entry per connection, written when it closes.</summary>
+    public IReadOnlyList<AccessLog.AccessLogModel> AccessLogs { get; init; } = Array.Empty<AccessLog.AccessLogModel>();
+    /// <summary><c>hash_policy: [{ source_ip: {} }]</c>: ring hash and maglev clusters hash the downstream address.</summary>
+    public bool HashSourceIp { get; init; }
 }

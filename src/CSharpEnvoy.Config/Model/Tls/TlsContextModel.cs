@@ -67,6 +67,32 @@ internal sealed record TlsContextModel
     public SslProtocols Protocols { get; init; }
     /// <summary>TLS 1.2 suites from cipher_suites (TLS 1.3 suites are always enabled, as with BoringSSL); null for the default.</summary>
     public IReadOnlyList<TlsCipherSuite>? CipherSuites { get; init; }
+    /// <summary><c>tls_certificate_sds_secret_configs</c>: the certificate comes from this secret instead of <see cref="Certificates"/>.</summary>
+    public SdsSecretConfigModel? CertificateSecret { get; init; }
+    /// <summary><c>validation_context_sds_secret_config</c> (alone or in <c>combined_validation_context</c>): the
+    /// validation context comes from this secret, merged over <see cref="DefaultValidation"/> when combined.</summary>
+    public SdsSecretConfigModel? ValidationSecret { get; init; }
+    /// <summary><c>combined_validation_context.default_validation_context</c>, kept as configured: Envoy merges the
+    /// secret's context into it (singular fields of the secret win, lists are concatenated).</summary>
+    public Envoy.Extensions.TransportSockets.Tls.V3.CertificateValidationContext? DefaultValidation { get; init; }
+
+    /// <summary>True when a certificate or validation context comes from a secret.</summary>
+    public bool UsesSecrets => CertificateSecret is not null || ValidationSecret is not null;
+}
+
+/// <summary>An <c>SdsSecretConfig</c>: a secret by name from <see cref="Source"/>, or with no source one of the
+/// bootstrap's <c>static_resources.secrets</c>.</summary>
+internal sealed record SdsSecretConfigModel(string Name, Xds.ConfigSourceModel? Source)
+{
+    /// <summary>Configs with the same key share one secret provider (and its subscription), as in Envoy.</summary>
+    public string Key => (Source?.Key ?? "static") + "|" + Name;
+}
+
+/// <summary>A validated <c>Secret</c> resource: a certificate with its key, or a validation context.</summary>
+internal sealed record SecretModel(string Name, TlsCertificateModel? Certificate, CertificateValidationModel? Validation)
+{
+    /// <summary>The resource as received, for merging into a default validation context and for /config_dump.</summary>
+    public required Envoy.Extensions.TransportSockets.Tls.V3.Secret Source { get; init; }
 }
 
 /// <summary>A listener filter chain's <c>DownstreamTlsContext</c>.</summary>

@@ -12,7 +12,8 @@ namespace CSharpEnvoy.DataPlane.Network.TcpProxy;
 /// <c>envoy.filters.network.tcp_proxy</c>: picks a cluster (weighted), a host from the cluster's load balancer
 /// (so health checking and outlier ejection apply), connects (up to max_connect_attempts hosts), then copies bytes
 /// both ways over pipes until either side closes, propagating half-closes, or the connection is idle for
-/// idle_timeout. Stats are Envoy's <c>tcp.&lt;stat_prefix&gt;.*</c> plus the cluster's <c>upstream_cx_*</c>.
+/// idle_timeout. Stats are Envoy's <c>tcp.&lt;stat_prefix&gt;.*</c> plus the cluster's <c>upstream_cx_*</c>. With
+/// <c>access_log</c>, one entry per connection when it closes (Envoy's TCP access log), with its response flags.
 /// </summary>
 internal sealed class TcpProxy
 {
@@ -20,11 +21,14 @@ internal sealed class TcpProxy
     private readonly ClusterManager _clusters;
     private readonly uint _totalWeight;
     private readonly Counter _cxTotal, _noRoute, _connectAttemptsExceeded, _idleTimeout, _rxBytes, _txBytes;
+    private readonly AccessLog.AccessLogger[]? _accessLogs;
 
-    public TcpProxy(TcpProxyModel model, ClusterManager clusters, StatsStore stats)
+    public TcpProxy(TcpProxyModel model, ClusterManager clusters, StatsStore stats, AccessLog.AccessLogManager? accessLogs = null)
     {
         _model = model;
         _clusters = clusters;
+        if (model.AccessLogs.Count > 0 && accessLogs is not null)
+            _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
         foreach (var (_, w) in model.Clusters) _totalWeight += w;
         var p = "tcp." + model.StatPrefix + ".";
         _cxTotal = stats.Counter(p, "downstream_cx_total");
@@ -38,25 +42,61 @@ internal sealed class TcpProxy
     public async Task HandleAsync(ConnectionContext downstream)
     {
         _cxTotal.Inc();
+        // The connection's stream info: what the access log reads when the connection closes.
+        var info = _accessLogs is null ? null : new Router.UpstreamRequest();
+        try
+        {
+            await ProxyAsync(downstream, info ?? new Router.UpstreamRequest()).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (info is not null) Log(downstream, info);
+        }
+    }
+
+    private async Task ProxyAsync(ConnectionContext downstream, Router.UpstreamRequest info)
+    {
         var cluster = PickCluster();
         if (cluster is null)
         {
             _noRoute.Inc();
+            info.Flags |= Http.ResponseFlags.NoClusterFound;
             return;
         }
-        var upstream = await ConnectAsync(cluster, downstream.ConnectionClosed).ConfigureAwait(false);
-        if (upstream is null) return;
+        info.Cluster = cluster;
+        // As Envoy, checked before connecting: a connection over max_connections is refused (UO).
+        if (!cluster.Resources.Connections.TryAcquire())
+        {
+            cluster.Resources.UpstreamCxOverflow.Inc();
+            info.Flags |= Http.ResponseFlags.UpstreamOverflow;
+            return;
+        }
+        // The unit taken is held while connecting and for the connection's life.
+        Socket? upstream;
+        try
+        {
+            upstream = await ConnectAsync(cluster, downstream, info).ConfigureAwait(false);
+        }
+        catch
+        {
+            cluster.Resources.Connections.Release();
+            throw;
+        }
+        if (upstream is null)
+        {
+            cluster.Resources.Connections.Release();
+            return;
+        }
         cluster.Stats.UpstreamCxTotal.Inc();
         cluster.Stats.UpstreamCxActive.Inc();
-        cluster.Resources.Connections.Add();
         try
         {
             await using var stream = new NetworkStream(upstream, ownsSocket: true);
             var upReader = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
             var upWriter = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
             using var idle = new IdleTimer(_model.IdleTimeout);
-            var down = CopyAsync(downstream.Transport.Input, upWriter, _rxBytes, idle, () => ShutdownSend(upstream));
-            var up = CopyAsync(upReader, downstream.Transport.Output, _txBytes, idle, null);
+            var down = CopyAsync(downstream.Transport.Input, upWriter, _rxBytes, idle, () => ShutdownSend(upstream), info, received: true);
+            var up = CopyAsync(upReader, downstream.Transport.Output, _txBytes, idle, null, info, received: false);
             // Envoy closes the connection when either direction ends with a close from the other side; here: when both
             // directions are done, or either fails, or the idle timer fires.
             await Task.WhenAny(Task.WhenAll(down, up), idle.Fired).ConfigureAwait(false);
@@ -92,8 +132,17 @@ internal sealed class TcpProxy
         }
     }
 
-    /// <summary>Copies until the reader completes, then completes the writer (a half-close) and runs <paramref name="onEnd"/>.</summary>
-    private static async Task CopyAsync(PipeReader reader, PipeWriter writer, Counter bytes, IdleTimer idle, Action? onEnd)
+    /// <summary>Envoy's TCP access log entry, from the connection's facts and its stream info.</summary>
+    private void Log(ConnectionContext connection, Router.UpstreamRequest info)
+    {
+        var c = AccessLog.AccessLogContext.ForConnection(connection, info);
+        foreach (var log in _accessLogs!) log.Log(c);
+    }
+
+    /// <summary>Copies until the reader completes, then completes the writer (a half-close) and runs <paramref name="onEnd"/>.
+    /// The bytes are counted in the listener's stat and in the connection's stream info (received from, or sent to, downstream).</summary>
+    private static async Task CopyAsync(PipeReader reader, PipeWriter writer, Counter bytes, IdleTimer idle, Action? onEnd,
+        Router.UpstreamRequest info, bool received)
     {
         try
         {
@@ -107,6 +156,8 @@ internal sealed class TcpProxy
                     {
                         idle.Touch();
                         bytes.Add(buffer.Length);
+                        if (received) info.BytesReceived += buffer.Length;
+                        else info.BytesSent += buffer.Length;
                         foreach (var segment in buffer) await writer.WriteAsync(segment).ConfigureAwait(false);
                     }
                     if (result.IsCompleted || result.IsCanceled) break;
@@ -146,34 +197,44 @@ internal sealed class TcpProxy
         return _clusters.Get(name);
     }
 
-    /// <summary>Connects to a host the cluster's load balancer picks, trying up to max_connect_attempts hosts.</summary>
-    private async Task<Socket?> ConnectAsync(Cluster cluster, CancellationToken closed)
+    /// <summary>Connects to a host the cluster's load balancer picks (with hash_policy source_ip, by the downstream
+    /// address's hash), trying up to max_connect_attempts hosts.</summary>
+    private async Task<Socket?> ConnectAsync(Cluster cluster, ConnectionContext downstream, Router.UpstreamRequest info)
     {
+        var lb = Upstream.LoadBalancing.LoadBalancerContext.None;
+        if (_model.HashSourceIp && Router.HashPolicyEvaluator.TryAddressHash((downstream.RemoteEndPoint as IPEndPoint)?.Address, out var hash))
+            lb = new Upstream.LoadBalancing.LoadBalancerContext(hash);
         for (var attempt = 0; attempt < _model.MaxConnectAttempts; attempt++)
         {
-            var host = cluster.ChooseHost();
+            var host = cluster.ChooseHost(lb);
             if (host is null)
             {
                 cluster.Stats.UpstreamCxNoneHealthy.Inc();
+                info.Flags |= Http.ResponseFlags.NoHealthyUpstream;
                 return null;
             }
+            info.UpstreamHost = host;
+            info.AttemptCount = attempt + 1;
             var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(closed);
+            // Only connect_timeout bounds the attempt: Kestrel signals ConnectionClosed on the client's FIN too, and a
+            // client that half-closes at once (request sent, then shutdown) still gets its answer, as Envoy's half-close.
+            using var timeout = new CancellationTokenSource();
             timeout.CancelAfter(cluster.Model.ConnectTimeout);
             try
             {
                 await socket.ConnectAsync(new IPEndPoint(IPAddress.Parse(host.Address.Address), host.Address.Port), timeout.Token).ConfigureAwait(false);
+                info.UpstreamLocalAddress = socket.LocalEndPoint?.ToString();
                 return socket;
             }
             catch (Exception e) when (e is SocketException or OperationCanceledException or FormatException)
             {
                 socket.Dispose();
-                if (closed.IsCancellationRequested) return null;
                 cluster.Stats.UpstreamCxConnectFail.Inc();
                 if (e is OperationCanceledException) cluster.Stats.UpstreamCxConnectTimeout.Inc();
             }
         }
         _connectAttemptsExceeded.Inc();
+        info.Flags |= Http.ResponseFlags.UpstreamConnectionFailure;
         return null;
     }
 
