@@ -922,7 +922,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             else
             {
                 dyn.Pending = (model, hcms);
-                StartListenerWarmTimer(dyn, RdsWarmTimeout(hcms));
+                // Secrets bound their own wait (their initial_fetch_timeout, see WhenSecretsReady); this timer is RDS's.
+                if (!HasAllRoutes(hcms)) StartListenerWarmTimer(dyn, RdsWarmTimeout(hcms));
             }
         }
         _ldsVersion = version;
