@@ -28,6 +28,7 @@ internal sealed class FilesystemSubscription : IAsyncDisposable
     private readonly Channel<bool> _reloads = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _stop = new();
     private FileSystemWatcher? _watcher;
+    private Timer? _poll;
     private Task? _loop;
     private ulong? _lastHash;
 
@@ -65,7 +66,19 @@ internal sealed class FilesystemSubscription : IAsyncDisposable
             _logger.LogWarning("filesystem xDS watch on '{Directory}' failed: {Error}; reading '{Path}' again", _watchedDirectory, e.GetException().Message, _path);
             _reloads.Writer.TryWrite(true);
         };
-        _watcher.EnableRaisingEvents = true;
+        try
+        {
+            _watcher.EnableRaisingEvents = true;
+        }
+        catch (IOException ex)
+        {
+            // Out of inotify instances (fs.inotify.max_user_instances, 128 by default, shared by the user's processes):
+            // read the file every second instead of never again; unchanged contents are skipped by their hash.
+            _logger.LogWarning("filesystem xDS: cannot watch '{Directory}' ({Error}); polling '{Path}' every second instead", _watchedDirectory, ex.Message, _path);
+            _watcher.Dispose();
+            _watcher = null;
+            _poll = new Timer(_ => _reloads.Writer.TryWrite(true), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        }
         _reloads.Writer.TryWrite(true);
         _loop = Task.Run(LoopAsync);
     }
@@ -181,6 +194,7 @@ internal sealed class FilesystemSubscription : IAsyncDisposable
     {
         _stop.Cancel();
         _watcher?.Dispose();
+        if (_poll is not null) await _poll.DisposeAsync().ConfigureAwait(false);
         _reloads.Writer.TryComplete();
         if (_loop is not null) await _loop.ConfigureAwait(false);
     }

@@ -3,6 +3,7 @@ using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using CSharpEnvoy.IntegrationTests.Infrastructure;
 using CSharpEnvoy.IntegrationTests.Xds;
+using Microsoft.AspNetCore.Builder;
 using static CSharpEnvoy.IntegrationTests.Xds.FilesystemXdsTests;
 
 namespace CSharpEnvoy.IntegrationTests.Tls;
@@ -416,5 +417,66 @@ public sealed class SdsTests : IDisposable
         await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync("/"));
         Assert.Empty(serials);
         Assert.Equal(1, await TlsTestKit.WaitStatAsync(proxy, Listener + "server_ssl_socket_factory.downstream_context_secrets_not_ready", 1));
+    }
+
+    [Fact]
+    public async Task FileSecrets_ClusterClientCertificateAndCa_RotateForNewUpstreamConnections()
+    {
+        var backendCert = TestPki.Issue(_ca, "backend", dns: ["backend.example.com"]);
+        // The backend closes every connection, so each request makes a new upstream handshake.
+        await using var backend = await TlsBackend.StartAsync(backendCert, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1, requireClientCertFrom: _ca,
+            configure: app => app.Run((Microsoft.AspNetCore.Http.RequestDelegate)(async ctx =>
+            {
+                ctx.Response.Headers.Connection = "close";
+                ctx.Response.Headers["x-echo-client-cert"] = ctx.Connection.ClientCertificate?.Subject ?? "";
+                await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, "ok");
+            })));
+        var certFile = Path.Combine(_pki.Dir, "client-secret.yaml");
+        var caFile = Path.Combine(_pki.Dir, "ca-secret.yaml");
+        Publish(certFile, CertificateSecretYaml("1", "client", _pki.WritePair("client-v1", TestPki.Issue(_ca, "client-v1"))));
+        Publish(caFile, $$"""
+            version_info: "1"
+            resources:
+            - "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
+              name: upstream_ca
+              validation_context: { trusted_ca: { filename: "{{_pki.Write("ca.pem", TestPki.CertPem(_ca))}}" } }
+            """);
+        var upstream = $$"""
+            common_tls_context:
+              tls_certificate_sds_secret_configs:
+              - name: client
+                sds_config: { path_config_source: { path: "{{certFile}}" } }
+              validation_context_sds_secret_config:
+                name: upstream_ca
+                sds_config: { path_config_source: { path: "{{caFile}}" } }
+            sni: backend.example.com
+            """;
+        await using var proxy = await ProxyHarness.StartAsync(TlsTestKit.Bootstrap("", TlsTestKit.Cluster(backend.Address, TlsTestKit.UpstreamSocket(upstream))));
+        using var client = proxy.Client("main");
+
+        async Task<string> ClientSubjectAsync()
+        {
+            using var r = await client.GetAsync("/");
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+            return r.Headers.GetValues("x-echo-client-cert").Single();
+        }
+
+        Assert.Equal("CN=client-v1", await ClientSubjectAsync());
+        Publish(certFile, CertificateSecretYaml("2", "client", _pki.WritePair("client-v2", TestPki.Issue(_ca, "client-v2"))));
+        await WaitForStatAsync(proxy, "sds.client.update_success", 2);
+        Assert.Equal("CN=client-v2", await ClientSubjectAsync());
+        Assert.True(await proxy.StatAsync("cluster.backend.client_ssl_socket_factory.ssl_context_update_by_sds") >= 1);
+
+        // A CA that did not sign the backend's certificate: new upstream handshakes fail verification (503 UF).
+        Publish(caFile, $$"""
+            version_info: "2"
+            resources:
+            - "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
+              name: upstream_ca
+              validation_context: { trusted_ca: { filename: "{{_pki.Write("other-ca.pem", TestPki.CertPem(TestPki.CreateCa("other ca")))}}" } }
+            """);
+        await WaitForStatAsync(proxy, "sds.upstream_ca.update_success", 2);
+        using (var r = await client.GetAsync("/")) Assert.Equal(HttpStatusCode.ServiceUnavailable, r.StatusCode);
+        Assert.True(await proxy.StatAsync("cluster.backend.ssl.fail_verify_error") >= 1);
     }
 }
