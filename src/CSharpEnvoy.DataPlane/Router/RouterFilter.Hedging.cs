@@ -235,6 +235,7 @@ internal sealed partial class RouterFilter
         {
             if (t.Released) return;
             t.Released = true;
+            if (t.Send is { IsCompleted: false }) stats.UpstreamRqTxReset.Inc(); // a try still waiting for its answer is reset
             t.Cts.Cancel();
             t.Host.RequestFinished();
             stats.UpstreamRqActive.Dec();

@@ -358,6 +358,10 @@ internal sealed partial class RouterFilter
                 var retryNow = info.RetryRequested;
                 var perTryFired = perTryCts is { IsCancellationRequested: true } && timeoutCts is not { IsCancellationRequested: true };
                 if (perTryFired) resources.UpstreamRqPerTryTimeout.Inc();
+                // Envoy's upstream_rq_tx_reset: the proxy reset the upstream request (a timeout, or the client left).
+                if (error != ForwarderError.None && (perTryCts?.IsCancellationRequested == true || timeoutCts?.IsCancellationRequested == true
+                    || context.RequestAborted.IsCancellationRequested))
+                    stats.UpstreamRqTxReset.Inc();
                 if (!retryNow && error != ForwarderError.None && retry is not null && !info.ResponseStarted && !context.Response.HasStarted
                     && !context.RequestAborted.IsCancellationRequested && timeoutCts is not { IsCancellationRequested: true }
                     && (body is null || body.CanReplay) && ClassifyReset(context, error, perTryFired) is { } kind && retry.WouldRetry(kind))

@@ -28,6 +28,7 @@ internal sealed class ClusterStats
         UpstreamRqTimeout = store.Counter(_prefix, "upstream_rq_timeout");
         UpstreamRqTime = store.Histogram(_prefix, "upstream_rq_time");
         UpstreamRqRxReset = store.Counter(_prefix, "upstream_rq_rx_reset");
+        UpstreamRqTxReset = store.Counter(_prefix, "upstream_rq_tx_reset");
         UpstreamCxTotal = store.Counter(_prefix, "upstream_cx_total");
         UpstreamCxActive = store.Gauge(_prefix, "upstream_cx_active");
         UpstreamCxConnectFail = store.Counter(_prefix, "upstream_cx_connect_fail");
@@ -50,6 +51,8 @@ internal sealed class ClusterStats
     /// <summary>Milliseconds from the upstream request's start to the end of its response.</summary>
     public Histogram UpstreamRqTime { get; }
     public Counter UpstreamRqRxReset { get; }
+    /// <summary>Upstream requests the proxy reset (timeouts, hedged tries that lost, clients that left).</summary>
+    public Counter UpstreamRqTxReset { get; }
     public Counter UpstreamCxTotal { get; }
     public Gauge UpstreamCxActive { get; }
     public Counter UpstreamCxConnectFail { get; }

@@ -159,6 +159,8 @@ public sealed class BasicProxyTests
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         Assert.Equal("upstream request timeout", await response.Content.ReadAsStringAsync());
         Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_rq_timeout"));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_rq_tx_reset"));
+        Assert.Equal(0, await proxy.StatAsync("cluster.backend.upstream_rq_rx_reset"));
     }
 
     [Fact]

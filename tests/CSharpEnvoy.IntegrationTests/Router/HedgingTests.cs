@@ -136,6 +136,7 @@ public sealed class HedgingTests
         Assert.Equal(0, await proxy.StatAsync("cluster.backend.upstream_rq_per_try_timeout"));
         Assert.Equal(2, await proxy.StatAsync("cluster.backend.upstream_rq_total"));
         await AssertNothingActiveAsync(proxy);
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_rq_tx_reset")); // the first try, reset once the hedge won
     }
 
     [Theory]
