@@ -138,7 +138,8 @@ echo "  1: $MS1 ms $RSS1 MB; 1000: $MS1K ms $RSS1K MB; 10000: $MS10K ms $RSS10K 
 
 echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'))"
 echo
-echo "Fixed rate: h2load --h1, $RATE_CONNS connections at $RATE req/s in all for ${DURATION}s; latencies from h2load's per-request log."
+echo "Fixed rate: h2load --h1, $RATE_CONNS connections at $RATE req/s in all for ${DURATION}s; latencies from h2load's per-request log"
+echo "(h2load paces each connection in bursts, so the direct p99 is the burst's queueing, not the backend's time)."
 echo
 echo "| target | req/s | p50 ms | p99 ms | p99.9 ms | added p99 ms | CPU µs/req |"
 echo "|---|---|---|---|---|---|---|"
@@ -152,7 +153,7 @@ echo "| memory | csenvoy | nginx |"
 echo "|---|---|---|"
 echo "| RSS idle (after warm-up) | $CS_BEFORE MB | $NG_BEFORE MB |"
 echo "| RSS with $CS_N idle keep-alive connections | $CS_IDLE MB | $NG_IDLE MB |"
-echo "| per idle connection | $(echo "($CS_IDLE - $CS_BEFORE) * 1024 / $CS_N" | bc) KB | $(echo "($NG_IDLE - $NG_BEFORE) * 1024 / $NG_N" | bc) KB |"
+echo "| per idle connection | $(echo "scale=1; ($CS_IDLE - $CS_BEFORE) * 1024 / $CS_N" | bc) KB | $(echo "scale=1; ($NG_IDLE - $NG_BEFORE) * 1024 / $NG_N" | bc) KB |"
 echo
 echo "| static clusters | startup to /ready | RSS after one request | per cluster (vs 1) |"
 echo "|---|---|---|---|"
