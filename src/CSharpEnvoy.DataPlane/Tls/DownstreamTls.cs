@@ -19,7 +19,6 @@ internal sealed class DownstreamTls
     private readonly TlsContextSecrets<Material> _material;
     private readonly CipherSuitesPolicy? _ciphers;
     private readonly List<SslApplicationProtocol> _alpn;
-    private readonly Counter? _secretsNotReady;
 
     /// <summary>What one version of the context's certificate and validation context gives a handshake.</summary>
     /// <param name="LocalUriSans">The URI SANs of the listener's own certificate (the <c>By=</c> of x-forwarded-client-cert).</param>
@@ -31,8 +30,8 @@ internal sealed class DownstreamTls
         _model = model;
         Stats = new SslStats(stats, statPrefix + "ssl.");
         var common = model.Common;
-        _material = new TlsContextSecrets<Material>(common, secrets, stats, statPrefix + "server_ssl_socket_factory.", CreateMaterial);
-        if (common.UsesSecrets) _secretsNotReady = stats.Counter(statPrefix + "server_ssl_socket_factory.downstream_context_secrets_not_ready");
+        _material = new TlsContextSecrets<Material>(common, secrets, stats, statPrefix + "server_ssl_socket_factory.",
+            "downstream_context_secrets_not_ready", CreateMaterial);
         _ciphers = CreateCipherPolicy(common.CipherSuites);
         _alpn = new List<SslApplicationProtocol>();
         foreach (var p in common.AlpnProtocols) _alpn.Add(p == "h2" ? SslApplicationProtocol.Http2 : SslApplicationProtocol.Http11);
@@ -62,12 +61,7 @@ internal sealed class DownstreamTls
     public SslServerAuthenticationOptions CreateOptions(ConnectionContext connection)
     {
         var state = connection.Features.Get<TlsConnectionState>();
-        var material = _material.Current(out var ready);
-        if (!ready)
-        {
-            _secretsNotReady?.Inc();
-            throw new InvalidOperationException("the listener's TLS secrets have not arrived yet");
-        }
+        if (!_material.TryCurrent(out var material)) throw new InvalidOperationException("the listener's TLS secrets have not arrived yet");
         if (state is not null) state.LocalUriSans = material.LocalUriSans;
         var validation = material.Validation;
         var options = new SslServerAuthenticationOptions

@@ -17,13 +17,16 @@ internal sealed class TlsContextSecrets<T> where T : class
     private readonly SdsSecretProvider? _validation;
     private readonly Func<TlsCertificateModel?, CertificateValidationModel?, T> _build;
     private readonly Counter? _updatedBySds;
+    private readonly Counter? _notReady;
     private volatile State _state;
 
     private sealed record State(SecretSnapshot? Certificate, SecretSnapshot? Validation, T Value, bool Ready);
 
     /// <param name="factoryPrefix">Envoy's <c>listener.&lt;addr&gt;.server_ssl_socket_factory.</c> or
     /// <c>cluster.&lt;name&gt;.client_ssl_socket_factory.</c>, for the SDS stats.</param>
-    public TlsContextSecrets(TlsContextModel context, SecretManager? secrets, StatsStore stats, string factoryPrefix,
+    /// <param name="notReadyStat">The counter of handshakes refused while a secret has not arrived:
+    /// <c>downstream_context_secrets_not_ready</c> or <c>upstream_context_secrets_not_ready</c>.</param>
+    public TlsContextSecrets(TlsContextModel context, SecretManager? secrets, StatsStore stats, string factoryPrefix, string notReadyStat,
         Func<TlsCertificateModel?, CertificateValidationModel?, T> build)
     {
         _context = context;
@@ -33,14 +36,15 @@ internal sealed class TlsContextSecrets<T> where T : class
             if (secrets is null) throw new InvalidOperationException("a TLS context with SDS secrets needs the secret manager");
             if (context.CertificateSecret is { } c) _certificate = secrets.Provider(c);
             if (context.ValidationSecret is { } v) _validation = secrets.Provider(v);
-            _updatedBySds = stats.Counter(factoryPrefix + "ssl_context_update_by_sds");
+            _updatedBySds = stats.Counter(factoryPrefix, "ssl_context_update_by_sds");
+            _notReady = stats.Counter(factoryPrefix, notReadyStat);
         }
         _state = Build(_certificate?.Current, _validation?.Current, null);
     }
 
-    /// <summary>The material for a new handshake; <paramref name="ready"/> is false while a secret has not arrived
-    /// (Envoy resets such connections and counts <c>*_context_secrets_not_ready</c>).</summary>
-    public T Current(out bool ready)
+    /// <summary>The material for a new handshake; false (counted in <c>*_context_secrets_not_ready</c>) while a
+    /// secret has not arrived, and Envoy resets the connection.</summary>
+    public bool TryCurrent(out T material)
     {
         var s = _state;
         if (_certificate is not null || _validation is not null)
@@ -56,8 +60,9 @@ internal sealed class TlsContextSecrets<T> where T : class
                 s = next;
             }
         }
-        ready = s.Ready;
-        return s.Value;
+        material = s.Value;
+        if (!s.Ready) _notReady?.Inc();
+        return s.Ready;
     }
 
     private State Build(SecretSnapshot? certificate, SecretSnapshot? validation, State? previous)

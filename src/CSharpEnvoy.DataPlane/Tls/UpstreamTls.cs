@@ -19,7 +19,6 @@ internal sealed class UpstreamTls
     private readonly SslStats _stats;
     private readonly TlsContextSecrets<Material> _material;
     private readonly CipherSuitesPolicy? _ciphers;
-    private readonly Stats.Counter? _secretsNotReady;
 
     /// <summary>One version of the client certificate and of the validation context.</summary>
     private sealed record Material(SslStreamCertificateContext? ClientCertificate, CertificateValidationModel? Validation);
@@ -30,9 +29,8 @@ internal sealed class UpstreamTls
         _model = model;
         _stats = stats;
         if (model.Common.UsesSecrets && store is null) throw new ArgumentException("SDS secrets need the stats store", nameof(store));
-        _material = new TlsContextSecrets<Material>(model.Common, secrets, store!, factoryPrefix, static (c, v) =>
+        _material = new TlsContextSecrets<Material>(model.Common, secrets, store!, factoryPrefix, "upstream_context_secrets_not_ready", static (c, v) =>
             new Material(c is null ? null : SslStreamCertificateContext.Create(c.Certificate, c.Intermediates, offline: true), v));
-        if (model.Common.UsesSecrets) _secretsNotReady = store!.Counter(factoryPrefix + "upstream_context_secrets_not_ready");
         _ciphers = DownstreamTls.CreateCipherPolicy(model.Common.CipherSuites);
     }
 
@@ -70,12 +68,7 @@ internal sealed class UpstreamTls
     /// Throws while an SDS secret of the context has not arrived (Envoy resets the connection).</summary>
     public SslClientAuthenticationOptions ClientOptions(string? serverName, bool http2, bool http11)
     {
-        var material = _material.Current(out var ready);
-        if (!ready)
-        {
-            _secretsNotReady?.Inc();
-            throw new AuthenticationException("the cluster's TLS secrets have not arrived yet");
-        }
+        if (!_material.TryCurrent(out var material)) throw new AuthenticationException("the cluster's TLS secrets have not arrived yet");
         var alpn = new List<SslApplicationProtocol>(2);
         if (http2) alpn.Add(SslApplicationProtocol.Http2);
         if (http11) alpn.Add(SslApplicationProtocol.Http11);
