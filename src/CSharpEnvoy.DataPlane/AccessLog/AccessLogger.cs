@@ -16,6 +16,16 @@ internal sealed class AccessLogger
     private readonly AccessLogFormatter _formatter;
     private readonly AccessLogWriter _writer;
 
+    /// <summary>The loggers of a connection manager, listener or TCP proxy; null when it has none (so its requests or
+    /// connections pay nothing).</summary>
+    public static AccessLogger[]? CreateAll(IReadOnlyList<AccessLogModel> models, AccessLogManager? manager)
+    {
+        if (models.Count == 0 || manager is null) return null;
+        var loggers = new AccessLogger[models.Count];
+        for (var i = 0; i < loggers.Length; i++) loggers[i] = new AccessLogger(models[i], manager);
+        return loggers;
+    }
+
     public AccessLogger(AccessLogModel model, AccessLogManager manager)
     {
         _filter = model.Filter is null ? null : AccessLogFilter.Create(model.Filter);

@@ -36,7 +36,7 @@ internal sealed class HttpConnectionManagerStats
         RqTimeout = store.Counter(p, "downstream_rq_timeout");
         RqMaxDurationReached = store.Counter(p, "downstream_rq_max_duration_reached");
         DownstreamRqTime = store.Histogram(p, "downstream_rq_time");
-        for (var c = 1; c <= 5; c++) _byClass[c] = store.Counter(p + $"downstream_rq_{c}xx");
+        for (var c = 1; c <= 5; c++) _byClass[c] = store.Counter(p, $"downstream_rq_{c}xx");
     }
 
     public Counter DownstreamRqTotal { get; }
@@ -95,11 +95,8 @@ internal sealed class HttpConnectionManager
         _store = stats;
         _router = router;
         _filters = Filters.HttpFilterChain.Build(model, stats, router.Clusters, health);
-        if (model.AccessLogs.Count > 0 && accessLogs is not null)
-        {
-            _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
-            LogsUpstreamLocalAddress = model.AccessLogs.Any(l => l.Format.Uses("UPSTREAM_LOCAL_ADDRESS"));
-        }
+        _accessLogs = AccessLog.AccessLogger.CreateAll(model.AccessLogs, accessLogs);
+        LogsUpstreamLocalAddress = _accessLogs is not null && model.AccessLogs.Any(l => l.Format.Uses("UPSTREAM_LOCAL_ADDRESS"));
     }
 
     /// <summary>An access log prints <c>%UPSTREAM_LOCAL_ADDRESS%</c>: the router then tells the upstream connection

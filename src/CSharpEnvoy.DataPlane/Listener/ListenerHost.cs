@@ -65,8 +65,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     public ListenerHost(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, StatsStore stats, IServiceProvider services, ILoggerFactory loggers,
         Upstream.ClusterManager? clusters = null, AccessLog.AccessLogManager? accessLogs = null)
     {
-        if (model.AccessLogs.Count > 0 && accessLogs is not null)
-            _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
+        _accessLogs = AccessLog.AccessLogger.CreateAll(model.AccessLogs, accessLogs);
         _model = model;
         _clusters = clusters;
         _services = services;

@@ -27,8 +27,7 @@ internal sealed class TcpProxy
     {
         _model = model;
         _clusters = clusters;
-        if (model.AccessLogs.Count > 0 && accessLogs is not null)
-            _accessLogs = model.AccessLogs.Select(l => new AccessLog.AccessLogger(l, accessLogs)).ToArray();
+        _accessLogs = AccessLog.AccessLogger.CreateAll(model.AccessLogs, accessLogs);
         foreach (var (_, w) in model.Clusters) _totalWeight += w;
         var p = "tcp." + model.StatPrefix + ".";
         _cxTotal = stats.Counter(p, "downstream_cx_total");
@@ -43,14 +42,14 @@ internal sealed class TcpProxy
     {
         _cxTotal.Inc();
         // The connection's stream info: what the access log reads when the connection closes.
-        var info = _accessLogs is null ? null : new Router.UpstreamRequest();
+        var info = new Router.UpstreamRequest();
         try
         {
-            await ProxyAsync(downstream, info ?? new Router.UpstreamRequest()).ConfigureAwait(false);
+            await ProxyAsync(downstream, info).ConfigureAwait(false);
         }
         finally
         {
-            if (info is not null) Log(downstream, info);
+            if (_accessLogs is not null) Log(downstream, info);
         }
     }
 
