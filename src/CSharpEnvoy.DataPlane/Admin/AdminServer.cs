@@ -129,7 +129,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 return Text(context, error!);
             }
             case "/clusters":
-                return q["format"] == "json" ? Json(context, ClustersStatus.Build(_server.ClusterManager, _server.Bootstrap.Clusters.Select(c => c.Name).ToHashSet(StringComparer.Ordinal))) : Text(context, Clusters());
+                return q["format"] == "json" ? Json(context, ClustersStatus.Build(_server.ClusterManager, StaticClusterNames())) : Text(context, Clusters());
             case "/listeners":
                 return Text(context, Listeners(q["format"] == "json"), q["format"] == "json" ? "application/json" : "text/plain");
             case "/stats":
@@ -265,7 +265,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         dump.Add(clusters);
         if (includeEds)
         {
-            var statics = _server.Bootstrap.Clusters.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+            var statics = StaticClusterNames();
             dump.Add(ConfigDumpQuery.Endpoints(_server.ClusterManager, name => !statics.Contains(name)));
         }
         dump.Add(listeners);
@@ -274,11 +274,14 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         return dump;
     }
 
+    /// <summary>The bootstrap's clusters; every other cluster was added via the API (CDS).</summary>
+    private HashSet<string> StaticClusterNames() => _server.Bootstrap.Clusters.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+
     /// <summary>Envoy's text format: <c>cluster::host:port::stat::value</c>, one line per stat.</summary>
     private string Clusters()
     {
         var sb = new StringBuilder();
-        var statics = _server.Bootstrap.Clusters.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+        var statics = StaticClusterNames();
         foreach (var c in _server.ClusterManager.Clusters.Values.OrderBy(c => c.Name, StringComparer.Ordinal))
         {
             var n = c.Name;

@@ -5,18 +5,30 @@ using Microsoft.Extensions.Logging;
 namespace CSharpEnvoy.DataPlane.Upstream.HealthChecking;
 
 /// <summary>Envoy's <c>cluster.&lt;name&gt;.health_check.*</c> stats.</summary>
-internal sealed class HealthCheckStats(StatsStore store, string clusterName)
+internal sealed class HealthCheckStats
 {
-    private readonly string _p = "cluster." + clusterName + ".health_check.";
-    public Counter Attempt { get; } = store.Counter("cluster." + clusterName + ".health_check.", "attempt");
-    public Counter Success { get; } = store.Counter("cluster." + clusterName + ".health_check.", "success");
-    public Counter Failure { get; } = store.Counter("cluster." + clusterName + ".health_check.", "failure");
-    public Counter NetworkFailure { get; } = store.Counter("cluster." + clusterName + ".health_check.", "network_failure");
-    public Counter PassiveFailure { get; } = store.Counter("cluster." + clusterName + ".health_check.", "passive_failure");
-    public Counter VerifyCluster { get; } = store.Counter("cluster." + clusterName + ".health_check.", "verify_cluster");
-    public Gauge Healthy { get; } = store.Gauge("cluster." + clusterName + ".health_check.", "healthy");
-    public Gauge Degraded { get; } = store.Gauge("cluster." + clusterName + ".health_check.", "degraded");
-    public string Prefix => _p;
+    public HealthCheckStats(StatsStore store, string clusterName)
+    {
+        var p = Prefix = "cluster." + clusterName + ".health_check.";
+        Attempt = store.Counter(p, "attempt");
+        Success = store.Counter(p, "success");
+        Failure = store.Counter(p, "failure");
+        NetworkFailure = store.Counter(p, "network_failure");
+        PassiveFailure = store.Counter(p, "passive_failure");
+        VerifyCluster = store.Counter(p, "verify_cluster");
+        Healthy = store.Gauge(p, "healthy");
+        Degraded = store.Gauge(p, "degraded");
+    }
+
+    public Counter Attempt { get; }
+    public Counter Success { get; }
+    public Counter Failure { get; }
+    public Counter NetworkFailure { get; }
+    public Counter PassiveFailure { get; }
+    public Counter VerifyCluster { get; }
+    public Gauge Healthy { get; }
+    public Gauge Degraded { get; }
+    public string Prefix { get; }
 }
 
 /// <summary>
