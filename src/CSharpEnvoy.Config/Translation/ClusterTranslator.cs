@@ -149,34 +149,35 @@ internal static class ClusterTranslator
         for (var i = 0; i < la.Endpoints.Count; i++)
         {
             var lle = la.Endpoints[i];
-            var llePath = $"{laPath}.endpoints[{i}]";
-            if (lle.Priority > MaxPriority) errors.Add(llePath + ".priority", $"priority must be at most {MaxPriority} (found {lle.Priority})");
+            // Paths are built only for errors: an EDS push carries 100,000 endpoints that are almost always fine.
+            if (lle.Priority > MaxPriority) errors.Add($"{laPath}.endpoints[{i}].priority", $"priority must be at most {MaxPriority} (found {lle.Priority})");
             uint? localityWeight = lle.LoadBalancingWeight;
-            if (localityWeight == 0) errors.Add(llePath + ".load_balancing_weight", "a locality's load_balancing_weight must be at least 1");
+            if (localityWeight == 0) errors.Add($"{laPath}.endpoints[{i}].load_balancing_weight", "a locality's load_balancing_weight must be at least 1");
             var locality = lle.Locality is null ? LocalityModel.Empty : new LocalityModel(lle.Locality.Region, lle.Locality.Zone, lle.Locality.SubZone);
             ulong weightSum = 0;
             for (var j = 0; j < lle.LbEndpoints.Count; j++)
             {
                 var lbe = lle.LbEndpoints[j];
-                var lbePath = $"{llePath}.lb_endpoints[{j}]";
+                string LbePath() => $"{laPath}.endpoints[{i}].lb_endpoints[{j}]";
                 if (lbe.Endpoint is null)
                 {
-                    errors.Add(lbePath, "an lb_endpoint needs an 'endpoint'");
+                    errors.Add(LbePath(), "an lb_endpoint needs an 'endpoint'");
                     continue;
                 }
-                var addr = TranslateAddress(lbe.Endpoint.Address, lbePath + ".endpoint.address", errors, requirePort: true);
+                var addr = PlainSocketAddress(lbe.Endpoint.Address, requirePort: true) ??
+                    TranslateAddress(lbe.Endpoint.Address, LbePath() + ".endpoint.address", errors, requirePort: true);
                 if (addr is null) continue;
-                if (type is DiscoveryType.Static or DiscoveryType.Eds && !addr.IsPipe && !System.Net.IPAddress.TryParse(addr.Address, out _))
-                    errors.Add(lbePath + ".endpoint.address.socket_address.address",
+                if (type is DiscoveryType.Static or DiscoveryType.Eds && !addr.IsPipe && !System.Net.IPAddress.IsValid(addr.Address))
+                    errors.Add(LbePath() + ".endpoint.address.socket_address.address",
                         type == DiscoveryType.Eds
                             ? $"'{addr.Address}' is not an IP address; EDS endpoints need IP addresses"
                             : $"'{addr.Address}' is not an IP address; a STATIC cluster needs IP addresses (use STRICT_DNS or LOGICAL_DNS for host names)");
                 // Envoy: load_balancing_weight is at least 1; a locality's weights must sum to at most 2^32 - 1.
                 var weight = lbe.LoadBalancingWeight ?? 1;
-                if (weight == 0) errors.Add(lbePath + ".load_balancing_weight", "load_balancing_weight must be at least 1");
+                if (weight == 0) errors.Add(LbePath() + ".load_balancing_weight", "load_balancing_weight must be at least 1");
                 weightSum += weight;
                 var hcc = lbe.Endpoint.HealthCheckConfig;
-                if (hcc?.PortValue > 65535) errors.Add(lbePath + ".endpoint.health_check_config.port_value", $"port {hcc.PortValue} is out of range");
+                if (hcc?.PortValue > 65535) errors.Add(LbePath() + ".endpoint.health_check_config.port_value", $"port {hcc.PortValue} is out of range");
                 endpoints.Add(new EndpointModel(addr, string.IsNullOrEmpty(lbe.Endpoint.Hostname) ? null : lbe.Endpoint.Hostname, locality, Math.Max(weight, 1),
                     (EndpointHealthStatus)(int)lbe.HealthStatus, hcc?.DisableActiveHealthCheck ?? false,
                     lle.Priority, localityWeight is 0 ? null : localityWeight)
@@ -186,13 +187,22 @@ internal static class ClusterTranslator
                 });
             }
             if (weightSum > uint.MaxValue)
-                errors.Add(llePath, $"The sum of weights of all upstream hosts in a locality exceeds {uint.MaxValue}");
+                errors.Add($"{laPath}.endpoints[{i}]", $"The sum of weights of all upstream hosts in a locality exceeds {uint.MaxValue}");
         }
         return endpoints;
     }
 
     /// <summary>Envoy's limit on priority levels (priorities are 0..128).</summary>
     private const uint MaxPriority = 128;
+
+    /// <summary>The common case of <see cref="TranslateAddress"/> with nothing to report (a TCP socket address with an
+    /// address and a port in range), without building any path; null when <see cref="TranslateAddress"/> must look.</summary>
+    private static SocketAddressModel? PlainSocketAddress(Address? address, bool requirePort) =>
+        address is { AddressCase: Address.AddressOneofCase.SocketAddress, SocketAddress: { Protocol: SocketAddress.Types.Protocol.Tcp } sa } &&
+        sa.PortSpecifierCase != SocketAddress.PortSpecifierOneofCase.NamedPort && sa.Address.Length > 0 && sa.PortValue <= 65535 &&
+        (!requirePort || sa.PortValue != 0)
+            ? new SocketAddressModel(sa.Address, (int)sa.PortValue, null, sa.Ipv4Compat)
+            : null;
 
     public static SocketAddressModel? TranslateAddress(Address? address, string path, ConfigErrors errors, bool requirePort)
     {

@@ -1,4 +1,6 @@
 using System.Collections;
+using System.Collections.Concurrent;
+using System.Text;
 using CSharpEnvoy.Config.Loading;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
@@ -15,8 +17,7 @@ internal static class SupportChecker
 {
     public static void Check(IMessage message, string path, ConfigErrors errors, ProtoRegistry? registry = null)
     {
-        registry ??= ProtoRegistry.Default;
-        Walk(message, path, errors, registry, isExtensionPoint: false);
+        new Walk(path, errors, registry ?? ProtoRegistry.Default).Message(message, isExtensionPoint: false);
     }
 
     /// <summary>Any-typed fields whose type the translator resolves as an extension and reports itself.</summary>
@@ -42,64 +43,134 @@ internal static class SupportChecker
         "envoy.config.trace.v3.Tracing.Http.typed_config",
     };
 
-    private static void Walk(IMessage message, string path, ConfigErrors errors, ProtoRegistry registry, bool isExtensionPoint)
-    {
-        var d = message.Descriptor;
-        if (d.File == AnyReflection.Descriptor)
-        {
-            var any = (Any)message;
-            if (any.TypeUrl.Length == 0) return;
-            // An extension type csenvoy does not implement is reported once: by the translator at extension points,
-            // here anywhere else.
-            if (!ExtensionRegistry.IsSupportedType(any.TypeUrl))
-            {
-                if (!isExtensionPoint) errors.Add(path, $"unsupported type '{any.TypeUrl}'");
-                return;
-            }
-            var inner = registry.Unpack(any, out var error);
-            if (inner is not null) Walk(inner, path, errors, registry, isExtensionPoint: false);
-            // At extension points the translator names the extension's role ("unsupported HTTP filter ..."); elsewhere say it here.
-            else if (!isExtensionPoint) errors.Add(path, error!);
-            return;
-        }
-        if (IsOpaque(d)) return;
+    /// <summary>One field a walk has to look at: one that is not supported (an error when set), accepted with a
+    /// warning, or a message whose type has such fields below it (or an Any). Supported scalars and messages whose
+    /// whole subtree is supported are left out of the plan: a control plane's 100,000 endpoints are checked by
+    /// looking at a handful of fields each, without building a path string for every field.</summary>
+    private readonly record struct FieldPlan(FieldDescriptor Field, FieldSupport? Support, bool Descend, bool ExtensionPoint);
 
+    private static readonly ConcurrentDictionary<MessageDescriptor, FieldPlan[]> s_plans = new();
+
+    private static FieldPlan[] PlanOf(MessageDescriptor d) =>
+        s_plans.TryGetValue(d, out var plan) ? plan : BuildPlan(d, new HashSet<MessageDescriptor>());
+
+    private static FieldPlan[] BuildPlan(MessageDescriptor d, HashSet<MessageDescriptor> building)
+    {
+        if (s_plans.TryGetValue(d, out var known)) return known;
+        building.Add(d);
+        var fields = new List<FieldPlan>();
         foreach (var field in d.Fields.InFieldNumberOrder())
         {
-            if (!IsSet(message, field)) continue;
-            var fieldPath = ConfigErrors.Join(path, field.Name);
             var support = SupportedFields.Lookup(field.FullName);
-            if (support is null)
+            if (support is null || support.Warning is not null)
             {
-                errors.Add(fieldPath, $"field '{field.Name}' of {d.FullName} is not supported by csenvoy (see docs/compatibility.md)");
+                fields.Add(new FieldPlan(field, support, false, false));
                 continue;
             }
-            if (support.Warning is not null)
-            {
-                errors.Warn(fieldPath, support.Warning);
-                continue; // accepted as a whole; its content is not acted on
-            }
             if (field.FieldType != FieldType.Message) continue;
-            var ext = s_extensionPoints.Contains(field.FullName);
-            var value = field.Accessor.GetValue(message);
-            if (field.IsMap)
+            var type = field.IsMap ? field.MessageType.FindFieldByNumber(2) is { FieldType: FieldType.Message } v ? v.MessageType : null : field.MessageType;
+            if (type is null || !NeedsWalk(type, building)) continue;
+            fields.Add(new FieldPlan(field, support, true, s_extensionPoints.Contains(field.FullName)));
+        }
+        building.Remove(d);
+        var plan = fields.ToArray();
+        s_plans.TryAdd(d, plan);
+        return plan;
+    }
+
+    /// <summary>Whether a value of this type can hold anything to report. A type still being planned (a recursive
+    /// message) counts as needing a walk.</summary>
+    private static bool NeedsWalk(MessageDescriptor type, HashSet<MessageDescriptor> building) =>
+        type.File == AnyReflection.Descriptor ||
+        (!IsOpaque(type) && (building.Contains(type) || BuildPlan(type, building).Length > 0));
+
+    /// <summary>The path below the checked resource as segments, turned into text only when something is reported.</summary>
+    private sealed class Walk(string root, ConfigErrors errors, ProtoRegistry registry)
+    {
+        private readonly List<(string? Name, int Index, object? Key)> _path = [];
+
+        private string Path
+        {
+            get
             {
-                foreach (DictionaryEntry e in (IDictionary)value)
-                    if (e.Value is IMessage m) Walk(m, $"{fieldPath}[\"{e.Key}\"]", errors, registry, ext);
-            }
-            else if (field.IsRepeated)
-            {
-                var i = 0;
-                foreach (var item in (IList)value)
+                var sb = new StringBuilder(root);
+                foreach (var (name, index, key) in _path)
                 {
-                    if (item is IMessage m) Walk(m, $"{fieldPath}[{i}]", errors, registry, ext);
-                    i++;
+                    if (name is not null)
+                    {
+                        if (sb.Length > 0) sb.Append('.');
+                        sb.Append(name);
+                    }
+                    else if (key is not null) sb.Append("[\"").Append(key).Append("\"]");
+                    else sb.Append('[').Append(index).Append(']');
                 }
+                return sb.ToString();
             }
-            else if (value is IMessage single)
+        }
+
+        public void Message(IMessage message, bool isExtensionPoint)
+        {
+            var d = message.Descriptor;
+            if (d.File == AnyReflection.Descriptor)
             {
-                // Wrapper fields surface as nullable primitives and have nothing inside to check.
-                Walk(single, fieldPath, errors, registry, ext);
+                var any = (Any)message;
+                if (any.TypeUrl.Length == 0) return;
+                // An extension type csenvoy does not implement is reported once: by the translator at extension points,
+                // here anywhere else.
+                if (!ExtensionRegistry.IsSupportedType(any.TypeUrl))
+                {
+                    if (!isExtensionPoint) errors.Add(Path, $"unsupported type '{any.TypeUrl}'");
+                    return;
+                }
+                var inner = registry.Unpack(any, out var error);
+                if (inner is not null) Message(inner, isExtensionPoint: false);
+                // At extension points the translator names the extension's role ("unsupported HTTP filter ..."); elsewhere say it here.
+                else if (!isExtensionPoint) errors.Add(Path, error!);
+                return;
+            }
+            if (IsOpaque(d)) return;
+
+            foreach (var (field, support, descend, ext) in PlanOf(d))
+            {
+                if (!descend)
+                {
+                    if (!IsSet(message, field)) continue;
+                    _path.Add((field.Name, 0, null));
+                    // Not in the plan unless unsupported, or accepted as a whole with a warning (its content not acted on).
+                    if (support is null) errors.Add(Path, $"field '{field.Name}' of {d.FullName} is not supported by csenvoy (see docs/compatibility.md)");
+                    else errors.Warn(Path, support.Warning!);
+                    _path.RemoveAt(_path.Count - 1);
+                    continue;
+                }
+                var value = field.Accessor.GetValue(message);
+                _path.Add((field.Name, 0, null));
+                if (field.IsMap)
+                {
+                    foreach (DictionaryEntry e in (IDictionary)value)
+                        if (e.Value is IMessage m)
+                        {
+                            _path.Add((null, 0, e.Key));
+                            Message(m, ext);
+                            _path.RemoveAt(_path.Count - 1);
+                        }
+                }
+                else if (field.IsRepeated)
+                {
+                    var list = (IList)value;
+                    for (var i = 0; i < list.Count; i++)
+                        if (list[i] is IMessage m)
+                        {
+                            _path.Add((null, i, null));
+                            Message(m, ext);
+                            _path.RemoveAt(_path.Count - 1);
+                        }
+                }
+                else if (value is IMessage single)
+                {
+                    // Wrapper fields surface as nullable primitives and have nothing inside to check.
+                    Message(single, ext);
+                }
+                _path.RemoveAt(_path.Count - 1);
             }
         }
     }

@@ -22,18 +22,25 @@ internal sealed class Host
         Address = address;
         Hostname = hostname;
         Locality = locality;
-        // A pipe host is reached through the cluster's connect callback; the URI authority only keys its pool.
-        Authority = address.IsPipe ? $"pipe-{(uint)address.PipePath!.GetHashCode():x8}.csenvoy.invalid" : address.ToString();
-        DestinationPrefix = (tls ? "https://" : "http://") + Authority;
+        _tls = tls;
         ClusterName = clusterName;
     }
+
+    private readonly bool _tls;
+    private string? _authority;
+    private string? _destinationPrefix;
 
     public SocketAddressModel Address { get; }
     public string? Hostname { get; }
     public LocalityModel Locality { get; }
-    public string Authority { get; }
-    /// <summary>"http://ip:port" (https for a cluster with TLS), the prefix YARP forwards to.</summary>
-    public string DestinationPrefix { get; }
+
+    /// <summary>"ip:port"; built on first use (most of a large EDS push's hosts may never be printed or used).</summary>
+    // A pipe host is reached through the cluster's connect callback; the URI authority only keys its pool.
+    public string Authority => _authority ??=
+        Address.IsPipe ? $"pipe-{(uint)Address.PipePath!.GetHashCode():x8}.csenvoy.invalid" : Address.ToString();
+
+    /// <summary>"http://ip:port" (https for a cluster with TLS), the prefix YARP forwards to; built on first use.</summary>
+    public string DestinationPrefix => _destinationPrefix ??= (_tls ? "https://" : "http://") + Authority;
     public string ClusterName { get; }
     /// <summary>The endpoint's <c>load_balancing_weight</c> (1 when unset).</summary>
     public uint Weight { get; }

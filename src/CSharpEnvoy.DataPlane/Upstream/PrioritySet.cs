@@ -42,14 +42,34 @@ internal sealed class HostSet
     private long _healthyLocalityNext;
     private long _degradedLocalityNext;
 
-    internal HostSet(uint priority, List<Host> hosts, LocalityModel localLocality, uint overprovisioningFactor, bool weightedPriorityHealth, bool localityWeighted)
+    /// <param name="hosts">Owned by the set from here on (host arrays are never written after they are built).</param>
+    internal HostSet(uint priority, Host[] hosts, LocalityModel localLocality, uint overprovisioningFactor, bool weightedPriorityHealth, bool localityWeighted)
     {
         Priority = priority;
         OverprovisioningFactor = overprovisioningFactor;
         WeightedPriorityHealth = weightedPriorityHealth;
-        Hosts = hosts.ToArray();
-        var eligible = new List<Host>(hosts.Count);
-        var healthy = new List<Host>(hosts.Count);
+        Hosts = hosts;
+        if (AllHealthyInOneLocality(hosts))
+        {
+            // The usual shape (an EDS assignment of one locality, every host healthy): every list is the same array.
+            All = new HostsSource(hosts);
+            Healthy = new HostsSource(hosts);
+            Degraded = HostsSource.Empty;
+            Localities = [hosts[0].Locality];
+            HasLocalLocality = hosts[0].Locality.Equals(localLocality);
+            HostsPerLocality = [hosts];
+            HealthyPerLocality = [new HostsSource(hosts)];
+            DegradedPerLocality = [HostsSource.Empty];
+            LocalityWeights = [hosts[0].LocalityWeight];
+            if (localityWeighted)
+            {
+                _healthyLocalitySchedule = LocalitySchedule(HealthyPerLocality);
+                _degradedLocalitySchedule = LocalitySchedule(DegradedPerLocality);
+            }
+            return;
+        }
+        var eligible = new List<Host>(hosts.Length);
+        var healthy = new List<Host>(hosts.Length);
         var degraded = new List<Host>();
         var groups = new Dictionary<LocalityModel, (List<Host> All, List<Host> Healthy, List<Host> Degraded, uint Weight)>();
         foreach (var h in hosts)
@@ -108,6 +128,17 @@ internal sealed class HostSet
             _healthyLocalitySchedule = LocalitySchedule(HealthyPerLocality);
             _degradedLocalitySchedule = LocalitySchedule(DegradedPerLocality);
         }
+    }
+
+    private static bool AllHealthyInOneLocality(Host[] hosts)
+    {
+        if (hosts.Length == 0) return false;
+        var locality = hosts[0].Locality;
+        var weight = hosts[0].LocalityWeight;
+        foreach (var h in hosts)
+            if (h.HealthFlags != HostHealthFlags.None || h.LocalityWeight != weight || !ReferenceEquals(h.Locality, locality) && !h.Locality.Equals(locality))
+                return false;
+        return true;
     }
 
     public uint Priority { get; }
@@ -241,9 +272,15 @@ internal sealed class PrioritySet
     {
         uint maxPriority = 0;
         foreach (var h in hosts) maxPriority = Math.Max(maxPriority, h.Priority);
-        var perPriority = new List<Host>[maxPriority + 1];
-        for (var p = 0; p < perPriority.Length; p++) perPriority[p] = new List<Host>();
-        foreach (var h in hosts) perPriority[h.Priority].Add(h);
+        var perPriority = new Host[maxPriority + 1][];
+        if (maxPriority == 0) perPriority[0] = hosts;
+        else
+        {
+            var lists = new List<Host>[perPriority.Length];
+            for (var p = 0; p < lists.Length; p++) lists[p] = new List<Host>();
+            foreach (var h in hosts) lists[h.Priority].Add(h);
+            for (var p = 0; p < lists.Length; p++) perPriority[p] = lists[p].ToArray();
+        }
         var sets = new HostSet[perPriority.Length];
         for (var p = 0; p < sets.Length; p++)
             sets[p] = new HostSet((uint)p, perPriority[p], options.LocalLocality, options.OverprovisioningFactor, options.WeightedPriorityHealth, options.LocalityWeighted);
