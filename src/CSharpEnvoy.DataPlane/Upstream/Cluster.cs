@@ -66,6 +66,9 @@ internal sealed class ClusterStats
     public Counter UpdateSuccess { get; }
     public Counter UpdateFailure { get; }
 
+    /// <summary>Another counter of this cluster (<c>cluster.&lt;name&gt;.&lt;suffix&gt;</c>), made on first use.</summary>
+    public Counter Counter(string suffix) => _store.Counter(_prefix, suffix);
+
     /// <summary>Counts a response code as <c>upstream_rq_&lt;code&gt;</c> and <c>upstream_rq_&lt;class&gt;xx</c>.</summary>
     public void ResponseCode(int code)
     {

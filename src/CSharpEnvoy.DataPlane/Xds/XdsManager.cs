@@ -77,7 +77,28 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         public DateTimeOffset Updated;
         /// <summary>True while an EDS cluster waits for its first assignment (not in the cluster manager yet).</summary>
         public bool Warming;
-        public CancellationTokenSource? WarmTimer;
+        /// <summary>The initial_fetch_timeout timer this cluster waits on, shared by the clusters of one response.</summary>
+        public WarmGroup? WarmTimer;
+
+        /// <summary>This cluster no longer waits (its endpoints came, it was replaced or removed).</summary>
+        public void StopWarmTimer()
+        {
+            WarmTimer?.Release();
+            WarmTimer = null;
+        }
+    }
+
+    /// <summary>One timer for the clusters of a CDS response that started warming with the same timeout (10,000 new
+    /// EDS clusters wait on one timer, not 10,000); it stops once none of them waits any more.</summary>
+    private sealed class WarmGroup(int pending)
+    {
+        private int _pending = pending;
+        public CancellationTokenSource? Timer;
+
+        public void Release()
+        {
+            if (Interlocked.Decrement(ref _pending) == 0) Timer?.Cancel();
+        }
     }
 
     private sealed record Assignment(ProtoCla Proto, List<EndpointModel> Endpoints, string Version, DateTimeOffset Updated);
@@ -596,6 +617,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
         var upserts = new List<Cluster>();
         var fresh = new List<Cluster>();
+        var warmingByTimeout = new Dictionary<TimeSpan, List<DynCluster>>();
         foreach (var (proto, model, v) in models)
         {
             _clusterErrors.Remove(model.Name);
@@ -630,12 +652,18 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                     return Task.CompletedTask;
                 });
             }
-            existing?.WarmTimer?.Cancel();
+            existing?.StopWarmTimer();
             var dyn = new DynCluster { Proto = proto, Live = live, Version = v, Updated = now, Warming = warming };
             lock (_dynClusters) _dynClusters[model.Name] = dyn;
-            if (warming) StartClusterWarmTimer(dyn, model.EdsInitialFetchTimeout);
+            if (warming)
+            {
+                var timeout = model.EdsInitialFetchTimeout;
+                if (!warmingByTimeout.TryGetValue(timeout, out var list)) warmingByTimeout[timeout] = list = [];
+                list.Add(dyn);
+            }
             else upserts.Add(live);
         }
+        foreach (var (timeout, dyns) in warmingByTimeout) StartClusterWarmTimer(dyns, timeout);
         foreach (var c in fresh)
             if (c.Model.Type is DiscoveryType.StrictDns or DiscoveryType.LogicalDns)
                 await c.InitializeAsync(_stop.Token).ConfigureAwait(false);
@@ -644,7 +672,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             foreach (var n in removals)
                 if (_dynClusters.Remove(n, out var d))
                 {
-                    d.WarmTimer?.Cancel();
+                    d.StopWarmTimer();
                     if (d.Warming) goneWarming.Add(d.Live);
                 }
         var gone = _clusters.Update(upserts, removals);
@@ -661,17 +689,26 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         c.PrioritySet.Hosts.Select(h => new EndpointModel(h.Address, h.Hostname, h.Locality, h.Weight, Priority: h.Priority,
             LocalityWeight: h.LocalityWeight == 0 ? null : h.LocalityWeight)).ToList();
 
-    private void StartClusterWarmTimer(DynCluster dyn, TimeSpan timeout) =>
-        dyn.WarmTimer = AfterInitialFetchTimeout(timeout, () =>
+    private void StartClusterWarmTimer(List<DynCluster> dyns, TimeSpan timeout)
+    {
+        var group = new WarmGroup(dyns.Count);
+        foreach (var dyn in dyns) dyn.WarmTimer = group;
+        group.Timer = AfterInitialFetchTimeout(timeout, () =>
         {
-            if (!dyn.Warming) return Task.CompletedTask;
-            lock (_dynClusters)
-                if (!_dynClusters.TryGetValue(dyn.Live.Name, out var cur) || !ReferenceEquals(cur, dyn)) return Task.CompletedTask;
-            _logger.LogWarning("cluster '{Cluster}': no EDS assignment within initial_fetch_timeout; using it without endpoints", dyn.Live.Name);
-            _stats.Counter("cluster." + dyn.Live.Name + ".init_fetch_timeout").Inc();
-            PromoteCluster(dyn);
+            var due = new List<DynCluster>();
+            foreach (var dyn in dyns)
+            {
+                if (!dyn.Warming) continue;
+                lock (_dynClusters)
+                    if (!_dynClusters.TryGetValue(dyn.Live.Name, out var cur) || !ReferenceEquals(cur, dyn)) continue;
+                _logger.LogWarning("cluster '{Cluster}': no EDS assignment within initial_fetch_timeout; using it without endpoints", dyn.Live.Name);
+                dyn.Live.Stats.Counter("init_fetch_timeout").Inc();
+                due.Add(dyn);
+            }
+            if (due.Count > 0) PromoteClusters(due);
             return Task.CompletedTask;
         });
+    }
 
     /// <summary>Runs <paramref name="onTimeout"/> under the update gate once <c>initial_fetch_timeout</c> passes, unless the
     /// returned source is cancelled first (the awaited resource arrived). Null for an infinite timeout (0s in config).</summary>
@@ -697,8 +734,6 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         return cts;
     }
 
-    private void PromoteCluster(DynCluster dyn) => PromoteClusters([dyn]);
-
     /// <summary>Warming clusters that got their endpoints (or timed out) join the cluster map, in one swap.</summary>
     private void PromoteClusters(List<DynCluster> dyns)
     {
@@ -706,7 +741,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         foreach (var dyn in dyns)
         {
             dyn.Warming = false;
-            dyn.WarmTimer?.Cancel();
+            dyn.StopWarmTimer();
             live.Add(dyn.Live);
         }
         DisposeLater(_clusters.Update(live, []));
@@ -779,15 +814,15 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             if (byService.TryGetValue(name, out var users))
                 foreach (var (c, _) in users)
                 {
-                    _stats.Counter("cluster." + c.Name + ".update_attempt").Inc();
-                    _stats.Counter("cluster." + c.Name + (rejected ? ".update_rejected" : ".update_no_rebuild")).Inc();
+                    c.Stats.UpdateAttempt.Inc();
+                    c.Stats.Counter(rejected ? "update_rejected" : "update_no_rebuild").Inc();
                 }
         foreach (var name in touched)
             if (byService.TryGetValue(name, out var users))
                 foreach (var (c, _) in users)
                 {
-                    _stats.Counter("cluster." + c.Name + ".update_attempt").Inc();
-                    _stats.Counter("cluster." + c.Name + (rejected ? ".update_rejected" : ".update_success")).Inc();
+                    c.Stats.UpdateAttempt.Inc();
+                    (rejected ? c.Stats.Counter("update_rejected") : c.Stats.UpdateSuccess).Inc();
                 }
         if (rejected) return Format(errors, extra);
 
@@ -1201,7 +1236,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         lock (_dynClusters)
             foreach (var d in _dynClusters.Values)
             {
-                d.WarmTimer?.Cancel();
+                d.StopWarmTimer();
                 if (d.Warming) d.Live.Dispose();
             }
         List<ListenerHost> hosts;
