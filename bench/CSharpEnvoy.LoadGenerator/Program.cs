@@ -73,9 +73,11 @@ if (warmup > 0)
 var self = Process.GetCurrentProcess();
 var selfCpu0 = self.TotalProcessorTime;
 var targetCpu0 = cpuPid > 0 ? ProcessCpu.Ticks(cpuPid) : 0;
+var gcs0 = GC.CollectionCount(0);
 var result = runner.Run(rate, duration);
 self.Refresh();
 var selfCpu = self.TotalProcessorTime - selfCpu0;
+var gcs = GC.CollectionCount(0) - gcs0;
 var targetTicks = cpuPid > 0 ? ProcessCpu.Ticks(cpuPid) - targetCpu0 : 0;
 
 var finished = Math.Max(1, result.Completed);
@@ -98,6 +100,7 @@ using (var json = new Utf8JsonWriter(Console.OpenStandardOutput()))
     WriteLatencies(json, "service_us", result.FromSend);
     WriteLatencies(json, "send_lag_us", result.SendLag);
     json.WriteNumber("generator_cpu_us_per_request", Math.Round(selfCpu.TotalMicroseconds / finished, 1));
+    json.WriteNumber("generator_gcs", gcs); // 0 expected: the loop does not allocate
     if (cpuPid > 0)
     {
         json.WriteNumber("target_cpu_us_per_request", Math.Round(targetTicks * 1e6 / LinuxPoll.ClockTicksPerSecond() / finished, 1));
