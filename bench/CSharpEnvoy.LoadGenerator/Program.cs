@@ -51,6 +51,11 @@ if (!OperatingSystem.IsLinux())
     Console.Error.WriteLine("Linux only: the scheduler waits with ppoll(2)");
     return 2;
 }
+if (cpuPid > 0 && !ProcessCpu.Exists(cpuPid))
+{
+    Console.Error.WriteLine($"--cpu-pid {cpuPid}: no such process");
+    return 2;
+}
 
 var address = IPAddress.TryParse(url.Host, out var ip) ? ip : Dns.GetHostAddresses(url.Host)[0];
 var request = Encoding.ASCII.GetBytes($"GET {url.PathAndQuery} HTTP/1.1\r\nHost: {url.Authority}\r\n{headers}\r\n");
