@@ -40,7 +40,9 @@ internal static class LinuxPoll
             Seconds = timeoutNanoseconds / 1_000_000_000,
             Nanoseconds = timeoutNanoseconds % 1_000_000_000,
         };
-        return ppoll(fds, (nuint)fds.Length, ref timeout, IntPtr.Zero);
+        // By reference to the first element: the array is pinned and passed as is (an array parameter would be
+        // marshalled through a native copy on every call).
+        return ppoll(ref MemoryMarshal.GetArrayDataReference(fds), (nuint)fds.Length, ref timeout, IntPtr.Zero);
     }
 
     /// <summary>
@@ -52,8 +54,8 @@ internal static class LinuxPoll
     /// <summary>Clock ticks per second, the unit of utime and stime in /proc/&lt;pid&gt;/stat.</summary>
     public static long ClockTicksPerSecond() => sysconf(ScClkTck);
 
-    [DllImport("libc", SetLastError = true)]
-    private static extern int ppoll([In, Out] PollFd[] fds, nuint nfds, ref TimeSpec timeout, IntPtr sigmask);
+    [DllImport("libc")]
+    private static extern int ppoll(ref PollFd fds, nuint nfds, ref TimeSpec timeout, IntPtr sigmask);
 
     [DllImport("libc")]
     private static extern int prctl(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);
