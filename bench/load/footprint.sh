@@ -1,22 +1,18 @@
 #!/usr/bin/env bash
-# What a sidecar costs when it is not saturated, on 127.0.0.1:
-#   fixed rate: 1,000 req/s over 16 HTTP/1.1 connections (h2load --rps, per-request latencies from its log),
-#               direct to the backend, through csenvoy and through nginx: CPU per request and the added p50/p99/p99.9
+# What a sidecar costs when it is not saturated, on 127.0.0.1 (the fixed-rate case, 1,000 req/s over 16 connections,
+# is part of run.sh, which has every peer running):
 #   idle connections: RSS with 10,000 idle keep-alive connections (csenvoy and nginx)
 #   clusters: startup to /ready and RSS with 1,000 and 10,000 static clusters loaded (per-cluster cost, stats included)
 #
-#   bench/load/footprint.sh            # full run (20 s at the fixed rate)
-#   DURATION=5 IDLE=2000 bench/load/footprint.sh
+#   bench/load/footprint.sh            # full run
+#   IDLE=2000 bench/load/footprint.sh
 #
 # Prints a markdown section on stdout; progress on stderr.
 source "$(dirname "$0")/common.sh"
-DURATION=${DURATION:-20}
-RATE_CONNS=${RATE_CONNS:-16}
-RATE=${RATE:-1000}
 IDLE=${IDLE:-10000}
 WARMUP=${WARMUP:-10}
 
-need h2load nghttp2-client; need wrk wrk; need nginx nginx-light; need python3 python3; need taskset util-linux
+need wrk wrk; need nginx nginx-light; need python3 python3; need taskset util-linux
 build bench/CSharpEnvoy.HelloBackend
 publish_csenvoy
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -77,31 +73,6 @@ NGINX_WORKER=$(nginx_worker "$PID_nginx")
 echo "warming up csenvoy for ${WARMUP}s..." >&2
 taskset -c "$LOADCPU" wrk -t1 -c16 -d"${WARMUP}s" "http://127.0.0.1:$CS/" >/dev/null 2>&1 || true
 
-# fixed_rate <label> <port> <pid or empty> -> "rps p50 p99 p999 cpu_us" (latencies in ms)
-fixed_rate() {
-  local label=$1 port=$2 pid=${3:-} c0=0 c1=0
-  local per_client; per_client=$(echo "$RATE / $RATE_CONNS" | bc -l)
-  [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
-  rm -f "$TMP/lat.log"
-  taskset -c "$LOADCPU" h2load --h1 -t1 -c"$RATE_CONNS" --rps "$per_client" -D "$DURATION" --log-file "$TMP/lat.log" \
-    "http://127.0.0.1:$port/" >"$TMP/out" 2>&1 || true
-  [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
-  local n; n=$(awk '$2 == 200' "$TMP/lat.log" | wc -l)
-  local rps; rps=$(echo "$n / $DURATION" | bc -l)
-  local cpu="-"; [ -n "$pid" ] && [ "$n" -gt 0 ] && cpu=$(printf '%.1f' "$(echo "($c1 - $c0) * 1000000 / $HZ / $n" | bc -l)")
-  awk '$2 == 200 {print $3}' "$TMP/lat.log" | sort -n >"$TMP/sorted"
-  pct() { awk -v p="$1" -v n="$n" 'NR == int(n * p + 0.999999) {printf "%.3f", $1 / 1000}' "$TMP/sorted"; }
-  printf '%s %s %s %s %s %s\n' "$label" "$(printf '%.0f' "$rps")" "$(pct 0.5)" "$(pct 0.99)" "$(pct 0.999)" "$cpu"
-}
-
-echo "fixed rate ${RATE} req/s, ${RATE_CONNS} connections, ${DURATION}s each..." >&2
-RATE_ROWS=()
-for t in direct:$B1: csenvoy:$CS:$PID_csenvoy nginx:$NG:$NGINX_WORKER; do
-  IFS=: read -r label port pid <<<"$t"
-  row=$(fixed_rate "$label" "$port" "$pid"); RATE_ROWS+=("$row"); echo "  $row" >&2
-done
-read -r _ _ D50 D99 D999 _ <<<"${RATE_ROWS[0]}"
-
 # idle_rss <port> <pid>: RSS before and with $IDLE idle keep-alive connections
 idle_rss() {
   local port=$1 pid=$2 before after
@@ -137,17 +108,6 @@ clusters 10000; MS10K=$CL_MS; RSS10K=$CL_RSS
 echo "  1: $MS1 ms $RSS1 MB; 1000: $MS1K ms $RSS1K MB; 10000: $MS10K ms $RSS10K MB" >&2
 
 echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'))"
-echo
-echo "Fixed rate: h2load --h1, $RATE_CONNS connections at $RATE req/s in all for ${DURATION}s; latencies from h2load's per-request log"
-echo "(h2load paces each connection in bursts, so the direct p99 is the burst's queueing, not the backend's time)."
-echo
-echo "| target | req/s | p50 ms | p99 ms | p99.9 ms | added p99 ms | CPU µs/req |"
-echo "|---|---|---|---|---|---|---|"
-for row in "${RATE_ROWS[@]}"; do
-  read -r label rps p50 p99 p999 cpu <<<"$row"
-  added=$([ "$label" = direct ] && echo - || printf '%.3f' "$(echo "$p99 - $D99" | bc -l)")
-  echo "| $label | $rps | $p50 | $p99 | $p999 | $added | $cpu |"
-done
 echo
 echo "| memory | csenvoy | nginx |"
 echo "|---|---|---|"

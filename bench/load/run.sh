@@ -6,6 +6,12 @@
 #   bench/load/run.sh                 # full run (warm-up 25 s per .NET target, 10 s per measurement, 2 rounds)
 #   WARMUP=5 DURATION=5 ROUNDS=1 bench/load/run.sh   # quick look
 #   EXTRAS=0 bench/load/run.sh        # without tls.sh and footprint.sh, which otherwise follow
+#   SATURATED=0 EXTRAS=0 bench/load/run.sh   # only the fixed-rate case
+#
+# After the saturated rounds comes the fixed-rate case, how Istio reports sidecar cost: 1,000 req/s over 16 HTTP/1.1
+# keep-alive connections for 20 s per target (RATE, RATE_CONNS, RATE_DURATION), driven by our constant-rate generator
+# (bench/CSharpEnvoy.LoadGenerator: open loop, latency counted from each request's due time as wrk2 does), which also
+# reads the target's CPU over exactly the measured window.
 #
 # Writes bench/results/<UTC timestamp>.md and prints the same tables.
 source "$(dirname "$0")/common.sh"
@@ -13,9 +19,15 @@ WARMUP=${WARMUP:-25}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-32}
+SATURATED=${SATURATED:-1}
+RATE=${RATE:-1000}
+RATE_CONNS=${RATE_CONNS:-16}
+RATE_DURATION=${RATE_DURATION:-20}
+RATE_WARMUP=${RATE_WARMUP:-3}
+RATE_ROUNDS=${RATE_ROUNDS:-1}
 
-need wrk wrk; need h2load nghttp2-client; need nginx nginx-light; need haproxy haproxy; need taskset util-linux
-build bench/CSharpEnvoy.HelloBackend bench/CSharpEnvoy.YarpBaseline
+need wrk wrk; need h2load nghttp2-client; need nginx nginx-light; need haproxy haproxy; need taskset util-linux; need python3 python3
+build bench/CSharpEnvoy.HelloBackend bench/CSharpEnvoy.YarpBaseline bench/CSharpEnvoy.LoadGenerator
 publish_csenvoy
 
 B1=18080; B2=18081          # backend HTTP/1.1, h2c
@@ -155,8 +167,12 @@ measure() { # label kind port pid(or empty for direct)
 
 echo "warming up .NET targets for ${WARMUP}s each..." >&2
 for port in $CS $YA1; do run_load h1 $port "$WARMUP" >/dev/null; done
-for port in $CS $YA2; do run_load h2c $port "$((WARMUP / 2 + 1))" >/dev/null; done
-for port in $CS $YAG; do run_load grpc $port "$((WARMUP / 2 + 1))" >/dev/null; done
+if [ "$SATURATED" = 1 ]; then
+  for port in $CS $YA2; do run_load h2c $port "$((WARMUP / 2 + 1))" >/dev/null; done
+  for port in $CS $YAG; do run_load grpc $port "$((WARMUP / 2 + 1))" >/dev/null; done
+else
+  ROUNDS=0
+fi
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round" >&2
@@ -177,28 +193,74 @@ for round in $(seq 1 "$ROUNDS"); do
   measure yarp grpc $YAG "$PID_yarpg"
 done
 
+# fixed_rate <label> <port> <pid> -> "label rps p50 p99 p999 service_p99 lag_p99 failed cpu_us gen_cpu_us" (latencies in ms).
+# The generator warms up for RATE_WARMUP s at the same rate first, then measures; the pid's CPU is read over the
+# measured window only. For the direct row the pid is the backend's: the cost of the same requests without a proxy.
+GEN=bench/CSharpEnvoy.LoadGenerator/bin/Release/net10.0/CSharpEnvoy.LoadGenerator.dll
+fixed_rate() {
+  local label=$1 port=$2 pid=$3
+  taskset -c "$LOADCPU" dotnet "$GEN" "http://127.0.0.1:$port/" --rate "$RATE" --connections "$RATE_CONNS" \
+    --duration "$RATE_DURATION" --warmup "$RATE_WARMUP" --cpu-pid "$pid" >"$TMP/rate.json" 2>"$TMP/rate.err" || true
+  python3 - "$label" "$TMP/rate.json" <<'PY' || echo "$label 0 - - - - - - - -"
+import json, sys
+d = json.load(open(sys.argv[2]))
+due, sent, lag = d["latency_us"], d["service_us"], d["send_lag_us"]
+ms = lambda us: "%.3f" % (us / 1000)
+print(sys.argv[1], round(d["achieved_rps"]), ms(due["p50"]), ms(due["p99"]), ms(due["p999"]), ms(sent["p99"]), ms(lag["p99"]),
+      d["errors"] + d["non_2xx"] + d["unsent"], d["target_cpu_us_per_request"], d["generator_cpu_us_per_request"])
+PY
+}
+
+RATE_ROWS=()
+echo "fixed rate: ${RATE} req/s over ${RATE_CONNS} connections, ${RATE_DURATION}s per target after ${RATE_WARMUP}s, ${RATE_ROUNDS} round(s)" >&2
+for round in $(seq 1 "$RATE_ROUNDS"); do
+  for t in direct:$B1:$PID_backend csenvoy:$CS:$PID_csenvoy nginx:$NG1:$NGINX_WORKER haproxy:$HA1:$PID_haproxy yarp:$YA1:$PID_yarp1; do
+    IFS=: read -r label port pid <<<"$t"
+    row=$(fixed_rate "$label" "$port" "$pid"); RATE_ROWS+=("$row"); echo "  $row" >&2
+  done
+done
+
 OUT="bench/results/$(date -u +%Y-%m-%dT%H%M%SZ).md"
 {
   echo "# Load comparison $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "$(nproc) cores; load generator on core $LOADCPU, backend and proxy on core $PROXYCPU; $CONNS connections; ${DURATION}s x $ROUNDS rounds after ${WARMUP}s warm-up."
-  echo "h2c and gRPC: h2load with 10 streams per connection; HTTP/1.1: wrk. CPU is the proxy process's user+system time per request."
-  echo
   echo "csenvoy startup to /ready: ${STARTUP_MS} ms; idle RSS: $((IDLE_RSS_KB / 1024)) MB"
-  echo
-  echo "| load | target | req/s | vs direct | vs nginx | vs haproxy | vs yarp | p50 ms | p99 ms | CPU µs/req | peak RSS MB |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
-  for kind in h1 h2c grpc; do
-    d=$(echo "${TOTAL_RPS[$kind/direct]:-0} / ${RUNS[$kind/direct]:-1}" | bc -l)
-    for t in direct csenvoy nginx haproxy yarp; do
-      k="$kind/$t"; r=$(echo "${TOTAL_RPS[$k]:-0} / ${RUNS[$k]:-1}" | bc -l)
-      ratio() { local o; o=$(echo "${TOTAL_RPS[$kind/$1]:-0} / ${RUNS[$kind/$1]:-1}" | bc -l); [ "$(echo "$o > 0" | bc)" = 1 ] && printf '%.2f' "$(echo "$r / $o" | bc -l)" || echo -; }
-      printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$kind" "$t" "$r" "$(ratio direct)" "$(ratio nginx)" "$(ratio haproxy)" "$(ratio yarp)" "${P50[$k]:--}" "${P99[$k]:--}" "${CPU_US[$k]:--}" "${RSS[$k]:--}"
+  if [ "$SATURATED" = 1 ]; then
+    echo
+    echo "$(nproc) cores; load generator on core $LOADCPU, backend and proxy on core $PROXYCPU; $CONNS connections; ${DURATION}s x $ROUNDS rounds after ${WARMUP}s warm-up."
+    echo "h2c and gRPC: h2load with 10 streams per connection; HTTP/1.1: wrk. CPU is the proxy process's user+system time per request."
+    echo
+    echo "| load | target | req/s | vs direct | vs nginx | vs haproxy | vs yarp | p50 ms | p99 ms | CPU µs/req | peak RSS MB |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for kind in h1 h2c grpc; do
+      for t in direct csenvoy nginx haproxy yarp; do
+        k="$kind/$t"; r=$(echo "${TOTAL_RPS[$k]:-0} / ${RUNS[$k]:-1}" | bc -l)
+        ratio() { local o; o=$(echo "${TOTAL_RPS[$kind/$1]:-0} / ${RUNS[$kind/$1]:-1}" | bc -l); [ "$(echo "$o > 0" | bc)" = 1 ] && printf '%.2f' "$(echo "$r / $o" | bc -l)" || echo -; }
+        printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$kind" "$t" "$r" "$(ratio direct)" "$(ratio nginx)" "$(ratio haproxy)" "$(ratio yarp)" "${P50[$k]:--}" "${P99[$k]:--}" "${CPU_US[$k]:--}" "${RSS[$k]:--}"
+      done
     done
+  fi
+  echo
+  echo "## Fixed rate: $RATE req/s, $RATE_CONNS HTTP/1.1 connections (constant-rate generator)"
+  echo
+  echo "${RATE_DURATION}s per target after ${RATE_WARMUP}s at the same rate, targets alternating, ${RATE_ROUNDS} round(s). Latency is counted from"
+  echo "each request's due time on the schedule (open loop, so stalls are not hidden); \"service p99\" counts from the send;"
+  echo "\"send lag p99\" is how late requests went out (all connections busy, or the generator itself descheduled)."
+  echo "Added p99 = target p99 - direct p99 of the same round. CPU is the target process's user+system time per request over"
+  echo "the measured window (direct: the backend's own); the generator's own CPU is given for reference."
+  echo
+  echo "| target | req/s | p50 ms | p99 ms | p99.9 ms | added p99 ms | service p99 ms | send lag p99 ms | failed | CPU µs/req | generator CPU µs/req |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  D99=0
+  for row in "${RATE_ROWS[@]}"; do
+    read -r label rps p50 p99 p999 sp99 lag failed cpu gen <<<"$row"
+    [ "$label" = direct ] && D99=$p99
+    added=$([ "$label" = direct ] || [ "$p99" = - ] || [ "$D99" = - ] && echo - || printf '%.3f' "$(echo "$p99 - $D99" | bc -l)")
+    echo "| $label | $rps | $p50 | $p99 | $p999 | $added | $sp99 | $lag | $failed | $cpu | $gen |"
   done
 } | tee "$OUT"
 
-# The TLS comparison and the footprint figures (fixed rate, idle connections, clusters) go in the same file.
+# The TLS comparison and the footprint figures (idle connections, clusters) go in the same file.
 if [ "${EXTRAS:-1}" = 1 ]; then
   cleanup; trap - EXIT   # free the ports and the proxy core first
   { echo; bash bench/load/tls.sh; echo; bash bench/load/footprint.sh; } | tee -a "$OUT"
