@@ -36,7 +36,7 @@ internal static class XdsPushBenchmark
         public TimeSpan DrainTime => TimeSpan.FromSeconds(1);
     }
 
-    private static ProtoCluster Cluster(int i) => new()
+    internal static ProtoCluster Cluster(int i) => new()
     {
         Name = "cluster-" + i,
         Type = ProtoCluster.Types.DiscoveryType.Eds,
@@ -47,7 +47,7 @@ internal static class XdsPushBenchmark
         },
     };
 
-    private static ProtoCla Assignment(int i, int portBase)
+    internal static ProtoCla Assignment(int i, int portBase)
     {
         var cla = new ProtoCla { ClusterName = "cluster-" + i };
         var lle = new Envoy.Config.Endpoint.V3.LocalityLbEndpoints();
