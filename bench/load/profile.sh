@@ -16,28 +16,7 @@ publish_csenvoy
 
 B1=18580; B2=18581; CS=18590; CSA=18599
 start_backend $B1 $B2
-cat >"$TMP/csenvoy.yaml" <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: $CSA } } }
-static_resources:
-  listeners:
-  - name: bench
-    address: { socket_address: { address: 127.0.0.1, port_value: $CS } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: backend }
-  clusters:
-$(cluster_yaml backend $B1)
-YAML
+csenvoy_yaml $CS $CSA 1 $B1 >"$TMP/csenvoy.yaml"
 # Perf maps name the JIT's code; W^X off so perf sees the code where the map says it is.
 DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 start csenvoy dotnet "$CSENVOY_DLL" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
