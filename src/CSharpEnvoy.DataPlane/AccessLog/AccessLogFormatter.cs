@@ -388,7 +388,7 @@ internal sealed class AccessLogFormatter
                 case Op.RouteName: return AppendNonEmpty(sb, info.Route?.Name);
                 case Op.StreamId: return AppendNonEmpty(sb, info.RequestId);
                 case Op.UniqueId:
-                    sb.Append(Guid.NewGuid().ToString());
+                    sb.Append(Uuid.NewV4());
                     return true;
                 case Op.GrpcStatus when _grpc != GrpcFormat.Number:
                     var status = GrpcStatusOf(c);

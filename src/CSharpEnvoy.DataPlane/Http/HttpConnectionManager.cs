@@ -343,7 +343,7 @@ internal sealed class HttpConnectionManager
             var existing = headers["x-request-id"];
             // An edge proxy does not trust a request id from outside unless told to preserve it.
             var regenerate = existing.Count == 0 || (edgeRequest && !model.PreserveExternalRequestId);
-            if (regenerate) headers["x-request-id"] = info.RequestId = Guid.NewGuid().ToString();
+            if (regenerate) headers["x-request-id"] = info.RequestId = Uuid.NewV4();
             else info.RequestId = existing.ToString();
         }
         else

@@ -9,6 +9,7 @@ using CSharpEnvoy.DataPlane.Tls;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Abstractions;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -539,7 +540,21 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
 
     // ----- IHttpApplication: Kestrel hands every request straight to the connection manager (no middleware) -----
 
-    public HttpContext CreateContext(IFeatureCollection contextFeatures) => new DefaultHttpContext(contextFeatures);
+    /// <summary>One <see cref="DefaultHttpContext"/> per HTTP/1.1 connection or HTTP/2 stream, re-initialised for each
+    /// request as ASP.NET's own hosting layer does (Kestrel keeps it in <see cref="IHostContextContainer{TContext}"/>):
+    /// it saves the context, request, response and connection objects (about 300 bytes) on every request.</summary>
+    public HttpContext CreateContext(IFeatureCollection contextFeatures)
+    {
+        if (contextFeatures is not IHostContextContainer<HttpContext> container) return new DefaultHttpContext(contextFeatures);
+        if (container.HostContext is DefaultHttpContext reused)
+        {
+            reused.Initialize(contextFeatures);
+            return reused;
+        }
+        var created = new DefaultHttpContext(contextFeatures);
+        container.HostContext = created;
+        return created;
+    }
 
     public Task ProcessRequestAsync(HttpContext context)
     {
@@ -560,6 +575,8 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         return Task.CompletedTask;
     };
 
+    /// <summary>Nothing to release: as in ASP.NET's hosting layer, the reused context is re-initialised by the next
+    /// request and dropped with its connection (it references only that connection's features).</summary>
     public void DisposeContext(HttpContext context, Exception? exception)
     {
     }

@@ -39,6 +39,28 @@ public sealed class BasicProxyTests
     }
 
     [Fact]
+    public async Task Http1_KeepAlive_EachRequestOnTheConnectionSeesOnlyItsOwnState()
+    {
+        // The listener reuses one request context per connection: nothing of a request may reach the next one.
+        await using var backend = await TestBackend.StartEchoAsync();
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes(), Yaml.Cluster("backend", backend.Address)));
+        using var client = proxy.Client("main");
+
+        using var first = new HttpRequestMessage(HttpMethod.Post, "/a") { Content = new StringContent("abc") };
+        first.Headers.Add("x-first", "1");
+        using var r1 = await client.SendAsync(first);
+        using var r2 = await client.GetAsync("/b?q=2");
+
+        Assert.Equal("backend POST /a body=3", await r1.Content.ReadAsStringAsync());
+        Assert.Equal("1", r1.Headers.GetValues("x-echo-req-x-first").Single());
+        Assert.Equal("backend GET /b?q=2 body=0", await r2.Content.ReadAsStringAsync());
+        Assert.False(r2.Headers.Contains("x-echo-req-x-first"));
+        Assert.NotEqual(r1.Headers.GetValues("x-echo-req-x-request-id").Single(), r2.Headers.GetValues("x-echo-req-x-request-id").Single());
+        Assert.Equal(1, await proxy.StatAsync("http.ingress_http.downstream_cx_total"));
+        Assert.Equal(2, await proxy.StatAsync("http.ingress_http.downstream_rq_2xx"));
+    }
+
+    [Fact]
     public async Task H2c_PriorKnowledge_OnTheSamePortAsHttp1()
     {
         await using var backend = await TestBackend.StartEchoAsync();
