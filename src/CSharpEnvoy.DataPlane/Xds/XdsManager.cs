@@ -92,6 +92,9 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         public DateTimeOffset Updated;
         /// <summary>The host serving it (null while a new listener warms).</summary>
         public ListenerHost? Host;
+        /// <summary>The socket this listener took over from one leaving its address (<see cref="TakeOverSockets"/>), held
+        /// until its server starts on it.</summary>
+        public ListenSocket.Lease? Reserved;
         /// <summary>While warming: the model and its chains' connection managers waiting for their routes.</summary>
         public (ListenerModel Model, IReadOnlyList<HttpConnectionManager?> Hcms)? Pending;
         public CancellationTokenSource? WarmTimer;
@@ -869,15 +872,20 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
 
         var now = DateTimeOffset.UtcNow;
+        // Removals first, as Envoy's LDS does; their servers stop once the listeners of this update took their sockets.
+        var stopping = new List<ListenerHost>();
+        var released = new List<(string Key, ListenSocket.Lease Lease)>();
         foreach (var n in removing)
         {
             DynListener? d;
             lock (_dynListeners) _dynListeners.Remove(n, out d);
             if (d is null) continue;
             d.WarmTimer?.Cancel();
-            if (d.Host is { } host) StopListener(host);
+            if (d.Host is { } host) stopping.Add(host);
+            if (d.Reserved is { } r) released.Add((AddressKey(d.Model.Address), r));
             _stats.Counter("listener_manager.listener_removed").Inc();
         }
+        var takeovers = TakeOverSockets(models, stopping, released);
         foreach (var (proto, model, v) in models)
         {
             _listenerErrors.Remove(model.Name);
@@ -915,6 +923,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             }
             existing?.WarmTimer?.Cancel();
             var dyn = new DynListener { Proto = proto, Model = model, Version = v, Updated = now, Host = existing?.Host };
+            // A listener still warming on a socket it took over keeps it while it stays on that address.
+            dyn.Reserved = takeovers.GetValueOrDefault(model.Name) ?? existing?.Reserved;
             lock (_dynListeners) _dynListeners[model.Name] = dyn;
             if (existing is null) _stats.Counter("listener_manager.listener_added").Inc();
             else _stats.Counter("listener_manager.listener_modified").Inc();
@@ -926,6 +936,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 if (!HasAllRoutes(hcms)) StartListenerWarmTimer(dyn, RdsWarmTimeout(hcms));
             }
         }
+        foreach (var host in stopping) StopListener(host);
+        foreach (var (_, lease) in released) await lease.DisposeAsync().ConfigureAwait(false);
         _ldsVersion = version;
         Count(statPrefix, true, version);
         UpdateListenerGauges();
@@ -934,6 +946,49 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     }
 
     private static string AddressKey(SocketAddressModel a) => a.ToString();
+
+    /// <summary>
+    /// Envoy's listener manager gives a listener added on the address of a draining one that listener's socket instead
+    /// of binding the address again (ListenerManagerImpl: "clones listener sockets" of a draining listener with a
+    /// compatible address). Here: each listener of the update that is new or moves to another address gets a lease on
+    /// the socket a listener leaving that address holds — one this update removes (<paramref name="stopping"/>, or the
+    /// reservation of one still warming in <paramref name="released"/>) or one that moves away. All leases are taken
+    /// before anything starts or stops, so the order of the response does not matter and no connection is refused.
+    /// Port 0 addresses are never shared.
+    /// </summary>
+    private Dictionary<string, ListenSocket.Lease> TakeOverSockets(List<(ProtoListener Proto, ListenerModel Model, string Version)> models,
+        List<ListenerHost> stopping, List<(string Key, ListenSocket.Lease Lease)> released)
+    {
+        var leases = new Dictionary<string, ListenSocket.Lease>(StringComparer.Ordinal);
+        var newKeys = new Dictionary<string, string>(StringComparer.Ordinal);
+        var arriving = new List<ListenerModel>();
+        foreach (var (_, m, _) in models)
+        {
+            var key = AddressKey(m.Address);
+            newKeys[m.Name] = key;
+            var existing = Existing(_dynListeners, m.Name);
+            if (existing is not null && AddressKey(existing.Model.Address) == key) continue;
+            // A warming listener moving elsewhere gives up the socket it had taken over.
+            if (existing?.Reserved is { } r)
+            {
+                released.Add((AddressKey(existing.Model.Address), r));
+                existing.Reserved = null;
+            }
+            if (m.Address.IsPipe || m.Address.Port != 0) arriving.Add(m);
+        }
+        if (arriving.Count == 0) return leases;
+        var leaving = new Dictionary<string, ListenSocket>(StringComparer.Ordinal);
+        foreach (var h in stopping)
+            if (h.Socket is { } s) leaving.TryAdd(AddressKey(h.Model.Address), s);
+        foreach (var (key, lease) in released) leaving.TryAdd(key, lease.Socket);
+        foreach (var h in _runtime.Listeners)
+            if (h.Socket is { } s && newKeys.TryGetValue(h.Model.Name, out var to) && to != AddressKey(h.Model.Address))
+                leaving.TryAdd(AddressKey(h.Model.Address), s);
+        foreach (var m in arriving)
+            if (leaving.Remove(AddressKey(m.Address), out var socket) && socket.Retain() is { } lease)
+                leases[m.Name] = lease;
+        return leases;
+    }
 
     /// <summary>Route validation (validate_clusters) knows active and warming clusters, as Envoy's hasCluster.</summary>
     private bool ClusterKnown(string name)
@@ -978,7 +1033,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
         // Same address, changes that need a new server (transport socket, listener stats, codec limits): the new server
         // takes over the old one's listening socket, so no connection is refused while the old one drains.
-        var socket = old is not null && AddressKey(old.Model.Address) == AddressKey(model.Address) ? old.Socket : null;
+        // A new listener (or one moving) on the address of one leaving it starts on the socket it took over.
+        var socket = old is not null && AddressKey(old.Model.Address) == AddressKey(model.Address) ? old.Socket : dyn.Reserved?.Socket;
         try
         {
             dyn.Host = await _runtime.StartListenerAsync(model, hcms, socket, _stop.Token).ConfigureAwait(false);
@@ -990,6 +1046,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             _listenerErrors[model.Name] = Failure(dyn.Proto, ex.Message, dyn.Version);
             _logger.LogError("LDS listener '{Name}' could not start: {Error}", model.Name, ex.Message);
         }
+        // The server holds the socket now (or failed to start: the socket closes unless another listener uses it).
+        if (dyn.Reserved is { } reserved)
+        {
+            dyn.Reserved = null;
+            await reserved.DisposeAsync().ConfigureAwait(false);
+        }
         if (old is not null) StopListener(old);
     }
 
@@ -998,7 +1060,19 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _runtime.RemoveListener(host);
         host.StartDraining(); // HTTP/1 responses from now on ask the client to reconnect (to the new listener)
         var drain = _runtime.DrainTime;
-        _ = Task.Run(() => host.DrainAndDisposeAsync(drain));
+        var draining = _stats.Gauge("listener_manager.total_listeners_draining");
+        draining.Inc();
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await host.DrainAndDisposeAsync(drain).ConfigureAwait(false);
+            }
+            finally
+            {
+                draining.Dec();
+            }
+        });
     }
 
     private void StartListenerWarmTimer(DynListener dyn, TimeSpan timeout) =>
@@ -1206,7 +1280,11 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             }
         List<ListenerHost> hosts;
         lock (_dynListeners) hosts = _dynListeners.Values.Where(d => d.Host is not null).Select(d => d.Host!).ToList();
-        foreach (var d in _dynListeners.Values) d.WarmTimer?.Cancel();
+        foreach (var d in _dynListeners.Values)
+        {
+            d.WarmTimer?.Cancel();
+            if (d.Reserved is { } r) await r.DisposeAsync().ConfigureAwait(false);
+        }
         _ = hosts; // listener hosts are in the server's list and disposed with it
     }
 }
