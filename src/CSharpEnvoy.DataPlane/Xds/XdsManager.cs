@@ -66,6 +66,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private readonly Dictionary<string, UpdateFailureState> _listenerErrors = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _cdsInitial = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _ldsInitial = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>The clusters of the first CDS response and the listeners of the first LDS response warming up.</summary>
+    private readonly InitialWarming _initialClusters = new(), _initialListeners = new();
+    /// <summary>Static EDS clusters waiting for their first assignment, with their initial_fetch_timeout.</summary>
+    private readonly Dictionary<string, (TaskCompletionSource Assigned, TimeSpan Timeout)> _staticEdsInit = new(StringComparer.Ordinal);
+    /// <summary>Completes when Envoy's cluster manager initialization is done: LDS starts then.</summary>
+    private readonly TaskCompletionSource _clustersInitialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string _cdsVersion = "";
     private string _ldsVersion = "";
 
@@ -114,8 +120,19 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _logger = logger;
         _staticClusters = new HashSet<string>(staticClusters, StringComparer.Ordinal);
         _staticListeners = new HashSet<string>(staticListeners, StringComparer.Ordinal);
-        if (config.Cds is null) _cdsInitial.TrySetResult();
-        if (config.Lds is null) _ldsInitial.TrySetResult();
+        if (config.Cds is null)
+        {
+            _cdsInitial.TrySetResult();
+            _initialClusters.FirstResponse(rejected: true);
+        }
+        if (config.Lds is null)
+        {
+            _ldsInitial.TrySetResult();
+            _initialListeners.FirstResponse(rejected: true);
+        }
+        foreach (var c in clusters.Clusters.Values)
+            if (c.Model.Type == DiscoveryType.Eds)
+                _staticEdsInit[c.Name] = (new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), c.Model.EdsInitialFetchTimeout);
         foreach (var p in new[] { "cluster_manager.cds.", "listener_manager.lds." })
         {
             stats.Counter(p, "update_attempt");
@@ -139,36 +156,100 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             var missing = EnsureSources(t);
             if (missing.Count > 0) throw new InvalidOperationException(string.Join("\n", missing));
         }
-        _ = StartLdsAfterClustersAsync();
+        _ = InitializeClustersThenLdsAsync();
     }
 
-    /// <summary>Envoy's initialization order (Operations: Initialization): "After cluster manager initialization is done,
-    /// LDS initializes". A listener whose inline routes name CDS clusters would otherwise be rejected when its LDS
-    /// answer (or file) is applied before the CDS one, and a file is not read again until it changes.</summary>
-    private async Task StartLdsAfterClustersAsync()
+    /// <summary>
+    /// Envoy's initialization order (Operations: Initialization): the cluster manager initializes — static EDS clusters
+    /// get their first assignment, CDS its first response, and the clusters of that response warm (EDS, secrets), each
+    /// wait bounded by its initial_fetch_timeout (0s: no bound) — and only then does LDS start. A listener whose routes
+    /// name CDS clusters is thus never validated against a partial cluster map, and no listener opens before the
+    /// clusters it routes to have endpoints.
+    /// </summary>
+    private async Task InitializeClustersThenLdsAsync()
     {
-        if (_config.Lds is null) return;
         try
         {
+            var statics = new List<Task>(_staticEdsInit.Count);
+            foreach (var (assigned, timeout) in _staticEdsInit.Values) statics.Add(WaitAsync(assigned.Task, timeout, _stop.Token));
+            await Task.WhenAll(statics).ConfigureAwait(false);
             await WaitAsync(_cdsInitial.Task, _config.Cds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, _stop.Token).ConfigureAwait(false);
+            // A first CDS response that came too late does not hold initialization back any more.
+            if (_cdsInitial.Task.IsCompleted) await _initialClusters.Warmed.WaitAsync(_stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
             return;
         }
+        _clustersInitialized.TrySetResult();
+        if (_config.Lds is null) return;
         _ldsStarted = true;
         SubscriptionChanged(XdsTypes.Listener);
     }
 
-    /// <summary>Set once the cluster manager is initialized (CDS answered or timed out): LDS is subscribed from then on.</summary>
+    /// <summary>Set once the cluster manager is initialized: LDS is subscribed from then on.</summary>
     private volatile bool _ldsStarted;
 
-    /// <summary>Envoy's server initialization: waits for the first CDS and LDS answers (accepted or not), each bounded
-    /// by its initial_fetch_timeout.</summary>
+    /// <summary>Envoy's server initialization up to the listeners: the cluster manager initializes (see
+    /// <see cref="InitializeClustersThenLdsAsync"/>), then the first LDS answer (accepted or not) arrives, bounded by its
+    /// initial_fetch_timeout. Its listeners may still warm: <see cref="InitialListenersWarmed"/>.</summary>
     public async Task WaitForInitialAsync(CancellationToken ct)
     {
-        await WaitAsync(_cdsInitial.Task, _config.Cds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, ct).ConfigureAwait(false);
+        await _clustersInitialized.Task.WaitAsync(ct).ConfigureAwait(false);
         await WaitAsync(_ldsInitial.Task, _config.Lds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, ct).ConfigureAwait(false);
+        if (!_ldsInitial.Task.IsCompleted) _initialListeners.FirstResponse(rejected: true);
+    }
+
+    /// <summary>Completes once the listeners of the first LDS response have warmed (their routes and secrets arrived or
+    /// their initial_fetch_timeout passed), or at once when that response was rejected or did not come in time: Envoy's
+    /// server goes LIVE then.</summary>
+    public Task InitialListenersWarmed => _initialListeners.Warmed;
+
+    /// <summary>
+    /// The resources of the first CDS (or LDS) response still warming, which Envoy's initialization waits for. Fed under
+    /// the update gate with the names warming after each change; done when none of the first response's is left, or
+    /// at once when that response was rejected (Envoy lets initialization go on after a failed update).
+    /// </summary>
+    private sealed class InitialWarming
+    {
+        private readonly object _lock = new();
+        private readonly TaskCompletionSource _warmed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private bool _first;
+        private HashSet<string>? _pending;
+
+        public Task Warmed => _warmed.Task;
+
+        /// <summary>Whether <see cref="StillWarming"/> is wanted (after the first response, until it all warmed).</summary>
+        public bool Waiting
+        {
+            get
+            {
+                lock (_lock) return _first && !_warmed.Task.IsCompleted;
+            }
+        }
+
+        /// <summary>A response was applied or rejected; only the first one counts.</summary>
+        public void FirstResponse(bool rejected)
+        {
+            lock (_lock)
+            {
+                if (_first) return;
+                _first = true;
+                if (rejected) _warmed.TrySetResult();
+            }
+        }
+
+        /// <summary>The resources warming now; the first call after <see cref="FirstResponse"/> names the first response's.</summary>
+        public void StillWarming(HashSet<string> warming)
+        {
+            lock (_lock)
+            {
+                if (!_first || _warmed.Task.IsCompleted) return;
+                if (_pending is null) _pending = warming;
+                else _pending.IntersectWith(warming);
+                if (_pending.Count == 0) _warmed.TrySetResult();
+            }
+        }
     }
 
     private static async Task WaitAsync(Task t, TimeSpan timeout, CancellationToken ct)
@@ -299,10 +380,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             case XdsTypes.Cluster:
                 prefixes.Add("cluster_manager.cds.");
                 _cdsInitial.TrySetResult();
+                _initialClusters.FirstResponse(rejected: true);
                 break;
             case XdsTypes.Listener:
                 prefixes.Add("listener_manager.lds.");
                 _ldsInitial.TrySetResult();
+                _initialListeners.FirstResponse(rejected: true);
                 break;
             case XdsTypes.Endpoint:
                 foreach (var c in _clusters.Clusters.Values)
@@ -577,6 +660,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _cdsInitial.TrySetResult();
         if (errors.HasErrors || extra.Count > 0)
         {
+            _initialClusters.FirstResponse(rejected: true);
             Count(statPrefix, false, version);
             return Format(errors, extra);
         }
@@ -655,6 +739,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         DisposeLater(gone);
         _cdsVersion = version;
         Count(statPrefix, true, version);
+        _initialClusters.FirstResponse(rejected: false);
         UpdateWarmingGauge();
         SubscriptionChanged(XdsTypes.Endpoint);
         return null;
@@ -719,8 +804,16 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private void UpdateWarmingGauge()
     {
         var n = 0;
-        lock (_dynClusters) foreach (var d in _dynClusters.Values) if (d.Warming) n++;
+        var initial = _initialClusters.Waiting ? new HashSet<string>(StringComparer.Ordinal) : null;
+        lock (_dynClusters)
+            foreach (var (name, d) in _dynClusters)
+                if (d.Warming)
+                {
+                    n++;
+                    initial?.Add(name);
+                }
         _stats.Gauge("cluster_manager.warming_clusters").Set(n);
+        if (initial is not null) _initialClusters.StillWarming(initial);
     }
 
     private void DisposeLater(List<Cluster> gone)
@@ -807,6 +900,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             {
                 c.SetEdsEndpoints(eps);
                 if (warming is not null && SecretsReady(warming.Live.Model)) promoted.Add(warming);
+                else if (warming is null && _staticEdsInit.TryGetValue(c.Name, out var init)) init.Assigned.TrySetResult();
             }
         }
         if (promoted.Count > 0) PromoteClusters(promoted);
@@ -867,6 +961,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _ldsInitial.TrySetResult();
         if (errors.HasErrors || extra.Count > 0)
         {
+            _initialListeners.FirstResponse(rejected: true);
             Count(statPrefix, false, version);
             return Format(errors, extra);
         }
@@ -940,6 +1035,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         foreach (var (_, lease) in released) await lease.DisposeAsync().ConfigureAwait(false);
         _ldsVersion = version;
         Count(statPrefix, true, version);
+        _initialListeners.FirstResponse(rejected: false);
         UpdateListenerGauges();
         SubscriptionChanged(XdsTypes.Route);
         return null;
@@ -1090,9 +1186,15 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private void UpdateListenerGauges()
     {
         int warming = 0, active = 0;
+        var initial = _initialListeners.Waiting ? new HashSet<string>(StringComparer.Ordinal) : null;
         lock (_dynListeners)
-            foreach (var d in _dynListeners.Values)
-                if (d.Pending is not null && d.Host is null) warming++;
+            foreach (var (name, d) in _dynListeners)
+                if (d.Pending is not null && d.Host is null)
+                {
+                    warming++;
+                    initial?.Add(name);
+                }
+        if (initial is not null) _initialListeners.StillWarming(initial);
         active = _runtime.Listeners.Count;
         _stats.Gauge("listener_manager.total_listeners_warming").Set(warming);
         _stats.Gauge("listener_manager.total_listeners_active").Set(active);
