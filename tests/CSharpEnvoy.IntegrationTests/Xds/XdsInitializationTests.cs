@@ -70,6 +70,36 @@ public sealed class XdsInitializationTests
     }
 
     [Fact]
+    public async Task StaticEdsCluster_GetsItsEndpointsBeforeLdsIsRequested()
+    {
+        // Envoy's cluster manager initializes the bootstrap's EDS clusters before anything else: without CDS, LDS still
+        // waits for their first assignment.
+        await using var a = await TestBackend.StartEchoAsync("a");
+        await using var cp = await TestControlPlane.StartAsync();
+        cp.SetSnapshot("v1", RdsListener("ingress", "routes"), Routes("routes", "backend"));
+        var bootstrap = Bootstrap(cp.Port).Replace("  cds_config: { ads: {}, resource_api_version: V3 }\n", "").Replace("  clusters:\n", """
+              clusters:
+              - name: backend
+                type: EDS
+                connect_timeout: 1s
+                eds_cluster_config: { eds_config: { ads: {}, resource_api_version: V3, initial_fetch_timeout: 0s } }
+
+            """);
+        var starting = ProxyHarness.StartAsync(bootstrap);
+        await cp.WaitAsync<IMessage>(r => IsFor(r, EndpointType));
+        Assert.DoesNotContain(cp.Received, r => IsFor(r, ListenerType));
+        Assert.False(starting.IsCompleted);
+
+        cp.SetSnapshot("v2", Cla("backend", a.Port), RdsListener("ingress", "routes"), Routes("routes", "backend"));
+        await using var proxy = await starting;
+        using var client = await ListenerClientAsync(proxy, "ingress");
+        Assert.Equal("a", await BackendOfAsync(client));
+        var received = cp.Received.ToList();
+        Assert.True(received.FindIndex(r => IsFor(r, ListenerType)) > received.FindIndex(r => IsAckOf(r, EndpointType)));
+        Assert.DoesNotContain(received, r => IsFor(r, ClusterType) && ((DiscoveryRequest)r).ResourceNames.Count == 0);
+    }
+
+    [Fact]
     public async Task EdsNeverAnswers_LdsStartsOnceTheClustersInitialFetchTimeoutPassed()
     {
         var timeout = TimeSpan.FromSeconds(2);
