@@ -133,6 +133,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         foreach (var c in clusters.Clusters.Values)
             if (c.Model.Type == DiscoveryType.Eds)
                 _staticEdsInit[c.Name] = (new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), c.Model.EdsInitialFetchTimeout);
+        _cdsStarted = _staticEdsInit.Count == 0;
         foreach (var p in new[] { "cluster_manager.cds.", "listener_manager.lds." })
         {
             stats.Counter(p, "update_attempt");
@@ -161,7 +162,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     /// <summary>
     /// Envoy's initialization order (Operations: Initialization): the cluster manager initializes — static EDS clusters
-    /// get their first assignment, CDS its first response, and the clusters of that response warm (EDS, secrets), each
+    /// get their first assignment, then CDS starts and gets its first response, and the clusters of that response warm (EDS, secrets), each
     /// wait bounded by its initial_fetch_timeout (0s: no bound) — and only then does LDS start. A listener whose routes
     /// name CDS clusters is thus never validated against a partial cluster map, and no listener opens before the
     /// clusters it routes to have endpoints.
@@ -173,6 +174,11 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             var statics = new List<Task>(_staticEdsInit.Count);
             foreach (var (assigned, timeout) in _staticEdsInit.Values) statics.Add(WaitAsync(assigned.Task, timeout, _stop.Token));
             await Task.WhenAll(statics).ConfigureAwait(false);
+            if (!_cdsStarted)
+            {
+                _cdsStarted = true;
+                SubscriptionChanged(XdsTypes.Cluster);
+            }
             await WaitAsync(_cdsInitial.Task, _config.Cds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, _stop.Token).ConfigureAwait(false);
             // A first CDS response that came too late does not hold initialization back any more.
             if (_cdsInitial.Task.IsCompleted) await _initialClusters.Warmed.WaitAsync(_stop.Token).ConfigureAwait(false);
@@ -189,6 +195,9 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     /// <summary>Set once the cluster manager is initialized: LDS is subscribed from then on.</summary>
     private volatile bool _ldsStarted;
+
+    /// <summary>Set once the bootstrap's EDS clusters are initialized: CDS is subscribed from then on.</summary>
+    private volatile bool _cdsStarted;
 
     /// <summary>Envoy's server initialization up to the listeners: the cluster manager initializes (see
     /// <see cref="InitializeClustersThenLdsAsync"/>), then the first LDS answer (accepted or not) arrives, bounded by its
@@ -271,7 +280,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         switch (typeUrl)
         {
             case XdsTypes.Cluster:
-                return _config.Cds?.Key == sourceKey ? null : names;
+                return _config.Cds?.Key == sourceKey && _cdsStarted ? null : names;
             case XdsTypes.Listener:
                 return _config.Lds?.Key == sourceKey && _ldsStarted ? null : names;
             case XdsTypes.Endpoint:
@@ -327,7 +336,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var sources = new List<ConfigSourceModel>();
         switch (typeUrl)
         {
-            case XdsTypes.Cluster when _config.Cds is { } cds: sources.Add(cds); break;
+            case XdsTypes.Cluster when _config.Cds is { } cds && _cdsStarted: sources.Add(cds); break;
             case XdsTypes.Listener when _config.Lds is { } lds && _ldsStarted: sources.Add(lds); break;
             case XdsTypes.Endpoint: foreach (var (src, _) in EdsSources()) sources.Add(src); break;
             case XdsTypes.Route: foreach (var (src, _) in RdsSources()) sources.Add(src); break;

@@ -69,15 +69,16 @@ public sealed class XdsInitializationTests
         Assert.Equal(0, await proxy.StatAsync("cluster.backend.init_fetch_timeout"));
     }
 
-    [Fact]
-    public async Task StaticEdsCluster_GetsItsEndpointsBeforeLdsIsRequested()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task StaticEdsCluster_GetsItsEndpointsBeforeCdsAndLdsAreRequested(bool withCds)
     {
-        // Envoy's cluster manager initializes the bootstrap's EDS clusters before anything else: without CDS, LDS still
-        // waits for their first assignment.
+        // Envoy's cluster manager initializes the bootstrap's EDS clusters first; CDS starts after them, LDS after both.
         await using var a = await TestBackend.StartEchoAsync("a");
         await using var cp = await TestControlPlane.StartAsync();
         cp.SetSnapshot("v1", RdsListener("ingress", "routes"), Routes("routes", "backend"));
-        var bootstrap = Bootstrap(cp.Port).Replace("  cds_config: { ads: {}, resource_api_version: V3 }\n", "").Replace("  clusters:\n", """
+        var bootstrap = Bootstrap(cp.Port).Replace("  clusters:\n", """
               clusters:
               - name: backend
                 type: EDS
@@ -85,9 +86,10 @@ public sealed class XdsInitializationTests
                 eds_cluster_config: { eds_config: { ads: {}, resource_api_version: V3, initial_fetch_timeout: 0s } }
 
             """);
+        if (!withCds) bootstrap = bootstrap.Replace("  cds_config: { ads: {}, resource_api_version: V3 }\n", "");
         var starting = ProxyHarness.StartAsync(bootstrap);
         await cp.WaitAsync<IMessage>(r => IsFor(r, EndpointType));
-        Assert.DoesNotContain(cp.Received, r => IsFor(r, ListenerType));
+        Assert.DoesNotContain(cp.Received, r => IsFor(r, ClusterType) || IsFor(r, ListenerType));
         Assert.False(starting.IsCompleted);
 
         cp.SetSnapshot("v2", Cla("backend", a.Port), RdsListener("ingress", "routes"), Routes("routes", "backend"));
@@ -95,8 +97,10 @@ public sealed class XdsInitializationTests
         using var client = await ListenerClientAsync(proxy, "ingress");
         Assert.Equal("a", await BackendOfAsync(client));
         var received = cp.Received.ToList();
-        Assert.True(received.FindIndex(r => IsFor(r, ListenerType)) > received.FindIndex(r => IsAckOf(r, EndpointType)));
-        Assert.DoesNotContain(received, r => IsFor(r, ClusterType) && ((DiscoveryRequest)r).ResourceNames.Count == 0);
+        var edsAcked = received.FindIndex(r => IsAckOf(r, EndpointType));
+        Assert.True(received.FindIndex(r => IsFor(r, ListenerType)) > edsAcked);
+        if (withCds) Assert.True(received.FindIndex(r => IsFor(r, ClusterType)) > edsAcked);
+        else Assert.DoesNotContain(received, r => IsFor(r, ClusterType));
     }
 
     [Fact]
