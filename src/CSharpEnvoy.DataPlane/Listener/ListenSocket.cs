@@ -11,7 +11,8 @@ namespace CSharpEnvoy.DataPlane.Listener;
 /// as Envoy's listener manager passes the socket of a replaced listener to its successor (Listeners: "Listener
 /// updates"): the socket and its backlog outlive the Kestrel server of any one version, so a replacement never
 /// refuses a connection. Each Kestrel server binds an <see cref="IConnectionListener"/> from <see cref="Factory"/>;
-/// accepted connections go to the newest one still bound. The socket closes when the last one unbinds.
+/// accepted connections go to the newest one still bound. The socket closes when the last one unbinds and no
+/// <see cref="Retain"/> lease is left.
 /// </summary>
 internal sealed class ListenSocket
 {
@@ -24,6 +25,8 @@ internal sealed class ListenSocket
     private readonly Queue<ConnectionContext> _waiting = new();
     private bool _closed;
     private bool _everBound;
+    /// <summary>Open <see cref="Retain"/> leases: they keep the socket open while no server is bound.</summary>
+    private int _leases;
 
     private ListenSocket(IConnectionListener transport, ILogger logger)
     {
@@ -45,12 +48,48 @@ internal sealed class ListenSocket
         return new ListenSocket(listener, logger);
     }
 
+    /// <summary>False once the socket closed (its last server unbound with no lease left).</summary>
+    public bool IsOpen
+    {
+        get
+        {
+            lock (_lock) return !_closed;
+        }
+    }
+
+    /// <summary>
+    /// Keeps the socket open for a listener that takes it over before its server starts (Envoy's listener manager
+    /// clones the socket of a draining listener on the same address for a new one, which may still be warming):
+    /// connections accepted while no server is bound wait for the next one, as they would in the kernel's backlog.
+    /// Null when the socket is already closed.
+    /// </summary>
+    public Lease? Retain()
+    {
+        lock (_lock)
+        {
+            if (_closed) return null;
+            _leases++;
+            return new Lease(this);
+        }
+    }
+
+    private async ValueTask ReleaseAsync()
+    {
+        lock (_lock)
+        {
+            _leases--;
+            if (_closed || _bound.Count > 0 || _leases > 0) return;
+            _closed = true;
+        }
+        await CloseTransportAsync().ConfigureAwait(false);
+    }
+
     /// <summary>Closes a socket no server ever bound (its first server failed to start).</summary>
     public async ValueTask CloseIfNeverBoundAsync()
     {
         lock (_lock)
         {
-            if (_everBound || _closed) return;
+            if (_everBound || _closed || _leases > 0) return;
             _closed = true;
         }
         await CloseTransportAsync().ConfigureAwait(false);
@@ -109,11 +148,12 @@ internal sealed class ListenSocket
         {
             if (!_bound.Remove(handoff)) return;
             handoff.Queue.Writer.TryComplete();
-            close = _bound.Count == 0;
+            close = _bound.Count == 0 && _leases == 0;
             if (close) _closed = true;
             while (handoff.Queue.Reader.TryRead(out var c))
             {
                 if (close) c.Abort();
+                else if (_bound.Count == 0) _waiting.Enqueue(c);
                 else _bound[^1].Queue.Writer.TryWrite(c);
             }
         }
@@ -126,6 +166,16 @@ internal sealed class ListenSocket
         await _transport.DisposeAsync().ConfigureAwait(false);
         lock (_lock)
             while (_waiting.TryDequeue(out var c)) c.Abort();
+    }
+
+    /// <summary>One <see cref="Retain"/>: disposing it (once) may close the socket.</summary>
+    internal sealed class Lease(ListenSocket socket) : IAsyncDisposable
+    {
+        private int _released;
+
+        public ListenSocket Socket => socket;
+
+        public ValueTask DisposeAsync() => Interlocked.Exchange(ref _released, 1) == 0 ? socket.ReleaseAsync() : ValueTask.CompletedTask;
     }
 
     private sealed class HandoffFactory(ListenSocket socket) : IConnectionListenerFactory

@@ -96,7 +96,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     /// <summary>Envoy's logger levels, changed by admin /logging.</summary>
     internal LogLevels LogLevels { get; }
     internal IReadOnlyList<ListenerHost> Listeners => _listeners;
-    private ServerState _state = ServerState.PreInitializing;
+    private volatile ServerState _state = ServerState.PreInitializing;
 
     /// <summary>Envoy's <c>serverState</c>: a live server whose health check was failed (admin /healthcheck/fail)
     /// reports DRAINING.</summary>
@@ -127,6 +127,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     public async Task StartAsync(CancellationToken ct = default)
     {
         State = ServerState.Initializing;
+        Stats.Gauge("server.state").Set((int)ServerState.Initializing);
         if (Bootstrap.AdminAddress is { } adminAddress)
         {
             _admin = new AdminServer(this, adminAddress, _services, _loggers);
@@ -172,6 +173,17 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         // what it built; one compacting collection before going live gives that memory back to the OS instead of
         // keeping it as the process's resident size.
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        // Envoy goes LIVE once the first LDS response's listeners have warmed (their RDS routes or secrets, each bounded
+        // by its initial_fetch_timeout); until then /ready answers 503 INITIALIZING. The listeners that are ready serve
+        // already, and the start does not wait: a warm-up without a bound would otherwise hold the server forever.
+        var warmed = _xds?.InitialListenersWarmed ?? Task.CompletedTask;
+        if (warmed.IsCompleted) GoLive();
+        else _ = warmed.ContinueWith(_ => GoLive(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private void GoLive()
+    {
+        if (_state != ServerState.Initializing) return; // disposed meanwhile
         State = ServerState.Live;
         Stats.Gauge("server.state").Set((int)State);
         Stats.Gauge("server.live").Set(1);

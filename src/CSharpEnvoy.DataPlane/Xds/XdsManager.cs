@@ -66,6 +66,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private readonly Dictionary<string, UpdateFailureState> _listenerErrors = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _cdsInitial = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _ldsInitial = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>The clusters of the first CDS response and the listeners of the first LDS response warming up.</summary>
+    private readonly InitialWarming _initialClusters = new(), _initialListeners = new();
+    /// <summary>Static EDS clusters waiting for their first assignment, with their initial_fetch_timeout.</summary>
+    private readonly Dictionary<string, (TaskCompletionSource Assigned, TimeSpan Timeout)> _staticEdsInit = new(StringComparer.Ordinal);
+    /// <summary>Completes when Envoy's cluster manager initialization is done: LDS starts then.</summary>
+    private readonly TaskCompletionSource _clustersInitialized = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string _cdsVersion = "";
     private string _ldsVersion = "";
 
@@ -113,6 +119,9 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         public DateTimeOffset Updated;
         /// <summary>The host serving it (null while a new listener warms).</summary>
         public ListenerHost? Host;
+        /// <summary>The socket this listener took over from one leaving its address (<see cref="TakeOverSockets"/>), held
+        /// until its server starts on it.</summary>
+        public ListenSocket.Lease? Reserved;
         /// <summary>While warming: the model and its chains' connection managers waiting for their routes.</summary>
         public (ListenerModel Model, IReadOnlyList<HttpConnectionManager?> Hcms)? Pending;
         public CancellationTokenSource? WarmTimer;
@@ -132,8 +141,20 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _logger = logger;
         _staticClusters = new HashSet<string>(staticClusters, StringComparer.Ordinal);
         _staticListeners = new HashSet<string>(staticListeners, StringComparer.Ordinal);
-        if (config.Cds is null) _cdsInitial.TrySetResult();
-        if (config.Lds is null) _ldsInitial.TrySetResult();
+        if (config.Cds is null)
+        {
+            _cdsInitial.TrySetResult();
+            _initialClusters.FirstResponse(rejected: true);
+        }
+        if (config.Lds is null)
+        {
+            _ldsInitial.TrySetResult();
+            _initialListeners.FirstResponse(rejected: true);
+        }
+        foreach (var c in clusters.Clusters.Values)
+            if (c.Model.Type == DiscoveryType.Eds)
+                _staticEdsInit[c.Name] = (new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), c.Model.EdsInitialFetchTimeout);
+        _cdsStarted = _staticEdsInit.Count == 0;
         foreach (var p in new[] { "cluster_manager.cds.", "listener_manager.lds." })
         {
             stats.Counter(p, "update_attempt");
@@ -157,36 +178,108 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             var missing = EnsureSources(t);
             if (missing.Count > 0) throw new InvalidOperationException(string.Join("\n", missing));
         }
-        _ = StartLdsAfterClustersAsync();
+        _ = InitializeClustersThenLdsAsync();
     }
 
-    /// <summary>Envoy's initialization order (Operations: Initialization): "After cluster manager initialization is done,
-    /// LDS initializes". A listener whose inline routes name CDS clusters would otherwise be rejected when its LDS
-    /// answer (or file) is applied before the CDS one, and a file is not read again until it changes.</summary>
-    private async Task StartLdsAfterClustersAsync()
+    /// <summary>
+    /// Envoy's initialization order (Operations: Initialization): the cluster manager initializes — static EDS clusters
+    /// get their first assignment, then CDS starts and gets its first response, and the clusters of that response warm (EDS, secrets), each
+    /// wait bounded by its initial_fetch_timeout (0s: no bound) — and only then does LDS start. A listener whose routes
+    /// name CDS clusters is thus never validated against a partial cluster map, and no listener opens before the
+    /// clusters it routes to have endpoints.
+    /// </summary>
+    private async Task InitializeClustersThenLdsAsync()
     {
-        if (_config.Lds is null) return;
         try
         {
+            var statics = new List<Task>(_staticEdsInit.Count);
+            foreach (var (assigned, timeout) in _staticEdsInit.Values) statics.Add(WaitAsync(assigned.Task, timeout, _stop.Token));
+            await Task.WhenAll(statics).ConfigureAwait(false);
+            if (!_cdsStarted)
+            {
+                _cdsStarted = true;
+                SubscriptionChanged(XdsTypes.Cluster);
+            }
             await WaitAsync(_cdsInitial.Task, _config.Cds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, _stop.Token).ConfigureAwait(false);
+            // A first CDS response that came too late does not hold initialization back any more.
+            if (_cdsInitial.Task.IsCompleted) await _initialClusters.Warmed.WaitAsync(_stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
             return;
         }
+        _clustersInitialized.TrySetResult();
+        if (_config.Lds is null) return;
         _ldsStarted = true;
         SubscriptionChanged(XdsTypes.Listener);
     }
 
-    /// <summary>Set once the cluster manager is initialized (CDS answered or timed out): LDS is subscribed from then on.</summary>
+    /// <summary>Set once the cluster manager is initialized: LDS is subscribed from then on.</summary>
     private volatile bool _ldsStarted;
 
-    /// <summary>Envoy's server initialization: waits for the first CDS and LDS answers (accepted or not), each bounded
-    /// by its initial_fetch_timeout.</summary>
+    /// <summary>Set once the bootstrap's EDS clusters are initialized: CDS is subscribed from then on.</summary>
+    private volatile bool _cdsStarted;
+
+    /// <summary>Envoy's server initialization up to the listeners: the cluster manager initializes (see
+    /// <see cref="InitializeClustersThenLdsAsync"/>), then the first LDS answer (accepted or not) arrives, bounded by its
+    /// initial_fetch_timeout. Its listeners may still warm: <see cref="InitialListenersWarmed"/>.</summary>
     public async Task WaitForInitialAsync(CancellationToken ct)
     {
-        await WaitAsync(_cdsInitial.Task, _config.Cds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, ct).ConfigureAwait(false);
+        await _clustersInitialized.Task.WaitAsync(ct).ConfigureAwait(false);
         await WaitAsync(_ldsInitial.Task, _config.Lds?.InitialFetchTimeout ?? Timeout.InfiniteTimeSpan, ct).ConfigureAwait(false);
+        if (!_ldsInitial.Task.IsCompleted) _initialListeners.FirstResponse(rejected: true);
+    }
+
+    /// <summary>Completes once the listeners of the first LDS response have warmed (their routes and secrets arrived or
+    /// their initial_fetch_timeout passed), or at once when that response was rejected or did not come in time: Envoy's
+    /// server goes LIVE then.</summary>
+    public Task InitialListenersWarmed => _initialListeners.Warmed;
+
+    /// <summary>
+    /// The resources of the first CDS (or LDS) response still warming, which Envoy's initialization waits for. Fed under
+    /// the update gate with the names warming after each change; done when none of the first response's is left, or
+    /// at once when that response was rejected (Envoy lets initialization go on after a failed update).
+    /// </summary>
+    private sealed class InitialWarming
+    {
+        private readonly object _lock = new();
+        private readonly TaskCompletionSource _warmed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private bool _first;
+        private HashSet<string>? _pending;
+
+        public Task Warmed => _warmed.Task;
+
+        /// <summary>Whether <see cref="StillWarming"/> is wanted (after the first response, until it all warmed).</summary>
+        public bool Waiting
+        {
+            get
+            {
+                lock (_lock) return _first && !_warmed.Task.IsCompleted;
+            }
+        }
+
+        /// <summary>A response was applied or rejected; only the first one counts.</summary>
+        public void FirstResponse(bool rejected)
+        {
+            lock (_lock)
+            {
+                if (_first) return;
+                _first = true;
+                if (rejected) _warmed.TrySetResult();
+            }
+        }
+
+        /// <summary>The resources warming now; the first call after <see cref="FirstResponse"/> names the first response's.</summary>
+        public void StillWarming(HashSet<string> warming)
+        {
+            lock (_lock)
+            {
+                if (!_first || _warmed.Task.IsCompleted) return;
+                if (_pending is null) _pending = warming;
+                else _pending.IntersectWith(warming);
+                if (_pending.Count == 0) _warmed.TrySetResult();
+            }
+        }
     }
 
     private static async Task WaitAsync(Task t, TimeSpan timeout, CancellationToken ct)
@@ -208,7 +301,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         switch (typeUrl)
         {
             case XdsTypes.Cluster:
-                return _config.Cds?.Key == sourceKey ? null : names;
+                return _config.Cds?.Key == sourceKey && _cdsStarted ? null : names;
             case XdsTypes.Listener:
                 return _config.Lds?.Key == sourceKey && _ldsStarted ? null : names;
             case XdsTypes.Endpoint:
@@ -264,7 +357,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var sources = new List<ConfigSourceModel>();
         switch (typeUrl)
         {
-            case XdsTypes.Cluster when _config.Cds is { } cds: sources.Add(cds); break;
+            case XdsTypes.Cluster when _config.Cds is { } cds && _cdsStarted: sources.Add(cds); break;
             case XdsTypes.Listener when _config.Lds is { } lds && _ldsStarted: sources.Add(lds); break;
             case XdsTypes.Endpoint: foreach (var (src, _) in EdsSources()) sources.Add(src); break;
             case XdsTypes.Route: foreach (var (src, _) in RdsSources()) sources.Add(src); break;
@@ -317,10 +410,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             case XdsTypes.Cluster:
                 prefixes.Add("cluster_manager.cds.");
                 _cdsInitial.TrySetResult();
+                _initialClusters.FirstResponse(rejected: true);
                 break;
             case XdsTypes.Listener:
                 prefixes.Add("listener_manager.lds.");
                 _ldsInitial.TrySetResult();
+                _initialListeners.FirstResponse(rejected: true);
                 break;
             case XdsTypes.Endpoint:
                 foreach (var c in _clusters.Clusters.Values)
@@ -615,6 +710,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _cdsInitial.TrySetResult();
         if (errors.HasErrors || extra.Count > 0)
         {
+            _initialClusters.FirstResponse(rejected: true);
             Count(statPrefix, false, version);
             return Format(errors, extra);
         }
@@ -700,6 +796,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         DisposeLater(gone);
         _cdsVersion = version;
         Count(statPrefix, true, version);
+        _initialClusters.FirstResponse(rejected: false);
         UpdateWarmingGauge();
         SubscriptionChanged(XdsTypes.Endpoint);
         return null;
@@ -771,8 +868,16 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private void UpdateWarmingGauge()
     {
         var n = 0;
-        lock (_dynClusters) foreach (var d in _dynClusters.Values) if (d.Warming) n++;
+        var initial = _initialClusters.Waiting ? new HashSet<string>(StringComparer.Ordinal) : null;
+        lock (_dynClusters)
+            foreach (var (name, d) in _dynClusters)
+                if (d.Warming)
+                {
+                    n++;
+                    initial?.Add(name);
+                }
         _stats.Gauge("cluster_manager.warming_clusters").Set(n);
+        if (initial is not null) _initialClusters.StillWarming(initial);
     }
 
     private void DisposeLater(List<Cluster> gone)
@@ -859,6 +964,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             {
                 c.SetEdsEndpoints(eps);
                 if (warming is not null && SecretsReady(warming.Live.Model)) promoted.Add(warming);
+                else if (warming is null && _staticEdsInit.TryGetValue(c.Name, out var init)) init.Assigned.TrySetResult();
             }
         }
         if (promoted.Count > 0) PromoteClusters(promoted);
@@ -919,20 +1025,26 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _ldsInitial.TrySetResult();
         if (errors.HasErrors || extra.Count > 0)
         {
+            _initialListeners.FirstResponse(rejected: true);
             Count(statPrefix, false, version);
             return Format(errors, extra);
         }
 
         var now = DateTimeOffset.UtcNow;
+        // Removals first, as Envoy's LDS does; their servers stop once the listeners of this update took their sockets.
+        var stopping = new List<ListenerHost>();
+        var released = new List<(string Key, ListenSocket.Lease Lease)>();
         foreach (var n in removing)
         {
             DynListener? d;
             lock (_dynListeners) _dynListeners.Remove(n, out d);
             if (d is null) continue;
             d.WarmTimer?.Cancel();
-            if (d.Host is { } host) StopListener(host);
+            if (d.Host is { } host) stopping.Add(host);
+            if (d.Reserved is { } r) released.Add((AddressKey(d.Model.Address), r));
             _stats.Counter("listener_manager.listener_removed").Inc();
         }
+        var takeovers = TakeOverSockets(models, stopping, released);
         foreach (var (proto, model, v) in models)
         {
             _listenerErrors.Remove(model.Name);
@@ -970,6 +1082,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             }
             existing?.WarmTimer?.Cancel();
             var dyn = new DynListener { Proto = proto, Model = model, Version = v, Updated = now, Host = existing?.Host };
+            // A listener still warming on a socket it took over keeps it while it stays on that address.
+            dyn.Reserved = takeovers.GetValueOrDefault(model.Name) ?? existing?.Reserved;
             lock (_dynListeners) _dynListeners[model.Name] = dyn;
             if (existing is null) _stats.Counter("listener_manager.listener_added").Inc();
             else _stats.Counter("listener_manager.listener_modified").Inc();
@@ -981,14 +1095,60 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 if (!HasAllRoutes(hcms)) StartListenerWarmTimer(dyn, RdsWarmTimeout(hcms));
             }
         }
+        foreach (var host in stopping) StopListener(host);
+        foreach (var (_, lease) in released) await lease.DisposeAsync().ConfigureAwait(false);
         _ldsVersion = version;
         Count(statPrefix, true, version);
+        _initialListeners.FirstResponse(rejected: false);
         UpdateListenerGauges();
         SubscriptionChanged(XdsTypes.Route);
         return null;
     }
 
     private static string AddressKey(SocketAddressModel a) => a.ToString();
+
+    /// <summary>
+    /// Envoy's listener manager gives a listener added on the address of a draining one that listener's socket instead
+    /// of binding the address again (ListenerManagerImpl: "clones listener sockets" of a draining listener with a
+    /// compatible address). Here: each listener of the update that is new or moves to another address gets a lease on
+    /// the socket a listener leaving that address holds — one this update removes (<paramref name="stopping"/>, or the
+    /// reservation of one still warming in <paramref name="released"/>) or one that moves away. All leases are taken
+    /// before anything starts or stops, so the order of the response does not matter and no connection is refused.
+    /// Port 0 addresses are never shared.
+    /// </summary>
+    private Dictionary<string, ListenSocket.Lease> TakeOverSockets(List<(ProtoListener Proto, ListenerModel Model, string Version)> models,
+        List<ListenerHost> stopping, List<(string Key, ListenSocket.Lease Lease)> released)
+    {
+        var leases = new Dictionary<string, ListenSocket.Lease>(StringComparer.Ordinal);
+        var newKeys = new Dictionary<string, string>(StringComparer.Ordinal);
+        var arriving = new List<ListenerModel>();
+        foreach (var (_, m, _) in models)
+        {
+            var key = AddressKey(m.Address);
+            newKeys[m.Name] = key;
+            var existing = Existing(_dynListeners, m.Name);
+            if (existing is not null && AddressKey(existing.Model.Address) == key) continue;
+            // A warming listener moving elsewhere gives up the socket it had taken over.
+            if (existing?.Reserved is { } r)
+            {
+                released.Add((AddressKey(existing.Model.Address), r));
+                existing.Reserved = null;
+            }
+            if (m.Address.IsPipe || m.Address.Port != 0) arriving.Add(m);
+        }
+        if (arriving.Count == 0) return leases;
+        var leaving = new Dictionary<string, ListenSocket>(StringComparer.Ordinal);
+        foreach (var h in stopping)
+            if (h.Socket is { } s) leaving.TryAdd(AddressKey(h.Model.Address), s);
+        foreach (var (key, lease) in released) leaving.TryAdd(key, lease.Socket);
+        foreach (var h in _runtime.Listeners)
+            if (h.Socket is { } s && newKeys.TryGetValue(h.Model.Name, out var to) && to != AddressKey(h.Model.Address))
+                leaving.TryAdd(AddressKey(h.Model.Address), s);
+        foreach (var m in arriving)
+            if (leaving.Remove(AddressKey(m.Address), out var socket) && socket.Retain() is { } lease)
+                leases[m.Name] = lease;
+        return leases;
+    }
 
     /// <summary>Route validation (validate_clusters) knows active and warming clusters, as Envoy's hasCluster.</summary>
     private bool ClusterKnown(string name)
@@ -1033,7 +1193,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
         // Same address, changes that need a new server (transport socket, listener stats, codec limits): the new server
         // takes over the old one's listening socket, so no connection is refused while the old one drains.
-        var socket = old is not null && AddressKey(old.Model.Address) == AddressKey(model.Address) ? old.Socket : null;
+        // A new listener (or one moving) on the address of one leaving it starts on the socket it took over.
+        var socket = old is not null && AddressKey(old.Model.Address) == AddressKey(model.Address) ? old.Socket : dyn.Reserved?.Socket;
         try
         {
             dyn.Host = await _runtime.StartListenerAsync(model, hcms, socket, _stop.Token).ConfigureAwait(false);
@@ -1045,6 +1206,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             _listenerErrors[model.Name] = Failure(dyn.Proto, ex.Message, dyn.Version);
             _logger.LogError("LDS listener '{Name}' could not start: {Error}", model.Name, ex.Message);
         }
+        // The server holds the socket now (or failed to start: the socket closes unless another listener uses it).
+        if (dyn.Reserved is { } reserved)
+        {
+            dyn.Reserved = null;
+            await reserved.DisposeAsync().ConfigureAwait(false);
+        }
         if (old is not null) StopListener(old);
     }
 
@@ -1053,7 +1220,19 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         _runtime.RemoveListener(host);
         host.StartDraining(); // HTTP/1 responses from now on ask the client to reconnect (to the new listener)
         var drain = _runtime.DrainTime;
-        _ = Task.Run(() => host.DrainAndDisposeAsync(drain));
+        var draining = _stats.Gauge("listener_manager.total_listeners_draining");
+        draining.Inc();
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await host.DrainAndDisposeAsync(drain).ConfigureAwait(false);
+            }
+            finally
+            {
+                draining.Dec();
+            }
+        });
     }
 
     private void StartListenerWarmTimer(DynListener dyn, TimeSpan timeout) =>
@@ -1071,9 +1250,15 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private void UpdateListenerGauges()
     {
         int warming = 0, active = 0;
+        var initial = _initialListeners.Waiting ? new HashSet<string>(StringComparer.Ordinal) : null;
         lock (_dynListeners)
-            foreach (var d in _dynListeners.Values)
-                if (d.Pending is not null && d.Host is null) warming++;
+            foreach (var (name, d) in _dynListeners)
+                if (d.Pending is not null && d.Host is null)
+                {
+                    warming++;
+                    initial?.Add(name);
+                }
+        if (initial is not null) _initialListeners.StillWarming(initial);
         active = _runtime.Listeners.Count;
         _stats.Gauge("listener_manager.total_listeners_warming").Set(warming);
         _stats.Gauge("listener_manager.total_listeners_active").Set(active);
@@ -1261,7 +1446,11 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             }
         List<ListenerHost> hosts;
         lock (_dynListeners) hosts = _dynListeners.Values.Where(d => d.Host is not null).Select(d => d.Host!).ToList();
-        foreach (var d in _dynListeners.Values) d.WarmTimer?.Cancel();
+        foreach (var d in _dynListeners.Values)
+        {
+            d.WarmTimer?.Cancel();
+            if (d.Reserved is { } r) await r.DisposeAsync().ConfigureAwait(false);
+        }
         _ = hosts; // listener hosts are in the server's list and disposed with it
     }
 }

@@ -3,6 +3,7 @@ using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using CSharpEnvoy.IntegrationTests.Infrastructure;
 using CSharpEnvoy.IntegrationTests.Xds;
+using Google.Protobuf;
 using Microsoft.AspNetCore.Builder;
 using static CSharpEnvoy.IntegrationTests.Xds.FilesystemXdsTests;
 
@@ -239,6 +240,9 @@ public sealed class SdsTests : IDisposable
         },
     };
 
+    private static bool IsRequestFor(IMessage request, string typeUrl) =>
+        request is Envoy.Service.Discovery.V3.DiscoveryRequest d ? d.TypeUrl == typeUrl : ((Envoy.Service.Discovery.V3.DeltaDiscoveryRequest)request).TypeUrl == typeUrl;
+
     /// <summary>An LDS listener terminating TLS with the SDS secret <c>server_cert</c> (ADS) and routing to <c>backend</c>.</summary>
     private static Envoy.Config.Listener.V3.Listener TlsListener() => AdsTests.Load<Envoy.Config.Listener.V3.Listener>("""
         name: ingress
@@ -300,16 +304,29 @@ public sealed class SdsTests : IDisposable
         var serverCert = TestPki.Issue(_ca, "proxy", dns: ["proxy.example.com"]);
         await using var backend = await TlsBackend.StartAsync(backendCert, requireClientCertFrom: _ca);
         await using var cp = await TestControlPlane.StartAsync();
-        // The listener and the cluster arrive, their secrets do not: both warm.
+        // The listener and the cluster arrive, their secrets do not: the cluster warms, and as in Envoy's initialization
+        // LDS is not even asked for until the cluster manager is initialized (the cluster's secrets arrived).
         cp.SetSnapshot("1", TlsListener(), MtlsCluster(backend.Port));
-        await using var proxy = await ProxyHarness.StartAsync(AdsTests.Bootstrap(cp.Port, apiType));
+        var starting = ProxyHarness.StartAsync(AdsTests.Bootstrap(cp.Port, apiType));
+        await cp.WaitAsync<IMessage>(r => IsRequestFor(r, TestControlPlane.SecretType));
+        Assert.DoesNotContain(cp.Received, r => IsRequestFor(r, TestControlPlane.ListenerType));
+        Assert.False(starting.IsCompleted);
+
+        // The cluster's secrets arrive: LDS starts; the listener warms for its own certificate, the server is not LIVE.
+        cp.SetSnapshot("2", TlsListener(), MtlsCluster(backend.Port), CertificateSecret("client_cert", clientCert), CaSecret("upstream_ca", _ca));
+        await using var proxy = await starting;
         await WaitForStatAsync(proxy, "listener_manager.lds.update_success", 1);
-        await WaitForStatAsync(proxy, "cluster_manager.cds.update_success", 1);
         Assert.False(proxy.Server.ListenerAddresses.ContainsKey("ingress"));
         Assert.Equal(1, await proxy.StatAsync("listener_manager.total_listeners_warming"));
-        Assert.Equal(1, await proxy.StatAsync("cluster_manager.warming_clusters"));
+        Assert.Equal(0, await proxy.StatAsync("cluster_manager.warming_clusters"));
+        using var admin = proxy.AdminClient();
+        using (var notReady = await admin.GetAsync("/ready"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
+            Assert.Equal("INITIALIZING\n", await notReady.Content.ReadAsStringAsync());
+        }
 
-        cp.SetSnapshot("2", TlsListener(), MtlsCluster(backend.Port),
+        cp.SetSnapshot("3", TlsListener(), MtlsCluster(backend.Port),
             CertificateSecret("server_cert", serverCert), CertificateSecret("client_cert", clientCert), CaSecret("upstream_ca", _ca));
         await WaitForStatAsync(proxy, "sds.upstream_ca.update_success", 1);
         await AdsTests.ListenerClientAsync(proxy, "ingress");
@@ -321,13 +338,13 @@ public sealed class SdsTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("CN=sidecar-client", response.Headers.GetValues("x-echo-client-cert").Single());
         Assert.Equal([serverCert.SerialNumber], serials);
-        Assert.Equal(0, await proxy.StatAsync("cluster_manager.warming_clusters"));
         Assert.Equal(1, await proxy.StatAsync("sds.client_cert.update_success"));
+        Assert.Equal("LIVE\n", await admin.GetStringAsync("/ready"));
 
         // A bad secret (a certificate without its key) is refused; the listener keeps its certificate.
         var broken = CertificateSecret("server_cert", TestPki.Issue(_ca, "broken"));
         broken.TlsCertificate.PrivateKey = new Envoy.Config.Core.V3.DataSource { InlineString = TestPki.KeyPem(clientCert) };
-        cp.SetSnapshot("3", TlsListener(), MtlsCluster(backend.Port), broken, CertificateSecret("client_cert", clientCert), CaSecret("upstream_ca", _ca));
+        cp.SetSnapshot("4", TlsListener(), MtlsCluster(backend.Port), broken, CertificateSecret("client_cert", clientCert), CaSecret("upstream_ca", _ca));
         await WaitForStatAsync(proxy, "sds.server_cert.update_rejected", 1);
         using (var r = await client.GetAsync("/after-nack")) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         Assert.Equal([serverCert.SerialNumber, serverCert.SerialNumber], serials);

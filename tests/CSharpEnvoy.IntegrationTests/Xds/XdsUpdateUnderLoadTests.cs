@@ -3,6 +3,7 @@ using System.Net;
 using CSharpEnvoy.IntegrationTests.Infrastructure;
 using Google.Protobuf;
 using static CSharpEnvoy.IntegrationTests.Xds.AdsTests;
+using static CSharpEnvoy.IntegrationTests.Xds.FilesystemXdsTests;
 using static CSharpEnvoy.IntegrationTests.Xds.TestControlPlane;
 
 namespace CSharpEnvoy.IntegrationTests.Xds;
@@ -106,55 +107,223 @@ public sealed class XdsUpdateUnderLoadTests
         await using var a = await TestBackend.StartEchoAsync("a");
         await using var cp = await TestControlPlane.StartAsync();
         var port = Http.BasicProxyTests.FreePort();
-        IMessage[] Snapshot(int n)
-        {
-            var listener = RdsListener("ingress", "routes");
-            listener.Address.SocketAddress.PortValue = (uint)port;
-            listener.StatPrefix = "ingress_v" + n;
-            return [EdsCluster("backend"), Cla("backend", a.Port), listener, Routes("routes", "backend")];
-        }
+        IMessage[] Snapshot(int n) => OnPort(port, "ingress", "ingress_v" + n, a.Port);
         cp.SetSnapshot("v0", Snapshot(0));
         await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port));
         using var probe = await ListenerClientAsync(proxy, "ingress");
         await EventuallyAsync(probe, "a");
 
-        var failures = new ConcurrentQueue<string>();
-        using var stop = new CancellationTokenSource();
-        var counts = new int[Clients];
-        var clients = Enumerable.Range(0, Clients).Select(i => Task.Run(async () =>
+        var load = NewConnectionLoad.Start(probe.BaseAddress!);
+        for (var n = 1; n <= replacements; n++)
         {
-            while (!stop.IsCancellationRequested && counts[i] < MaxRequestsPerClient)
+            var before = load.Count;
+            cp.SetSnapshot("v" + n, Snapshot(n));
+            await cp.WaitForAckAsync(ListenerType, "v" + n);
+            await load.WaitForListenerAsync(proxy, "ingress_v" + n);
+            Assert.True(load.Count > before, "clients should keep running");
+        }
+        await load.StopAsync();
+
+        load.AssertNoFailure();
+        Assert.Equal(replacements, await proxy.StatAsync("listener_manager.listener_modified"));
+        Assert.Equal($"127.0.0.1:{port}", proxy.Server.ListenerAddresses["ingress"]);
+    }
+
+    [Theory]
+    [InlineData("GRPC")]
+    [InlineData("DELTA_GRPC")]
+    public async Task ListenerRenamedOnItsPort_InOneUpdate_TakesOverTheSocket_NoConnectionIsRefused(string apiType)
+    {
+        // One LDS update removes the listener on the port and adds another name on the same address (state of the
+        // world: the response names only the new one; delta: removed + added): the new listener takes over the socket.
+        const int renames = 4;
+        await using var a = await TestBackend.StartEchoAsync("a");
+        await using var cp = await TestControlPlane.StartAsync();
+        var port = Http.BasicProxyTests.FreePort();
+        cp.SetSnapshot("v0", OnPort(port, "l0", "l0", a.Port));
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port, apiType));
+        using var probe = await ListenerClientAsync(proxy, "l0");
+        await EventuallyAsync(probe, "a");
+
+        var load = NewConnectionLoad.Start(probe.BaseAddress!);
+        for (var n = 1; n <= renames; n++)
+        {
+            cp.SetSnapshot("v" + n, OnPort(port, "l" + n, "l" + n, a.Port));
+            await load.WaitForListenerAsync(proxy, "l" + n);
+        }
+        await load.StopAsync();
+
+        load.AssertNoFailure();
+        Assert.Equal(renames + 1, await proxy.StatAsync("listener_manager.listener_added"));
+        Assert.Equal(renames, await proxy.StatAsync("listener_manager.listener_removed"));
+        Assert.Equal(0, await proxy.StatAsync("listener_manager.listener_create_failure"));
+        Assert.Equal(0, await proxy.StatAsync("listener_manager.lds.update_rejected"));
+        Assert.Equal($"127.0.0.1:{port}", proxy.Server.ListenerAddresses["l" + renames]);
+        Assert.False(proxy.Server.ListenerAddresses.ContainsKey("l" + (renames - 1)));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ListenerMovesAway_AndANewOneTakesItsPort_InOneUpdate_InEitherOrder(bool newcomerFirst)
+    {
+        // "a" leaves port P for Q while "b" arrives on P in the same response: whichever comes first in the response,
+        // "b" serves P on a's socket (never refused, never "address in use") and "a" binds Q.
+        await using var backend = await TestBackend.StartEchoAsync("a");
+        await using var cp = await TestControlPlane.StartAsync();
+        var p = Http.BasicProxyTests.FreePort();
+        var q = Http.BasicProxyTests.FreePort();
+        cp.SetSnapshot("v0", OnPort(p, "a", "a_p", backend.Port));
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port));
+        using var probe = await ListenerClientAsync(proxy, "a");
+        await EventuallyAsync(probe, "a");
+
+        var load = NewConnectionLoad.Start(probe.BaseAddress!);
+        var moved = OnPort(q, "a", "a_q", backend.Port);
+        var newcomer = (Envoy.Config.Listener.V3.Listener)OnPort(p, "b", "b_p", backend.Port)[2];
+        var listeners = newcomerFirst ? new IMessage[] { newcomer, moved[2] } : [moved[2], newcomer];
+        cp.SetSnapshot("v1", [moved[0], moved[1], .. listeners, moved[3]]);
+        await cp.WaitForAckAsync(ListenerType, "v1");
+        await load.WaitForListenerAsync(proxy, "b_p");
+        await load.StopAsync();
+
+        load.AssertNoFailure();
+        Assert.Equal($"127.0.0.1:{p}", proxy.Server.ListenerAddresses["b"]);
+        Assert.Equal($"127.0.0.1:{q}", proxy.Server.ListenerAddresses["a"]);
+        using var onQ = proxy.Client("a");
+        Assert.Equal("a", await BackendOfAsync(onQ));
+        Assert.Equal(0, await proxy.StatAsync("listener_manager.listener_create_failure"));
+        Assert.Equal(1, await proxy.StatAsync("listener_manager.listener_modified"));
+        Assert.Equal(2, await proxy.StatAsync("listener_manager.listener_added"));
+    }
+
+    [Fact]
+    public async Task ListenerMovedToAnotherPort_OldPortStopsAccepting_ItsOpenRequestDrains_NewPortServes()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await TestBackend.StartAsync(async ctx =>
+        {
+            if (ctx.Request.Path == "/slow") await release.Task;
+            ctx.Response.Headers["x-backend"] = "a";
+        });
+        await using var cp = await TestControlPlane.StartAsync();
+        var p = Http.BasicProxyTests.FreePort();
+        var q = Http.BasicProxyTests.FreePort();
+        cp.SetSnapshot("v0", OnPort(p, "a", "a_p", backend.Port));
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port));
+        using var onP = await ListenerClientAsync(proxy, "a");
+        await EventuallyAsync(onP, "a");
+        var inFlight = onP.GetAsync("/slow");
+        await WaitForStatAsync(proxy, "cluster.backend.upstream_rq_active", 1);
+
+        cp.SetSnapshot("v1", OnPort(q, "a", "a_q", backend.Port));
+        await cp.WaitForAckAsync(ListenerType, "v1");
+        Assert.Equal($"127.0.0.1:{q}", proxy.Server.ListenerAddresses["a"]);
+        using var onQ = proxy.Client("a");
+        Assert.Equal("a", await BackendOfAsync(onQ));
+        // The old listener stops accepting at once (Envoy closes a draining listener's socket); its open request goes on.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await ConnectsAsync(p))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"port {p} still accepts connections");
+            await Task.Delay(20);
+        }
+        Assert.False(inFlight.IsCompleted);
+        Assert.Equal(1, await proxy.StatAsync("listener_manager.total_listeners_draining"));
+
+        release.SetResult();
+        using var drained = await inFlight;
+        Assert.Equal(HttpStatusCode.OK, drained.StatusCode);
+        Assert.True(drained.Headers.ConnectionClose, "a draining listener asks HTTP/1 clients to close");
+        await WaitForStatAsync(proxy, "listener.a_q.downstream_cx_total", 1);
+        deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await proxy.StatAsync("listener_manager.total_listeners_draining") != 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the old listener should finish draining once its request is done");
+            await Task.Delay(20);
+        }
+        Assert.Equal(1, await proxy.StatAsync("listener_manager.listener_modified"));
+    }
+
+    private static async Task<bool> ConnectsAsync(int port)
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        try
+        {
+            await tcp.ConnectAsync(IPAddress.Loopback, port);
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Cluster, endpoints, an RDS listener <paramref name="name"/> on <paramref name="port"/> with its own
+    /// stat_prefix, and its routes (in that order).</summary>
+    private static IMessage[] OnPort(int port, string name, string statPrefix, int backendPort)
+    {
+        var listener = RdsListener(name, "routes");
+        listener.Address.SocketAddress.PortValue = (uint)port;
+        listener.StatPrefix = statPrefix;
+        return [EdsCluster("backend"), Cla("backend", backendPort), listener, Routes("routes", "backend")];
+    }
+
+    /// <summary><see cref="Clients"/> clients that open a new TCP connection for every request until stopped.</summary>
+    private sealed class NewConnectionLoad
+    {
+        private readonly ConcurrentQueue<string> _failures = new();
+        private readonly int[] _counts = new int[Clients];
+        private readonly CancellationTokenSource _stop = new();
+        private Task[] _clients = [];
+
+        public int Count => _counts.Sum();
+
+        public static NewConnectionLoad Start(Uri address)
+        {
+            var load = new NewConnectionLoad();
+            load._clients = Enumerable.Range(0, Clients).Select(i => Task.Run(() => load.RunAsync(i, address))).ToArray();
+            return load;
+        }
+
+        private async Task RunAsync(int i, Uri address)
+        {
+            while (!_stop.IsCancellationRequested && _counts[i] < MaxRequestsPerClient)
             {
-                counts[i]++;
+                _counts[i]++;
                 // A new handler per request: every request is a new TCP connection to the port.
-                using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = probe.BaseAddress, Timeout = TimeSpan.FromSeconds(10) };
+                using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(10) };
                 http.DefaultRequestHeaders.ConnectionClose = true;
                 try
                 {
                     using var r = await http.GetAsync("/new-connection");
-                    if (r.StatusCode != HttpStatusCode.OK) failures.Enqueue($"client {i} request {counts[i]}: {(int)r.StatusCode}");
+                    if (r.StatusCode != HttpStatusCode.OK) _failures.Enqueue($"client {i} request {_counts[i]}: {(int)r.StatusCode}");
                 }
                 catch (Exception ex)
                 {
-                    failures.Enqueue($"client {i} request {counts[i]}: {ex.GetType().Name}: {ex.Message}");
+                    _failures.Enqueue($"client {i} request {_counts[i]}: {ex.GetType().Name}: {ex.Message}");
                 }
             }
-        })).ToArray();
-
-        for (var n = 1; n <= replacements; n++)
-        {
-            var before = counts.Sum();
-            cp.SetSnapshot("v" + n, Snapshot(n));
-            await cp.WaitForAckAsync(ListenerType, "v" + n);
-            var deadline = DateTime.UtcNow.AddSeconds(10);
-            while (await proxy.StatAsync($"listener.ingress_v{n}.downstream_cx_total") < Clients * 5 && DateTime.UtcNow < deadline) await Task.Delay(5);
-            Assert.True(counts.Sum() > before, "clients should keep running");
         }
-        stop.Cancel();
-        await Task.WhenAll(clients);
 
-        Assert.True(failures.IsEmpty, $"{failures.Count} of {counts.Sum()} requests failed:\n" + string.Join("\n", failures.Take(20)));
-        Assert.Equal(replacements, await proxy.StatAsync("listener_manager.listener_modified"));
-        Assert.Equal($"127.0.0.1:{port}", proxy.Server.ListenerAddresses["ingress"]);
+        /// <summary>Waits until the listener with <paramref name="statPrefix"/> accepted a few connections of every client.</summary>
+        public async Task WaitForListenerAsync(ProxyHarness proxy, string statPrefix)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (await proxy.StatAsync($"listener.{statPrefix}.downstream_cx_total") < Clients * 5)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"listener '{statPrefix}' took no traffic; failures: {string.Join("\n", _failures.Take(5))}");
+                await Task.Delay(5);
+            }
+        }
+
+        public async Task StopAsync()
+        {
+            _stop.Cancel();
+            await Task.WhenAll(_clients);
+        }
+
+        public void AssertNoFailure() =>
+            Assert.True(_failures.IsEmpty, $"{_failures.Count} of {Count} requests failed:\n" + string.Join("\n", _failures.Take(20)));
     }
 }
