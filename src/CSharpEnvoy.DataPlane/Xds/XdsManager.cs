@@ -107,7 +107,12 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
     }
 
-    private sealed record Assignment(ProtoCla Proto, List<EndpointModel> Endpoints, string Version, DateTimeOffset Updated);
+    /// <summary>An accepted ClusterLoadAssignment: its bytes as received (for /config_dump and to recognise it when
+    /// it is sent again; 100,000 endpoints kept as messages would be ~25 MB of small objects) and its endpoints.</summary>
+    private sealed record Assignment(ByteString Raw, List<EndpointModel> Endpoints, string Version, DateTimeOffset Updated);
+
+    /// <summary>The accepted assignments by their bytes: a resource sent again unchanged is known without decoding.</summary>
+    private readonly Dictionary<ByteString, string> _assignmentNames = new();
 
     private sealed record DynRoute(ProtoRoute Proto, RouteConfigurationModel Model, string Version, DateTimeOffset Updated);
 
@@ -473,7 +478,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         typeUrl switch
         {
             XdsTypes.Cluster => ApplyClustersAsync(version, resources, removed, sotw),
-            XdsTypes.Endpoint => Task.FromResult(ApplyEndpoints(version, resources, removed, sotw)),
+            XdsTypes.Endpoint => Task.FromResult(ApplyEndpoints(version, resources, removed)),
             XdsTypes.Listener => ApplyListenersAsync(version, resources, removed, sotw),
             XdsTypes.Route => ApplyRoutesAsync(version, resources, removed),
             XdsTypes.Secret when _secrets is not null => Task.FromResult(_secrets.Apply(version, resources, null)),
@@ -492,23 +497,34 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         for (var i = 0; i < resources.Count; i++)
         {
             var (any, v) = resources[i];
-            if (any.TypeUrl != expectedType)
-            {
-                errors.Add($"resources[{i}]: unexpected type '{any.TypeUrl}' in a response for '{expectedType}'");
-                continue;
-            }
-            try
-            {
-                var proto = previous is not null && previous.TryGetValue(any.Value, out var same) ? (T)same : parser.ParseFrom(any.Value);
-                seen?.TryAdd(any.Value, proto);
-                list.Add((proto, v ?? version));
-            }
-            catch (InvalidProtocolBufferException ex)
-            {
-                errors.Add($"resources[{i}]: cannot decode {expectedType}: {ex.Message}");
-            }
+            var proto = previous is not null && previous.TryGetValue(any.Value, out var same) && any.TypeUrl == expectedType
+                ? (T)same
+                : DecodeOne(any, i, parser, expectedType, errors);
+            if (proto is null) continue;
+            seen?.TryAdd(any.Value, proto);
+            list.Add((proto, v ?? version));
         }
         return list;
+    }
+
+    /// <summary>One resource of a response as <typeparamref name="T"/>; null (and an error) for another type or bytes
+    /// that do not decode.</summary>
+    private static T? DecodeOne<T>(Any any, int index, MessageParser<T> parser, string expectedType, List<string> errors) where T : IMessage<T>
+    {
+        if (any.TypeUrl != expectedType)
+        {
+            errors.Add($"resources[{index}]: unexpected type '{any.TypeUrl}' in a response for '{expectedType}'");
+            return default;
+        }
+        try
+        {
+            return parser.ParseFrom(any.Value);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            errors.Add($"resources[{index}]: cannot decode {expectedType}: {ex.Message}");
+            return default;
+        }
     }
 
     /// <summary>The last state-of-the-world response of each type, by resource bytes (see <see cref="Decode{T}"/>).</summary>
@@ -900,23 +916,25 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     // ---------------------------------------------------------------- EDS
 
-    private string? ApplyEndpoints(string version, List<(Any, string?)> resources, IReadOnlyList<string>? removed, bool sotw)
+    private string? ApplyEndpoints(string version, List<(Any Any, string? Version)> resources, IReadOnlyList<string>? removed)
     {
         var extra = new List<string>();
-        var decoded = Decode(sotw, resources, version, ProtoCla.Parser, XdsTypes.Endpoint, extra);
         var errors = new ConfigErrors();
-        var parsed = new List<(ProtoCla Proto, List<EndpointModel> Endpoints, string Version)>();
+        var parsed = new List<(string Name, ByteString Raw, List<EndpointModel> Endpoints, string Version)>();
         var unchanged = new List<(string Name, string Version)>();
-        foreach (var (proto, v) in decoded)
+        for (var i = 0; i < resources.Count; i++)
         {
-            var name = proto.ClusterName;
-            if (string.IsNullOrEmpty(name)) { errors.Add("", "a ClusterLoadAssignment needs a cluster_name"); continue; }
-            // State of the world re-sends every subscribed assignment: an identical one changes nothing.
-            if (_assignments.TryGetValue(name, out var known) && known.Proto.Equals(proto))
+            var (any, resourceVersion) = resources[i];
+            var v = resourceVersion ?? version;
+            // State of the world re-sends every subscribed assignment: the same bytes as the accepted one change nothing.
+            if (any.TypeUrl == XdsTypes.Endpoint && _assignmentNames.TryGetValue(any.Value, out var same))
             {
-                unchanged.Add((name, v));
+                unchanged.Add((same, v));
                 continue;
             }
+            if (DecodeOne(any, i, ProtoCla.Parser, XdsTypes.Endpoint, extra) is not { } proto) continue;
+            var name = proto.ClusterName;
+            if (string.IsNullOrEmpty(name)) { errors.Add("", "a ClusterLoadAssignment needs a cluster_name"); continue; }
             List<EndpointModel>? eps = null;
             Validate(() =>
             {
@@ -924,10 +942,10 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 eps = ClusterTranslator.TranslateLoadAssignment(proto, name, errors, DiscoveryType.Eds);
                 return true;
             }, name, errors);
-            if (eps is not null) parsed.Add((proto, eps, v));
+            if (eps is not null) parsed.Add((name, any.Value, eps, v));
         }
         var touched = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (proto, _, _) in parsed) touched.Add(proto.ClusterName);
+        foreach (var (name, _, _, _) in parsed) touched.Add(name);
         if (removed is not null) touched.UnionWith(removed);
         var rejected = errors.HasErrors || extra.Count > 0;
         // One pass over the clusters: which use each service name of the response (active ones, and warming ones
@@ -953,8 +971,15 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
         var now = DateTimeOffset.UtcNow;
         foreach (var (name, v) in unchanged) _assignments[name] = _assignments[name] with { Version = v };
-        foreach (var (proto, eps, v) in parsed) _assignments[proto.ClusterName] = new Assignment(proto, eps, v, now);
-        if (removed is not null) foreach (var n in removed) _assignments.Remove(n);
+        foreach (var (name, raw, eps, v) in parsed)
+        {
+            if (_assignments.TryGetValue(name, out var replaced)) _assignmentNames.Remove(replaced.Raw);
+            _assignments[name] = new Assignment(raw, eps, v, now);
+            _assignmentNames[raw] = name;
+        }
+        if (removed is not null)
+            foreach (var n in removed)
+                if (_assignments.Remove(n, out var gone)) _assignmentNames.Remove(gone.Raw);
         var promoted = new List<DynCluster>();
         foreach (var serviceName in touched)
         {
@@ -1419,7 +1444,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                     endpoints.DynamicEndpointConfigs.Add(new EndpointsConfigDump.Types.DynamicEndpointConfig
                     {
                         VersionInfo = a.Version,
-                        EndpointConfig = Any.Pack(a.Proto),
+                        EndpointConfig = new Any { TypeUrl = XdsTypes.Endpoint, Value = a.Raw },
                         LastUpdated = Timestamp.FromDateTimeOffset(a.Updated),
                     });
         }
