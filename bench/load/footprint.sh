@@ -51,7 +51,7 @@ YAML
 }
 
 csenvoy_yaml $CS $CSA 1 >"$TMP/csenvoy.yaml"
-start csenvoy dotnet "$CSENVOY_DLL" -c "$TMP/csenvoy.yaml" -l warning
+start csenvoy "${CSENVOY[@]}" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
 
 cat >"$TMP/nginx.conf" <<NGINX
@@ -122,7 +122,7 @@ clusters() {
   local n=$1 port=20300 admin=20390
   csenvoy_yaml $port $admin "$n" >"$TMP/clusters-$n.yaml"
   local t0; t0=$(date +%s%N)
-  start "clusters$n" dotnet "$CSENVOY_DLL" -c "$TMP/clusters-$n.yaml" -l warning
+  start "clusters$n" "${CSENVOY[@]}" -c "$TMP/clusters-$n.yaml" -l warning
   wait_ready $admin
   CL_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
   curl -sf "http://127.0.0.1:$port/" >/dev/null
@@ -136,7 +136,7 @@ clusters 1000; MS1K=$CL_MS; RSS1K=$CL_RSS
 clusters 10000; MS10K=$CL_MS; RSS10K=$CL_RSS
 echo "  1: $MS1 ms $RSS1 MB; 1000: $MS1K ms $RSS1K MB; 10000: $MS10K ms $RSS10K MB" >&2
 
-echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'), csenvoy $CSENVOY_BUILD build)"
 echo
 echo "Fixed rate: h2load --h1, $RATE_CONNS connections at $RATE req/s in all for ${DURATION}s; latencies from h2load's per-request log"
 echo "(h2load paces each connection in bursts, so the direct p99 is the burst's queueing, not the backend's time)."
