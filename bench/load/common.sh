@@ -19,10 +19,13 @@ build() { # projects...
   for p in "$@"; do dotnet build -c Release -v q "$p" >/dev/null; done
 }
 
-# csenvoy as it would be deployed, run as "${CSENVOY[@]}" <args>. By default published with Native AOT (no JIT: full
-# speed from the first request, about a third of the memory) when the native toolchain is there (clang, zlib1g-dev);
-# CSENVOY_AOT=0 publishes ReadyToRun instead (precompiled, hot code re-jitted with profile guidance), and
-# CSENVOY_R2R=0 with CSENVOY_AOT=0 runs the plain build.
+# csenvoy as it would be deployed, run as "${CSENVOY[@]}" <args>. Two publishes (docs/performance.md, "Native AOT"):
+#   ReadyToRun: precompiled, hot code re-jitted with profile guidance: a few µs per request cheaper once warm, so the
+#               default for the throughput scripts (run.sh, tls.sh);
+#   Native AOT: no JIT, full speed from the first request, less than half the memory and a third of the startup: the
+#               default for footprint.sh (it sets CSENVOY_AOT_DEFAULT=1), when the toolchain is there (clang or
+#               clang-14, zlib1g-dev).
+# CSENVOY_AOT=1 or 0 overrides either; CSENVOY_AOT=0 CSENVOY_R2R=0 runs the plain JIT build.
 CSENVOY=()
 aot_toolchain() { { command -v clang >/dev/null 2>&1 || command -v clang-14 >/dev/null 2>&1; } && [ -e /usr/include/zlib.h ]; }
 publish_aot() { # output dir
@@ -34,7 +37,7 @@ publish_r2r() { # output dir
   dotnet publish src/CSharpEnvoy.Host -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o "$1" -v q >/dev/null
 }
 publish_csenvoy() {
-  if [ "${CSENVOY_AOT:-1}" = 1 ] && aot_toolchain; then
+  if [ "${CSENVOY_AOT:-${CSENVOY_AOT_DEFAULT:-0}}" = 1 ] && aot_toolchain; then
     publish_aot "$ROOT/bench/.out/csenvoy-aot"
     CSENVOY=("$ROOT/bench/.out/csenvoy-aot/csenvoy"); CSENVOY_BUILD=aot
   elif [ "${CSENVOY_R2R:-1}" = 1 ]; then

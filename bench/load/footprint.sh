@@ -5,7 +5,8 @@
 #   idle connections: RSS with 10,000 idle keep-alive connections (csenvoy and nginx)
 #   clusters: startup to /ready and RSS with 1,000 and 10,000 static clusters loaded (per-cluster cost, stats included)
 #
-#   bench/load/footprint.sh            # full run (20 s at the fixed rate)
+#   bench/load/footprint.sh            # full run (20 s at the fixed rate), csenvoy published with Native AOT
+#   CSENVOY_AOT=0 bench/load/footprint.sh   # the same with the ReadyToRun publish
 #   DURATION=5 IDLE=2000 bench/load/footprint.sh
 #
 # Prints a markdown section on stdout; progress on stderr.
@@ -18,7 +19,7 @@ WARMUP=${WARMUP:-10}
 
 need h2load nghttp2-client; need wrk wrk; need nginx nginx-light; need python3 python3; need taskset util-linux
 build bench/CSharpEnvoy.HelloBackend
-publish_csenvoy
+CSENVOY_AOT_DEFAULT=1 publish_csenvoy   # the deployed sidecar's footprint: Native AOT unless CSENVOY_AOT=0
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 B1=20080; B2=20081; CS=20100; CSA=20190; NG=20200
