@@ -29,14 +29,16 @@ AOT=$AOT_DIR/csenvoy
 fail() { echo "aot_smoke: FAIL: $*" >&2; exit 1; }
 
 # ---- 1. quickstart + a regex route ----
-LP=23500; AP=23590
+# Ports the kernel hands out now (this runs in CI beside other work; fixed ports could collide).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+LP=$(free_port); AP=$(free_port); RP=$(free_port)
 sed -e "s/port_value: 10000/port_value: $LP/" -e "s/port_value: 9901/port_value: $AP/" configs/quickstart.yaml >"$TMP/quickstart.yaml"
 # RE2 semantics (Envoy's safe_regex): a full match, no lookaround.
-cat >"$TMP/regex.yaml" <<'YAML'
+cat >"$TMP/regex.yaml" <<YAML
 static_resources:
   listeners:
   - name: regex
-    address: { socket_address: { address: 127.0.0.1, port_value: 23501 } }
+    address: { socket_address: { address: 127.0.0.1, port_value: $RP } }
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
@@ -63,9 +65,9 @@ expect() { # url expected-status [substring]
 }
 expect "http://127.0.0.1:$LP/" 200 "Hello from CSharpEnvoy"
 expect "http://127.0.0.1:$LP/admin/server_info" 200 '"state": "LIVE"'
-expect "http://127.0.0.1:23501/items/42" 201 item
-expect "http://127.0.0.1:23501/items/42x" 404
-expect "http://127.0.0.1:23501/x/items/42" 404
+expect "http://127.0.0.1:$RP/items/42" 201 item
+expect "http://127.0.0.1:$RP/items/42x" 404
+expect "http://127.0.0.1:$RP/x/items/42" 404
 expect "http://127.0.0.1:$AP/ready" 200 LIVE
 expect "http://127.0.0.1:$AP/stats" 200 "cluster.admin.upstream_rq_total: 1"
 expect "http://127.0.0.1:$AP/stats?filter=%5Ecluster%5C.admin%5C.upstream_rq_2xx%24" 200 "cluster.admin.upstream_rq_2xx: 1"
