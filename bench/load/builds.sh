@@ -28,28 +28,7 @@ CMD[aot]="$ROOT/bench/.out/csenvoy-aot/csenvoy"; PORT[aot]=23100; ADMIN[aot]=231
 CMD[r2r]="dotnet $ROOT/bench/.out/csenvoy/csenvoy.dll"; PORT[r2r]=23200; ADMIN[r2r]=23290
 
 for b in aot r2r; do
-  cat >"$TMP/$b.yaml" <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: ${ADMIN[$b]} } } }
-static_resources:
-  listeners:
-  - name: bench
-    address: { socket_address: { address: 127.0.0.1, port_value: ${PORT[$b]} } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: c0 }
-  clusters:
-$(cluster_yaml c0 $B1)
-YAML
+  csenvoy_yaml "${PORT[$b]}" "${ADMIN[$b]}" 1 >"$TMP/$b.yaml"
   t0=$(date +%s%N)
   # shellcheck disable=SC2086 # CMD holds a command and its arguments
   start "$b" ${CMD[$b]} -c "$TMP/$b.yaml" -l warning

@@ -84,6 +84,33 @@ cluster_yaml() {
   echo "    load_assignment: { cluster_name: $1, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } } }] }] }"
 }
 
+# csenvoy_yaml <listener port> <admin port> <clusters>: a bootstrap with one listener routing to cluster c0 plus
+# <clusters>-1 others, all with the endpoint 127.0.0.1:$B1 (the hello backend).
+csenvoy_yaml() {
+  cat <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } }
+static_resources:
+  listeners:
+  - name: bench
+    address: { socket_address: { address: 127.0.0.1, port_value: $1 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: c0 }
+  clusters:
+YAML
+  for i in $(seq 0 $(($3 - 1))); do cluster_yaml "c$i" $B1; done
+}
+
 nginx_worker() { # master pid -> the (single) worker's pid, once forked
   local w
   for _ in $(seq 1 200); do w=$(pgrep -P "$1" | head -1 || true); [ -n "$w" ] && { echo "$w"; return 0; }; sleep 0.05; done

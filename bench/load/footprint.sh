@@ -25,32 +25,6 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 B1=20080; B2=20081; CS=20100; CSA=20190; NG=20200
 start_backend $B1 $B2
 
-# csenvoy_yaml <listener port> <admin port> <clusters>: one listener routing to cluster c0 plus <clusters>-1 others.
-csenvoy_yaml() {
-  cat <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } }
-static_resources:
-  listeners:
-  - name: bench
-    address: { socket_address: { address: 127.0.0.1, port_value: $1 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: c0 }
-  clusters:
-YAML
-  for i in $(seq 0 $(($3 - 1))); do cluster_yaml "c$i" $B1; done
-}
-
 csenvoy_yaml $CS $CSA 1 >"$TMP/csenvoy.yaml"
 start csenvoy "${CSENVOY[@]}" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
