@@ -19,17 +19,33 @@ build() { # projects...
   for p in "$@"; do dotnet build -c Release -v q "$p" >/dev/null; done
 }
 
-# csenvoy as it would be deployed: published ReadyToRun (precompiled, so startup does not wait for the JIT; hot code
-# is still re-jitted with profile guidance). CSENVOY_R2R=0 runs the plain build instead.
-CSENVOY_DLL=$ROOT/bench/.out/csenvoy/csenvoy.dll
+# csenvoy as it would be deployed, run as "${CSENVOY[@]}" <args>. Two publishes (docs/performance.md, "Native AOT"):
+#   ReadyToRun: precompiled, hot code re-jitted with profile guidance: a few µs per request cheaper once warm, so the
+#               default for the throughput scripts (run.sh, tls.sh);
+#   Native AOT: no JIT, full speed from the first request, less than half the memory and a third of the startup: the
+#               default for footprint.sh (it sets CSENVOY_AOT_DEFAULT=1), when the toolchain is there (clang or
+#               clang-14, zlib1g-dev).
+# CSENVOY_AOT=1 or 0 overrides either; CSENVOY_AOT=0 CSENVOY_R2R=0 runs the plain JIT build.
+CSENVOY=()
+aot_toolchain() { { command -v clang >/dev/null 2>&1 || command -v clang-14 >/dev/null 2>&1; } && [ -e /usr/include/zlib.h ]; }
+publish_aot() { # output dir
+  echo "publishing csenvoy (Release, Native AOT)..." >&2
+  dotnet publish src/CSharpEnvoy.Host -c Release -r linux-x64 -p:PublishAot=true -o "$1" -v q >/dev/null
+}
+publish_r2r() { # output dir
+  echo "publishing csenvoy (Release, ReadyToRun)..." >&2
+  dotnet publish src/CSharpEnvoy.Host -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o "$1" -v q >/dev/null
+}
 publish_csenvoy() {
-  if [ "${CSENVOY_R2R:-1}" = 1 ]; then
-    echo "publishing csenvoy (Release, ReadyToRun)..." >&2
-    dotnet publish src/CSharpEnvoy.Host -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
-      -o "$ROOT/bench/.out/csenvoy" -v q >/dev/null
+  if [ "${CSENVOY_AOT:-${CSENVOY_AOT_DEFAULT:-0}}" = 1 ] && aot_toolchain; then
+    publish_aot "$ROOT/bench/.out/csenvoy-aot"
+    CSENVOY=("$ROOT/bench/.out/csenvoy-aot/csenvoy"); CSENVOY_BUILD=aot
+  elif [ "${CSENVOY_R2R:-1}" = 1 ]; then
+    publish_r2r "$ROOT/bench/.out/csenvoy"
+    CSENVOY=(dotnet "$ROOT/bench/.out/csenvoy/csenvoy.dll"); CSENVOY_BUILD=r2r
   else
     build src/CSharpEnvoy.Host
-    CSENVOY_DLL=$ROOT/src/CSharpEnvoy.Host/bin/Release/net10.0/csenvoy.dll
+    CSENVOY=(dotnet "$ROOT/src/CSharpEnvoy.Host/bin/Release/net10.0/csenvoy.dll"); CSENVOY_BUILD=jit
   fi
 }
 
@@ -44,6 +60,13 @@ wait_port() { for _ in $(seq 1 400); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/n
 wait_ready() { # admin port: polls csenvoy's /ready
   for _ in $(seq 1 6000); do curl -sf "http://127.0.0.1:$1/ready" >/dev/null 2>&1 && return 0; sleep 0.01; done
   echo "csenvoy on admin port $1 never became ready" >&2; exit 1
+}
+
+# wrk_h1 <port> <seconds> -> "rps p50_ms p99_ms": HTTP/1.1 keep-alive load from the load core ($CONNS connections).
+wrk_h1() {
+  taskset -c "$LOADCPU" wrk -t1 -c"${CONNS:-32}" -d"${2}s" --latency "http://127.0.0.1:$1/" >"$TMP/wrk.out" 2>&1 || true
+  awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print rps, p50, p99}' "$TMP/wrk.out" |
+    sed -E 's/([0-9.]+)us/\1e-3/g; s/([0-9.]+)ms/\1/g; s/([0-9.]+)s( |$)/\1e3\2/g'
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -4,7 +4,8 @@
 #   idle connections: RSS with 10,000 idle keep-alive connections (csenvoy and nginx)
 #   clusters: startup to /ready and RSS with 1,000 and 10,000 static clusters loaded (per-cluster cost, stats included)
 #
-#   bench/load/footprint.sh            # full run
+#   bench/load/footprint.sh            # full run, csenvoy published with Native AOT
+#   CSENVOY_AOT=0 bench/load/footprint.sh   # the same with the ReadyToRun publish
 #   IDLE=2000 bench/load/footprint.sh
 #
 # Prints a markdown section on stdout; progress on stderr.
@@ -14,14 +15,14 @@ WARMUP=${WARMUP:-10}
 
 need wrk wrk; need nginx nginx-light; need python3 python3; need taskset util-linux
 build bench/CSharpEnvoy.HelloBackend
-publish_csenvoy
+CSENVOY_AOT_DEFAULT=1 publish_csenvoy   # the deployed sidecar's footprint: Native AOT unless CSENVOY_AOT=0
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 B1=20080; B2=20081; CS=20100; CSA=20190; NG=20200
 start_backend $B1 $B2
 
 csenvoy_yaml $CS $CSA 1 $B1 >"$TMP/csenvoy.yaml"
-start csenvoy dotnet "$CSENVOY_DLL" -c "$TMP/csenvoy.yaml" -l warning
+start csenvoy "${CSENVOY[@]}" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
 
 cat >"$TMP/nginx.conf" <<NGINX
@@ -67,7 +68,7 @@ clusters() {
   local n=$1 port=20300 admin=20390
   csenvoy_yaml $port $admin "$n" $B1 >"$TMP/clusters-$n.yaml"
   local t0; t0=$(date +%s%N)
-  start "clusters$n" dotnet "$CSENVOY_DLL" -c "$TMP/clusters-$n.yaml" -l warning
+  start "clusters$n" "${CSENVOY[@]}" -c "$TMP/clusters-$n.yaml" -l warning
   wait_ready $admin
   CL_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
   curl -sf "http://127.0.0.1:$port/" >/dev/null
@@ -81,7 +82,7 @@ clusters 1000; MS1K=$CL_MS; RSS1K=$CL_RSS
 clusters 10000; MS10K=$CL_MS; RSS10K=$CL_RSS
 echo "  1: $MS1 ms $RSS1 MB; 1000: $MS1K ms $RSS1K MB; 10000: $MS10K ms $RSS10K MB" >&2
 
-echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'), csenvoy $CSENVOY_BUILD build)"
 echo
 echo "| memory | csenvoy | nginx |"
 echo "|---|---|---|"

@@ -12,13 +12,13 @@ WARMUP=${WARMUP:-30}
 CONNS=${CONNS:-32}
 need wrk wrk; need perf linux-perf; need strace strace; need taskset util-linux
 build bench/CSharpEnvoy.HelloBackend
-publish_csenvoy
+CSENVOY_AOT=0 publish_csenvoy   # perf maps need the JIT: ReadyToRun
 
 B1=18580; B2=18581; CS=18590; CSA=18599
 start_backend $B1 $B2
 csenvoy_yaml $CS $CSA 1 $B1 >"$TMP/csenvoy.yaml"
 # Perf maps name the JIT's code; W^X off so perf sees the code where the map says it is.
-DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 start csenvoy dotnet "$CSENVOY_DLL" -c "$TMP/csenvoy.yaml" -l warning
+DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 start csenvoy "${CSENVOY[@]}" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
 P=$PID_csenvoy
 load() { taskset -c "$LOADCPU" wrk -t1 -c"$CONNS" -d"$1s" "http://127.0.0.1:$CS/" >"$TMP/wrk.out" 2>&1; }

@@ -70,7 +70,7 @@ static_resources:
     load_assignment: { cluster_name: backend_h2, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $B2 } } } }] }] }
 YAML
 T0=$(date +%s%N)
-start csenvoy dotnet "$CSENVOY_DLL" -c "$TMP/csenvoy.yaml" -l warning
+start csenvoy "${CSENVOY[@]}" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
 STARTUP_MS=$(( ($(date +%s%N) - T0) / 1000000 ))
 IDLE_RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$PID_csenvoy/status)
@@ -134,8 +134,7 @@ run_load() {
   local kind=$1 port=$2 secs=$3
   case $kind in
     h1)
-      taskset -c "$LOADCPU" wrk -t1 -c"$CONNS" -d"${secs}s" --latency "http://127.0.0.1:$port/" >"$TMP/out" 2>&1 || true
-      awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {print rps, p50, p99, "-"}' "$TMP/out" | sed -E 's/([0-9.]+)us/\1e-3/g; s/([0-9.]+)ms/\1/g; s/([0-9.]+)s( |$)/\1e3\2/g' ;;
+      echo "$(wrk_h1 "$port" "$secs") -" ;;
     h2c)
       taskset -c "$LOADCPU" h2load -t1 -c"$CONNS" -m10 -D "$secs" "http://127.0.0.1:$port/" >"$TMP/out" 2>&1 || true
       awk '/finished in/ {for (i=1;i<=NF;i++) if ($i ~ /req\/s/) rps=$(i-1)} /time for request/ {mean=$6} END {gsub(",","",rps); print rps, mean, "-", "-"}' "$TMP/out" | sed -E 's/([0-9.]+)us/\1e-3/g; s/([0-9.]+)ms/\1/g' ;;
@@ -224,7 +223,7 @@ OUT="bench/results/$(date -u +%Y-%m-%dT%H%M%SZ).md"
 {
   echo "# Load comparison $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "csenvoy startup to /ready: ${STARTUP_MS} ms; idle RSS: $((IDLE_RSS_KB / 1024)) MB"
+  echo "csenvoy ($CSENVOY_BUILD build) startup to /ready: ${STARTUP_MS} ms; idle RSS: $((IDLE_RSS_KB / 1024)) MB"
   if [ "$SATURATED" = 1 ]; then
     echo
     echo "$(nproc) cores; load generator on core $LOADCPU, backend and proxy on core $PROXYCPU; $CONNS connections; ${DURATION}s x $ROUNDS rounds after ${WARMUP}s warm-up."

@@ -60,7 +60,7 @@ static_resources:
   clusters:
 $(cluster_yaml backend $B1)
 YAML
-start csenvoy dotnet "$CSENVOY_DLL" -c "$TMP/csenvoy.yaml" -l warning
+start csenvoy "${CSENVOY[@]}" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
 
 cat >"$TMP/nginx.conf" <<NGINX

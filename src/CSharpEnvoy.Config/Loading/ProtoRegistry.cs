@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
@@ -37,6 +38,11 @@ internal sealed class ProtoRegistry
     public static bool IsPlaceholder(MessageDescriptor d) =>
         d.File.Name.EndsWith("placeholders.proto", StringComparison.Ordinal);
 
+    // Trimming (Native AOT) keeps only the protoc "Reflection" classes the code names; the host roots this assembly
+    // (TrimmerRootAssembly in CSharpEnvoy.Host.csproj) so every one of them, and its Descriptor, stays for GetTypes.
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "CSharpEnvoy.Config is a trimmer root assembly.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2065", Justification = "CSharpEnvoy.Config is a trimmer root assembly.")]
+    [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = "CSharpEnvoy.Config is a trimmer root assembly.")]
     private static ProtoRegistry Build(Assembly assembly)
     {
         var files = new List<FileDescriptor>

@@ -8,7 +8,7 @@ namespace CSharpEnvoy.IntegrationTests.Host;
 /// <summary>The csenvoy executable as users run it: Envoy's flags, exit codes and messages.</summary>
 public sealed class CommandLineTests
 {
-    private static string WriteTemp(string text, string ext = ".yaml")
+    internal static string WriteTemp(string text, string ext = ".yaml")
     {
         var path = Path.Combine(Path.GetTempPath(), "csenvoy-test-" + Guid.NewGuid().ToString("N") + ext);
         File.WriteAllText(path, text);
@@ -150,7 +150,7 @@ public sealed class CommandLineTests
         }
     }
 
-    private static async Task WaitReadyAsync(HttpClient http, string url, CsEnvoyProcess proc)
+    internal static async Task WaitReadyAsync(HttpClient http, string url, CsEnvoyProcess proc)
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (DateTime.UtcNow < deadline)

@@ -3,7 +3,8 @@ using System.Text;
 
 namespace CSharpEnvoy.IntegrationTests.Infrastructure;
 
-/// <summary>Runs the real csenvoy executable (built next to the tests) as a child process.</summary>
+/// <summary>Runs the real csenvoy executable (built next to the tests, or the one <c>CSENVOY_EXE</c> names) as a child
+/// process.</summary>
 public sealed class CsEnvoyProcess : IAsyncDisposable
 {
     private readonly Process _process;
@@ -28,13 +29,15 @@ public sealed class CsEnvoyProcess : IAsyncDisposable
 
     public static CsEnvoyProcess Start(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        // CSENVOY_EXE runs another build of csenvoy instead, e.g. the Native AOT binary (bench/load/aot_smoke.sh).
+        var exe = Environment.GetEnvironmentVariable("CSENVOY_EXE");
+        var psi = new ProcessStartInfo(string.IsNullOrEmpty(exe) ? "dotnet" : exe)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "csenvoy.dll"));
+        if (string.IsNullOrEmpty(exe)) psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "csenvoy.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         return new CsEnvoyProcess(Process.Start(psi)!);
     }
