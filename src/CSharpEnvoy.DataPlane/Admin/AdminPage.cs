@@ -174,9 +174,12 @@ async function refresh() {
       const err = d("envoy_http_downstream_rq_xx", l => l.envoy_response_code_class === "5");
       document.getElementById("rps").textContent = fmt(rps, 1);
       document.getElementById("error-rate").textContent = rps > 0 ? fmt(100 * err / rps, 2) + "%" : "0%";
-      document.getElementById("latency").textContent =
-        fmt(quantile(series, prev.series, "envoy_http_downstream_rq_time", any, 0.5), 2) + " / " +
-        fmt(quantile(series, prev.series, "envoy_http_downstream_rq_time", any, 0.99), 2);
+      // The last interval's quantiles; since start when no request finished in it (the card never goes blank).
+      const q = p => {
+        const v = quantile(series, prev.series, "envoy_http_downstream_rq_time", any, p);
+        return isNaN(v) ? quantile(series, null, "envoy_http_downstream_rq_time", any, p) : v;
+      };
+      document.getElementById("latency").textContent = fmt(q(0.5), 2) + " / " + fmt(q(0.99), 2);
     }
 
     const hostsByCluster = parseClustersText(clustersText);
