@@ -95,46 +95,30 @@ internal sealed class StatsStore
     /// <summary>The stat <paramref name="prefix"/> + <paramref name="suffix"/>, kept as the two parts: the many stats
     /// of a cluster or listener share one prefix string and literal suffixes instead of a name string each. The
     /// same stat however the name is split.</summary>
-    public Counter Counter(string prefix, string suffix)
-    {
-        var (block, leaf) = Locate(prefix, suffix);
-        lock (block)
-        {
-            var map = block.Counters ??= new Dictionary<string, Counter>(StringComparer.Ordinal);
-            if (map.TryGetValue(leaf, out var c)) return c;
-            var name = new StatName(prefix, suffix);
-            c = new Counter(name);
-            if (Accepts(name)) map.Add(leaf, c);
-            return c;
-        }
-    }
+    public Counter Counter(string prefix, string suffix) =>
+        Get(prefix, suffix, static b => b.Counters ??= new(StringComparer.Ordinal), static (name, _, _) => new Counter(name));
 
-    public Gauge Gauge(string prefix, string suffix)
-    {
-        var (block, leaf) = Locate(prefix, suffix);
-        lock (block)
-        {
-            var map = block.Gauges ??= new Dictionary<string, Gauge>(StringComparer.Ordinal);
-            if (map.TryGetValue(leaf, out var g)) return g;
-            var name = new StatName(prefix, suffix);
-            g = new Gauge(name);
-            if (Accepts(name)) map.Add(leaf, g);
-            return g;
-        }
-    }
+    public Gauge Gauge(string prefix, string suffix) =>
+        Get(prefix, suffix, static b => b.Gauges ??= new(StringComparer.Ordinal), static (name, _, _) => new Gauge(name));
 
-    public Histogram Histogram(string prefix, string suffix)
+    public Histogram Histogram(string prefix, string suffix) =>
+        Get(prefix, suffix, static b => b.Histograms ??= new(StringComparer.Ordinal),
+            static (name, store, kept) => kept ? new Histogram(name, store) : new Histogram(name));
+
+    /// <summary>The stored stat of that name, or a new one: stored unless the stats matcher rejects the name (then it
+    /// is handed out detached, and made with <c>kept</c> false).</summary>
+    private T Get<T>(string prefix, string suffix, Func<StatBlock, Dictionary<string, T>> mapOf, Func<StatName, StatsStore, bool, T> create)
     {
         var (block, leaf) = Locate(prefix, suffix);
         lock (block)
         {
-            var map = block.Histograms ??= new Dictionary<string, Histogram>(StringComparer.Ordinal);
-            if (map.TryGetValue(leaf, out var h)) return h;
+            var map = mapOf(block);
+            if (map.TryGetValue(leaf, out var stat)) return stat;
             var name = new StatName(prefix, suffix);
-            if (!Accepts(name)) return new Histogram(name);
-            h = new Histogram(name, this);
-            map.Add(leaf, h);
-            return h;
+            var kept = Accepts(name);
+            stat = create(name, this, kept);
+            if (kept) map.Add(leaf, stat);
+            return stat;
         }
     }
 
