@@ -425,10 +425,16 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             case XdsTypes.Endpoint:
                 foreach (var c in _clusters.Clusters.Values)
                     if (c.Model.EdsConfig?.Key == sourceKey) prefixes.Add("cluster." + c.Name + ".");
+                _ = UnderGateAsync(() =>
+                {
+                    EndEdsWarmingOnFailure(sourceKey);
+                    return Task.CompletedTask;
+                });
                 break;
             case XdsTypes.Route:
                 foreach (var h in RdsConnectionManagers())
                     if (h.Model.RdsConfig?.Key == sourceKey) prefixes.Add($"http.{h.Model.StatPrefix}.rds.{h.Model.RdsRouteConfigName}.");
+                _ = UnderGateAsync(() => EndRdsWarmingOnFailureAsync(sourceKey));
                 break;
         }
         foreach (var p in prefixes)
@@ -439,6 +445,30 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     }
 
     // ---------------------------------------------------------------- entry points
+
+    private async Task UnderGateAsync(Func<Task> body)
+    {
+        try
+        {
+            await _gate.WaitAsync(_stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        try
+        {
+            await body().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "xDS: applying a failed update's consequences");
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
 
     public async Task<string?> ApplySotwAsync(string typeUrl, string version, IReadOnlyList<Any> resources)
     {
@@ -967,7 +997,11 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                     c.Stats.UpdateAttempt.Inc();
                     (rejected ? c.Stats.Counter("update_rejected") : c.Stats.UpdateSuccess).Inc();
                 }
-        if (rejected) return Format(errors, extra);
+        if (rejected)
+        {
+            EndEdsWarmingOnFailure(sourceKey: null);
+            return Format(errors, extra);
+        }
 
         var now = DateTimeOffset.UtcNow;
         foreach (var (name, v) in unchanged) _assignments[name] = _assignments[name] with { Version = v };
@@ -994,6 +1028,25 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
         if (promoted.Count > 0) PromoteClusters(promoted);
         return null;
+    }
+
+    /// <summary>Envoy's EDS onConfigUpdateFailed: a rejected (or unreadable) update ends the initial fetch of the EDS
+    /// clusters still waiting for their first assignment, from <paramref name="sourceKey"/> (null: any source, as a
+    /// rejection reaches every watch of the type); they start without endpoints, as after initial_fetch_timeout, so a
+    /// control plane sending bad endpoints cannot hold initialization (with a 0s timeout: forever). Under the gate.</summary>
+    private void EndEdsWarmingOnFailure(string? sourceKey)
+    {
+        var due = new List<DynCluster>();
+        lock (_dynClusters)
+            foreach (var d in _dynClusters.Values)
+                if (d.Warming && d.Live.Model.EdsConfig is { } src && (sourceKey is null || src.Key == sourceKey) && SecretsReady(d.Live.Model))
+                    due.Add(d);
+        foreach (var d in due)
+            _logger.LogWarning("cluster '{Cluster}': EDS update failed before its first assignment; using it without endpoints", d.Live.Name);
+        if (due.Count > 0) PromoteClusters(due);
+        foreach (var c in _clusters.Clusters.Values)
+            if (_staticEdsInit.TryGetValue(c.Name, out var init) && (sourceKey is null || c.Model.EdsConfig?.Key == sourceKey))
+                init.Assigned.TrySetResult();
     }
 
     /// <summary>The EDS clusters using one of <paramref name="names"/>, by service name: active ones (no DynCluster) and
@@ -1327,6 +1380,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         if (rejected)
         {
             foreach (var (proto, v) in decoded) _routeErrors[proto.Name] = Failure(proto, Format(errors, extra), v);
+            await EndRdsWarmingOnFailureAsync(sourceKey: null).ConfigureAwait(false);
             return Format(errors, extra);
         }
 
@@ -1344,6 +1398,36 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         // Listeners warming for these routes start now.
         await ActivateReadyListenersAsync().ConfigureAwait(false);
         return null;
+    }
+
+    /// <summary>Envoy's RDS onConfigUpdateFailed: a rejected (or unreadable) update ends the warming of listeners waiting
+    /// for route configurations from <paramref name="sourceKey"/> (null: any source); they start, the routes they lack
+    /// answer 404 until they arrive, as after initial_fetch_timeout. Under the gate.</summary>
+    private async Task EndRdsWarmingOnFailureAsync(string? sourceKey)
+    {
+        List<DynListener> due = [];
+        lock (_dynListeners)
+            foreach (var d in _dynListeners.Values)
+                if (d.Pending is { } p && !HasAllRoutes(p.Hcms) && SecretsReady(p.Model) && WaitsForRoutesFrom(p.Hcms, sourceKey))
+                    due.Add(d);
+        foreach (var d in due)
+        {
+            _logger.LogWarning("listener '{Name}': RDS update failed before its route configuration arrived; serving without routes", d.Model.Name);
+            d.WarmTimer?.Cancel();
+            var p = d.Pending!.Value;
+            await ActivateAsync(d, p.Model, p.Hcms).ConfigureAwait(false);
+        }
+        if (due.Count == 0) return;
+        UpdateListenerGauges();
+        SubscriptionChanged(XdsTypes.Route);
+    }
+
+    private static bool WaitsForRoutesFrom(IReadOnlyList<HttpConnectionManager?> hcms, string? sourceKey)
+    {
+        if (sourceKey is null) return true;
+        foreach (var h in hcms)
+            if (h is { RouteConfig: null } && h.Model.RdsConfig?.Key == sourceKey) return true;
+        return false;
     }
 
     /// <summary>Under the gate: warming listeners whose routes and secrets have all arrived start.</summary>

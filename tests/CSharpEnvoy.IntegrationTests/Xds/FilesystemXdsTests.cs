@@ -200,6 +200,47 @@ public sealed class FilesystemXdsTests : IDisposable
         Assert.Equal(2, await proxy.StatAsync("cluster.backend.update_success"));
     }
 
+    [Fact]
+    public async Task UnreadableFirstEdsFile_EndsTheClustersInitialFetch()
+    {
+        // initial_fetch_timeout 0s waits for the first assignment without a bound; a file that cannot be read is an
+        // update failure, which ends the wait as in Envoy: the cluster starts without endpoints.
+        await using var a = await TestBackend.StartEchoAsync("a");
+        var edsPath = PathOf("eds.pb");
+        Publish(edsPath, EdsResponse("1", a.Port).ToByteArray()[..7]);
+        var yaml = $$"""
+            admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
+            static_resources:
+              clusters:
+              - name: backend
+                type: EDS
+                connect_timeout: 1s
+                eds_cluster_config:
+                  service_name: backend-eds
+                  eds_config: { path_config_source: { path: {{edsPath}} }, initial_fetch_timeout: 0s }
+              listeners:
+              - name: ingress
+                address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+                filter_chains:
+                - filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: ingress
+                      route_config: { virtual_hosts: [{ name: vh, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: backend } }] }] }
+                      http_filters:
+                      - name: envoy.filters.http.router
+                        typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+            """;
+        await using var proxy = await ProxyHarness.StartAsync(yaml).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.update_failure"));
+        using var client = await ListenerClientAsync(proxy, "ingress");
+        Assert.Equal("503", await BackendOfAsync(client));
+
+        Publish(edsPath, EdsResponse("2", a.Port).ToByteArray());
+        await EventuallyAsync(client, "a");
+    }
+
     private static DiscoveryResponse EdsResponse(string version, int port)
     {
         var r = new DiscoveryResponse { VersionInfo = version };

@@ -146,4 +146,82 @@ public sealed class XdsInitializationTests
         Assert.Equal(0, await proxy.StatAsync("server.state"));
         Assert.Equal("a", await BackendOfAsync(client));
     }
+
+    private static bool IsNackOf(IMessage request, string typeUrl) => IsFor(request, typeUrl) && request switch
+    {
+        DiscoveryRequest d => d.ErrorDetail is not null,
+        DeltaDiscoveryRequest d => d.ErrorDetail is not null,
+        _ => false,
+    };
+
+    [Theory]
+    [InlineData("GRPC")]
+    [InlineData("DELTA_GRPC")]
+    public async Task RejectedFirstEds_EndsTheClustersWarming(string apiType)
+    {
+        // Envoy's EDS onConfigUpdateFailed: with initial_fetch_timeout 0s only a good assignment would end the wait, so a
+        // control plane sending a bad one would hold the server's initialization forever. The cluster starts without
+        // endpoints instead, and the next good assignment fills it.
+        await using var a = await TestBackend.StartEchoAsync("a");
+        await using var cp = await TestControlPlane.StartAsync();
+        var cluster = EdsCluster("backend", TimeSpan.Zero);
+        var bad = Cla("backend", a.Port);
+        bad.Endpoints[0].LbEndpoints[0].Endpoint.Address.SocketAddress.Address = "not-an-ip";
+        cp.SetSnapshot("v1", cluster, bad, RdsListener("ingress", "routes"), Routes("routes", "backend"));
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port, apiType)).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Contains(cp.Received, r => IsNackOf(r, EndpointType));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.update_rejected"));
+        Assert.Equal(0, await proxy.StatAsync("cluster.backend.init_fetch_timeout"));
+        Assert.Equal(0, await proxy.StatAsync("cluster_manager.warming_clusters"));
+        using var client = await ListenerClientAsync(proxy, "ingress");
+        Assert.Equal("503", await BackendOfAsync(client));
+
+        cp.SetSnapshot("v2", cluster, Cla("backend", a.Port), RdsListener("ingress", "routes"), Routes("routes", "backend"));
+        await EventuallyAsync(client, "a");
+    }
+
+    [Theory]
+    [InlineData("GRPC")]
+    [InlineData("DELTA_GRPC")]
+    public async Task RejectedFirstRds_EndsTheListenersWarming(string apiType)
+    {
+        // Envoy's RDS onConfigUpdateFailed: the listener starts, answering 404 until a good route configuration arrives.
+        await using var a = await TestBackend.StartEchoAsync("a");
+        await using var cp = await TestControlPlane.StartAsync();
+        var listener = AdsTests.Load<Envoy.Config.Listener.V3.Listener>("""
+            name: ingress
+            address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+            filter_chains:
+            - filters:
+              - name: envoy.filters.network.http_connection_manager
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                  stat_prefix: ingress
+                  rds: { route_config_name: routes, config_source: { ads: {}, resource_api_version: V3, initial_fetch_timeout: 0s } }
+                  http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+            """);
+        var badRoutes = AdsTests.Load<Envoy.Config.Route.V3.RouteConfiguration>("""
+            name: routes
+            virtual_hosts:
+            - name: vh
+              domains: ["*"]
+              routes:
+              - match: { safe_regex: { regex: "(unclosed" } }
+                route: { cluster: backend }
+            """);
+        var cluster = AdsTests.EdsCluster("backend");
+        cp.SetSnapshot("v1", cluster, Cla("backend", a.Port), listener, badRoutes);
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port, apiType));
+        await cp.WaitAsync<IMessage>(r => IsNackOf(r, RouteType));
+        using var client = await ListenerClientAsync(proxy, "ingress");
+        await WaitForStatAsync(proxy, "server.live", 1);
+        Assert.Equal(0, await proxy.StatAsync("listener_manager.total_listeners_warming"));
+        Assert.Equal(1, await proxy.StatAsync("http.ingress.rds.routes.update_rejected"));
+        Assert.Equal("404", await BackendOfAsync(client));
+
+        cp.SetSnapshot("v2", cluster, Cla("backend", a.Port), listener, Routes("routes", "backend"));
+        await EventuallyAsync(client, "a");
+    }
 }
