@@ -92,8 +92,10 @@ internal sealed partial class Cluster : IDisposable
     private readonly LoadBalancing.ClusterLoadBalancer _lb;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
-    // Concurrent: EDS adds pipe hosts while connections are being opened.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _pipeByAuthority = new(StringComparer.OrdinalIgnoreCase);
+    // Concurrent: EDS adds pipe hosts while connections are being opened. Made with the first pipe host.
+    private System.Collections.Concurrent.ConcurrentDictionary<string, string>? _pipeByAuthority;
+    private HttpMessageInvoker? _invoker;
+    private int _disposed;
 
     public Cluster(ClusterModel model, StatsStore stats, ILogger logger, UpstreamServices? services = null)
     {
@@ -113,7 +115,6 @@ internal sealed partial class Cluster : IDisposable
             SslStats = new Tls.SslStats(stats, "cluster." + model.Name + ".ssl.");
             _tls = new Tls.UpstreamTls(model.Tls, SslStats, _services.Secrets, stats, "cluster." + model.Name + ".client_ssl_socket_factory.");
         }
-        Invoker = new HttpMessageInvoker(CreateHandler(), disposeHandler: true);
         if (model.Type == DiscoveryType.Static)
         {
             var hosts = new Host[model.Endpoints.Count];
@@ -122,7 +123,7 @@ internal sealed partial class Cluster : IDisposable
                 var e = model.Endpoints[i];
                 hosts[i] = NewHost(e, e.Address, e.Hostname);
                 ApplyEdsHealth(hosts[i], e);
-                if (e.Address.IsPipe) _pipeByAuthority[hosts[i].Authority] = e.Address.PipePath!;
+                if (e.Address.IsPipe) AddPipe(hosts[i]);
             }
             SetHosts(hosts);
         }
@@ -141,7 +142,28 @@ internal sealed partial class Cluster : IDisposable
     public Tls.SslStats? SslStats { get; }
     /// <summary>The cluster's TLS origination (its current client certificate and validation context).</summary>
     internal Tls.UpstreamTls? Tls => _tls;
-    public HttpMessageInvoker Invoker { get; }
+    /// <summary>The cluster's connection pools, made on its first request (most of a mesh's thousands of clusters are
+    /// never called by one sidecar; Envoy also opens pools on first use).</summary>
+    public HttpMessageInvoker Invoker => _invoker ?? CreateInvoker();
+
+    private HttpMessageInvoker CreateInvoker()
+    {
+        var invoker = new HttpMessageInvoker(CreateHandler(), disposeHandler: true);
+        if (Interlocked.CompareExchange(ref _invoker, invoker, null) is { } other)
+        {
+            invoker.Dispose();
+            return other;
+        }
+        // Disposed meanwhile: the invoker is disposed too (its requests fail as on a disposed cluster).
+        if (Volatile.Read(ref _disposed) != 0) invoker.Dispose();
+        return invoker;
+    }
+
+    private void AddPipe(Host host)
+    {
+        var map = _pipeByAuthority ??= new(StringComparer.OrdinalIgnoreCase);
+        map[host.Authority] = host.Address.PipePath!;
+    }
     /// <summary>The hosts by priority and locality with the balancing state derived from them.</summary>
     public PrioritySet PrioritySet => _prioritySet;
     /// <summary><c>cluster.&lt;name&gt;.lb_*</c>.</summary>
@@ -200,7 +222,7 @@ internal sealed partial class Cluster : IDisposable
             if (keep is null) changed = true;
             hosts[i] = keep ?? NewHost(e, e.Address, e.Hostname);
             ApplyEdsHealth(hosts[i], e);
-            if (e.Address.IsPipe) _pipeByAuthority[hosts[i].Authority] = e.Address.PipePath!;
+            if (e.Address.IsPipe) AddPipe(hosts[i]);
         }
         SetHosts(hosts);
         if (changed || !HasEdsAssignment) Stats.MembershipChange.Inc();
@@ -331,7 +353,8 @@ internal sealed partial class Cluster : IDisposable
     private async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken ct)
     {
         EndPoint endPoint;
-        if (_pipeByAuthority.TryGetValue(context.DnsEndPoint.Host, out var path)) endPoint = new UnixDomainSocketEndPoint(path);
+        string? path = null;
+        if (_pipeByAuthority?.TryGetValue(context.DnsEndPoint.Host, out path) == true) endPoint = new UnixDomainSocketEndPoint(path);
         else if (IPAddress.TryParse(context.DnsEndPoint.Host.Trim('[', ']'), out var ip)) endPoint = new IPEndPoint(ip, context.DnsEndPoint.Port);
         else endPoint = context.DnsEndPoint;
 
@@ -450,6 +473,7 @@ internal sealed partial class Cluster : IDisposable
     {
         _stop.Cancel();
         DisposeHealth();
-        Invoker.Dispose();
+        Volatile.Write(ref _disposed, 1);
+        Interlocked.Exchange(ref _invoker, null)?.Dispose();
     }
 }

@@ -780,8 +780,10 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var upserts = new List<Cluster>();
         var fresh = new List<Cluster>();
         var warmingByTimeout = new Dictionary<TimeSpan, List<DynCluster>>();
-        foreach (var (proto, model, v) in models)
+        var built = BuildClusters(models);
+        for (var i = 0; i < models.Count; i++)
         {
+            var (proto, model, v) = models[i];
             _clusterErrors.Remove(model.Name);
             DynCluster? existing;
             lock (_dynClusters) _dynClusters.TryGetValue(model.Name, out existing);
@@ -790,7 +792,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
                 existing.Version = v;
                 continue; // unchanged: keep the live cluster and its connection pool
             }
-            var live = _clusters.Create(model);
+            var live = built[i] ?? _clusters.Create(model);
             fresh.Add(live);
             var warming = false;
             if (model.Type == DiscoveryType.Eds)
@@ -846,6 +848,22 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         UpdateWarmingGauge();
         SubscriptionChanged(XdsTypes.Endpoint);
         return null;
+    }
+
+    /// <summary>The new and changed clusters of a large response, built in parallel (stats, circuit breakers, balancer:
+    /// independent per cluster, and most of a 10,000-cluster push); null where the apply loop builds it itself (small
+    /// responses, unchanged clusters, and clusters with SDS secrets, whose subscriptions are made on the update's thread).</summary>
+    private Cluster?[] BuildClusters(List<(ProtoCluster Proto, ClusterModel Model, string Version)> models)
+    {
+        var built = new Cluster?[models.Count];
+        if (models.Count < ParallelApply.Threshold) return built;
+        ParallelApply.For(models.Count, i =>
+        {
+            var (proto, model, _) = models[i];
+            if (model.Tls?.Common.UsesSecrets == true || Existing(_dynClusters, model.Name) is { } d && d.Proto.Equals(proto)) return;
+            built[i] = _clusters.Create(model);
+        });
+        return built;
     }
 
     private static List<EndpointModel> EndpointsOf(Cluster c) =>
@@ -946,33 +964,50 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     // ---------------------------------------------------------------- EDS
 
+    /// <summary>One resource of an EDS response after the independent part of its processing.</summary>
+    private readonly record struct ParsedAssignment(string? Name, string Version, List<EndpointModel>? Endpoints, bool Unchanged,
+        ConfigErrors? Errors, List<string>? Extra);
+
+    private ParsedAssignment ParseAssignment(Any any, string version, int index)
+    {
+        // State of the world re-sends every subscribed assignment: the same bytes as the accepted one change nothing.
+        if (any.TypeUrl == XdsTypes.Endpoint && _assignmentNames.TryGetValue(any.Value, out var same))
+            return new(same, version, null, Unchanged: true, null, null);
+        var extra = new List<string>(0);
+        if (DecodeOne(any, index, ProtoCla.Parser, XdsTypes.Endpoint, extra) is not { } proto) return new(null, version, null, false, null, extra);
+        var name = proto.ClusterName;
+        var errors = new ConfigErrors();
+        if (string.IsNullOrEmpty(name))
+        {
+            errors.Add("", "a ClusterLoadAssignment needs a cluster_name");
+            return new(null, version, null, false, errors, null);
+        }
+        List<EndpointModel>? eps = null;
+        Validate(() =>
+        {
+            SupportChecker.Check(proto, name, errors);
+            eps = ClusterTranslator.TranslateLoadAssignment(proto, name, errors, DiscoveryType.Eds);
+            return true;
+        }, name, errors);
+        return new(name, version, eps, false, errors, null);
+    }
+
     private string? ApplyEndpoints(string version, List<(Any Any, string? Version)> resources, IReadOnlyList<string>? removed)
     {
+        // Decoding, checking and translating each assignment is independent of the others (and most of the work).
+        var items = new ParsedAssignment[resources.Count];
+        ParallelApply.For(items.Length, i => items[i] = ParseAssignment(resources[i].Any, resources[i].Version ?? version, i));
         var extra = new List<string>();
         var errors = new ConfigErrors();
         var parsed = new List<(string Name, ByteString Raw, List<EndpointModel> Endpoints, string Version)>();
         var unchanged = new List<(string Name, string Version)>();
-        for (var i = 0; i < resources.Count; i++)
+        for (var i = 0; i < items.Length; i++)
         {
-            var (any, resourceVersion) = resources[i];
-            var v = resourceVersion ?? version;
-            // State of the world re-sends every subscribed assignment: the same bytes as the accepted one change nothing.
-            if (any.TypeUrl == XdsTypes.Endpoint && _assignmentNames.TryGetValue(any.Value, out var same))
-            {
-                unchanged.Add((same, v));
-                continue;
-            }
-            if (DecodeOne(any, i, ProtoCla.Parser, XdsTypes.Endpoint, extra) is not { } proto) continue;
-            var name = proto.ClusterName;
-            if (string.IsNullOrEmpty(name)) { errors.Add("", "a ClusterLoadAssignment needs a cluster_name"); continue; }
-            List<EndpointModel>? eps = null;
-            Validate(() =>
-            {
-                SupportChecker.Check(proto, name, errors);
-                eps = ClusterTranslator.TranslateLoadAssignment(proto, name, errors, DiscoveryType.Eds);
-                return true;
-            }, name, errors);
-            if (eps is not null) parsed.Add((name, any.Value, eps, v));
+            var item = items[i];
+            if (item.Extra is { } x) extra.AddRange(x);
+            if (item.Errors is { } e) errors.AddRange(e);
+            if (item.Unchanged) unchanged.Add((item.Name!, item.Version));
+            else if (item.Endpoints is { } eps) parsed.Add((item.Name!, resources[i].Any.Value, eps, item.Version));
         }
         var touched = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, _, _, _) in parsed) touched.Add(name);
@@ -1014,17 +1049,20 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         if (removed is not null)
             foreach (var n in removed)
                 if (_assignments.Remove(n, out var gone)) _assignmentNames.Remove(gone.Raw);
-        var promoted = new List<DynCluster>();
+        var updates = new List<(Cluster Cluster, DynCluster? Warming, List<EndpointModel> Endpoints)>();
         foreach (var serviceName in touched)
         {
             if (!byService.TryGetValue(serviceName, out var users)) continue;
             var eps = _assignments.TryGetValue(serviceName, out var a) ? a.Endpoints : [];
-            foreach (var (c, warming) in users)
-            {
-                c.SetEdsEndpoints(eps);
-                if (warming is not null && SecretsReady(warming.Live.Model)) promoted.Add(warming);
-                else if (warming is null && _staticEdsInit.TryGetValue(c.Name, out var init)) init.Assigned.TrySetResult();
-            }
+            foreach (var (c, warming) in users) updates.Add((c, warming, eps));
+        }
+        // Each cluster's new host set is its own (a 10,000-assignment push builds 10,000 of them).
+        ParallelApply.For(updates.Count, i => updates[i].Cluster.SetEdsEndpoints(updates[i].Endpoints));
+        var promoted = new List<DynCluster>();
+        foreach (var (c, warming, _) in updates)
+        {
+            if (warming is not null && SecretsReady(warming.Live.Model)) promoted.Add(warming);
+            else if (warming is null && _staticEdsInit.TryGetValue(c.Name, out var init)) init.Assigned.TrySetResult();
         }
         if (promoted.Count > 0) PromoteClusters(promoted);
         return null;
