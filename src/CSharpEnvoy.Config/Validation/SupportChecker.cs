@@ -183,10 +183,11 @@ internal static class SupportChecker
 
     public static bool IsSet(IMessage message, FieldDescriptor field)
     {
+        // Presence first: it needs no value (a oneof member or optional scalar would be boxed to read it).
+        if (field.HasPresence) return field.Accessor.HasValue(message);
         var value = field.Accessor.GetValue(message);
         if (field.IsMap) return ((IDictionary)value).Count > 0;
         if (field.IsRepeated) return ((IList)value).Count > 0;
-        if (field.HasPresence) return field.Accessor.HasValue(message);
         return value switch
         {
             null => false,

@@ -105,6 +105,45 @@ internal sealed class StatsStore
         Get(prefix, suffix, static b => b.Histograms ??= new(StringComparer.Ordinal),
             static (name, store, kept) => kept ? new Histogram(name, store) : new Histogram(name));
 
+    /// <summary>A set of counters under one prefix ending in a dot (a cluster's fixed stats), made together: one block
+    /// lookup and one lock for all, the block's table sized once. Suffixes have no dot. Same stats as one by one.</summary>
+    public Counter[] CounterSet(string prefix, string[] suffixes) =>
+        GetMany(prefix, suffixes, static b => b.Counters ??= new(StringComparer.Ordinal), static (name, _, _) => new Counter(name));
+
+    /// <summary>Gauges made together, as <see cref="CounterSet"/>.</summary>
+    public Gauge[] GaugeSet(string prefix, string[] suffixes) =>
+        GetMany(prefix, suffixes, static b => b.Gauges ??= new(StringComparer.Ordinal), static (name, _, _) => new Gauge(name));
+
+    private T[] GetMany<T>(string prefix, string[] suffixes, Func<StatBlock, Dictionary<string, T>> mapOf, Func<StatName, StatsStore, bool, T> create)
+    {
+        var stats = new T[suffixes.Length];
+        if (prefix.Length == 0 || prefix[^1] != '.')
+        {
+            for (var i = 0; i < stats.Length; i++) stats[i] = Get(prefix, suffixes[i], mapOf, create);
+            return stats;
+        }
+        var block = Block(prefix);
+        lock (block)
+        {
+            var map = mapOf(block);
+            map.EnsureCapacity(map.Count + suffixes.Length);
+            for (var i = 0; i < stats.Length; i++)
+            {
+                var suffix = suffixes[i];
+                if (suffix.Contains('.')) throw new ArgumentException($"stat suffix '{suffix}' has a dot", nameof(suffixes));
+                if (!map.TryGetValue(suffix, out var stat))
+                {
+                    var name = new StatName(prefix, suffix);
+                    var kept = Accepts(name);
+                    stat = create(name, this, kept);
+                    if (kept) map.Add(suffix, stat);
+                }
+                stats[i] = stat;
+            }
+        }
+        return stats;
+    }
+
     /// <summary>The stored stat of that name, or a new one: stored unless the stats matcher rejects the name (then it
     /// is handed out detached, and made with <c>kept</c> false).</summary>
     private T Get<T>(string prefix, string suffix, Func<StatBlock, Dictionary<string, T>> mapOf, Func<StatName, StatsStore, bool, T> create)

@@ -25,9 +25,8 @@ internal sealed partial class Cluster
 
     private void InitHealth(StatsStore stats, UpstreamServices services)
     {
-        var p = "cluster." + Model.Name + ".";
-        _membershipDegraded = stats.Gauge(p, "membership_degraded");
-        _membershipExcluded = stats.Gauge(p, "membership_excluded");
+        _membershipDegraded = Stats.MembershipDegraded;
+        _membershipExcluded = Stats.MembershipExcluded;
         if (Model.HealthCheck is { } hc)
             HealthChecker = new HealthChecking.HealthChecker(this, hc, stats, services, _logger);
         if (Model.OutlierDetection is { } od)

@@ -16,33 +16,33 @@ internal sealed class ClusterStats
     /// never answer, and 600 slots are 4.7 KB).</summary>
     private Counter?[]? _byCode;
 
-    private static readonly string[] s_classNames = ["", "upstream_rq_1xx", "upstream_rq_2xx", "upstream_rq_3xx", "upstream_rq_4xx", "upstream_rq_5xx"];
+    // A cluster's fixed stats, made in two calls (see StatsStore.CounterSet).
+    private static readonly string[] s_counters =
+    [
+        "upstream_rq_total", "upstream_rq_completed", "upstream_rq_timeout", "upstream_rq_rx_reset", "upstream_rq_tx_reset",
+        "upstream_cx_total", "upstream_cx_connect_fail", "upstream_cx_connect_timeout", "upstream_cx_destroy", "upstream_cx_none_healthy",
+        "membership_change", "update_attempt", "update_success", "update_failure",
+        "upstream_rq_1xx", "upstream_rq_2xx", "upstream_rq_3xx", "upstream_rq_4xx", "upstream_rq_5xx",
+    ];
+    private static readonly string[] s_gauges =
+        ["upstream_rq_active", "upstream_cx_active", "membership_total", "membership_healthy", "membership_degraded", "membership_excluded"];
 
     public ClusterStats(StatsStore store, string clusterName)
     {
         _store = store;
         _prefix = "cluster." + clusterName + ".";
-        UpstreamRqTotal = store.Counter(_prefix, "upstream_rq_total");
-        UpstreamRqCompleted = store.Counter(_prefix, "upstream_rq_completed");
-        UpstreamRqActive = store.Gauge(_prefix, "upstream_rq_active");
-        UpstreamRqTimeout = store.Counter(_prefix, "upstream_rq_timeout");
+        var c = store.CounterSet(_prefix, s_counters);
+        (UpstreamRqTotal, UpstreamRqCompleted, UpstreamRqTimeout, UpstreamRqRxReset, UpstreamRqTxReset) = (c[0], c[1], c[2], c[3], c[4]);
+        (UpstreamCxTotal, UpstreamCxConnectFail, UpstreamCxConnectTimeout, UpstreamCxDestroy, UpstreamCxNoneHealthy) = (c[5], c[6], c[7], c[8], c[9]);
+        (MembershipChange, UpdateAttempt, UpdateSuccess, UpdateFailure) = (c[10], c[11], c[12], c[13]);
+        for (var i = 1; i <= 5; i++) _byClass[i] = c[13 + i];
+        var g = store.GaugeSet(_prefix, s_gauges);
+        (UpstreamRqActive, UpstreamCxActive, MembershipTotal, MembershipHealthy, MembershipDegraded, MembershipExcluded) = (g[0], g[1], g[2], g[3], g[4], g[5]);
         UpstreamRqTime = store.Histogram(_prefix, "upstream_rq_time");
-        UpstreamRqRxReset = store.Counter(_prefix, "upstream_rq_rx_reset");
-        UpstreamRqTxReset = store.Counter(_prefix, "upstream_rq_tx_reset");
-        UpstreamCxTotal = store.Counter(_prefix, "upstream_cx_total");
-        UpstreamCxActive = store.Gauge(_prefix, "upstream_cx_active");
-        UpstreamCxConnectFail = store.Counter(_prefix, "upstream_cx_connect_fail");
-        UpstreamCxConnectTimeout = store.Counter(_prefix, "upstream_cx_connect_timeout");
-        UpstreamCxDestroy = store.Counter(_prefix, "upstream_cx_destroy");
-        UpstreamCxNoneHealthy = store.Counter(_prefix, "upstream_cx_none_healthy");
-        MembershipTotal = store.Gauge(_prefix, "membership_total");
-        MembershipHealthy = store.Gauge(_prefix, "membership_healthy");
-        MembershipChange = store.Counter(_prefix, "membership_change");
-        UpdateAttempt = store.Counter(_prefix, "update_attempt");
-        UpdateSuccess = store.Counter(_prefix, "update_success");
-        UpdateFailure = store.Counter(_prefix, "update_failure");
-        for (var c = 1; c <= 5; c++) _byClass[c] = store.Counter(_prefix, s_classNames[c]);
     }
+
+    /// <summary><c>cluster.&lt;name&gt;.</c></summary>
+    public string Prefix => _prefix;
 
     public Counter UpstreamRqTotal { get; }
     public Counter UpstreamRqCompleted { get; }
@@ -61,6 +61,8 @@ internal sealed class ClusterStats
     public Counter UpstreamCxNoneHealthy { get; }
     public Gauge MembershipTotal { get; }
     public Gauge MembershipHealthy { get; }
+    public Gauge MembershipDegraded { get; }
+    public Gauge MembershipExcluded { get; }
     public Counter MembershipChange { get; }
     public Counter UpdateAttempt { get; }
     public Counter UpdateSuccess { get; }

@@ -58,23 +58,26 @@ internal sealed class ResourceLimit
 /// </summary>
 internal sealed class ResourceManager
 {
+    private static readonly string[] s_open = ["cx_open", "rq_pending_open", "rq_open", "rq_retry_open"];
+    private static readonly string[] s_remaining = ["remaining_cx", "remaining_pending", "remaining_rq", "remaining_retries"];
+    private static readonly string[] s_counters =
+    [
+        "upstream_rq_retry", "upstream_rq_retry_success", "upstream_rq_retry_limit_exceeded", "upstream_rq_retry_overflow",
+        "upstream_rq_retry_backoff_exponential", "upstream_rq_per_try_timeout", "upstream_rq_pending_overflow", "upstream_cx_overflow",
+    ];
+
     public ResourceManager(CircuitBreakersModel model, StatsStore store, string clusterName, bool high = false)
     {
         var cb = "cluster." + clusterName + (high ? ".circuit_breakers.high." : ".circuit_breakers.default.");
-        var track = model.TrackRemaining;
-        Connections = new ResourceLimit(model.MaxConnections, store.Gauge(cb, "cx_open"), track ? store.Gauge(cb, "remaining_cx") : null);
-        PendingRequests = new ResourceLimit(model.MaxPendingRequests, store.Gauge(cb, "rq_pending_open"), track ? store.Gauge(cb, "remaining_pending") : null);
-        Requests = new ResourceLimit(model.MaxRequests, store.Gauge(cb, "rq_open"), track ? store.Gauge(cb, "remaining_rq") : null);
-        Retries = new ResourceLimit(model.MaxRetries, store.Gauge(cb, "rq_retry_open"), track ? store.Gauge(cb, "remaining_retries") : null);
-        var p = "cluster." + clusterName + ".";
-        UpstreamRqRetry = store.Counter(p, "upstream_rq_retry");
-        UpstreamRqRetrySuccess = store.Counter(p, "upstream_rq_retry_success");
-        UpstreamRqRetryLimitExceeded = store.Counter(p, "upstream_rq_retry_limit_exceeded");
-        UpstreamRqRetryOverflow = store.Counter(p, "upstream_rq_retry_overflow");
-        UpstreamRqRetryBackoffExponential = store.Counter(p, "upstream_rq_retry_backoff_exponential");
-        UpstreamRqPerTryTimeout = store.Counter(p, "upstream_rq_per_try_timeout");
-        UpstreamRqPendingOverflow = store.Counter(p, "upstream_rq_pending_overflow");
-        UpstreamCxOverflow = store.Counter(p, "upstream_cx_overflow");
+        var open = store.GaugeSet(cb, s_open);
+        var remaining = model.TrackRemaining ? store.GaugeSet(cb, s_remaining) : null;
+        Connections = new ResourceLimit(model.MaxConnections, open[0], remaining?[0]);
+        PendingRequests = new ResourceLimit(model.MaxPendingRequests, open[1], remaining?[1]);
+        Requests = new ResourceLimit(model.MaxRequests, open[2], remaining?[2]);
+        Retries = new ResourceLimit(model.MaxRetries, open[3], remaining?[3]);
+        var c = store.CounterSet("cluster." + clusterName + ".", s_counters);
+        (UpstreamRqRetry, UpstreamRqRetrySuccess, UpstreamRqRetryLimitExceeded, UpstreamRqRetryOverflow) = (c[0], c[1], c[2], c[3]);
+        (UpstreamRqRetryBackoffExponential, UpstreamRqPerTryTimeout, UpstreamRqPendingOverflow, UpstreamCxOverflow) = (c[4], c[5], c[6], c[7]);
     }
 
     public ResourceLimit Connections { get; }

@@ -100,6 +100,24 @@ public sealed class StatsTests
     }
 
     [Fact]
+    public void StatSets_AreTheStatsMadeOneByOne()
+    {
+        var store = new StatsStore();
+        var before = store.Counter("cluster.a.", "upstream_rq_retry");
+        var set = store.CounterSet("cluster.a.", ["upstream_rq_total", "upstream_rq_retry", "lb_healthy_panic"]);
+        Assert.Equal(["cluster.a.upstream_rq_total", "cluster.a.upstream_rq_retry", "cluster.a.lb_healthy_panic"], set.Select(c => c.Name));
+        Assert.Same(before, set[1]);
+        Assert.Same(set[0], store.Counter("cluster.a.upstream_rq_total"));
+        Assert.Same(set[2], store.Counter("cluster.", "a.lb_healthy_panic"));
+        Assert.Equal(3, store.Counters.Count());
+        var gauges = store.GaugeSet("cluster.a.circuit_breakers.default.", ["cx_open", "rq_open"]);
+        Assert.Same(gauges[1], store.Gauge("cluster.a.circuit_breakers.default.rq_open"));
+        // A prefix without a trailing dot takes the one-by-one path, with the same result.
+        Assert.Same(set[0], store.CounterSet("cluster.a.upstream_", ["rq_total"])[0]);
+        Assert.Throws<ArgumentException>(() => store.CounterSet("cluster.a.", ["ssl.handshake"]));
+    }
+
+    [Fact]
     public void Histogram_QuantilesFollowTheBuckets()
     {
         var h = new Histogram("t");

@@ -6,19 +6,20 @@ namespace CSharpEnvoy.DataPlane.Upstream.LoadBalancing;
 /// <summary>Envoy's cluster load balancer stats (<c>cluster.&lt;name&gt;.lb_*</c>), all created up front as Envoy does.</summary>
 internal sealed class LbStats
 {
+    private static readonly string[] s_counters =
+    [
+        "lb_healthy_panic", "lb_local_cluster_not_ok", "lb_recalculate_zone_structures", "lb_zone_cluster_too_small",
+        "lb_zone_no_capacity_left",
+        // Envoy keeps this stat though current versions route across differing zone counts and never bump it.
+        "lb_zone_number_differs",
+        "lb_zone_routing_all_directly", "lb_zone_routing_cross_zone", "lb_zone_routing_sampled",
+    ];
+
     public LbStats(StatsStore store, string clusterName)
     {
-        var p = "cluster." + clusterName + ".";
-        LbHealthyPanic = store.Counter(p, "lb_healthy_panic");
-        LbLocalClusterNotOk = store.Counter(p, "lb_local_cluster_not_ok");
-        LbRecalculateZoneStructures = store.Counter(p, "lb_recalculate_zone_structures");
-        LbZoneClusterTooSmall = store.Counter(p, "lb_zone_cluster_too_small");
-        LbZoneNoCapacityLeft = store.Counter(p, "lb_zone_no_capacity_left");
-        // Envoy keeps this stat though current versions route across differing zone counts and never bump it.
-        LbZoneNumberDiffers = store.Counter(p, "lb_zone_number_differs");
-        LbZoneRoutingAllDirectly = store.Counter(p, "lb_zone_routing_all_directly");
-        LbZoneRoutingCrossZone = store.Counter(p, "lb_zone_routing_cross_zone");
-        LbZoneRoutingSampled = store.Counter(p, "lb_zone_routing_sampled");
+        var c = store.CounterSet("cluster." + clusterName + ".", s_counters);
+        (LbHealthyPanic, LbLocalClusterNotOk, LbRecalculateZoneStructures, LbZoneClusterTooSmall, LbZoneNoCapacityLeft) = (c[0], c[1], c[2], c[3], c[4]);
+        (LbZoneNumberDiffers, LbZoneRoutingAllDirectly, LbZoneRoutingCrossZone, LbZoneRoutingSampled) = (c[5], c[6], c[7], c[8]);
     }
 
     public Counter LbHealthyPanic { get; }
