@@ -548,7 +548,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
         try
         {
-            return parser.ParseFrom(any.Value);
+            return parser.ParseFrom(any.Value.Span); // a span parses without a CodedInputStream per resource
         }
         catch (InvalidProtocolBufferException ex)
         {
