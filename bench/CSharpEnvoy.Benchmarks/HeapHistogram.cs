@@ -52,10 +52,29 @@ internal static class HeapHistogram
         }
         rows.Sort((x, y) => y.Bytes.CompareTo(x.Bytes));
         Console.WriteLine($"per unit: {totalBytes:F0} B in {totalCount:F1} objects");
+        var owners = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var r in rows) owners[Owner(r.Type)] = owners.GetValueOrDefault(Owner(r.Type)) + r.Bytes;
+        foreach (var (owner, bytes) in owners.OrderByDescending(kv => kv.Value)) Console.WriteLine($"  {bytes,6:F0} B  {owner}");
+        Console.WriteLine();
         Console.WriteLine("| bytes | objects | type |");
         Console.WriteLine("|---|---|---|");
         for (var i = 0; i < Math.Min(top, rows.Count); i++)
             Console.WriteLine($"| {rows[i].Bytes:F0} | {rows[i].Count:F2} | `{rows[i].Type}` |");
+    }
+
+    /// <summary>Who made an object, by the first namespace its type name mentions (a state machine box names its
+    /// method's type in its generic argument).</summary>
+    private static string Owner(string type)
+    {
+        string[] owners = ["CSharpEnvoy", "Yarp", "Microsoft.AspNetCore.Http", "Microsoft.AspNetCore.Server.Kestrel", "System.IO.Pipelines", "System.Net.Sockets", "System.Net.Http"];
+        var first = int.MaxValue;
+        var owner = "other (System, generic)";
+        foreach (var o in owners)
+        {
+            var at = type.IndexOf(o, StringComparison.Ordinal);
+            if (at >= 0 && at < first) { first = at; owner = o; }
+        }
+        return owner;
     }
 
     private static Dictionary<string, (long Count, long Bytes)> Read(string path)

@@ -22,7 +22,7 @@ if (args is ["heap", var pid])
 }
 if (args is ["heap-diff", var before, var after, var units])
 {
-    CSharpEnvoy.Benchmarks.HeapHistogram.Diff(before, after, int.Parse(units), 40);
+    CSharpEnvoy.Benchmarks.HeapHistogram.Diff(before, after, int.Parse(units), 80);
     return;
 }
 if (args is ["xds", ..])

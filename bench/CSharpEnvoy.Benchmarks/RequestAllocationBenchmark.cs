@@ -19,6 +19,9 @@ internal static class RequestAllocationBenchmark
 
     public static async Task RunAsync(int requests, int connections)
     {
+        // As the csenvoy executable sets it (src/CSharpEnvoy.Host/Program.cs): socket completions inline on the epoll
+        // thread, read when the first socket is made.
+        Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
         using var backend = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         backend.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         backend.Listen(256);

@@ -35,8 +35,8 @@ internal sealed class UpstreamRequest : StreamInfo
     public RequestView? Request { get; set; }
     /// <summary>The connection manager's request and stream duration timers; null when neither applies.</summary>
     public StreamTimeouts? StreamTimeouts { get; set; }
-    /// <summary>The route timeout's source, disarmed when an upgrade is accepted.</summary>
-    public CancellationTokenSource? RouteTimeout { get; set; }
+    /// <summary>The route timeout, disarmed when an upgrade is accepted; null outside the router's exchange.</summary>
+    public RouteTimeout? RouteTimeout { get; set; }
     /// <summary>A Set-Cookie a cookie hash policy generated; added to the upstream response, as Envoy does.</summary>
     public string? HashPolicySetCookie { get; set; }
     /// <summary>Set for requests that may be retried.</summary>
@@ -91,7 +91,7 @@ internal sealed class UpstreamRequest : StreamInfo
         var hcm = Hcm!;
         if (proxyResponse.StatusCode == HttpStatusCode.SwitchingProtocols)
         {
-            RouteTimeout?.CancelAfter(Timeout.InfiniteTimeSpan);
+            RouteTimeout?.Disarm();
             Upgraded = true;
             hcm.Stats.DownstreamCxUpgradesTotal.Inc();
             hcm.Stats.DownstreamCxUpgradesActive.Inc();
@@ -276,10 +276,9 @@ internal sealed partial class RouterFilter
         info.Resources = resources;
         // The connection manager's timers (request_timeout, max_stream_duration) bound the exchange too.
         var streamToken = info.StreamTimeouts?.Token ?? CancellationToken.None;
-        using var timeoutCts = streamToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(streamToken)
-            : timeout > TimeSpan.Zero ? new CancellationTokenSource() : null;
-        if (timeout > TimeSpan.Zero) timeoutCts!.CancelAfter(timeout);
-        info.RouteTimeout = timeoutCts;
+        var routeTimeout = RouteTimeout.Start(timeout, streamToken);
+        var timeoutCts = routeTimeout?.Source;
+        info.RouteTimeout = routeTimeout;
         // %UPSTREAM_LOCAL_ADDRESS%: the connection writing this request records itself (HTTP/1.1) in it.
         var logsLocalAddress = hcm.LogsUpstreamLocalAddress;
         if (logsLocalAddress) Upstream.UpstreamConnection.Sending.Value = info;
@@ -414,6 +413,8 @@ internal sealed partial class RouterFilter
         }
         finally
         {
+            info.RouteTimeout = null;
+            routeTimeout?.Release();
             if (shadows is not null)
             {
                 // The main request read the whole body (or gave up): mirror it when it was buffered completely.
