@@ -72,7 +72,8 @@ internal sealed class RouteTimeout
         _timer!.Change(Timeout.Infinite, Timeout.Infinite);
     }
 
-    private void OnTimer()
+    /// <summary>The timer's callback (internal for tests, which play a late callback).</summary>
+    internal void OnTimer()
     {
         if (Volatile.Read(ref _state) != Armed) return;
         var remaining = Volatile.Read(ref _deadline) - Stopwatch.GetTimestamp();
