@@ -80,7 +80,14 @@ internal sealed class RouteTimeout
         if (remaining > 0)
         {
             // Early (the timer counts whole milliseconds) or left over from an earlier request: wait for the deadline.
-            _timer!.Change(TimeSpan.FromSeconds(remaining / (double)Stopwatch.Frequency) + TimeSpan.FromMilliseconds(1), Timeout.InfiniteTimeSpan);
+            try
+            {
+                _timer!.Change(TimeSpan.FromSeconds(remaining / (double)Stopwatch.Frequency) + TimeSpan.FromMilliseconds(1), Timeout.InfiniteTimeSpan);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The request ended meanwhile and the source was dropped.
+            }
             return;
         }
         if (Interlocked.CompareExchange(ref _state, Fired, Armed) != Armed) return;
