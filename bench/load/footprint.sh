@@ -7,6 +7,7 @@
 #   bench/load/footprint.sh            # full run, csenvoy published with Native AOT
 #   CSENVOY_AOT=0 bench/load/footprint.sh   # the same with the ReadyToRun publish
 #   IDLE=2000 bench/load/footprint.sh
+#   CLUSTERS=0 bench/load/footprint.sh      # idle connections only
 #
 # Prints a markdown section on stdout; progress on stderr.
 source "$(dirname "$0")/common.sh"
@@ -76,13 +77,19 @@ clusters() {
   CL_RSS=$(rss_mb "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
+if [ "${CLUSTERS:-1}" = 0 ]; then
+  echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'), csenvoy $CSENVOY_BUILD build, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo
+  echo "RSS idle $CS_BEFORE MB, with $CS_N idle keep-alive connections $CS_IDLE MB: $(echo "scale=1; ($CS_IDLE - $CS_BEFORE) * 1024 / $CS_N" | bc) KB each (nginx $NG_BEFORE -> $NG_IDLE MB)"
+  exit 0
+fi
 echo "clusters..." >&2
 clusters 1; MS1=$CL_MS; RSS1=$CL_RSS
 clusters 1000; MS1K=$CL_MS; RSS1K=$CL_RSS
 clusters 10000; MS10K=$CL_MS; RSS10K=$CL_RSS
 echo "  1: $MS1 ms $RSS1 MB; 1000: $MS1K ms $RSS1K MB; 10000: $MS10K ms $RSS10K MB" >&2
 
-echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'), csenvoy $CSENVOY_BUILD build)"
+echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'), csenvoy $CSENVOY_BUILD build, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
 echo "| memory | csenvoy | nginx |"
 echo "|---|---|---|"

@@ -153,7 +153,7 @@ internal sealed class HttpConnectionManager
         }
     }
 
-    private Task ProcessAsync(HttpContext context, UpstreamRequest info, bool isTls)
+    private ValueTask ProcessAsync(HttpContext context, UpstreamRequest info, bool isTls)
     {
         var model = Model;
         var scheme = isTls ? "https" : "http";
@@ -182,7 +182,7 @@ internal sealed class HttpConnectionManager
 
         // Envoy decides on upgrades when it creates the filter chain, before any filter runs.
         if (!tlsRedirect && !UpgradeAllowed(context, route))
-            return LocalReply.SendAsync(context, 403, "", LocalReplyServerName, info, "upgrade_failed");
+            return new ValueTask(LocalReply.SendAsync(context, 403, "", LocalReplyServerName, info, "upgrade_failed"));
 
         // As in Envoy, the route is resolved up front (filters read it) but acted on by the router, the last filter:
         // a request without a route still passes through the filters before its 404.
@@ -231,7 +231,8 @@ internal sealed class HttpConnectionManager
     }
 
     /// <summary>The decoder filters in order; the route's action when all of them continue.</summary>
-    private async Task RunFiltersAsync(Filters.HttpFilterEntry[] filters, HttpContext context, UpstreamRequest info, RequestView request,
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask RunFiltersAsync(Filters.HttpFilterEntry[] filters, HttpContext context, UpstreamRequest info, RequestView request,
         string scheme, string host, bool tlsRedirect)
     {
         for (var i = 0; i < filters.Length; i++)
@@ -246,27 +247,27 @@ internal sealed class HttpConnectionManager
     }
 
     /// <summary>The router's part: a TLS redirect, no route (404), a direct response, a redirect, or forwarding.</summary>
-    private Task RunAction(HttpContext context, UpstreamRequest info, RequestView request, string scheme, string host, bool tlsRedirect)
+    private ValueTask RunAction(HttpContext context, UpstreamRequest info, RequestView request, string scheme, string host, bool tlsRedirect)
     {
-        if (tlsRedirect) return RedirectToHttps(context, host, request);
+        if (tlsRedirect) return new ValueTask(RedirectToHttps(context, host, request));
         var route = info.Route;
         if (route is null)
         {
             Stats.NoRoute.Inc();
             info.Flags |= ResponseFlags.NoRouteFound;
-            return LocalReply.SendAsync(context, 404, "", LocalReplyServerName, info, "route_not_found");
+            return new ValueTask(LocalReply.SendAsync(context, 404, "", LocalReplyServerName, info, "route_not_found"));
         }
         var routes = info.Routes!;
         var vhost = info.VirtualHost!;
         if (route.DirectResponse is { } direct)
         {
             Stats.RqDirectResponse.Inc();
-            return SendDirectResponseAsync(context, info, direct, routes, vhost, route);
+            return new ValueTask(SendDirectResponseAsync(context, info, direct, routes, vhost, route));
         }
         if (route.Redirect is { } redirect)
         {
             Stats.RqRedirect.Inc();
-            return SendRedirect(context, info, redirect, request, scheme, host, routes, vhost, route);
+            return new ValueTask(SendRedirect(context, info, redirect, request, scheme, host, routes, vhost, route));
         }
         return _router.ForwardAsync(context, info, this, routes, vhost, route, request);
     }

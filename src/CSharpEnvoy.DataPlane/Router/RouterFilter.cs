@@ -35,8 +35,8 @@ internal sealed class UpstreamRequest : StreamInfo
     public RequestView? Request { get; set; }
     /// <summary>The connection manager's request and stream duration timers; null when neither applies.</summary>
     public StreamTimeouts? StreamTimeouts { get; set; }
-    /// <summary>The route timeout's source, disarmed when an upgrade is accepted.</summary>
-    public CancellationTokenSource? RouteTimeout { get; set; }
+    /// <summary>The route timeout, disarmed when an upgrade is accepted; null outside the router's exchange.</summary>
+    public RouteTimeout? RouteTimeout { get; set; }
     /// <summary>A Set-Cookie a cookie hash policy generated; added to the upstream response, as Envoy does.</summary>
     public string? HashPolicySetCookie { get; set; }
     /// <summary>Set for requests that may be retried.</summary>
@@ -91,7 +91,7 @@ internal sealed class UpstreamRequest : StreamInfo
         var hcm = Hcm!;
         if (proxyResponse.StatusCode == HttpStatusCode.SwitchingProtocols)
         {
-            RouteTimeout?.CancelAfter(Timeout.InfiniteTimeSpan);
+            RouteTimeout?.Disarm();
             Upgraded = true;
             hcm.Stats.DownstreamCxUpgradesTotal.Inc();
             hcm.Stats.DownstreamCxUpgradesActive.Inc();
@@ -144,7 +144,10 @@ internal sealed partial class RouterFilter
         return v.Count == 0 ? null : v[0];
     }
 
-    public async Task ForwardAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm, RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route, RequestView request)
+    /// <remarks>Its state machine (~300 bytes: the attempt loop keeps many locals) comes from a per-thread pool instead of
+    /// being allocated for every request; the connection manager awaits the result once, as a pooled ValueTask needs.</remarks>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask ForwardAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm, RouteConfigurationModel routes, VirtualHostModel vhost, RouteModel route, RequestView request)
     {
         var action = route.Route!;
         info.Hcm = hcm;
@@ -234,7 +237,7 @@ internal sealed partial class RouterFilter
         if (grpc && timeout > TimeSpan.Zero) headers["grpc-timeout"] = GrpcTimeout.Format(timeout);
         var expected = perTry > TimeSpan.Zero ? perTry : timeout;
         if (expected > TimeSpan.Zero && !hcm.Model.SuppressEnvoyHeaders)
-            headers["x-envoy-expected-rq-timeout-ms"] = ((long)expected.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            headers["x-envoy-expected-rq-timeout-ms"] = ExpectedTimeoutText((long)expected.TotalMilliseconds);
 
         // Retries and mirrors replay the body: record it as it streams, up to the buffer limit.
         ReplayableBody? body = null;
@@ -276,10 +279,9 @@ internal sealed partial class RouterFilter
         info.Resources = resources;
         // The connection manager's timers (request_timeout, max_stream_duration) bound the exchange too.
         var streamToken = info.StreamTimeouts?.Token ?? CancellationToken.None;
-        using var timeoutCts = streamToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(streamToken)
-            : timeout > TimeSpan.Zero ? new CancellationTokenSource() : null;
-        if (timeout > TimeSpan.Zero) timeoutCts!.CancelAfter(timeout);
-        info.RouteTimeout = timeoutCts;
+        var routeTimeout = RouteTimeout.Start(timeout, streamToken);
+        var timeoutCts = routeTimeout?.Source;
+        info.RouteTimeout = routeTimeout;
         // %UPSTREAM_LOCAL_ADDRESS%: the connection writing this request records itself (HTTP/1.1) in it.
         var logsLocalAddress = hcm.LogsUpstreamLocalAddress;
         if (logsLocalAddress) Upstream.UpstreamConnection.Sending.Value = info;
@@ -414,6 +416,8 @@ internal sealed partial class RouterFilter
         }
         finally
         {
+            info.RouteTimeout = null;
+            routeTimeout?.Release();
             if (shadows is not null)
             {
                 // The main request read the whole body (or gave up): mirror it when it was buffered completely.
@@ -421,6 +425,21 @@ internal sealed partial class RouterFilter
                 else RequestMirror.Discard(shadows);
             }
         }
+    }
+
+    /// <summary>The last x-envoy-expected-rq-timeout-ms value with its text: most requests carry the same timeout (15 s
+    /// by default), so its text is made when the value changes, not for every request.</summary>
+    private static volatile MillisecondsText? s_expectedTimeout;
+
+    private sealed record MillisecondsText(long Milliseconds, string Text);
+
+    private static string ExpectedTimeoutText(long ms)
+    {
+        var last = s_expectedTimeout;
+        if (last is not null && last.Milliseconds == ms) return last.Text;
+        last = new MillisecondsText(ms, ms.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        s_expectedTimeout = last;
+        return last.Text;
     }
 
     /// <summary>Circuit breakers for one attempt: max_requests, and max_pending_requests for HTTP/1.1 requests that find
