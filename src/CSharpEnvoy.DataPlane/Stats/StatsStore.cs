@@ -107,14 +107,15 @@ internal sealed class StatsStore
 
     /// <summary>A set of counters under one prefix ending in a dot (a cluster's fixed stats), made together: one block
     /// lookup and one lock for all, the block's table sized once. Suffixes have no dot. Same stats as one by one.</summary>
-    public Counter[] CounterSet(string prefix, string[] suffixes) =>
-        GetMany(prefix, suffixes, static b => b.Counters ??= new(StringComparer.Ordinal), static (name, _, _) => new Counter(name));
+    /// <param name="capacity">How many counters the prefix will hold in all (its table is sized for them once).</param>
+    public Counter[] CounterSet(string prefix, string[] suffixes, int capacity = 0) =>
+        GetMany(prefix, suffixes, capacity, static b => b.Counters ??= new(StringComparer.Ordinal), static (name, _, _) => new Counter(name));
 
     /// <summary>Gauges made together, as <see cref="CounterSet"/>.</summary>
-    public Gauge[] GaugeSet(string prefix, string[] suffixes) =>
-        GetMany(prefix, suffixes, static b => b.Gauges ??= new(StringComparer.Ordinal), static (name, _, _) => new Gauge(name));
+    public Gauge[] GaugeSet(string prefix, string[] suffixes, int capacity = 0) =>
+        GetMany(prefix, suffixes, capacity, static b => b.Gauges ??= new(StringComparer.Ordinal), static (name, _, _) => new Gauge(name));
 
-    private T[] GetMany<T>(string prefix, string[] suffixes, Func<StatBlock, Dictionary<string, T>> mapOf, Func<StatName, StatsStore, bool, T> create)
+    private T[] GetMany<T>(string prefix, string[] suffixes, int capacity, Func<StatBlock, Dictionary<string, T>> mapOf, Func<StatName, StatsStore, bool, T> create)
     {
         var stats = new T[suffixes.Length];
         if (prefix.Length == 0 || prefix[^1] != '.')
@@ -126,7 +127,7 @@ internal sealed class StatsStore
         lock (block)
         {
             var map = mapOf(block);
-            map.EnsureCapacity(map.Count + suffixes.Length);
+            map.EnsureCapacity(Math.Max(map.Count + suffixes.Length, capacity));
             for (var i = 0; i < stats.Length; i++)
             {
                 var suffix = suffixes[i];
