@@ -6,6 +6,7 @@
 #   bench/load/ab.sh <h1|h2c|grpc> '<label>:<VAR=value ...>' ...
 #   bench/load/ab.sh grpc 'base:' 'no-inline:CSENVOY_INLINE_SCHEDULING=0'
 #   bench/load/ab.sh h2c 'old:DIR=bench/.out/csenvoy-old' 'new:'      # DIR= runs another publish's csenvoy.dll
+#   bench/load/ab.sh grpc 'auto:' 'h2:CODEC=HTTP2'   # CODEC=HTTP2 loads the codec_type HTTP2 listener, not the AUTO one
 #   WARMUP=20 DURATION=8 ROUNDS=4 PUBLISH=0 PEER=1 bench/load/ab.sh grpc ...
 #
 # Prints one line per round and target and a markdown summary (median and range per variant) on stdout.
@@ -27,13 +28,13 @@ wait_port $B2
 LABELS=(); declare -A PORT PIDOF
 i=0
 for v in "$@"; do
-  label=${v%%:*}; spec=${v#*:}; dir=$ROOT/bench/.out/csenvoy; envs=()
-  for kv in $spec; do case $kv in DIR=*) dir=$ROOT/${kv#DIR=} ;; *) envs+=("$kv") ;; esac; done
+  label=${v%%:*}; spec=${v#*:}; dir=$ROOT/bench/.out/csenvoy; envs=(); h2only=0
+  for kv in $spec; do case $kv in DIR=*) dir=$ROOT/${kv#DIR=} ;; CODEC=HTTP2) h2only=1 ;; *) envs+=("$kv") ;; esac; done
   port=$((19600 + i * 10)); i=$((i + 1))
-  csenvoy_mixed_yaml $port $((port + 9)) $B1 $B2 >"$TMP/$label.yaml"
+  csenvoy_mixed_yaml $port $((port + 9)) $B1 $B2 $((port + 1)) >"$TMP/$label.yaml"
   start "cs$i" env "${envs[@]}" dotnet "$dir/csenvoy.dll" -c "$TMP/$label.yaml" -l warning
   wait_ready $((port + 9))
-  LABELS+=("$label"); PORT[$label]=$port; eval "PIDOF[\$label]=\$PID_cs$i"
+  LABELS+=("$label"); PORT[$label]=$((port + h2only)); eval "PIDOF[\$label]=\$PID_cs$i"
 done
 if [ "$PEER" = 1 ]; then
   need haproxy haproxy

@@ -117,30 +117,19 @@ nginx_worker() { # master pid -> the (single) worker's pid, once forked
   echo "nginx never started a worker" >&2; exit 1
 }
 
-# csenvoy_mixed_yaml <listener port> <admin port> <backend HTTP/1.1 port> <backend h2c port>: one listener (HTTP/1.1 and
-# h2c) routing gRPC requests to the backend's h2c port over HTTP/2 and everything else to its HTTP/1.1 port.
+# csenvoy_mixed_yaml <listener port> <admin port> <backend HTTP/1.1 port> <backend h2c port> [<HTTP/2 listener port>]:
+# one listener (codec AUTO: HTTP/1.1 and h2c) routing gRPC requests to the backend's h2c port over HTTP/2 and everything
+# else to its HTTP/1.1 port; with a fifth argument a second listener, codec_type HTTP2 (h2c only), with the same routes
+# and stat prefix: what HAProxy's "proto h2" frontends and nginx's "http2" servers are.
 csenvoy_mixed_yaml() {
   cat <<YAML
 admin: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } }
 static_resources:
   listeners:
-  - name: bench
-    address: { socket_address: { address: 127.0.0.1, port_value: $1 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/", grpc: {} }
-                route: { cluster: backend_h2, timeout: 0s }
-              - match: { prefix: "/" }
-                route: { cluster: backend }
+YAML
+  csenvoy_bench_listener bench "$1" AUTO
+  [ -n "${5:-}" ] && csenvoy_bench_listener bench_h2 "$5" HTTP2
+  cat <<YAML
   clusters:
   - name: backend
     load_assignment: { cluster_name: backend, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $3 } } } }] }] }
@@ -150,6 +139,28 @@ static_resources:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config: { http2_protocol_options: {} }
     load_assignment: { cluster_name: backend_h2, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $4 } } } }] }] }
+YAML
+}
+csenvoy_bench_listener() { # name port codec_type
+  cat <<YAML
+  - name: $1
+    address: { socket_address: { address: 127.0.0.1, port_value: $2 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          codec_type: $3
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/", grpc: {} }
+                route: { cluster: backend_h2, timeout: 0s }
+              - match: { prefix: "/" }
+                route: { cluster: backend }
 YAML
 }
 

@@ -6,6 +6,7 @@
 #   bench/load/profile.sh [h1|h2c|grpc]   # HTTP/1.1 with wrk (default); h2c or gRPC unary with h2load (-m10)
 #   WARMUP=10 bench/load/profile.sh h2c   # 30 s warm-up by default, 8 s perf, 3 s strace
 #   PEER=0 bench/load/profile.sh grpc     # without the HAProxy comparison that h2c and grpc add
+#   LISTENER=auto bench/load/profile.sh grpc   # h2c/gRPC on the codec AUTO listener, not the HTTP2 one
 #
 # h2c goes to the backend over HTTP/1.1, gRPC over HTTP/2 (as in run.sh). For h2c and grpc the same system call,
 # context switch and upstream connection counts are taken on HAProxy (one thread) under the same load.
@@ -23,7 +24,8 @@ CSENVOY_AOT=0 publish_csenvoy   # perf maps need the JIT: ReadyToRun
 B1=18580; B2=18581; CS=18590; CSA=18599; HA1=18591; HA2=18592; HAG=18593
 start_backend $B1 $B2
 wait_port $B2
-csenvoy_mixed_yaml $CS $CSA $B1 $B2 >"$TMP/csenvoy.yaml"
+CS2=18594   # the codec_type HTTP2 listener: h2c and gRPC go there (as in run.sh) unless LISTENER=auto
+csenvoy_mixed_yaml $CS $CSA $B1 $B2 $CS2 >"$TMP/csenvoy.yaml"
 # Perf maps name the JIT's code; W^X off so perf sees the code where the map says it is.
 DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 start csenvoy "${CSENVOY[@]}" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
@@ -98,6 +100,7 @@ components() {
 }
 
 PORT=$CS; HAPORT=$HA1; [ "$MODE" = h2c ] && HAPORT=$HA2; [ "$MODE" = grpc ] && HAPORT=$HAG
+[ "$MODE" != h1 ] && [ "${LISTENER:-h2}" = h2 ] && PORT=$CS2
 echo "warming up for ${WARMUP}s..." >&2
 load $PORT "$WARMUP"
 [ "$PEER" = 1 ] && load $HAPORT 5

@@ -2,6 +2,8 @@
 # Load comparison in one run on 127.0.0.1: csenvoy vs nginx, HAProxy and bare YARP, each in front of the same Kestrel
 # "hello" backend, driven by the same load (wrk for HTTP/1.1, h2load for h2c and gRPC unary), alternating targets to
 # cancel drift. The backend and the proxy share core 1; the load generator runs alone on core 0 (taskset).
+# h2c and gRPC go to a csenvoy listener with codec_type HTTP2, as they go to HAProxy's "proto h2" frontends and
+# nginx's "http2" servers; HTTP/1.1 to the codec AUTO listener.
 #
 #   bench/load/run.sh                 # full run (warm-up 25 s per .NET target, 10 s per measurement, 2 rounds)
 #   WARMUP=5 DURATION=5 ROUNDS=1 bench/load/run.sh   # quick look
@@ -31,14 +33,14 @@ build bench/CSharpEnvoy.HelloBackend bench/CSharpEnvoy.YarpBaseline bench/CSharp
 publish_csenvoy
 
 B1=18080; B2=18081          # backend HTTP/1.1, h2c
-CS=18100; CSA=18190         # csenvoy (AUTO: HTTP/1.1 + h2c), admin
+CS=18100; CSA=18190; CS2=18101   # csenvoy (AUTO: HTTP/1.1 + h2c), admin, HTTP2-only listener (h2c and gRPC loads)
 NG1=18200; NG2=18201; NGG=18202
 HA1=18300; HA2=18301; HAG=18302
 YA1=18400; YA2=18401; YAG=18402
 
 start_backend $B1 $B2
 
-csenvoy_mixed_yaml $CS $CSA $B1 $B2 >"$TMP/csenvoy.yaml"
+csenvoy_mixed_yaml $CS $CSA $B1 $B2 $CS2 >"$TMP/csenvoy.yaml"
 T0=$(date +%s%N)
 start csenvoy "${CSENVOY[@]}" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
@@ -111,8 +113,8 @@ measure() { # label kind port pid(or empty for direct)
 echo "warming up .NET targets for ${WARMUP}s each..." >&2
 for port in $CS $YA1; do run_load h1 $port "$WARMUP" >/dev/null; done
 if [ "$SATURATED" = 1 ]; then
-  for port in $CS $YA2; do run_load h2c $port "$((WARMUP / 2 + 1))" >/dev/null; done
-  for port in $CS $YAG; do run_load grpc $port "$((WARMUP / 2 + 1))" >/dev/null; done
+  for port in $CS2 $YA2; do run_load h2c $port "$((WARMUP / 2 + 1))" >/dev/null; done
+  for port in $CS2 $YAG; do run_load grpc $port "$((WARMUP / 2 + 1))" >/dev/null; done
 else
   ROUNDS=0
 fi
@@ -125,12 +127,12 @@ for round in $(seq 1 "$ROUNDS"); do
   measure haproxy h1 $HA1 "$PID_haproxy"
   measure yarp h1 $YA1 "$PID_yarp1"
   measure direct h2c $B2
-  measure csenvoy h2c $CS "$PID_csenvoy"
+  measure csenvoy h2c $CS2 "$PID_csenvoy"
   measure nginx h2c $NG2 "$NGINX_WORKER"
   measure haproxy h2c $HA2 "$PID_haproxy"
   measure yarp h2c $YA2 "$PID_yarp2"
   measure direct grpc $B2
-  measure csenvoy grpc $CS "$PID_csenvoy"
+  measure csenvoy grpc $CS2 "$PID_csenvoy"
   measure nginx grpc $NGG "$NGINX_WORKER"
   measure haproxy grpc $HAG "$PID_haproxy"
   measure yarp grpc $YAG "$PID_yarpg"
