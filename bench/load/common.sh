@@ -116,3 +116,89 @@ nginx_worker() { # master pid -> the (single) worker's pid, once forked
   for _ in $(seq 1 200); do w=$(pgrep -P "$1" | head -1 || true); [ -n "$w" ] && { echo "$w"; return 0; }; sleep 0.05; done
   echo "nginx never started a worker" >&2; exit 1
 }
+
+# csenvoy_mixed_yaml <listener port> <admin port> <backend HTTP/1.1 port> <backend h2c port> [<HTTP/2 listener port>]:
+# one listener (codec AUTO: HTTP/1.1 and h2c) routing gRPC requests to the backend's h2c port over HTTP/2 and everything
+# else to its HTTP/1.1 port; with a fifth argument a second listener, codec_type HTTP2 (h2c only), with the same routes
+# and stat prefix: what HAProxy's "proto h2" frontends and nginx's "http2" servers are.
+csenvoy_mixed_yaml() {
+  cat <<YAML
+admin: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } }
+static_resources:
+  listeners:
+YAML
+  csenvoy_bench_listener bench "$1" AUTO
+  [ -n "${5:-}" ] && csenvoy_bench_listener bench_h2 "$5" HTTP2
+  cat <<YAML
+  clusters:
+  - name: backend
+    load_assignment: { cluster_name: backend, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $3 } } } }] }] }
+  - name: backend_h2
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+    load_assignment: { cluster_name: backend_h2, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $4 } } } }] }] }
+YAML
+}
+csenvoy_bench_listener() { # name port codec_type
+  cat <<YAML
+  - name: $1
+    address: { socket_address: { address: 127.0.0.1, port_value: $2 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          codec_type: $3
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/", grpc: {} }
+                route: { cluster: backend_h2, timeout: 0s }
+              - match: { prefix: "/" }
+                route: { cluster: backend }
+YAML
+}
+
+# haproxy_cfg <HTTP/1.1 port> <h2c port> <gRPC port> <backend HTTP/1.1 port> <backend h2c port>: the same three jobs,
+# one thread; h2c goes to the HTTP/1.1 backend, gRPC to the h2c one over HTTP/2.
+haproxy_cfg() {
+  cat <<HAP
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend f1
+  bind 127.0.0.1:$1
+  default_backend b1
+frontend f2
+  bind 127.0.0.1:$2 proto h2
+  default_backend b1
+frontend fg
+  bind 127.0.0.1:$3 proto h2
+  default_backend b2
+backend b1
+  server s1 127.0.0.1:$4
+backend b2
+  server s2 127.0.0.1:$5 proto h2
+HAP
+}
+
+# h2_load <h2c|grpc> <port> <seconds>: h2load from the load core, $CONNS connections x 10 streams; gRPC unary sends a
+# 5-byte frame carrying an empty message. Prints h2load's output.
+h2_load() {
+  [ -e "$TMP/grpc.bin" ] || printf '\x00\x00\x00\x00\x00' >"$TMP/grpc.bin"
+  case $1 in
+    h2c) taskset -c "$LOADCPU" h2load -t1 -c"${CONNS:-32}" -m10 -D "$3" "http://127.0.0.1:$2/" 2>&1 || true ;;
+    grpc) taskset -c "$LOADCPU" h2load -t1 -c"${CONNS:-32}" -m10 -D "$3" -d "$TMP/grpc.bin" -H 'content-type: application/grpc' \
+            -H 'te: trailers' "http://127.0.0.1:$2/bench.Echo/Unary" 2>&1 || true ;;
+  esac
+}

@@ -2,6 +2,8 @@
 # Load comparison in one run on 127.0.0.1: csenvoy vs nginx, HAProxy and bare YARP, each in front of the same Kestrel
 # "hello" backend, driven by the same load (wrk for HTTP/1.1, h2load for h2c and gRPC unary), alternating targets to
 # cancel drift. The backend and the proxy share core 1; the load generator runs alone on core 0 (taskset).
+# h2c and gRPC go to a csenvoy listener with codec_type HTTP2, as they go to HAProxy's "proto h2" frontends and
+# nginx's "http2" servers; HTTP/1.1 to the codec AUTO listener.
 #
 #   bench/load/run.sh                 # full run (warm-up 25 s per .NET target, 10 s per measurement, 2 rounds)
 #   WARMUP=5 DURATION=5 ROUNDS=1 bench/load/run.sh   # quick look
@@ -31,44 +33,14 @@ build bench/CSharpEnvoy.HelloBackend bench/CSharpEnvoy.YarpBaseline bench/CSharp
 publish_csenvoy
 
 B1=18080; B2=18081          # backend HTTP/1.1, h2c
-CS=18100; CSA=18190         # csenvoy (AUTO: HTTP/1.1 + h2c), admin
+CS=18100; CSA=18190; CS2=18101   # csenvoy (AUTO: HTTP/1.1 + h2c), admin, HTTP2-only listener (h2c and gRPC loads)
 NG1=18200; NG2=18201; NGG=18202
 HA1=18300; HA2=18301; HAG=18302
 YA1=18400; YA2=18401; YAG=18402
 
 start_backend $B1 $B2
 
-cat >"$TMP/csenvoy.yaml" <<YAML
-admin: { address: { socket_address: { address: 127.0.0.1, port_value: $CSA } } }
-static_resources:
-  listeners:
-  - name: bench
-    address: { socket_address: { address: 127.0.0.1, port_value: $CS } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/", grpc: {} }
-                route: { cluster: backend_h2, timeout: 0s }
-              - match: { prefix: "/" }
-                route: { cluster: backend }
-  clusters:
-  - name: backend
-    load_assignment: { cluster_name: backend, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $B1 } } } }] }] }
-  - name: backend_h2
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: { http2_protocol_options: {} }
-    load_assignment: { cluster_name: backend_h2, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $B2 } } } }] }] }
-YAML
+csenvoy_mixed_yaml $CS $CSA $B1 $B2 $CS2 >"$TMP/csenvoy.yaml"
 T0=$(date +%s%N)
 start csenvoy "${CSENVOY[@]}" -c "$TMP/csenvoy.yaml" -l warning
 wait_ready $CSA
@@ -95,38 +67,13 @@ NGINX
 start nginx nginx -c "$TMP/nginx.conf" -g 'daemon off;'
 NGINX_WORKER=$(nginx_worker "$PID_nginx")
 
-cat >"$TMP/haproxy.cfg" <<HAP
-global
-  nbthread 1
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  http-reuse always
-frontend f1
-  bind 127.0.0.1:$HA1
-  default_backend b1
-frontend f2
-  bind 127.0.0.1:$HA2 proto h2
-  default_backend b1
-frontend fg
-  bind 127.0.0.1:$HAG proto h2
-  default_backend b2
-backend b1
-  server s1 127.0.0.1:$B1
-backend b2
-  server s2 127.0.0.1:$B2 proto h2
-HAP
+haproxy_cfg $HA1 $HA2 $HAG $B1 $B2 >"$TMP/haproxy.cfg"
 start haproxy haproxy -f "$TMP/haproxy.cfg" -db
 
 start yarp1 dotnet bench/CSharpEnvoy.YarpBaseline/bin/Release/net10.0/CSharpEnvoy.YarpBaseline.dll $YA1 "http://127.0.0.1:$B1" h1 h1
 start yarp2 dotnet bench/CSharpEnvoy.YarpBaseline/bin/Release/net10.0/CSharpEnvoy.YarpBaseline.dll $YA2 "http://127.0.0.1:$B1" h2c h1
 start yarpg dotnet bench/CSharpEnvoy.YarpBaseline/bin/Release/net10.0/CSharpEnvoy.YarpBaseline.dll $YAG "http://127.0.0.1:$B2" h2c h2c
 for p in $NG1 $NG2 $NGG $HA1 $HA2 $HAG $YA1 $YA2 $YAG; do wait_port $p; done
-
-# gRPC unary request body: a 5-byte frame carrying an empty message.
-printf '\x00\x00\x00\x00\x00' >"$TMP/grpc.bin"
 
 
 # run_load <kind> <port> <seconds> -> prints "rps p50_ms p99_ms p999_ms"
@@ -136,11 +83,10 @@ run_load() {
     h1)
       echo "$(wrk_h1 "$port" "$secs") -" ;;
     h2c)
-      taskset -c "$LOADCPU" h2load -t1 -c"$CONNS" -m10 -D "$secs" "http://127.0.0.1:$port/" >"$TMP/out" 2>&1 || true
+      h2_load h2c "$port" "$secs" >"$TMP/out"
       awk '/finished in/ {for (i=1;i<=NF;i++) if ($i ~ /req\/s/) rps=$(i-1)} /time for request/ {mean=$6} END {gsub(",","",rps); print rps, mean, "-", "-"}' "$TMP/out" | sed -E 's/([0-9.]+)us/\1e-3/g; s/([0-9.]+)ms/\1/g' ;;
     grpc)
-      taskset -c "$LOADCPU" h2load -t1 -c"$CONNS" -m10 -D "$secs" -d "$TMP/grpc.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
-        "http://127.0.0.1:$port/bench.Echo/Unary" >"$TMP/out" 2>&1 || true
+      h2_load grpc "$port" "$secs" >"$TMP/out"
       awk '/finished in/ {for (i=1;i<=NF;i++) if ($i ~ /req\/s/) rps=$(i-1)} /time for request/ {mean=$6} END {gsub(",","",rps); print rps, mean, "-", "-"}' "$TMP/out" | sed -E 's/([0-9.]+)us/\1e-3/g; s/([0-9.]+)ms/\1/g' ;;
   esac
 }
@@ -167,8 +113,8 @@ measure() { # label kind port pid(or empty for direct)
 echo "warming up .NET targets for ${WARMUP}s each..." >&2
 for port in $CS $YA1; do run_load h1 $port "$WARMUP" >/dev/null; done
 if [ "$SATURATED" = 1 ]; then
-  for port in $CS $YA2; do run_load h2c $port "$((WARMUP / 2 + 1))" >/dev/null; done
-  for port in $CS $YAG; do run_load grpc $port "$((WARMUP / 2 + 1))" >/dev/null; done
+  for port in $CS2 $YA2; do run_load h2c $port "$((WARMUP / 2 + 1))" >/dev/null; done
+  for port in $CS2 $YAG; do run_load grpc $port "$((WARMUP / 2 + 1))" >/dev/null; done
 else
   ROUNDS=0
 fi
@@ -181,12 +127,12 @@ for round in $(seq 1 "$ROUNDS"); do
   measure haproxy h1 $HA1 "$PID_haproxy"
   measure yarp h1 $YA1 "$PID_yarp1"
   measure direct h2c $B2
-  measure csenvoy h2c $CS "$PID_csenvoy"
+  measure csenvoy h2c $CS2 "$PID_csenvoy"
   measure nginx h2c $NG2 "$NGINX_WORKER"
   measure haproxy h2c $HA2 "$PID_haproxy"
   measure yarp h2c $YA2 "$PID_yarp2"
   measure direct grpc $B2
-  measure csenvoy grpc $CS "$PID_csenvoy"
+  measure csenvoy grpc $CS2 "$PID_csenvoy"
   measure nginx grpc $NGG "$NGINX_WORKER"
   measure haproxy grpc $HAG "$PID_haproxy"
   measure yarp grpc $YAG "$PID_yarpg"

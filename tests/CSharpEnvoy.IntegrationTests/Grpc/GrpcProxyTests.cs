@@ -1,3 +1,5 @@
+using CSharpEnvoy.DataPlane.Listener;
+using CSharpEnvoy.IntegrationTests.Infrastructure;
 using CSharpEnvoy.IntegrationTests.Protos;
 using Google.Protobuf;
 using Grpc.Core;
@@ -244,5 +246,23 @@ public sealed class GrpcProxyTests
         Assert.Equal(calls, await proxy.StatAsync($"cluster.{GrpcTestKit.ClusterName}.upstream_rq_total"));
         Assert.Equal(calls, await proxy.StatAsync("http.ingress_http.downstream_rq_http2_total"));
         Assert.Equal(0, await proxy.StatAsync("http.ingress_http.downstream_rq_http1_total"));
+    }
+
+    [Fact]
+    public async Task Http2OnlyListener_ForwardsUnary_AndDoesNotScheduleInline()
+    {
+        await using var backend = await GrpcTestKit.StartBackendAsync();
+        await using var h2 = await ProxyHarness.StartAsync(Yaml.Bootstrap(GrpcTestKit.VirtualHosts(),
+            Yaml.Cluster(GrpcTestKit.ClusterName, http2: true, backend.Address), codec: "HTTP2"));
+        await using var auto = await GrpcTestKit.StartProxyAsync(backend);
+        using var channel = GrpcTestKit.Channel(h2);
+
+        var reply = await GrpcTestKit.Client(channel).UnaryAsync(new EchoRequest { Text = "ping" }, deadline: GrpcTestKit.Deadline());
+
+        Assert.Equal("ping", reply.Text);
+        // HTTP/2-only listeners leave scheduling to Kestrel's I/O queues (they batch the sends of many streams); AUTO
+        // listeners keep inline scheduling for HTTP/1.1 (docs/performance.md, "h2c and gRPC").
+        Assert.False(h2.Server.Listeners[0].SchedulesInline);
+        Assert.Equal(ListenerHost.InlineScheduling, auto.Server.Listeners[0].SchedulesInline);
     }
 }
