@@ -9,7 +9,7 @@ internal static class CommandLine
     public const string Usage = """
         usage: csenvoy [-c <path>] [--config-yaml <yaml>] [--mode serve|validate] [-l <level>]
                        [--service-node <id>] [--service-cluster <name>] [--service-zone <zone>]
-                       [--drain-time-s <seconds>] [--version] [--help]
+                       [--drain-time-s <seconds>] [--admin-address-path <path>] [--version] [--help]
 
           -c, --config-path     bootstrap file (YAML or JSON, Envoy v3 API)
           --config-yaml         YAML merged over the file (lists append, as in Envoy)
@@ -19,13 +19,18 @@ internal static class CommandLine
           --service-cluster     node cluster (overrides node.cluster)
           --service-zone        local zone (overrides node.locality.zone)
           --drain-time-s        listener drain time in seconds (default 600)
+          --admin-address-path  file the admin's bound address (ip:port) is written to once it listens
         """;
 
-    public sealed record Result(ServerOptions? Options, string? Error, bool ShowVersion, bool ShowHelp);
+    public sealed record Result(ServerOptions? Options, string? Error, bool ShowVersion, bool ShowHelp)
+    {
+        /// <summary>Envoy's <c>--admin-address-path</c>: where the admin's bound address is written (port 0 admins).</summary>
+        public string? AdminAddressPath { get; init; }
+    }
 
     public static Result Parse(string[] args)
     {
-        string? configPath = null, configYaml = null, node = null, cluster = null, zone = null;
+        string? configPath = null, configYaml = null, node = null, cluster = null, zone = null, adminAddressPath = null;
         var mode = "serve";
         var level = "info";
         var drain = 600;
@@ -62,6 +67,7 @@ internal static class CommandLine
                 case "--service-node": node = Value(); if (node is null) return Missing(arg); break;
                 case "--service-cluster": cluster = Value(); if (cluster is null) return Missing(arg); break;
                 case "--service-zone": zone = Value(); if (zone is null) return Missing(arg); break;
+                case "--admin-address-path": adminAddressPath = Value(); if (adminAddressPath is null) return Missing(arg); break;
                 case "--drain-time-s":
                     if (!int.TryParse(Value(), out drain) || drain < 0) return new Result(null, "--drain-time-s needs a non-negative number of seconds", false, false);
                     break;
@@ -81,7 +87,7 @@ internal static class CommandLine
             ServiceCluster = cluster,
             ServiceZone = zone,
             DrainTime = TimeSpan.FromSeconds(drain),
-        }, null, false, false);
+        }, null, false, false) { AdminAddressPath = adminAddressPath };
     }
 
     private static Result Missing(string flag) => new(null, $"missing value for {flag}", false, false);

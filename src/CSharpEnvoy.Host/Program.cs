@@ -92,6 +92,22 @@ catch (ListenerBindException ex)
 }
 
 log.LogInformation("csenvoy {Version} started; admin at {Admin}", EnvoyServer.Version, server.AdminAddress ?? "(none)");
+if (parsed.AdminAddressPath is { } addressPath)
+{
+    // Written whole (a temporary file renamed over it), so a reader polling the file never sees half an address.
+    try
+    {
+        var temporary = addressPath + ".tmp";
+        File.WriteAllText(temporary, server.AdminAddress ?? "");
+        File.Move(temporary, addressPath, overwrite: true);
+    }
+    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+    {
+        Console.Error.WriteLine($"csenvoy: cannot write --admin-address-path '{addressPath}': {ex.Message}");
+        await server.DisposeAsync();
+        return 1;
+    }
+}
 using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; server.RequestShutdown(); });
 using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; server.RequestShutdown(); });
 await server.Stopped;

@@ -17,27 +17,23 @@ public sealed class ExecutableXdsTests
     {
         await using var backend = await TestBackend.StartEchoAsync("a");
         await using var cp = await TestControlPlane.StartAsync();
-        var listenerPort = BasicProxyTests.FreePort();
-        var adminPort = BasicProxyTests.FreePort();
-        var listener = RdsListener("ingress", "routes");
-        listener.Address.SocketAddress.PortValue = (uint)listenerPort;
-        cp.SetSnapshot("v1", EdsCluster("backend"), Cla("backend", backend.Port), listener, Routes("routes", "backend"));
-        // Bootstrap's only port 0 is the admin's.
-        var bootstrap = Bootstrap(cp.Port).Replace("port_value: 0", $"port_value: {adminPort}");
-
-        await using var proc = CsEnvoyProcess.Start("--config-yaml", bootstrap, "-l", "warning");
+        // Ports 0 everywhere: the admin's address comes from --admin-address-path, the listener's from /listeners.
+        cp.SetSnapshot("v1", EdsCluster("backend"), Cla("backend", backend.Port), RdsListener("ingress", "routes"), Routes("routes", "backend"));
+        var (proc, admin) = await CsEnvoyProcess.StartWithAdminAsync("--config-yaml", Bootstrap(cp.Port), "-l", "warning");
+        await using var _ = proc;
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        await CommandLineTests.WaitReadyAsync(http, $"http://127.0.0.1:{adminPort}/ready", proc);
+        await CommandLineTests.WaitReadyAsync(http, admin + "/ready", proc);
         foreach (var t in new[] { TestControlPlane.ClusterType, TestControlPlane.EndpointType, TestControlPlane.ListenerType, TestControlPlane.RouteType })
             await cp.WaitForAckAsync(t, "v1");
 
-        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{listenerPort}"), Timeout = TimeSpan.FromSeconds(10) };
+        var listener = await CsEnvoyProcess.ListenerAddressAsync(http, admin, "ingress");
+        using var client = new HttpClient { BaseAddress = new Uri($"http://{listener}"), Timeout = TimeSpan.FromSeconds(10) };
         await EventuallyAsync(client, "a");
-        var stats = await http.GetStringAsync($"http://127.0.0.1:{adminPort}/stats");
+        var stats = await http.GetStringAsync(admin + "/stats");
         Assert.Contains("control_plane.connected_state: 1", stats);
         Assert.Contains("listener_manager.lds.update_success: 1", stats);
         Assert.Contains("cluster.backend.update_success: 1", stats);
-        var dump = await http.GetStringAsync($"http://127.0.0.1:{adminPort}/config_dump");
+        var dump = await http.GetStringAsync(admin + "/config_dump");
         Assert.Contains("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", dump);
         Assert.Contains("\"stat_prefix\": \"ingress\"", dump);
         Assert.Contains("dynamic_route_configs", dump);
@@ -50,8 +46,6 @@ public sealed class ExecutableXdsTests
         var dir = Directory.CreateTempSubdirectory("csenvoy-exe-fsxds-").FullName;
         try
         {
-            var listenerPort = BasicProxyTests.FreePort();
-            var adminPort = BasicProxyTests.FreePort();
             File.WriteAllText(Path.Combine(dir, "cds.yaml"), $$"""
                 resources:
                 - "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
@@ -65,7 +59,7 @@ public sealed class ExecutableXdsTests
                 resources:
                 - "@type": type.googleapis.com/envoy.config.listener.v3.Listener
                   name: ingress
-                  address: { socket_address: { address: 127.0.0.1, port_value: {{listenerPort}} } }
+                  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
                   filter_chains:
                   - filters:
                     - name: envoy.filters.network.http_connection_manager
@@ -79,18 +73,20 @@ public sealed class ExecutableXdsTests
                 """);
             var bootstrap = $$"""
                 node: { id: node-1, cluster: test }
-                admin: { address: { socket_address: { address: 127.0.0.1, port_value: {{adminPort}} } } }
+                admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
                 dynamic_resources:
                   cds_config: { path_config_source: { path: {{Path.Combine(dir, "cds.yaml")}} } }
                   lds_config: { path_config_source: { path: {{Path.Combine(dir, "lds.yaml")}} } }
                 """;
 
-            await using var proc = CsEnvoyProcess.Start("--config-yaml", bootstrap, "-l", "warning");
+            var (proc, admin) = await CsEnvoyProcess.StartWithAdminAsync("--config-yaml", bootstrap, "-l", "warning");
+            await using var _ = proc;
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-            await CommandLineTests.WaitReadyAsync(http, $"http://127.0.0.1:{adminPort}/ready", proc);
-            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{listenerPort}"), Timeout = TimeSpan.FromSeconds(10) };
+            await CommandLineTests.WaitReadyAsync(http, admin + "/ready", proc);
+            var listener = await CsEnvoyProcess.ListenerAddressAsync(http, admin, "ingress");
+            using var client = new HttpClient { BaseAddress = new Uri($"http://{listener}"), Timeout = TimeSpan.FromSeconds(10) };
             await EventuallyAsync(client, "a");
-            var stats = await http.GetStringAsync($"http://127.0.0.1:{adminPort}/stats");
+            var stats = await http.GetStringAsync(admin + "/stats");
             Assert.Contains("cluster_manager.cds.update_success: 1", stats);
             Assert.Contains("listener_manager.lds.update_success: 1", stats);
         }

@@ -42,6 +42,46 @@ public sealed class CsEnvoyProcess : IAsyncDisposable
         return new CsEnvoyProcess(Process.Start(psi)!);
     }
 
+    /// <summary>Starts csenvoy with <c>--admin-address-path</c> and waits (bounded) for the admin's address, so the
+    /// bootstrap can give the admin <c>port_value: 0</c> instead of a port guessed free.</summary>
+    public static async Task<(CsEnvoyProcess Process, string Admin)> StartWithAdminAsync(params string[] args)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"csenvoy-admin-{Guid.NewGuid():N}");
+        var p = Start([.. args, "--admin-address-path", file]);
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!File.Exists(file))
+            {
+                if (p.HasExited) throw new InvalidOperationException($"csenvoy exited before its admin listened: {p.Stderr}");
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"csenvoy never wrote {file}: {p.Stderr}");
+                await Task.Delay(20);
+            }
+            var admin = "http://" + File.ReadAllText(file).Trim();
+            File.Delete(file);
+            return (p, admin);
+        }
+        catch
+        {
+            await p.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>The bound address of a listener, from the admin's <c>/listeners</c> (<c>name::ip:port</c> lines), once it
+    /// is there (bounded).</summary>
+    public static async Task<string> ListenerAddressAsync(HttpClient admin, string adminBase, string name)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            foreach (var line in (await admin.GetStringAsync(adminBase + "/listeners")).Split('\n'))
+                if (line.StartsWith(name + "::", StringComparison.Ordinal)) return line[(name.Length + 2)..].Trim();
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"listener '{name}' never appeared in /listeners");
+            await Task.Delay(20);
+        }
+    }
+
     /// <summary>Runs to completion (bounded) and returns exit code and output.</summary>
     public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(params string[] args)
     {
