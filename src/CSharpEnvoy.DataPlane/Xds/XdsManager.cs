@@ -446,6 +446,8 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     // ---------------------------------------------------------------- entry points
 
+    /// <summary>Runs work that changes the applied state outside an update (a warming timeout, a failed file) under
+    /// the update gate; nothing once the manager stops.</summary>
     private async Task UnderGateAsync(Func<Task> body)
     {
         try
@@ -462,7 +464,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         }
         catch (Exception ex)
         {
-            _logger.LogError(ex, "xDS: applying a failed update's consequences");
+            _logger.LogError(ex, "xDS: ending a resource's warming failed");
         }
         finally
         {
@@ -902,15 +904,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             // Cancellation is the common case (the resource arrived): wait without throwing, 10,000 clusters warm at once.
             await Task.Delay(timeout, cts.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (cts.IsCancellationRequested) return;
-            await _gate.WaitAsync().ConfigureAwait(false);
-            try
-            {
-                await onTimeout().ConfigureAwait(false);
-            }
-            finally
-            {
-                _gate.Release();
-            }
+            await UnderGateAsync(onTimeout).ConfigureAwait(false);
         });
         return cts;
     }
