@@ -153,30 +153,8 @@ public sealed class FilesystemXdsTests : IDisposable
         var edsPath = PathOf("eds.pb");
         Publish(edsPath, EdsResponse("1", a.Port).ToByteArray());
         Publish(PathOf("rds.yaml"), RdsFile("1", "/"));
-        var yaml = $$"""
-            admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
-            static_resources:
-              clusters:
-              - name: backend
-                type: EDS
-                connect_timeout: 1s
-                eds_cluster_config:
-                  service_name: backend-eds
-                  eds_config: { path_config_source: { path: {{edsPath}}, watched_directory: { path: {{_dir}} } } }
-              listeners:
-              - name: ingress
-                address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-                filter_chains:
-                - filters:
-                  - name: envoy.filters.network.http_connection_manager
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                      stat_prefix: ingress
-                      rds: { route_config_name: routes, config_source: { path_config_source: { path: {{PathOf("rds.yaml")}} } } }
-                      http_filters:
-                      - name: envoy.filters.http.router
-                        typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-            """;
+        var yaml = EdsClusterBootstrap($"{{ path_config_source: {{ path: {edsPath}, watched_directory: {{ path: {_dir} }} }} }}",
+            $"rds: {{ route_config_name: routes, config_source: {{ path_config_source: {{ path: {PathOf("rds.yaml")} }} }} }}");
         await using var proxy = await ProxyHarness.StartAsync(yaml);
         using var client = await ListenerClientAsync(proxy, "ingress");
         await EventuallyAsync(client, "a");
@@ -208,30 +186,8 @@ public sealed class FilesystemXdsTests : IDisposable
         await using var a = await TestBackend.StartEchoAsync("a");
         var edsPath = PathOf("eds.pb");
         Publish(edsPath, EdsResponse("1", a.Port).ToByteArray()[..7]);
-        var yaml = $$"""
-            admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
-            static_resources:
-              clusters:
-              - name: backend
-                type: EDS
-                connect_timeout: 1s
-                eds_cluster_config:
-                  service_name: backend-eds
-                  eds_config: { path_config_source: { path: {{edsPath}} }, initial_fetch_timeout: 0s }
-              listeners:
-              - name: ingress
-                address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-                filter_chains:
-                - filters:
-                  - name: envoy.filters.network.http_connection_manager
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                      stat_prefix: ingress
-                      route_config: { virtual_hosts: [{ name: vh, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: backend } }] }] }
-                      http_filters:
-                      - name: envoy.filters.http.router
-                        typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-            """;
+        var yaml = EdsClusterBootstrap($"{{ path_config_source: {{ path: {edsPath} }}, initial_fetch_timeout: 0s }}",
+            """route_config: { virtual_hosts: [{ name: vh, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: backend } }] }] }""");
         await using var proxy = await ProxyHarness.StartAsync(yaml).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(1, await proxy.StatAsync("cluster.backend.update_failure"));
         using var client = await ListenerClientAsync(proxy, "ingress");
@@ -240,6 +196,34 @@ public sealed class FilesystemXdsTests : IDisposable
         Publish(edsPath, EdsResponse("2", a.Port).ToByteArray());
         await EventuallyAsync(client, "a");
     }
+
+    /// <summary>A bootstrap with the EDS cluster "backend" (service name backend-eds) fetched from
+    /// <paramref name="edsConfig"/>, and listener "ingress" whose connection manager takes its routes from
+    /// <paramref name="routes"/> (an <c>rds</c> or <c>route_config</c> field).</summary>
+    private static string EdsClusterBootstrap(string edsConfig, string routes) => $$"""
+        admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
+        static_resources:
+          clusters:
+          - name: backend
+            type: EDS
+            connect_timeout: 1s
+            eds_cluster_config:
+              service_name: backend-eds
+              eds_config: {{edsConfig}}
+          listeners:
+          - name: ingress
+            address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+            filter_chains:
+            - filters:
+              - name: envoy.filters.network.http_connection_manager
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                  stat_prefix: ingress
+                  {{routes}}
+                  http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+        """;
 
     private static DiscoveryResponse EdsResponse(string version, int port)
     {
