@@ -104,7 +104,7 @@ public sealed class AccessLogTests : IDisposable
             await release.Task.WaitAsync(TimeSpan.FromSeconds(30));
             await ctx.Response.WriteAsync("late");
         });
-        var refused = BasicProxyTests.FreePort();
+        var refused = FixedPorts.Next();
         var routes = """
             - name: vh
               domains: ["*"]

@@ -67,13 +67,6 @@ internal static class GrpcTestKit
         return ByteString.CopyFrom(bytes);
     }
 
-    /// <summary>A port nothing listens on (bound then released), for "connection refused" upstreams.</summary>
-    public static int UnusedPort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
+    /// <summary>A port nothing listens on (below the ephemeral range, so nothing bound to port 0 can take it), for "connection refused" upstreams.</summary>
+    public static int UnusedPort() => FixedPorts.Next();
 }

@@ -195,10 +195,7 @@ public sealed class ActiveHealthCheckTests
                 });
             }
         });
-        var dead = new TcpListener(IPAddress.Loopback, 0);
-        dead.Start();
-        var deadPort = ((IPEndPoint)dead.LocalEndpoint).Port;
-        dead.Stop();
+        var deadPort = FixedPorts.Next();
 
         var time = new ManualTimeProvider();
         const string checker = """

@@ -120,8 +120,8 @@ public sealed class CommandLineTests
     public async Task Quickstart_ServesDirectResponseAndAdminThroughACluster_ThenQuits()
     {
         // The shipped quickstart with its two fixed ports moved to free ones, so tests never collide.
-        var listenerPort = BasicProxyTests.FreePort();
-        var adminPort = BasicProxyTests.FreePort();
+        var listenerPort = FixedPorts.Next();
+        var adminPort = FixedPorts.Next();
         var text = File.ReadAllText(Path.Combine(CsEnvoyProcess.RepoRoot(), "configs", "quickstart.yaml"))
             .Replace("port_value: 10000", $"port_value: {listenerPort}")
             .Replace("port_value: 9901", $"port_value: {adminPort}");

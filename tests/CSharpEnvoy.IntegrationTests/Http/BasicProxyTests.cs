@@ -126,7 +126,7 @@ public sealed class BasicProxyTests
     [Fact]
     public async Task RefusedConnection_Returns503_WithEnvoysBody()
     {
-        var port = FreePort();
+        var port = FixedPorts.Next();
         await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes(), Yaml.Cluster("backend", $"127.0.0.1:{port}")));
         using var client = proxy.Client("main");
 
@@ -219,14 +219,5 @@ public sealed class BasicProxyTests
         Assert.Equal("https://shop.example.com/secure/x", secure.Headers.Location!.ToString());
         var port = proxy.ListenerAddress("main").Split(':')[1];
         Assert.Equal($"http://example.org:{port}/landing", elsewhere.Headers.Location!.ToString());
-    }
-
-    internal static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
     }
 }

@@ -284,10 +284,7 @@ public sealed class TcpProxyTests : IDisposable
     public async Task AccessLog_FailedConnections_CarryEnvoysResponseFlags()
     {
         // A port nothing listens on (connect failure, UF), an unknown cluster (NC), and max_connections 0 (overflow, UO).
-        var closed = new TcpListener(IPAddress.Loopback, 0);
-        closed.Start();
-        var deadPort = ((IPEndPoint)closed.LocalEndpoint).Port;
-        closed.Stop();
+        var deadPort = FixedPorts.Next();
         foreach (var (cluster, expected) in new[]
         {
             ("dead", $"dead 127.0.0.1:{deadPort} 0 0 UF 127.0.0.1 0"),

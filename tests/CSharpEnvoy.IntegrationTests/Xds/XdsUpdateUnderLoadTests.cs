@@ -106,7 +106,7 @@ public sealed class XdsUpdateUnderLoadTests
         const int replacements = 6;
         await using var a = await TestBackend.StartEchoAsync("a");
         await using var cp = await TestControlPlane.StartAsync();
-        var port = Http.BasicProxyTests.FreePort();
+        var port = FixedPorts.Next();
         IMessage[] Snapshot(int n) => OnPort(port, "ingress", "ingress_v" + n, a.Port);
         cp.SetSnapshot("v0", Snapshot(0));
         await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port));
@@ -139,7 +139,7 @@ public sealed class XdsUpdateUnderLoadTests
         const int renames = 4;
         await using var a = await TestBackend.StartEchoAsync("a");
         await using var cp = await TestControlPlane.StartAsync();
-        var port = Http.BasicProxyTests.FreePort();
+        var port = FixedPorts.Next();
         cp.SetSnapshot("v0", OnPort(port, "l0", "l0", a.Port));
         await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port, apiType));
         using var probe = await ListenerClientAsync(proxy, "l0");
@@ -171,8 +171,8 @@ public sealed class XdsUpdateUnderLoadTests
         // "b" serves P on a's socket (never refused, never "address in use") and "a" binds Q.
         await using var backend = await TestBackend.StartEchoAsync("a");
         await using var cp = await TestControlPlane.StartAsync();
-        var p = Http.BasicProxyTests.FreePort();
-        var q = Http.BasicProxyTests.FreePort();
+        var p = FixedPorts.Next();
+        var q = FixedPorts.Next();
         cp.SetSnapshot("v0", OnPort(p, "a", "a_p", backend.Port));
         await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port));
         using var probe = await ListenerClientAsync(proxy, "a");
@@ -207,8 +207,8 @@ public sealed class XdsUpdateUnderLoadTests
             ctx.Response.Headers["x-backend"] = "a";
         });
         await using var cp = await TestControlPlane.StartAsync();
-        var p = Http.BasicProxyTests.FreePort();
-        var q = Http.BasicProxyTests.FreePort();
+        var p = FixedPorts.Next();
+        var q = FixedPorts.Next();
         cp.SetSnapshot("v0", OnPort(p, "a", "a_p", backend.Port));
         await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port));
         using var onP = await ListenerClientAsync(proxy, "a");
