@@ -967,6 +967,9 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         // State of the world re-sends every subscribed assignment: the same bytes as the accepted one change nothing.
         if (any.TypeUrl == XdsTypes.Endpoint && _assignmentNames.TryGetValue(any.Value, out var same))
             return new(same, version, null, Unchanged: true, null, null);
+        // The plain case straight from the wire; anything else takes the full path below, which names what is wrong.
+        if (any.TypeUrl == XdsTypes.Endpoint && LoadAssignmentWireTranslator.TryTranslate(any.Value.Span, out var plainName) is { } plain)
+            return new(plainName, version, plain, false, null, null);
         var extra = new List<string>(0);
         if (DecodeOne(any, index, ProtoCla.Parser, XdsTypes.Endpoint, extra) is not { } proto) return new(null, version, null, false, null, extra);
         var name = proto.ClusterName;
