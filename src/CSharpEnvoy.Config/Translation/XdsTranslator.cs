@@ -31,8 +31,8 @@ internal static class XdsTranslator
                 return new ConfigSourceModel(ConfigSourceKind.Ads, timeout);
             case ConfigSource.ConfigSourceSpecifierOneofCase.ApiConfigSource:
             {
-                var (cluster, apiType) = TranslateApiConfigSource(cs.ApiConfigSource, ConfigErrors.Join(path, "api_config_source"), errors, aggregated: false);
-                return new ConfigSourceModel(ConfigSourceKind.Grpc, timeout) { Cluster = cluster, ApiType = apiType };
+                var (cluster, apiType, rateLimit) = TranslateApiConfigSource(cs.ApiConfigSource, ConfigErrors.Join(path, "api_config_source"), errors, aggregated: false);
+                return new ConfigSourceModel(ConfigSourceKind.Grpc, timeout) { Cluster = cluster, ApiType = apiType, RateLimit = rateLimit };
             }
             case ConfigSource.ConfigSourceSpecifierOneofCase.Path:
 #pragma warning disable CS0612 // deprecated in the API, still accepted by Envoy (as path_config_source.path)
@@ -76,7 +76,8 @@ internal static class XdsTranslator
 
     /// <summary>An <c>ApiConfigSource</c> as csenvoy speaks it: GRPC or DELTA_GRPC (the AGGREGATED_ spellings on
     /// <c>ads_config</c> only), transport V3, one <c>envoy_grpc</c> service.</summary>
-    private static (string Cluster, XdsApiType ApiType) TranslateApiConfigSource(ApiConfigSource api, string path, ConfigErrors errors, bool aggregated)
+    private static (string Cluster, XdsApiType ApiType, XdsRateLimitModel? RateLimit) TranslateApiConfigSource(ApiConfigSource api, string path,
+        ConfigErrors errors, bool aggregated)
     {
         var apiType = XdsApiType.StateOfTheWorld;
         switch (api.ApiType)
@@ -111,7 +112,27 @@ internal static class XdsTranslator
                 if (string.IsNullOrEmpty(cluster)) errors.Add(path + ".grpc_services[0].envoy_grpc.cluster_name", "cluster_name is required");
             }
         }
-        return (cluster, apiType);
+        return (cluster, apiType, TranslateRateLimit(api.RateLimitSettings, path + ".rate_limit_settings", errors));
+    }
+
+    /// <summary><c>rate_limit_settings</c> with Envoy's defaults (100 tokens, 10 per second); fill_rate must be
+    /// positive, as Envoy's validation requires.</summary>
+    private static XdsRateLimitModel? TranslateRateLimit(RateLimitSettings? settings, string path, ConfigErrors errors)
+    {
+        if (settings is null) return null;
+        var fillRate = settings.FillRate ?? XdsRateLimitModel.DefaultFillRate;
+        if (!(fillRate > 0) || double.IsInfinity(fillRate))
+        {
+            errors.Add(path + ".fill_rate", $"fill_rate must be a positive number (found {fillRate.ToString(System.Globalization.CultureInfo.InvariantCulture)})");
+            fillRate = XdsRateLimitModel.DefaultFillRate;
+        }
+        var maxTokens = settings.MaxTokens ?? XdsRateLimitModel.DefaultMaxTokens;
+        if (maxTokens == 0)
+        {
+            errors.Add(path + ".max_tokens", "max_tokens must be at least 1 (with 0 the stream could never send a request)");
+            maxTokens = XdsRateLimitModel.DefaultMaxTokens;
+        }
+        return new XdsRateLimitModel(maxTokens, fillRate);
     }
 
     /// <summary>A gRPC config source must name a static, non-EDS cluster (Envoy's primary clusters): the stream that
@@ -132,10 +153,10 @@ internal static class XdsTranslator
         if (dr.AdsConfig is not null)
         {
             var adsPath = ConfigErrors.Join(path, "ads_config");
-            var (cluster, apiType) = TranslateApiConfigSource(dr.AdsConfig, adsPath, errors, aggregated: true);
+            var (cluster, apiType, rateLimit) = TranslateApiConfigSource(dr.AdsConfig, adsPath, errors, aggregated: true);
             if (cluster.Length > 0 && !staticClusterExists(cluster))
                 errors.Add(adsPath + ".grpc_services[0].envoy_grpc.cluster_name", $"unknown static cluster '{cluster}' (the ADS cluster must be a static_resources cluster)");
-            ads = new AdsModel(cluster, apiType);
+            ads = new AdsModel(cluster, apiType, rateLimit);
         }
         ConfigSourceModel? Source(ConfigSource? cs, string name)
         {

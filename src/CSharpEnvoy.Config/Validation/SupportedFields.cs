@@ -450,6 +450,8 @@ internal static class SupportedFields
         Note(acs, "transport_api_version", "V3 only");
         Note(acs, "grpc_services", "exactly one, with envoy_grpc naming a static cluster (h2c or Unix socket endpoint)");
         Note(acs, "set_node_on_first_message_only", "always the behaviour: the node is sent on the first request of each stream");
+        Note(acs, "rate_limit_settings", "a token bucket over the stream's discovery requests (defaults: 100 tokens, 10 per second); a request finding it empty waits for the next token and counts control_plane.rate_limit_enforced");
+        Msg("envoy.config.core.v3.RateLimitSettings", "max_tokens", "fill_rate");
         Msg("envoy.config.core.v3.GrpcService", "envoy_grpc");
         Warn("envoy.config.core.v3.GrpcService", "timeout", "xDS streams are long-lived; no deadline is applied");
         Msg("envoy.config.core.v3.GrpcService.EnvoyGrpc", "cluster_name");

@@ -55,6 +55,12 @@ internal sealed class Gauge
 
     public void Dec() => Interlocked.Decrement(ref _value);
 
+    public void Add(long n)
+    {
+        Interlocked.Add(ref _value, n);
+        if (_used == 0) _used = 1;
+    }
+
     public void Set(long v)
     {
         Volatile.Write(ref _value, v);

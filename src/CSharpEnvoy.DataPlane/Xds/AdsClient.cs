@@ -58,9 +58,10 @@ internal sealed class ControlPlaneConnectedState(Gauge gauge)
 /// <summary>Which stream an <see cref="AdsClient"/> runs: the aggregated one (all four types) or one per-type discovery
 /// service (ListenerDiscoveryService, ClusterDiscoveryService, RouteDiscoveryService, EndpointDiscoveryService,
 /// SecretDiscoveryService).</summary>
-internal sealed record XdsStreamTarget(string Cluster, XdsApiType ApiType, string SourceKey, string? SingleType)
+internal sealed record XdsStreamTarget(string Cluster, XdsApiType ApiType, string SourceKey, string? SingleType,
+    XdsRateLimitModel? RateLimit = null)
 {
-    public static XdsStreamTarget Aggregated(AdsModel ads) => new(ads.Cluster, ads.ApiType, "ads", null);
+    public static XdsStreamTarget Aggregated(AdsModel ads) => new(ads.Cluster, ads.ApiType, "ads", null, ads.RateLimit);
 
     public IReadOnlyList<string> Types => SingleType is null ? XdsTypes.Ordered : [SingleType];
 }
@@ -81,6 +82,8 @@ internal sealed class AdsClient : IAsyncDisposable
     private readonly ClusterManager _clusters;
     private readonly ILogger _logger;
     private readonly ControlPlaneConnectedState _connected;
+    private readonly ControlPlaneRateLimitStats _rateLimitStats;
+    private readonly XdsRequestRateLimiter? _rateLimiter;
     private readonly CancellationTokenSource _stop = new();
     private readonly object _gate = new();
     private readonly Dictionary<string, TypeState> _types = new(StringComparer.Ordinal);
@@ -99,13 +102,16 @@ internal sealed class AdsClient : IAsyncDisposable
         public readonly Dictionary<string, string> ResourceVersions = new(StringComparer.Ordinal);
     }
 
-    public AdsClient(XdsStreamTarget target, Node node, ClusterManager clusters, ControlPlaneConnectedState connected, ILogger logger)
+    public AdsClient(XdsStreamTarget target, Node node, ClusterManager clusters, ControlPlaneConnectedState connected,
+        ControlPlaneRateLimitStats rateLimitStats, ILogger logger)
     {
         _target = target;
         _node = node;
         _clusters = clusters;
         _logger = logger;
         _connected = connected;
+        _rateLimitStats = rateLimitStats;
+        if (target.RateLimit is { } rl) _rateLimiter = new XdsRequestRateLimiter(rl, TimeProvider.System);
         foreach (var t in target.Types) _types[t] = new TypeState();
     }
 
@@ -248,7 +254,9 @@ internal sealed class AdsClient : IAsyncDisposable
             MaxReceiveMessageSize = null,
         });
         using var streamCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var outbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+        // One reader (the write loop), but not declared: only the general channel can count what is queued
+        // (control_plane.pending_requests under rate_limit_settings).
+        var outbox = Channel.CreateUnbounded<object>();
         var gotResponse = IsDelta
             ? await PumpAsync(OpenDelta(channel, streamCts.Token), OnDeltaResponseAsync, outbox, streamCts).ConfigureAwait(false)
             : await PumpAsync(OpenSotw(channel, streamCts.Token), OnSotwResponseAsync, outbox, streamCts).ConfigureAwait(false);
@@ -345,17 +353,41 @@ internal sealed class AdsClient : IAsyncDisposable
     /// <summary>Set when a stream opened with nothing to subscribe to yet: the node goes on its first request.</summary>
     private bool _pendingNode;
 
-    private static async Task WriteLoopAsync(ChannelReader<object> reader, Func<object, Task> write, CancellationTokenSource streamCts)
+    private async Task WriteLoopAsync(ChannelReader<object> reader, Func<object, Task> write, CancellationTokenSource streamCts)
     {
+        long held = 0; // requests this stream counts in control_plane.pending_requests
         try
         {
             await foreach (var m in reader.ReadAllAsync(streamCts.Token).ConfigureAwait(false))
+            {
+                if (_rateLimiter is not null)
+                {
+                    // rate_limit_settings: without a token the request (and those queued behind it) waits for the next.
+                    for (var wait = _rateLimiter.TryTake(); wait > TimeSpan.Zero; wait = _rateLimiter.TryTake())
+                    {
+                        _rateLimitStats.Enforced.Inc();
+                        var queued = 1 + (reader.CanCount ? reader.Count : 0);
+                        _rateLimitStats.Pending.Add(queued - held);
+                        held = queued;
+                        await Task.Delay(wait, streamCts.Token).ConfigureAwait(false);
+                    }
+                    if (held > 0)
+                    {
+                        held--;
+                        _rateLimitStats.Pending.Dec();
+                    }
+                }
                 await write(m).ConfigureAwait(false);
+            }
         }
         catch (Exception)
         {
             // The stream broke: make the reader notice.
             streamCts.Cancel();
+        }
+        finally
+        {
+            _rateLimitStats.Pending.Add(-held);
         }
     }
 

@@ -45,6 +45,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Envoy.Config.Core.V3.Node _node;
     private readonly ControlPlaneConnectedState _connected;
+    private readonly ControlPlaneRateLimitStats _rateLimitStats;
     // The subscriptions by source key and type (the ADS stream under "ads"); created as resources reference them.
     private readonly Dictionary<string, AdsClient> _streams = new(StringComparer.Ordinal);
     private readonly Dictionary<string, FilesystemSubscription> _files = new(StringComparer.Ordinal);
@@ -140,6 +141,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         if (secrets is not null) secrets.GrpcSubscriptionChanged = () => SubscriptionChanged(XdsTypes.Secret);
         _node = node;
         _connected = new ControlPlaneConnectedState(stats.Gauge("control_plane.connected_state"));
+        _rateLimitStats = ControlPlaneRateLimitStats.Create(stats);
         _clusters = clusters;
         _runtime = runtime;
         _stats = stats;
@@ -377,7 +379,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
             {
                 lock (_streams)
                     if (_streams.ContainsKey(key)) continue;
-                StartStream(new XdsStreamTarget(src.Cluster!, src.ApiType, src.Key, typeUrl));
+                StartStream(new XdsStreamTarget(src.Cluster!, src.ApiType, src.Key, typeUrl, src.RateLimit));
             }
             else if (src.Kind == ConfigSourceKind.Path)
             {
@@ -400,7 +402,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
 
     private void StartStream(XdsStreamTarget target)
     {
-        var client = new AdsClient(target, _node, _clusters, _connected, _logger);
+        var client = new AdsClient(target, _node, _clusters, _connected, _rateLimitStats, _logger);
         lock (_streams) _streams[target.SourceKey + (target.SingleType is null ? "" : "#" + target.SingleType)] = client;
         client.Start(this);
     }

@@ -34,6 +34,7 @@ public sealed class TestControlPlane : IAsyncDisposable
     private readonly Dictionary<string, (string Version, List<(string Name, Any Resource)> Resources)> _state = new();
     private readonly List<StreamState> _streams = new();
     private readonly List<IMessage> _received = new();
+    private readonly List<long> _receivedAt = new();
     private readonly List<(Func<IMessage, bool> Match, TaskCompletionSource<IMessage> Tcs)> _waiters = new();
     private WebApplication? _app;
     private long _nonce;
@@ -44,6 +45,12 @@ public sealed class TestControlPlane : IAsyncDisposable
     public IReadOnlyList<IMessage> Received
     {
         get { lock (_gate) return _received.ToList(); }
+    }
+
+    /// <summary>When each of <see cref="Received"/> arrived (<see cref="System.Diagnostics.Stopwatch"/> timestamps).</summary>
+    public IReadOnlyList<long> ReceivedAt
+    {
+        get { lock (_gate) return _receivedAt.ToList(); }
     }
 
     public int StreamsOpened;
@@ -158,6 +165,7 @@ public sealed class TestControlPlane : IAsyncDisposable
         lock (_gate)
         {
             _received.Add(request);
+            _receivedAt.Add(System.Diagnostics.Stopwatch.GetTimestamp());
             for (var i = _waiters.Count - 1; i >= 0; i--)
                 if (_waiters[i].Match(request))
                 {
