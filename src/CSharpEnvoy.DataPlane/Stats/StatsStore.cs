@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using CSharpEnvoy.Config.Model.Stats;
 
 namespace CSharpEnvoy.DataPlane.Stats;
@@ -102,48 +104,68 @@ internal sealed class StatsStore
     /// of a cluster or listener share one prefix string and literal suffixes instead of a name string each. The
     /// same stat however the name is split.</summary>
     public Counter Counter(string prefix, string suffix) =>
-        Get(prefix, suffix, static b => b.Counters ??= new(StringComparer.Ordinal), static (name, _, _) => new Counter(name));
+        Get(prefix, suffix, static b => b.Counters ??= new(), static (name, _, _) => new Counter(name));
 
     public Gauge Gauge(string prefix, string suffix) =>
-        Get(prefix, suffix, static b => b.Gauges ??= new(StringComparer.Ordinal), static (name, _, _) => new Gauge(name));
+        Get(prefix, suffix, static b => b.Gauges ??= new(), static (name, _, _) => new Gauge(name));
 
     public Histogram Histogram(string prefix, string suffix) =>
-        Get(prefix, suffix, static b => b.Histograms ??= new(StringComparer.Ordinal),
+        Get(prefix, suffix, static b => b.Histograms ??= new(),
             static (name, store, kept) => kept ? new Histogram(name, store) : new Histogram(name));
 
     /// <summary>A set of counters under one prefix ending in a dot (a cluster's fixed stats), made together: one block
-    /// lookup and one lock for all, the block's table sized once. Suffixes have no dot. Same stats as one by one.</summary>
-    /// <param name="capacity">How many counters the prefix will hold in all (its table is sized for them once).</param>
-    public Counter[] CounterSet(string prefix, string[] suffixes, int capacity = 0) =>
-        GetMany(prefix, suffixes, capacity, static b => b.Counters ??= new(StringComparer.Ordinal), static (name, _, _) => new Counter(name));
+    /// lookup and one lock for all, and no name table of their own: the block keeps them in an array beside one
+    /// suffix → position table shared by every prefix made from the same <paramref name="suffixes"/> array (10,000
+    /// clusters share one). Suffixes have no dot. Same stats as one by one.</summary>
+    public Counter[] CounterSet(string prefix, string[] suffixes) =>
+        GetMany(prefix, suffixes, static b => b.Counters ??= new(), static (name, _, _) => new Counter(name));
 
     /// <summary>Gauges made together, as <see cref="CounterSet"/>.</summary>
-    public Gauge[] GaugeSet(string prefix, string[] suffixes, int capacity = 0) =>
-        GetMany(prefix, suffixes, capacity, static b => b.Gauges ??= new(StringComparer.Ordinal), static (name, _, _) => new Gauge(name));
+    public Gauge[] GaugeSet(string prefix, string[] suffixes) =>
+        GetMany(prefix, suffixes, static b => b.Gauges ??= new(), static (name, _, _) => new Gauge(name));
 
-    private T[] GetMany<T>(string prefix, string[] suffixes, int capacity, Func<StatBlock, Dictionary<string, T>> mapOf, Func<StatName, StatsStore, bool, T> create)
+    private T[] GetMany<T>(string prefix, string[] suffixes, Func<StatBlock, StatTable<T>> tableOf, Func<StatName, StatsStore, bool, T> create)
+        where T : class
     {
         var stats = new T[suffixes.Length];
         if (prefix.Length == 0 || prefix[^1] != '.')
         {
-            for (var i = 0; i < stats.Length; i++) stats[i] = Get(prefix, suffixes[i], mapOf, create);
+            for (var i = 0; i < stats.Length; i++) stats[i] = Get(prefix, suffixes[i], tableOf, create);
             return stats;
         }
         var block = Block(prefix);
         lock (block)
         {
-            var map = mapOf(block);
-            map.EnsureCapacity(Math.Max(map.Count + suffixes.Length, capacity));
+            var table = tableOf(block);
+            var anyExists = false;
+            foreach (var suffix in suffixes)
+            {
+                if (suffix.Contains('.')) throw new ArgumentException($"stat suffix '{suffix}' has a dot", nameof(suffixes));
+                anyExists |= table.TryGet(suffix, out _);
+            }
+            if (!anyExists)
+            {
+                // The common case: a fresh prefix. The stats go in one array; the shared table finds them by name.
+                var kept = new T?[suffixes.Length];
+                for (var i = 0; i < stats.Length; i++)
+                {
+                    var name = new StatName(prefix, suffixes[i]);
+                    var accepted = Accepts(name);
+                    stats[i] = create(name, this, accepted);
+                    if (accepted) kept[i] = stats[i];
+                }
+                table.AddSet(s_setIndexes.GetValue(suffixes, SetIndex), kept);
+                return stats;
+            }
             for (var i = 0; i < stats.Length; i++)
             {
                 var suffix = suffixes[i];
-                if (suffix.Contains('.')) throw new ArgumentException($"stat suffix '{suffix}' has a dot", nameof(suffixes));
-                if (!map.TryGetValue(suffix, out var stat))
+                if (!table.TryGet(suffix, out var stat))
                 {
                     var name = new StatName(prefix, suffix);
-                    var kept = Accepts(name);
-                    stat = create(name, this, kept);
-                    if (kept) map.Add(suffix, stat);
+                    var accepted = Accepts(name);
+                    stat = create(name, this, accepted);
+                    if (accepted) table.Add(suffix, stat);
                 }
                 stats[i] = stat;
             }
@@ -151,19 +173,31 @@ internal sealed class StatsStore
         return stats;
     }
 
+    /// <summary>Suffix → position in a set, one per suffix array (held as long as the array lives).</summary>
+    private static readonly ConditionalWeakTable<string[], Dictionary<string, int>> s_setIndexes = new();
+
+    private static Dictionary<string, int> SetIndex(string[] suffixes)
+    {
+        var index = new Dictionary<string, int>(suffixes.Length, StringComparer.Ordinal);
+        for (var i = 0; i < suffixes.Length; i++)
+            if (!index.TryAdd(suffixes[i], i)) throw new ArgumentException($"stat suffix '{suffixes[i]}' appears twice", nameof(suffixes));
+        return index;
+    }
+
     /// <summary>The stored stat of that name, or a new one: stored unless the stats matcher rejects the name (then it
     /// is handed out detached, and made with <c>kept</c> false).</summary>
-    private T Get<T>(string prefix, string suffix, Func<StatBlock, Dictionary<string, T>> mapOf, Func<StatName, StatsStore, bool, T> create)
+    private T Get<T>(string prefix, string suffix, Func<StatBlock, StatTable<T>> tableOf, Func<StatName, StatsStore, bool, T> create)
+        where T : class
     {
         var (block, leaf) = Locate(prefix, suffix);
         lock (block)
         {
-            var map = mapOf(block);
-            if (map.TryGetValue(leaf, out var stat)) return stat;
+            var table = tableOf(block);
+            if (table.TryGet(leaf, out var stat)) return stat;
             var name = new StatName(prefix, suffix);
             var kept = Accepts(name);
             stat = create(name, this, kept);
-            if (kept) map.Add(leaf, stat);
+            if (kept) table.Add(leaf, stat);
             return stat;
         }
     }
@@ -198,16 +232,16 @@ internal sealed class StatsStore
     public volatile Action<Histogram, double>? HistogramObserver;
 
     // Enumeration copies each block's stats under its lock: admin and sinks read while config adds.
-    public IEnumerable<Counter> Counters => Snapshot(static b => b.Counters?.Values);
-    public IEnumerable<Gauge> Gauges => Snapshot(static b => b.Gauges?.Values);
-    public IEnumerable<Histogram> Histograms => Snapshot(static b => b.Histograms?.Values);
+    public IEnumerable<Counter> Counters => Snapshot(static b => b.Counters);
+    public IEnumerable<Gauge> Gauges => Snapshot(static b => b.Gauges);
+    public IEnumerable<Histogram> Histograms => Snapshot(static b => b.Histograms);
 
-    private List<T> Snapshot<T>(Func<StatBlock, Dictionary<string, T>.ValueCollection?> of)
+    private List<T> Snapshot<T>(Func<StatBlock, StatTable<T>?> of) where T : class
     {
         var all = new List<T>();
         foreach (var block in _blocks.Values)
             lock (block)
-                if (of(block) is { } values) all.AddRange(values);
+                of(block)?.AddTo(all);
         return all;
     }
 
@@ -221,9 +255,43 @@ internal sealed class StatsStore
     /// admin only: the request path holds its stats directly).</summary>
     private sealed class StatBlock
     {
-        public Dictionary<string, Counter>? Counters;
-        public Dictionary<string, Gauge>? Gauges;
-        public Dictionary<string, Histogram>? Histograms;
+        public StatTable<Counter>? Counters;
+        public StatTable<Gauge>? Gauges;
+        public StatTable<Histogram>? Histograms;
+    }
+
+    /// <summary>One kind of stat of a block: sets made together (an array each, found through the table shared by
+    /// their suffix array; null slots for names the stats matcher rejected) and the ones made one by one.</summary>
+    private sealed class StatTable<T> where T : class
+    {
+        private (Dictionary<string, int> Index, T?[] Stats)[]? _sets;
+        private Dictionary<string, T>? _byName;
+
+        public bool TryGet(string leaf, [NotNullWhen(true)] out T? stat)
+        {
+            if (_sets is not null)
+                foreach (var (index, stats) in _sets)
+                    if (index.TryGetValue(leaf, out var i) && stats[i] is { } s)
+                    {
+                        stat = s;
+                        return true;
+                    }
+            stat = null;
+            return _byName is not null && _byName.TryGetValue(leaf, out stat);
+        }
+
+        public void Add(string leaf, T stat) => (_byName ??= new(StringComparer.Ordinal)).Add(leaf, stat);
+
+        public void AddSet(Dictionary<string, int> index, T?[] stats) => _sets = _sets is null ? [(index, stats)] : [.. _sets, (index, stats)];
+
+        public void AddTo(List<T> all)
+        {
+            if (_sets is not null)
+                foreach (var (_, stats) in _sets)
+                    foreach (var s in stats)
+                        if (s is not null) all.Add(s);
+            if (_byName is not null) all.AddRange(_byName.Values);
+        }
     }
 }
 

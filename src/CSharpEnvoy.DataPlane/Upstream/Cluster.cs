@@ -31,8 +31,7 @@ internal sealed class ClusterStats
     {
         _store = store;
         _prefix = "cluster." + clusterName + ".";
-        // The prefix's table is sized once for the counters the circuit breakers, the balancer and xDS add to it.
-        var c = store.CounterSet(_prefix, s_counters, capacity: s_counters.Length + 24);
+        var c = store.CounterSet(_prefix, s_counters);
         (UpstreamRqTotal, UpstreamRqCompleted, UpstreamRqTimeout, UpstreamRqRxReset, UpstreamRqTxReset) = (c[0], c[1], c[2], c[3], c[4]);
         (UpstreamCxTotal, UpstreamCxConnectFail, UpstreamCxConnectTimeout, UpstreamCxDestroy, UpstreamCxNoneHealthy) = (c[5], c[6], c[7], c[8], c[9]);
         (MembershipChange, UpdateAttempt, UpdateSuccess, UpdateFailure) = (c[10], c[11], c[12], c[13]);
