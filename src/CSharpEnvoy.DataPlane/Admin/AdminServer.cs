@@ -53,8 +53,21 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
     private readonly SocketAddressModel _address;
     private readonly IServiceProvider _services;
     private readonly ILoggerFactory _loggers;
-    private readonly JsonFormatter _json;
-    private readonly JsonFormatter _jsonWithDefaults;
+    // Made on first use: their type registry (for Any fields) loads every message type of the API.
+    private JsonFormatter? _jsonFormatter;
+    private JsonFormatter? _jsonWithDefaultsFormatter;
+
+    private JsonFormatter Formatter => _jsonFormatter ??= new JsonFormatter(JsonFormatter.Settings.Default
+        .WithPreserveProtoFieldNames(true)
+        .WithIndentation()
+        .WithTypeRegistry(ProtoRegistry.Default.TypeRegistry));
+
+    // /server_info prints every primitive (state LIVE is enum 0), as Envoy's does.
+    private JsonFormatter FormatterWithDefaults => _jsonWithDefaultsFormatter ??= new JsonFormatter(JsonFormatter.Settings.Default
+        .WithPreserveProtoFieldNames(true)
+        .WithIndentation()
+        .WithFormatDefaultValues(true)
+        .WithTypeRegistry(ProtoRegistry.Default.TypeRegistry));
     private KestrelServer? _kestrel;
 
     public AdminServer(EnvoyServer server, SocketAddressModel address, IServiceProvider services, ILoggerFactory loggers)
@@ -63,16 +76,6 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         _address = address;
         _services = services;
         _loggers = loggers;
-        _json = new JsonFormatter(JsonFormatter.Settings.Default
-            .WithPreserveProtoFieldNames(true)
-            .WithIndentation()
-            .WithTypeRegistry(ProtoRegistry.Default.TypeRegistry));
-        // /server_info prints every primitive (state LIVE is enum 0), as Envoy's does.
-        _jsonWithDefaults = new JsonFormatter(JsonFormatter.Settings.Default
-            .WithPreserveProtoFieldNames(true)
-            .WithIndentation()
-            .WithFormatDefaultValues(true)
-            .WithTypeRegistry(ProtoRegistry.Default.TypeRegistry));
     }
 
     public SocketAddressModel? BoundAddress { get; private set; }
@@ -120,7 +123,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 context.Response.StatusCode = live ? 200 : 503;
                 return Text(context, StateName(_server.State) + "\n");
             case "/server_info":
-                return Text(context, _jsonWithDefaults.Format(ServerInfo()) + "\n", "application/json");
+                return Text(context, FormatterWithDefaults.Format(ServerInfo()) + "\n", "application/json");
             case "/config_dump":
             {
                 var (dump, status, error) = ConfigDumpQuery.Build(ConfigDumpSections(q.ContainsKey("include_eds")), q["resource"].FirstOrDefault(), q["mask"].FirstOrDefault());
@@ -160,7 +163,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
             case "/memory":
                 return Text(context, Memory(), "application/json");
             case "/certs":
-                return Text(context, _jsonWithDefaults.Format(CertsStatus.Build(TlsContexts(), DateTimeOffset.UtcNow)) + "\n", "application/json");
+                return Text(context, FormatterWithDefaults.Format(CertsStatus.Build(TlsContexts(), DateTimeOffset.UtcNow)) + "\n", "application/json");
             case "/runtime":
                 return Text(context, Runtime(), "application/json");
             case "/help":
@@ -204,7 +207,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         return context.Response.Body.WriteAsync(bytes, 0, bytes.Length);
     }
 
-    private Task Json(HttpContext context, IMessage message) => Text(context, _json.Format(message) + "\n", "application/json");
+    private Task Json(HttpContext context, IMessage message) => Text(context, Formatter.Format(message) + "\n", "application/json");
 
     private ServerInfo ServerInfo()
     {
@@ -333,7 +336,7 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 : new Envoy.Config.Core.V3.Address { SocketAddress = new Envoy.Config.Core.V3.SocketAddress { Address = a.Address, PortValue = (uint)a.Port } };
             listeners.ListenerStatuses.Add(new ListenerStatus { Name = l.Model.Name, LocalAddress = address });
         }
-        return _json.Format(listeners) + "\n";
+        return Formatter.Format(listeners) + "\n";
     }
 
     /// <summary>/stats: "name: value" lines sorted by name; <c>?filter=</c> regex, <c>?usedonly</c>, <c>?format=json</c>.</summary>
