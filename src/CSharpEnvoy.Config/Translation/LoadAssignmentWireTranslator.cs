@@ -12,7 +12,8 @@ namespace CSharpEnvoy.Config.Translation;
 /// use the same few fields, so this takes the plain case only: <c>cluster_name</c>, <c>endpoints</c> with
 /// <c>locality</c>, <c>priority</c>, <c>load_balancing_weight</c> and <c>lb_endpoints</c> of
 /// <c>endpoint.address.socket_address</c> (TCP, IP address, <c>port_value</c>, <c>ipv4_compat</c>),
-/// <c>endpoint.hostname</c>, <c>health_status</c> and <c>load_balancing_weight</c>, every value valid.
+/// <c>endpoint.hostname</c>, <c>health_status</c> and <c>load_balancing_weight</c>, every value valid, and
+/// <c>metadata</c> (which nothing reads yet: it is only checked to parse, as the full path would).
 /// Anything else (another field, a field twice where the parser would merge, a value that is an error, bytes that do
 /// not parse) returns null and the caller takes the full path (parse, support check,
 /// <see cref="ClusterTranslator.TranslateLoadAssignment"/>), which accepts or reports it with its path. So the fast path
@@ -22,9 +23,9 @@ internal static class LoadAssignmentWireTranslator
 {
     // Field numbers of the v3 messages read here (protos/envoy/config/endpoint/v3, core/v3).
     private const int ClaClusterName = 1, ClaEndpoints = 2;
-    private const int LleLocality = 1, LleLbEndpoints = 2, LleWeight = 3, LlePriority = 5;
+    private const int LleLocality = 1, LleLbEndpoints = 2, LleWeight = 3, LlePriority = 5, LleMetadata = 9;
     private const int LocRegion = 1, LocZone = 2, LocSubZone = 3;
-    private const int LbeEndpoint = 1, LbeHealthStatus = 2, LbeWeight = 4;
+    private const int LbeEndpoint = 1, LbeHealthStatus = 2, LbeMetadata = 3, LbeWeight = 4;
     private const int EpAddress = 1, EpHostname = 3;
     private const int AddrSocketAddress = 1;
     private const int SaProtocol = 1, SaAddress = 2, SaPortValue = 3, SaIpv4Compat = 6;
@@ -64,7 +65,7 @@ internal static class LoadAssignmentWireTranslator
         var locality = LocalityModel.Empty;
         uint priority = 0;
         uint? localityWeight = null;
-        bool seenLocality = false, seenWeight = false;
+        bool seenLocality = false, seenWeight = false, seenMetadata = false;
         var r = new WireReader(wire);
         while (!r.AtEnd)
         {
@@ -85,6 +86,10 @@ internal static class LoadAssignmentWireTranslator
                     break;
                 case LlePriority when type == Varint:
                     if (!r.TryUInt32(out priority)) return false;
+                    break;
+                case LleMetadata when type == Len && !seenMetadata:
+                    seenMetadata = true;
+                    if (!r.TryBytes(out var lleMetadata) || !IsMetadata(lleMetadata)) return false;
                     break;
                 default:
                     return false;
@@ -119,7 +124,7 @@ internal static class LoadAssignmentWireTranslator
         SocketAddressModel? address = null;
         string? hostname = null;
         uint health = 0, weight = 1;
-        bool seenWeight = false;
+        bool seenWeight = false, seenMetadata = false;
         var r = new WireReader(wire);
         while (!r.AtEnd)
         {
@@ -135,6 +140,10 @@ internal static class LoadAssignmentWireTranslator
                 case LbeWeight when type == Len && !seenWeight:
                     seenWeight = true;
                     if (!r.TryBytes(out var w) || !TryUInt32Value(w, out weight) || weight == 0) return false;
+                    break;
+                case LbeMetadata when type == Len && !seenMetadata:
+                    seenMetadata = true;
+                    if (!r.TryBytes(out var metadata) || !IsMetadata(metadata)) return false;
                     break;
                 default:
                     return false;
@@ -236,6 +245,20 @@ internal static class LoadAssignmentWireTranslator
         }
         if (region.Length + zone.Length + subZone.Length > 0) locality = new LocalityModel(region, zone, subZone);
         return true;
+    }
+
+    /// <summary>Whether the bytes parse as a <c>core.v3.Metadata</c> (Istio tags every endpoint); the value is not kept.</summary>
+    private static bool IsMetadata(ReadOnlySpan<byte> wire)
+    {
+        try
+        {
+            Envoy.Config.Core.V3.Metadata.Parser.ParseFrom(wire);
+            return true;
+        }
+        catch (Google.Protobuf.InvalidProtocolBufferException)
+        {
+            return false;
+        }
     }
 
     /// <summary>A <c>google.protobuf.UInt32Value</c> (absent value: 0).</summary>

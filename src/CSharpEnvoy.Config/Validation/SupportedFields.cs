@@ -311,6 +311,26 @@ internal static class SupportedFields
         AddClientCertDetails();
         AddRbac();
         AddTcpProxy();
+        AddMetadata();
+    }
+
+    private static void AddMetadata()
+    {
+        Area("Metadata");
+        // Opaque data for the filters and policies that read it (SupportChecker does not look inside): accepted so
+        // that control planes which tag every resource (Istio's filter_metadata "istio", Envoy Gateway's resource
+        // names) are not refused; what reads it in Envoy (subset load balancing, transport_socket_matches, metadata
+        // matchers and access-log operators) is refused or absent on its own.
+        const string unread = "nothing in csenvoy reads it yet: subset load balancing, transport_socket_matches, metadata_match and the %METADATA%/%UPSTREAM_METADATA% operators are not implemented";
+        foreach (var owner in new[]
+        {
+            "envoy.config.cluster.v3.Cluster", "envoy.config.listener.v3.Listener", "envoy.config.listener.v3.FilterChain",
+            "envoy.config.route.v3.RouteConfiguration", "envoy.config.route.v3.VirtualHost", "envoy.config.route.v3.Route",
+        })
+            Note(owner, "metadata", "accepted and kept (shown in /config_dump; typed entries of unknown types as their type URL and bytes); " + unread);
+        foreach (var owner in new[] { "envoy.config.endpoint.v3.LocalityLbEndpoints", "envoy.config.endpoint.v3.LbEndpoint" })
+            Note(owner, "metadata", "accepted, not kept (/config_dump?include_eds shows the hosts without it); " + unread);
+        Msg("envoy.config.core.v3.Metadata", "filter_metadata", "typed_filter_metadata");
     }
 
     private static void AddTcpProxy()

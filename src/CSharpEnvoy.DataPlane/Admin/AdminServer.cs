@@ -207,7 +207,8 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
         return context.Response.Body.WriteAsync(bytes, 0, bytes.Length);
     }
 
-    private Task Json(HttpContext context, IMessage message) => Text(context, Formatter.Format(message) + "\n", "application/json");
+    private Task Json(HttpContext context, IMessage message) =>
+        Text(context, Formatter.Format(UnknownAnyRewriter.ForJson(message, ProtoRegistry.Default)) + "\n", "application/json");
 
     private ServerInfo ServerInfo()
     {

@@ -97,7 +97,7 @@ public sealed class LoadAssignmentWireTranslatorTests
     public static TheoryData<string> NotPlain() =>
     [
         "port 0", "port 70000", "host name", "empty address", "endpoint weight 0", "locality weight 0", "priority 129", "udp",
-        "named port", "pipe", "metadata", "health check config", "endpoint name", "policy", "named endpoints",
+        "named port", "pipe", "health check config", "endpoint name", "policy", "named endpoints",
         "additional addresses", "resolver name", "no cluster name", "no endpoint", "proximity",
     ];
 
@@ -121,7 +121,6 @@ public sealed class LoadAssignmentWireTranslatorTests
             case "udp": sa.Protocol = SocketAddress.Types.Protocol.Udp; break;
             case "named port": sa.NamedPort = "http"; break;
             case "pipe": lbe.Endpoint.Address = new Address { Pipe = new Pipe { Path = "/tmp/x.sock" } }; break;
-            case "metadata": lbe.Metadata = new Metadata(); lbe.Metadata.FilterMetadata.Add("f", new Struct()); break;
             case "health check config": lbe.Endpoint.HealthCheckConfig = new Endpoint.Types.HealthCheckConfig { PortValue = 81 }; break;
             case "endpoint name": lbe.EndpointName = "e"; break;
             case "policy": cla.Policy = new ClusterLoadAssignment.Types.Policy { OverprovisioningFactor = 200 }; break;
@@ -137,6 +136,28 @@ public sealed class LoadAssignmentWireTranslatorTests
         cla.Endpoints.Add(lle);
 
         Assert.Null(LoadAssignmentWireTranslator.TryTranslate(cla.ToByteArray(), out _));
+    }
+
+    [Fact]
+    public void Metadata_AsIstioSetsIt_StaysOnTheFastPath_AndBadMetadataIsLeftToTheFullPath()
+    {
+        var cla = new ClusterLoadAssignment { ClusterName = "outbound|80||reviews.default.svc.cluster.local" };
+        var lle = new LocalityLbEndpoints { Locality = new Locality { Region = "r", Zone = "z" }, Metadata = new Metadata() };
+        var lbe = Lbe("10.1.2.3", 9080);
+        lbe.Metadata = new Metadata();
+        lbe.Metadata.FilterMetadata.Add("istio", Struct.Parser.ParseJson("""{ "workload": "reviews-v1;default;reviews;v1;Kubernetes" }"""));
+        lbe.Metadata.FilterMetadata.Add("envoy.transport_socket_match", Struct.Parser.ParseJson("""{ "tlsMode": "istio" }"""));
+        lbe.Metadata.TypedFilterMetadata.Add("com.example.unknown", new Any { TypeUrl = "type.googleapis.com/com.example.Unknown", Value = ByteString.CopyFromUtf8("x") });
+        lle.LbEndpoints.Add(lbe);
+        cla.Endpoints.Add(lle);
+        var wire = cla.ToByteArray();
+        AssertSameAsFullPath(wire);
+
+        // Metadata whose bytes do not parse: the full path reports it.
+        var bad = new LbEndpoint { Endpoint = lbe.Endpoint }.ToByteArray().Concat(new byte[] { 0x1A, 2, 0x0A, 5 }).ToArray();
+        var badWire = new byte[] { 0x0A, 1, (byte)'c', 0x12, (byte)(bad.Length + 2), 0x12, (byte)bad.Length }.Concat(bad).ToArray();
+        Assert.Null(LoadAssignmentWireTranslator.TryTranslate(badWire, out _));
+        Assert.True(FullPath(badWire).Errors.HasErrors);
     }
 
     [Fact]
