@@ -187,6 +187,32 @@ public sealed class LoadAssignmentWireTranslatorTests
     }
 
     [Fact]
+    public void CorruptedBytes_NeverThrow_AndWhatTheFastPathAcceptsTheFullPathAcceptsAlike()
+    {
+        var cla = new ClusterLoadAssignment { ClusterName = "c" };
+        var lle = new LocalityLbEndpoints { Locality = new Locality { Zone = "z" }, Priority = 1, LoadBalancingWeight = 3 };
+        var lbe = Lbe("10.0.0.1", 8080);
+        lbe.LoadBalancingWeight = 2;
+        lbe.Metadata = new Metadata();
+        lbe.Metadata.FilterMetadata.Add("istio", Struct.Parser.ParseJson("""{ "workload": "w" }"""));
+        lle.LbEndpoints.Add(lbe);
+        lle.LbEndpoints.Add(Lbe("10.0.0.2", 8081));
+        cla.Endpoints.Add(lle);
+        var wire = cla.ToByteArray();
+        var random = new Random(7);
+        var accepted = 0;
+        for (var round = 0; round < 5000; round++)
+        {
+            var bytes = (byte[])wire.Clone();
+            for (var flips = random.Next(1, 4); flips > 0; flips--) bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
+            if (LoadAssignmentWireTranslator.TryTranslate(bytes, out _) is null) continue;
+            accepted++;
+            AssertSameAsFullPath(bytes);
+        }
+        Assert.True(accepted > 0, "no corrupted variant was still a plain assignment");
+    }
+
+    [Fact]
     public void RandomAssignments_FastPathAgreesWithTheFullPath_OrStandsAside()
     {
         // Assignments mixing plain endpoints with every kind of exception: whenever the fast path answers, the full path
