@@ -208,6 +208,7 @@ internal static class ListenerTranslator
             AlwaysSetRequestIdInResponse = h.AlwaysSetRequestIdInResponse,
             ServerName = string.IsNullOrEmpty(h.ServerName) ? "envoy" : h.ServerName,
             ServerHeaderTransformation = (ServerHeaderTransformation)(int)h.ServerHeaderTransformation,
+            HeadersWithUnderscoresAction = (HeadersWithUnderscoresAction)(int)(h.CommonHttpProtocolOptions?.HeadersWithUnderscoresAction ?? 0),
             UpgradeTypes = upgrades,
             SuppressEnvoyHeaders = suppressEnvoyHeaders,
             Http2MaxConcurrentStreams = (int?)h.Http2ProtocolOptions?.MaxConcurrentStreams,

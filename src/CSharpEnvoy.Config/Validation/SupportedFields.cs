@@ -54,6 +54,9 @@ internal static class SupportedFields
             "skip_xff_append", "via", "generate_request_id", "preserve_external_request_id", "always_set_request_id_in_response",
             "server_name", "server_header_transformation", "upgrade_configs");
         Note(hcm, "http2_protocol_options", "see Http2ProtocolOptions below");
+        Note(hcm, "common_http_protocol_options", "headers_with_underscores_action only");
+        Note("envoy.config.core.v3.HttpProtocolOptions", "headers_with_underscores_action",
+            "request headers only, as Envoy: REJECT_REQUEST answers HTTP/1.1 with 400 and closes the connection, resets an HTTP/2 stream (DPE); DROP_HEADER removes them; counted in http1./http2.requests_rejected_with_underscores_in_headers and dropped_headers_with_underscores");
         Msg(hcm + ".UpgradeConfig", "upgrade_type", "enabled");
         Msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", "name", "typed_config", "is_optional");
         Msg("envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers");

@@ -156,6 +156,8 @@ internal sealed class HttpConnectionManager
     private ValueTask ProcessAsync(HttpContext context, UpstreamRequest info, bool isTls)
     {
         var model = Model;
+        if (model.HeadersWithUnderscoresAction != HeadersWithUnderscoresAction.Allow && CheckUnderscores(context, info, model.HeadersWithUnderscoresAction) is { } rejected)
+            return new ValueTask(rejected);
         var scheme = isTls ? "https" : "http";
         MutateRequestHeaders(context, info, scheme);
         if (_tracing is { } tracing) info.Span = tracing.Start(context, info, scheme);
@@ -189,6 +191,35 @@ internal sealed class HttpConnectionManager
         var filters = _filters;
         if (filters is not null) return RunFiltersAsync(filters, context, info, request, scheme, host, tlsRedirect);
         return RunAction(context, info, request, scheme, host, tlsRedirect);
+    }
+
+    /// <summary>Envoy's codecs' <c>headers_with_underscores_action</c>, before any filter: the reply when the request is
+    /// rejected (HTTP/1.1: 400 and the connection closes; HTTP/2: the stream is reset), null when it goes on (with the
+    /// headers dropped for DROP_HEADER). Counted in Envoy's codec stats, <c>http1.</c>/<c>http2.</c> at the root.</summary>
+    private Task? CheckUnderscores(HttpContext context, UpstreamRequest info, HeadersWithUnderscoresAction action)
+    {
+        var headers = context.Request.Headers;
+        List<string>? underscored = null;
+        foreach (var (name, _) in headers)
+            if (name.Contains('_')) (underscored ??= []).Add(name);
+        if (underscored is null) return null;
+        var codec = HttpProtocol.IsHttp2(context.Request.Protocol) ? "http2." : "http1.";
+        if (action == HeadersWithUnderscoresAction.DropHeader)
+        {
+            foreach (var name in underscored) headers.Remove(name);
+            _store.Counter(codec, "dropped_headers_with_underscores").Add(underscored.Count);
+            return null;
+        }
+        _store.Counter(codec, "requests_rejected_with_underscores_in_headers").Inc();
+        info.Flags |= ResponseFlags.DownstreamProtocolError;
+        info.ResponseCodeDetails = codec + "unexpected_underscore";
+        if (codec == "http2.")
+        {
+            context.Abort();
+            return Task.CompletedTask;
+        }
+        context.Response.Headers.Connection = "close";
+        return LocalReply.SendAsync(context, 400, "Bad Request", LocalReplyServerName, info, codec + "unexpected_underscore");
     }
 
     /// <summary>Envoy's request timer (until the request's last byte) and stream duration timer (from the route's

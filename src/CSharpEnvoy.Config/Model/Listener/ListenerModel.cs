@@ -58,6 +58,10 @@ internal enum ClientCertDetailsFields { None = 0, Subject = 1, Cert = 2, Chain =
 
 internal enum ServerHeaderTransformation { Overwrite = 0, AppendIfAbsent = 1, PassThrough = 2 }
 
+/// <summary><c>common_http_protocol_options.headers_with_underscores_action</c>: what a request header whose name has
+/// an underscore gets.</summary>
+internal enum HeadersWithUnderscoresAction { Allow = 0, RejectRequest = 1, DropHeader = 2 }
+
 /// <summary>An HTTP filter of the connection manager's chain, already resolved to its extension.</summary>
 internal sealed record HttpFilterModel(string Name, string TypeName, object? Config)
 {
@@ -89,6 +93,7 @@ internal sealed record HttpConnectionManagerModel
     public bool AlwaysSetRequestIdInResponse { get; init; }
     public string ServerName { get; init; } = "envoy";
     public ServerHeaderTransformation ServerHeaderTransformation { get; init; }
+    public HeadersWithUnderscoresAction HeadersWithUnderscoresAction { get; init; }
     /// <summary>Upgrade types (lower case, e.g. "websocket") enabled at the connection manager.</summary>
     public IReadOnlyDictionary<string, bool> UpgradeTypes { get; init; } = new Dictionary<string, bool>();
     public bool SuppressEnvoyHeaders { get; init; }
