@@ -55,6 +55,9 @@ internal static class SupportedFields
             "server_name", "server_header_transformation", "upgrade_configs");
         Note(hcm, "http2_protocol_options", "see Http2ProtocolOptions below");
         Note(hcm, "common_http_protocol_options", "headers_with_underscores_action only");
+        Note(hcm, "normalize_path", "RFC 3986 before routing and filters (the upstream path too): percent-encoded unreserved characters decoded, other percent-encodings upper-cased, characters a path cannot carry percent-encoded, dot segments removed; backslashes are left as they are; default false, as Envoy without runtime overrides");
+        Note(hcm, "merge_slashes", "adjacent slashes in the path merged, after normalize_path");
+        Note(hcm, "path_with_escaped_slashes_action", "%2F and %5C in the path: KEEP_UNCHANGED (also the default), REJECT_REQUEST (400, downstream_rq_failed_path_normalization), UNESCAPE_AND_REDIRECT (307 to the unescaped path, downstream_rq_redirected_with_normalized_path), UNESCAPE_AND_FORWARD; gRPC requests are refused with INTERNAL instead of redirected");
         Note("envoy.config.core.v3.HttpProtocolOptions", "headers_with_underscores_action",
             "request headers only, as Envoy: REJECT_REQUEST answers HTTP/1.1 with 400 and closes the connection, resets an HTTP/2 stream (DPE); DROP_HEADER removes them; counted in http1./http2.requests_rejected_with_underscores_in_headers and dropped_headers_with_underscores");
         Msg(hcm + ".UpgradeConfig", "upgrade_type", "enabled");

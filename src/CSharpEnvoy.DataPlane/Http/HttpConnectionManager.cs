@@ -36,6 +36,8 @@ internal sealed class HttpConnectionManagerStats
         RqTimeout = store.Counter(p, "downstream_rq_timeout");
         RqMaxDurationReached = store.Counter(p, "downstream_rq_max_duration_reached");
         DownstreamRqTime = store.Histogram(p, "downstream_rq_time");
+        DownstreamRqFailedPathNormalization = store.Counter(p, "downstream_rq_failed_path_normalization");
+        DownstreamRqRedirectedWithNormalizedPath = store.Counter(p, "downstream_rq_redirected_with_normalized_path");
         for (var c = 1; c <= 5; c++) _byClass[c] = store.Counter(p, $"downstream_rq_{c}xx");
     }
 
@@ -57,6 +59,8 @@ internal sealed class HttpConnectionManagerStats
     public Counter RqTotal { get; }
     public Counter RqTimeout { get; }
     public Counter RqMaxDurationReached { get; }
+    public Counter DownstreamRqFailedPathNormalization { get; }
+    public Counter DownstreamRqRedirectedWithNormalizedPath { get; }
     /// <summary>Milliseconds from the request's arrival to the end of its response.</summary>
     public Histogram DownstreamRqTime { get; }
 
@@ -164,6 +168,7 @@ internal sealed class HttpConnectionManager
 
         var routes = _routes;
         var request = new RequestView(context, scheme);
+        if (model.TransformsPath && TransformPath(context, info, request) is { } refused) return new ValueTask(refused);
         var host = context.Request.Host.Value ?? "";
         var vhost = routes?.VirtualHosts.Find(host);
         info.Routes = routes;
@@ -191,6 +196,27 @@ internal sealed class HttpConnectionManager
         var filters = _filters;
         if (filters is not null) return RunFiltersAsync(filters, context, info, request, scheme, host, tlsRedirect);
         return RunAction(context, info, request, scheme, host, tlsRedirect);
+    }
+
+    /// <summary><c>normalize_path</c>, <c>merge_slashes</c> and <c>path_with_escaped_slashes_action</c>, before routing
+    /// (<see cref="PathNormalizer"/>): the reply when the request is refused (400) or redirected to its unescaped path
+    /// (307; a gRPC request, which cannot follow it, gets INTERNAL), null when it goes on with the normalized path.</summary>
+    private Task? TransformPath(HttpContext context, UpstreamRequest info, RequestView request)
+    {
+        var action = PathNormalizer.Normalize(request.Path, Model, out var normalized);
+        request.Path = normalized;
+        if (action == PathNormalizeAction.Continue) return null;
+        info.Request = request;
+        if (action == PathNormalizeAction.Reject)
+        {
+            Stats.DownstreamRqFailedPathNormalization.Inc();
+            return LocalReply.SendAsync(context, 400, "", LocalReplyServerName, info, "path_normalization_failed");
+        }
+        Stats.DownstreamRqRedirectedWithNormalizedPath.Inc();
+        if (LocalReply.IsGrpc(context.Request))
+            return LocalReply.SendAsync(context, 400, "", LocalReplyServerName, info, "path_normalization_failed", grpcStatus: 13);
+        context.Response.Headers.Location = request.PathAndQuery;
+        return LocalReply.SendAsync(context, 307, "", LocalReplyServerName, info, "path_normalization_failed");
     }
 
     /// <summary>Envoy's codecs' <c>headers_with_underscores_action</c>, before any filter: the reply when the request is

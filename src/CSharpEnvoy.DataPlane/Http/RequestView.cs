@@ -33,7 +33,8 @@ internal sealed class RequestView : IRouteRequest
     }
 
     public string RawTarget { get; }
-    public string Path { get; }
+    /// <summary>The path as routed and sent upstream: the request's, or its normalized form (<see cref="PathNormalizer"/>).</summary>
+    public string Path { get; set; }
     public string Query { get; }
     public string Scheme { get; }
 

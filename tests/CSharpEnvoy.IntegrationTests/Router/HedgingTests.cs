@@ -156,7 +156,10 @@ public sealed class HedgingTests
                 await ctx.Response.WriteAsync("second");
             }
         });
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes(policy), pair.Cluster, hcmExtra: "use_remote_address: true"));
+        // The retry gets the same per-try timeout and waits in it for the backend to see the first try's reset: a
+        // second, not 0.2 s, so a crowded machine cannot time the retry out too.
+        var routes = Routes(policy).Replace("per_try_timeout: 0.2s", "per_try_timeout: 1s");
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(routes, pair.Cluster, hcmExtra: "use_remote_address: true"));
         using var client = proxy.Client("main");
         using var request = new HttpRequestMessage(HttpMethod.Get, "/x");
         if (header is not null) request.Headers.Add("x-envoy-hedge-on-per-try-timeout", header);

@@ -62,6 +62,9 @@ internal enum ServerHeaderTransformation { Overwrite = 0, AppendIfAbsent = 1, Pa
 /// an underscore gets.</summary>
 internal enum HeadersWithUnderscoresAction { Allow = 0, RejectRequest = 1, DropHeader = 2 }
 
+/// <summary><c>path_with_escaped_slashes_action</c> (the default is KEEP_UNCHANGED, as in Envoy without runtime overrides).</summary>
+internal enum PathWithEscapedSlashesAction { ImplementationSpecificDefault = 0, KeepUnchanged = 1, RejectRequest = 2, UnescapeAndRedirect = 3, UnescapeAndForward = 4 }
+
 /// <summary>An HTTP filter of the connection manager's chain, already resolved to its extension.</summary>
 internal sealed record HttpFilterModel(string Name, string TypeName, object? Config)
 {
@@ -94,6 +97,12 @@ internal sealed record HttpConnectionManagerModel
     public string ServerName { get; init; } = "envoy";
     public ServerHeaderTransformation ServerHeaderTransformation { get; init; }
     public HeadersWithUnderscoresAction HeadersWithUnderscoresAction { get; init; }
+    public bool NormalizePath { get; init; }
+    public bool MergeSlashes { get; init; }
+    public PathWithEscapedSlashesAction PathWithEscapedSlashesAction { get; init; }
+    /// <summary>Whether any of the three path options above asks for work on each request.</summary>
+    public bool TransformsPath => NormalizePath || MergeSlashes ||
+        PathWithEscapedSlashesAction is not (PathWithEscapedSlashesAction.ImplementationSpecificDefault or PathWithEscapedSlashesAction.KeepUnchanged);
     /// <summary>Upgrade types (lower case, e.g. "websocket") enabled at the connection manager.</summary>
     public IReadOnlyDictionary<string, bool> UpgradeTypes { get; init; } = new Dictionary<string, bool>();
     public bool SuppressEnvoyHeaders { get; init; }
