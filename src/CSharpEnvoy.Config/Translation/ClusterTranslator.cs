@@ -128,6 +128,7 @@ internal static class ClusterTranslator
             CircuitBreakers = breakers.Default,
             CircuitBreakersHigh = breakers.High,
             HealthCheck = HealthCheckTranslator.TranslateHealthChecks(c, path, errors),
+            IgnoreHealthOnHostRemoval = c.IgnoreHealthOnHostRemoval,
             OutlierDetection = HealthCheckTranslator.TranslateOutlier(c, path, errors),
             Source = c,
             EdsServiceName = edsServiceName,

@@ -403,6 +403,7 @@ internal static class SupportedFields
         Area("Health checking and outlier detection");
         const string cl = "envoy.config.cluster.v3.Cluster";
         Note(cl, "health_checks", "one health checker per cluster (as Envoy): HTTP, TCP or gRPC");
+        Note(cl, "ignore_health_on_host_removal", "EDS and STRICT_DNS clusters with health_checks: without it (the default) a host the update removed stays, flagged pending_dynamic_removal and taking traffic, until its health check fails; with it the host goes at once");
         Msg(cl, "outlier_detection");
         const string hc = "envoy.config.core.v3.HealthCheck";
         Msg(hc, "timeout", "interval", "initial_jitter", "interval_jitter", "interval_jitter_percent", "unhealthy_threshold",

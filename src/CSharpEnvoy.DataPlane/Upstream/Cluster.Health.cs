@@ -46,11 +46,65 @@ internal sealed partial class Cluster
 
     private bool IsActiveHcDisabled(Host host) => _hcDisabled?.Contains(host) == true;
 
-    /// <summary>A host's health flags changed (health check, ejection, un-ejection): publish a new host set.</summary>
+    /// <summary>A host's health flags changed (health check, ejection, un-ejection): publish a new host set. A host kept
+    /// only until its health check fails (<see cref="KeepRemovedHealthyHosts"/>) leaves the set when it has.</summary>
     internal void OnHostHealthChanged()
     {
-        lock (_healthLock) PublishLocked();
+        bool dropped;
+        lock (_healthLock)
+        {
+            dropped = DropFailedPendingHosts();
+            PublishLocked();
+        }
         PrioritySetPublished?.Invoke();
+        if (!dropped) return;
+        Stats.MembershipChange.Inc();
+        // Not from inside the health check that reported the failure: its session is one of those stopped.
+        ThreadPool.UnsafeQueueUserWorkItem(static c =>
+        {
+            var hosts = c._allHosts;
+            c.HealthChecker?.Sync(hosts);
+            c.Outlier?.Sync(hosts);
+        }, this, preferLocal: false);
+    }
+
+    /// <summary>Envoy's handling of a discovery update that leaves hosts out (<c>ignore_health_on_host_removal</c> false,
+    /// the default): with active health checking, a left-out host whose checks still pass stays in the set, flagged
+    /// <c>pending_dynamic_removal</c> and taking traffic, until a check fails; one that has already failed (its health
+    /// check or its EDS health) goes now. A host the update brings back is no longer pending.</summary>
+    private Host[] KeepRemovedHealthyHosts(Host[] next)
+    {
+        foreach (var h in next) h.SetHealthFlags(HostHealthFlags.PendingDynamicRemoval, false);
+        if (HealthChecker is null || Model.IgnoreHealthOnHostRemoval) return next;
+        var current = _allHosts;
+        HashSet<Host>? incoming = null;
+        List<Host>? kept = null;
+        foreach (var h in current)
+        {
+            incoming ??= new HashSet<Host>(next, ReferenceEqualityComparer.Instance);
+            if (incoming.Contains(h) || IsFailed(h)) continue;
+            h.SetHealthFlags(HostHealthFlags.PendingDynamicRemoval, true);
+            (kept ??= []).Add(h);
+        }
+        return kept is null ? next : [.. next, .. kept];
+    }
+
+    private static bool IsFailed(Host h) => (h.HealthFlags & (HostHealthFlags.FailedActiveHc | HostHealthFlags.FailedEdsHealth)) != 0;
+
+    /// <summary>Under <see cref="_healthLock"/>: removes pending hosts whose check has failed; whether any went.</summary>
+    private bool DropFailedPendingHosts()
+    {
+        var hosts = _allHosts;
+        var n = 0;
+        foreach (var h in hosts)
+            if ((h.HealthFlags & HostHealthFlags.PendingDynamicRemoval) != 0 && IsFailed(h)) n++;
+        if (n == 0) return false;
+        var next = new Host[hosts.Length - n];
+        var i = 0;
+        foreach (var h in hosts)
+            if (!((h.HealthFlags & HostHealthFlags.PendingDynamicRemoval) != 0 && IsFailed(h))) next[i++] = h;
+        _allHosts = next;
+        return true;
     }
 
     private void PublishLocked()

@@ -212,7 +212,7 @@ internal sealed partial class Cluster : IDisposable
         _policy = Policy(endpoints as LoadAssignmentModel);
         var old = _prioritySet.Hosts;
         var hosts = new Host[endpoints.Count];
-        var changed = old.Length != hosts.Length;
+        var changed = WithoutPendingRemoval(old).Length != hosts.Length;
         for (var i = 0; i < hosts.Length; i++)
         {
             var e = endpoints[i];
@@ -226,7 +226,7 @@ internal sealed partial class Cluster : IDisposable
             ApplyEdsHealth(hosts[i], e);
             if (e.Address.IsPipe) AddPipe(hosts[i]);
         }
-        SetHosts(hosts);
+        SetHosts(KeepRemovedHealthyHosts(hosts));
         if (changed || !HasEdsAssignment) Stats.MembershipChange.Inc();
         HasEdsAssignment = true;
     }
@@ -289,7 +289,8 @@ internal sealed partial class Cluster : IDisposable
             return;
         }
         var old = _prioritySet.Hosts;
-        if (!SameAddresses(old, hosts))
+        // Hosts kept only until their health check fails are not part of what DNS answered last.
+        if (!SameAddresses(WithoutPendingRemoval(old), hosts))
         {
             // Reuse Host objects for unchanged addresses so their per-host state survives a refresh.
             var merged = new Host[hosts.Count];
@@ -299,11 +300,24 @@ internal sealed partial class Cluster : IDisposable
                 foreach (var h in old)
                     if (h.Address.Equals(hosts[i].Address)) { merged[i] = h; break; }
             }
-            SetHosts(merged);
+            SetHosts(Model.Type == DiscoveryType.StrictDns ? KeepRemovedHealthyHosts(merged) : merged);
             Stats.MembershipChange.Inc();
         }
         LastDnsRefresh = DateTimeOffset.UtcNow;
         if (failed) Stats.UpdateFailure.Inc(); else Stats.UpdateSuccess.Inc();
+    }
+
+    private static Host[] WithoutPendingRemoval(Host[] hosts)
+    {
+        var n = 0;
+        foreach (var h in hosts)
+            if ((h.HealthFlags & HostHealthFlags.PendingDynamicRemoval) == 0) n++;
+        if (n == hosts.Length) return hosts;
+        var active = new Host[n];
+        n = 0;
+        foreach (var h in hosts)
+            if ((h.HealthFlags & HostHealthFlags.PendingDynamicRemoval) == 0) active[n++] = h;
+        return active;
     }
 
     private static bool SameAddresses(Host[] old, List<Host> fresh)

@@ -133,10 +133,11 @@ internal static class HostHealthFlagsExtensions
     public const HostHealthFlags Unhealthy = HostHealthFlags.FailedActiveHc | HostHealthFlags.FailedOutlierCheck |
         HostHealthFlags.FailedEdsHealth | HostHealthFlags.ExcludedViaImmediateHcFail | HostHealthFlags.EdsStatusDraining;
 
-    /// <summary>Envoy's /clusters text: "healthy", or "/failed_active_hc/failed_outlier_check..." in Envoy's order.</summary>
+    /// <summary>Envoy's /clusters text (<c>HostUtility::healthFlagsToString</c>): "healthy" when no flag is set, else
+    /// "/failed_active_hc/failed_outlier_check..." in Envoy's order.</summary>
     public static string ToAdminString(this HostHealthFlags f)
     {
-        if ((f & Unhealthy) == 0 && (f & (HostHealthFlags.DegradedActiveHc | HostHealthFlags.DegradedEdsHealth)) == 0) return "healthy";
+        if (f == HostHealthFlags.None) return "healthy";
         var sb = new System.Text.StringBuilder();
         if ((f & HostHealthFlags.FailedActiveHc) != 0) sb.Append("/failed_active_hc");
         if ((f & HostHealthFlags.FailedOutlierCheck) != 0) sb.Append("/failed_outlier_check");

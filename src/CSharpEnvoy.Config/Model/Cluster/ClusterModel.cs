@@ -56,6 +56,9 @@ internal sealed record ClusterModel
     public global::CSharpEnvoy.Config.Model.Tls.UpstreamTlsModel? Tls { get; init; }
     /// <summary>Active health checkers (Envoy allows one; csenvoy refuses more).</summary>
     public HealthCheckModel? HealthCheck { get; init; }
+    /// <summary>Envoy's <c>ignore_health_on_host_removal</c>: a host that service discovery removed goes at once, even
+    /// while its active health check passes (false, the default: it stays until the check fails).</summary>
+    public bool IgnoreHealthOnHostRemoval { get; init; }
     public OutlierDetectionModel? OutlierDetection { get; init; }
     public CircuitBreakersModel CircuitBreakers { get; init; } = CircuitBreakersModel.Default;
     /// <summary>The thresholds for routes with <c>priority: HIGH</c> (Envoy's defaults when unset).</summary>
