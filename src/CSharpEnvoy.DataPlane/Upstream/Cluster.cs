@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using CSharpEnvoy.Config.Model.Cluster;
+using CSharpEnvoy.Config.Model.Listener;
 using CSharpEnvoy.DataPlane.Stats;
 using Microsoft.Extensions.Logging;
 
@@ -213,14 +214,23 @@ internal sealed partial class Cluster : IDisposable
         var old = _prioritySet.Hosts;
         var hosts = new Host[endpoints.Count];
         var changed = WithoutPendingRemoval(old).Length != hosts.Length;
+        // Large clusters find their old host by address (a scan per endpoint is quadratic: 25 million comparisons for an
+        // update of a 5,000-endpoint cluster); the scan stays for small ones and for an address listed twice.
+        Dictionary<SocketAddressModel, Host>? byAddress = null;
+        if (old.Length > 16)
+        {
+            byAddress = new Dictionary<SocketAddressModel, Host>(old.Length);
+            foreach (var h in old) byAddress.TryAdd(h.Address, h);
+        }
         for (var i = 0; i < hosts.Length; i++)
         {
             var e = endpoints[i];
             Host? keep = null;
-            foreach (var h in old)
-                if (h.Address.Equals(e.Address) && h.Weight == e.Weight && h.Locality.Equals(e.Locality) && h.Hostname == e.Hostname &&
-                    h.Priority == e.Priority && h.LocalityWeight == (e.LocalityWeight ?? 0) &&
-                    h.HealthCheckPort == (int)e.HealthCheckPort && h.HealthCheckHostname == e.HealthCheckHostname) { keep = h; break; }
+            Host? candidate = null;
+            if (byAddress is not null && byAddress.TryGetValue(e.Address, out candidate) && SameEndpoint(candidate, e)) keep = candidate;
+            else if (byAddress is null || candidate is not null)
+                foreach (var h in old)
+                    if (SameEndpoint(h, e)) { keep = h; break; }
             if (keep is null) changed = true;
             hosts[i] = keep ?? NewHost(e, e.Address, e.Hostname);
             ApplyEdsHealth(hosts[i], e);
@@ -230,6 +240,12 @@ internal sealed partial class Cluster : IDisposable
         if (changed || !HasEdsAssignment) Stats.MembershipChange.Inc();
         HasEdsAssignment = true;
     }
+
+    /// <summary>Whether an existing host is this endpoint unchanged (so it keeps its per-host state).</summary>
+    private static bool SameEndpoint(Host h, EndpointModel e) =>
+        h.Address.Equals(e.Address) && h.Weight == e.Weight && h.Locality.Equals(e.Locality) && h.Hostname == e.Hostname &&
+        h.Priority == e.Priority && h.LocalityWeight == (e.LocalityWeight ?? 0) &&
+        h.HealthCheckPort == (int)e.HealthCheckPort && h.HealthCheckHostname == e.HealthCheckHostname;
 
     /// <summary>Resolves DNS clusters once (the cluster "initializes"), then keeps refreshing in the background.</summary>
     public async Task InitializeAsync(CancellationToken ct)
