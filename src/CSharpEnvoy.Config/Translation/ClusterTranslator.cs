@@ -66,6 +66,7 @@ internal static class ClusterTranslator
         }
         var autoSanValidation = false;
         var autoSni = false;
+        var idleTimeout = TimeSpan.FromHours(1);
         foreach (var (key, any) in c.TypedExtensionProtocolOptions)
         {
             var optPath = $"{ConfigErrors.Join(path, "typed_extension_protocol_options")}[\"{key}\"]";
@@ -76,6 +77,8 @@ internal static class ClusterTranslator
                 continue;
             }
             var opts = any.Unpack<Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions>();
+            if (opts.CommonHttpProtocolOptions is { } common)
+                idleTimeout = ListenerTranslator.IdleTimeout(common.IdleTimeout, optPath + ".common_http_protocol_options.idle_timeout", errors);
             if (opts.UpstreamHttpProtocolOptions is { } uhpo)
             {
                 autoSanValidation |= uhpo.AutoSanValidation;
@@ -117,6 +120,7 @@ internal static class ClusterTranslator
             Name = c.Name,
             Type = type,
             ConnectTimeout = connectTimeout,
+            UpstreamIdleTimeout = idleTimeout,
             LbPolicy = lb.Policy,
             LoadBalancer = lb,
             Endpoints = endpoints,

@@ -106,6 +106,15 @@ internal static class ListenerTranslator
         return TimeSpan.Zero;
     }
 
+    /// <summary>A <c>common_http_protocol_options.idle_timeout</c>: Envoy's default of an hour when unset, and 0 for none
+    /// (<see cref="Timeout.InfiniteTimeSpan"/>).</summary>
+    internal static TimeSpan IdleTimeout(Google.Protobuf.WellKnownTypes.Duration? d, string path, ConfigErrors errors)
+    {
+        if (d is null) return TimeSpan.FromHours(1);
+        var t = NonNegative(d, path, errors);
+        return t == TimeSpan.Zero ? Timeout.InfiniteTimeSpan : t;
+    }
+
     public static HttpConnectionManagerModel TranslateHttpConnectionManager(HttpConnectionManager h, string path, ConfigErrors errors, Func<string, bool>? clusterExists)
     {
         if (string.IsNullOrEmpty(h.StatPrefix)) errors.Add(ConfigErrors.Join(path, "stat_prefix"), "stat_prefix is required");
@@ -221,6 +230,7 @@ internal static class ListenerTranslator
             StreamIdleTimeout = h.StreamIdleTimeout?.ToTimeSpan() ?? TimeSpan.FromMinutes(5),
             RequestTimeout = h.RequestTimeout?.ToTimeSpan() ?? TimeSpan.Zero,
             RequestHeadersTimeout = NonNegative(h.RequestHeadersTimeout, ConfigErrors.Join(path, "request_headers_timeout"), errors),
+            IdleTimeout = IdleTimeout(h.CommonHttpProtocolOptions?.IdleTimeout, ConfigErrors.Join(path, "common_http_protocol_options.idle_timeout"), errors),
             Tracing = TracingTranslator.Translate(h.Tracing, ConfigErrors.Join(path, "tracing"), errors, clusterExists) is { } tracing
                 ? tracing with { SpawnUpstreamSpan = tracing.SpawnUpstreamSpan || startChildSpan } : null,
             ForwardClientCert = (ForwardClientCertDetails)(int)h.ForwardClientCertDetails,

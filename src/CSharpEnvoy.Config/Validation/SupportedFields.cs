@@ -54,7 +54,11 @@ internal static class SupportedFields
             "skip_xff_append", "via", "generate_request_id", "preserve_external_request_id", "always_set_request_id_in_response",
             "server_name", "server_header_transformation", "upgrade_configs");
         Note(hcm, "http2_protocol_options", "see Http2ProtocolOptions below");
-        Note(hcm, "common_http_protocol_options", "headers_with_underscores_action only");
+        Note(hcm, "common_http_protocol_options", "idle_timeout and headers_with_underscores_action");
+        Note("envoy.config.core.v3.HttpProtocolOptions", "idle_timeout",
+            "connection manager: a downstream connection with no request in flight closes after it (default 1h, 0 for none; per listener, from its first chain's connection manager, as the HTTP/2 limits); cluster HttpProtocolOptions: a pooled upstream connection idle that long closes (default 1h)");
+        Note("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "common_http_protocol_options",
+            "idle_timeout; headers_with_underscores_action is accepted and, as in Envoy, has no effect upstream");
         Note(hcm, "normalize_path", "RFC 3986 before routing and filters (the upstream path too): percent-encoded unreserved characters decoded, other percent-encodings upper-cased, characters a path cannot carry percent-encoded, dot segments removed; backslashes are left as they are; default false, as Envoy without runtime overrides");
         Note(hcm, "merge_slashes", "adjacent slashes in the path merged, after normalize_path");
         Note(hcm, "path_with_escaped_slashes_action", "%2F and %5C in the path: KEEP_UNCHANGED (also the default), REJECT_REQUEST (400, downstream_rq_failed_path_normalization), UNESCAPE_AND_REDIRECT (307 to the unescaped path, downstream_rq_redirected_with_normalized_path), UNESCAPE_AND_FORWARD; gRPC requests are refused with INTERNAL instead of redirected");

@@ -182,8 +182,10 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         var ha = FirstConnectionManager(current);
         var hb = FirstConnectionManager(next);
         if (ha is null || hb is null) return ha == hb;
+        // What ConfigureLimits gives Kestrel from the first connection manager.
         return ha.Http2MaxConcurrentStreams == hb.Http2MaxConcurrentStreams &&
-               ha.Http2InitialStreamWindowSize == hb.Http2InitialStreamWindowSize && ha.Http2InitialConnectionWindowSize == hb.Http2InitialConnectionWindowSize;
+               ha.Http2InitialStreamWindowSize == hb.Http2InitialStreamWindowSize && ha.Http2InitialConnectionWindowSize == hb.Http2InitialConnectionWindowSize &&
+               ha.IdleTimeout == hb.IdleTimeout && ha.RequestHeadersTimeout == hb.RequestHeadersTimeout;
     }
 
     private static bool AnyTls(ListenerModel model)
@@ -325,7 +327,9 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         limits.MaxRequestBodySize = null;
         limits.MinRequestBodyDataRate = null;
         limits.MinResponseDataRate = null;
-        limits.KeepAliveTimeout = TimeSpan.FromHours(1);          // HCM common_http_protocol_options.idle_timeout default
+        // common_http_protocol_options.idle_timeout (default 1 h). "None" (0) is ten years, not InfiniteTimeSpan, for
+        // the same overflow as below.
+        limits.KeepAliveTimeout = hcm.IdleTimeout == Timeout.InfiniteTimeSpan ? TimeSpan.FromDays(3650) : hcm.IdleTimeout;
         // request_headers_timeout: off unless set (Envoy), where Kestrel would give 30 s. Kestrel arms it at a
         // request's first byte, as Envoy does, answers 408 and closes the connection. "Off" is a day, not
         // InfiniteTimeSpan: Kestrel stores that as TimeSpan.MaxValue, and its timeout clock (now + ticks) overflows,

@@ -372,7 +372,7 @@ internal sealed partial class Cluster : IDisposable
             // max_connections: the handler queues requests beyond it (per host; Envoy's limit is per cluster).
             // max_connections 0 (no connection allowed) is enforced by the resource manager; the handler needs at least 1.
             MaxConnectionsPerServer = (int)Math.Clamp(Model.CircuitBreakers.MaxConnections, 1, int.MaxValue),
-            PooledConnectionIdleTimeout = TimeSpan.FromHours(1), // Envoy keeps upstream connections until idle_timeout (unset: forever)
+            PooledConnectionIdleTimeout = Model.UpstreamIdleTimeout, // common_http_protocol_options.idle_timeout (default 1 h)
             ActivityHeadersPropagator = null,
             ConnectCallback = ConnectAsync,
         };

@@ -98,7 +98,6 @@ public sealed class UnsupportedSandboxTests
         { "grpc-bridge/client/envoy-proxy.yaml", new[]
             {
                 Field(Hcm(0), "add_user_agent", HcmType),
-                Field(Hcm(0) + ".common_http_protocol_options", "idle_timeout", "envoy.config.core.v3.HttpProtocolOptions"),
                 HttpFilter(Hcm(0), 0, "envoy.filters.http.grpc_http1_bridge", "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config"),
             } },
         { "gzip/envoy.yaml", new[]

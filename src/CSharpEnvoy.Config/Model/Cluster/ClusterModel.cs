@@ -45,6 +45,9 @@ internal sealed record ClusterModel
     public required string Name { get; init; }
     public DiscoveryType Type { get; init; }
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>The upstream <c>HttpProtocolOptions.common_http_protocol_options.idle_timeout</c>: a pooled connection
+    /// idle that long closes (Envoy's default 1 h; <see cref="Timeout.InfiniteTimeSpan"/> when set to 0).</summary>
+    public TimeSpan UpstreamIdleTimeout { get; init; } = TimeSpan.FromHours(1);
     public LbPolicy LbPolicy { get; init; }
     public LoadBalancerConfigModel LoadBalancer { get; init; } = LoadBalancerConfigModel.Default;
     public required IReadOnlyList<EndpointModel> Endpoints { get; init; }

@@ -119,6 +119,9 @@ internal sealed record HttpConnectionManagerModel
     /// <summary><c>request_headers_timeout</c>: the request headers must arrive within it from their first byte;
     /// zero (the default) disables it.</summary>
     public TimeSpan RequestHeadersTimeout { get; init; }
+    /// <summary><c>common_http_protocol_options.idle_timeout</c>: a downstream connection with no request in flight
+    /// closes after it (Envoy's default 1 h; <see cref="Timeout.InfiniteTimeSpan"/> when set to 0, disabled).</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromHours(1);
     /// <summary>The <c>tracing</c> settings; null when requests are not traced.</summary>
     public CSharpEnvoy.Config.Model.Tracing.TracingModel? Tracing { get; init; }
     public ForwardClientCertDetails ForwardClientCert { get; init; }
