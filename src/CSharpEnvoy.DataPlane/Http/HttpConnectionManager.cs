@@ -88,6 +88,8 @@ internal sealed class HttpConnectionManager
     private readonly System.Collections.Concurrent.ConcurrentDictionary<VirtualClusterModel, VirtualClusterStats> _vclusters = new();
     /// <summary>Tracing, null when the connection manager has none.</summary>
     private readonly Tracing.HttpTracing? _tracing;
+    /// <summary>With headers_with_underscores_action: Envoy's codec counters, http1 then http2 (null for ALLOW).</summary>
+    private readonly (Counter Dropped, Counter Rejected)[]? _underscoreStats;
 
     public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null,
         Tracing.TracerManager? tracers = null, Server.ServerHealth? health = null)
@@ -97,6 +99,12 @@ internal sealed class HttpConnectionManager
         _routes = model.RouteConfig;
         Stats = new HttpConnectionManagerStats(stats, model.StatPrefix);
         _store = stats;
+        if (model.HeadersWithUnderscoresAction != HeadersWithUnderscoresAction.Allow)
+            _underscoreStats =
+            [
+                (stats.Counter("http1.", "dropped_headers_with_underscores"), stats.Counter("http1.", "requests_rejected_with_underscores_in_headers")),
+                (stats.Counter("http2.", "dropped_headers_with_underscores"), stats.Counter("http2.", "requests_rejected_with_underscores_in_headers")),
+            ];
         _router = router;
         _filters = Filters.HttpFilterChain.Build(model, stats, router.Clusters, health);
         _accessLogs = AccessLog.AccessLogger.CreateAll(model.AccessLogs, accessLogs);
@@ -229,23 +237,24 @@ internal sealed class HttpConnectionManager
         foreach (var (name, _) in headers)
             if (name.Contains('_')) (underscored ??= []).Add(name);
         if (underscored is null) return null;
-        var codec = HttpProtocol.IsHttp2(context.Request.Protocol) ? "http2." : "http1.";
+        var http2 = HttpProtocol.IsHttp2(context.Request.Protocol);
+        var (dropped, rejected) = _underscoreStats![http2 ? 1 : 0];
         if (action == HeadersWithUnderscoresAction.DropHeader)
         {
             foreach (var name in underscored) headers.Remove(name);
-            _store.Counter(codec, "dropped_headers_with_underscores").Add(underscored.Count);
+            dropped.Add(underscored.Count);
             return null;
         }
-        _store.Counter(codec, "requests_rejected_with_underscores_in_headers").Inc();
+        rejected.Inc();
         info.Flags |= ResponseFlags.DownstreamProtocolError;
-        info.ResponseCodeDetails = codec + "unexpected_underscore";
-        if (codec == "http2.")
+        info.ResponseCodeDetails = http2 ? "http2.unexpected_underscore" : "http1.unexpected_underscore";
+        if (http2)
         {
             context.Abort();
             return Task.CompletedTask;
         }
         context.Response.Headers.Connection = "close";
-        return LocalReply.SendAsync(context, 400, "Bad Request", LocalReplyServerName, info, codec + "unexpected_underscore");
+        return LocalReply.SendAsync(context, 400, "Bad Request", LocalReplyServerName, info, "http1.unexpected_underscore");
     }
 
     /// <summary>Envoy's request timer (until the request's last byte) and stream duration timer (from the route's
