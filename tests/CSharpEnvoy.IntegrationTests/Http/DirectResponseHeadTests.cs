@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using CSharpEnvoy.IntegrationTests.Infrastructure;
 
@@ -21,10 +20,7 @@ public sealed class DirectResponseHeadTests
     {
         await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes));
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var address = proxy.ListenerAddress("main");
-        var colon = address.LastIndexOf(':');
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync(IPAddress.Loopback, int.Parse(address[(colon + 1)..]), cts.Token);
+        using var tcp = await HttpTestUtil.ConnectAsync(proxy, "main", cts.Token);
         var stream = tcp.GetStream();
 
         // HEAD, then GET on the same connection: if the HEAD response carried a body, it would be read as the start

@@ -8,6 +8,23 @@ namespace CSharpEnvoy.IntegrationTests.Http;
 /// <summary>Small helpers shared by the HTTP connection manager / router tests.</summary>
 internal static class HttpTestUtil
 {
+    /// <summary>A raw TCP connection to a listener of the proxy, for requests HttpClient would rewrite or not send.</summary>
+    public static async Task<TcpClient> ConnectAsync(Infrastructure.ProxyHarness proxy, string listener, CancellationToken ct)
+    {
+        var address = proxy.ListenerAddress(listener);
+        var tcp = new TcpClient();
+        try
+        {
+            await tcp.ConnectAsync(IPAddress.Loopback, int.Parse(address[(address.LastIndexOf(':') + 1)..]), ct);
+            return tcp;
+        }
+        catch
+        {
+            tcp.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>
     /// A header of the response, its values (several lines or comma-joined) normalised to "a,b"; null when absent.
     /// Whether a multi-valued header travels as one comma-joined line or several lines is not what these tests check.

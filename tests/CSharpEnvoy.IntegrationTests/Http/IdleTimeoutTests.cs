@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using CSharpEnvoy.IntegrationTests.Infrastructure;
 
@@ -23,11 +22,9 @@ public sealed class IdleTimeoutTests
         await using var backend = await TestBackend.StartEchoAsync();
         await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address),
             hcmExtra: "common_http_protocol_options: { idle_timeout: 0.3s }"));
-        var address = proxy.ListenerAddress("main");
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync(IPAddress.Loopback, int.Parse(address[(address.LastIndexOf(':') + 1)..]));
-        var stream = tcp.GetStream();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var tcp = await HttpTestUtil.ConnectAsync(proxy, "main", cts.Token);
+        var stream = tcp.GetStream();
         await stream.WriteAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), cts.Token);
         var head = await HttpTestUtil.ReadResponseHeadAsync(stream, cts.Token);
         Assert.StartsWith("HTTP/1.1 200", head);

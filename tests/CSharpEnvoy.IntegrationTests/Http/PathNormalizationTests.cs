@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using CSharpEnvoy.Config.Model.Listener;
 using CSharpEnvoy.DataPlane.Http;
@@ -65,9 +63,7 @@ public sealed class PathNormalizationTests
     private static async Task<string> RawGetAsync(ProxyHarness proxy, string target, string extraHeaders = "")
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var address = proxy.ListenerAddress("main");
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync(IPAddress.Loopback, int.Parse(address[(address.LastIndexOf(':') + 1)..]), cts.Token);
+        using var tcp = await HttpTestUtil.ConnectAsync(proxy, "main", cts.Token);
         var stream = tcp.GetStream();
         await stream.WriteAsync(Encoding.ASCII.GetBytes($"GET {target} HTTP/1.1\r\nHost: x\r\n{extraHeaders}Connection: close\r\n\r\n"), cts.Token);
         return await HttpTestUtil.ReadResponseHeadAsync(stream, cts.Token);
