@@ -198,7 +198,7 @@ internal static class ClusterTranslator
     }
 
     /// <summary>Envoy's limit on priority levels (priorities are 0..128).</summary>
-    private const uint MaxPriority = 128;
+    internal const uint MaxPriority = 128;
 
     /// <summary>The common case of <see cref="TranslateAddress"/> with nothing to report (a TCP socket address with an
     /// address and a port in range), without building any path; null when <see cref="TranslateAddress"/> must look.</summary>

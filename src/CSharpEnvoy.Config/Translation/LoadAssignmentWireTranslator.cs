@@ -32,7 +32,6 @@ internal static class LoadAssignmentWireTranslator
     private const int WrapperValue = 1;
 
     private const int Varint = 0, Len = 2;
-    private const uint MaxPriority = 128;
     private const uint MaxHealthStatus = (uint)EndpointHealthStatus.Degraded;
 
     /// <summary>The assignment's cluster name and endpoints, or null when the full path must look at it.</summary>
@@ -95,7 +94,7 @@ internal static class LoadAssignmentWireTranslator
                     return false;
             }
         }
-        if (priority > MaxPriority) return false;
+        if (priority > ClusterTranslator.MaxPriority) return false;
 
         ulong weightSum = 0;
         r = new WireReader(wire);

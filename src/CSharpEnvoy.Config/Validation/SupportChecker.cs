@@ -191,10 +191,13 @@ internal static class SupportChecker
 
     /// <summary>Well-known value types (durations, wrappers, structs) have no sub-fields to support, and
     /// <c>core.v3.Metadata</c> is data for whatever reads it (its typed entries may be of any type, known or not).</summary>
-    private static bool IsOpaque(MessageDescriptor d) =>
+    private static bool IsOpaque(MessageDescriptor d) => IsWellKnownValue(d) || d.FullName == "envoy.config.core.v3.Metadata";
+
+    /// <summary>Durations, wrappers, structs, timestamps and Empty: values with no config fields and no Any inside.</summary>
+    internal static bool IsWellKnownValue(MessageDescriptor d) =>
         d.File == DurationReflection.Descriptor || d.File == WrappersReflection.Descriptor ||
         d.File == StructReflection.Descriptor || d.File == TimestampReflection.Descriptor ||
-        d.File == EmptyReflection.Descriptor || d.FullName == "envoy.config.core.v3.Metadata";
+        d.File == EmptyReflection.Descriptor;
 
     public static bool IsSet(IMessage message, FieldDescriptor field)
     {

@@ -1,5 +1,6 @@
 using System.Collections;
 using CSharpEnvoy.Config.Loading;
+using CSharpEnvoy.Config.Validation;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
 using Google.Protobuf.WellKnownTypes;
@@ -89,9 +90,7 @@ internal static class UnknownAnyRewriter
         return new Any { TypeUrl = any.TypeUrl, Value = inner.ToByteString() };
     }
 
-    /// <summary>Well-known value types hold no Any (and wrappers surface as plain values).</summary>
+    /// <summary>Well-known value types hold no Any (and wrappers surface as plain values), nor do maps of scalars.</summary>
     private static bool IsOpaque(MessageDescriptor type, FieldDescriptor field) =>
-        type.File == DurationReflection.Descriptor || type.File == WrappersReflection.Descriptor ||
-        type.File == StructReflection.Descriptor || type.File == TimestampReflection.Descriptor ||
-        type.File == EmptyReflection.Descriptor || (field.IsMap && field.MessageType.FindFieldByNumber(2) is { FieldType: not FieldType.Message });
+        SupportChecker.IsWellKnownValue(type) || (field.IsMap && field.MessageType.FindFieldByNumber(2) is { FieldType: not FieldType.Message });
 }

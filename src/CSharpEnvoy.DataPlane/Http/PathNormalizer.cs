@@ -68,7 +68,7 @@ internal static class PathNormalizer
         for (var i = 0; i < path.Length; i++)
         {
             var c = path[i];
-            if (c == '%' && i + 2 < path.Length && IsHex(path[i + 1]) && IsHex(path[i + 2]))
+            if (c == '%' && i + 2 < path.Length && char.IsAsciiHexDigit(path[i + 1]) && char.IsAsciiHexDigit(path[i + 2]))
             {
                 var b = (char)(HexValue(path[i + 1]) * 16 + HexValue(path[i + 2]));
                 if (IsUnreserved(b)) sb.Append(b);
@@ -121,8 +121,6 @@ internal static class PathNormalizer
     }
 
     private static bool IsUnreserved(char c) => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' or '~';
-
-    private static bool IsHex(char c) => char.IsAsciiHexDigit(c);
 
     private static int HexValue(char c) => c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 }

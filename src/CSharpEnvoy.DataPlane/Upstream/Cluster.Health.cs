@@ -97,14 +97,16 @@ internal sealed partial class Cluster
         var hosts = _allHosts;
         var n = 0;
         foreach (var h in hosts)
-            if ((h.HealthFlags & HostHealthFlags.PendingDynamicRemoval) != 0 && IsFailed(h)) n++;
+            if (IsFailedPending(h)) n++;
         if (n == 0) return false;
         var next = new Host[hosts.Length - n];
         var i = 0;
         foreach (var h in hosts)
-            if (!((h.HealthFlags & HostHealthFlags.PendingDynamicRemoval) != 0 && IsFailed(h))) next[i++] = h;
+            if (!IsFailedPending(h)) next[i++] = h;
         _allHosts = next;
         return true;
+
+        static bool IsFailedPending(Host h) => (h.HealthFlags & HostHealthFlags.PendingDynamicRemoval) != 0 && IsFailed(h);
     }
 
     private void PublishLocked()
