@@ -60,7 +60,7 @@ public sealed class GrpcLocalReplyTests
     [Fact]
     public async Task UpstreamRefusingConnections_IsUnavailable()
     {
-        var clusters = Yaml.Cluster(GrpcTestKit.ClusterName, http2: true, $"127.0.0.1:{GrpcTestKit.UnusedPort()}");
+        var clusters = Yaml.Cluster(GrpcTestKit.ClusterName, http2: true, $"127.0.0.1:{FixedPorts.Next()}");
         await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(GrpcTestKit.VirtualHosts(), clusters));
         using var channel = GrpcTestKit.Channel(proxy);
         var client = GrpcTestKit.Client(channel);

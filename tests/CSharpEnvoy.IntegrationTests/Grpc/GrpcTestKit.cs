@@ -67,6 +67,4 @@ internal static class GrpcTestKit
         return ByteString.CopyFrom(bytes);
     }
 
-    /// <summary>A port nothing listens on (below the ephemeral range, so nothing bound to port 0 can take it), for "connection refused" upstreams.</summary>
-    public static int UnusedPort() => FixedPorts.Next();
 }

@@ -1,5 +1,6 @@
 using CSharpEnvoy.IntegrationTests.Infrastructure;
 using CSharpEnvoy.IntegrationTests.Xds;
+using Google.Protobuf;
 using static CSharpEnvoy.IntegrationTests.HealthChecking.HealthTestKit;
 
 namespace CSharpEnvoy.IntegrationTests.HealthChecking;
@@ -8,38 +9,10 @@ namespace CSharpEnvoy.IntegrationTests.HealthChecking;
 /// (pending_dynamic_removal) until its check fails, unless the cluster says to ignore its health.</summary>
 public sealed class HostRemovalTests
 {
-    private static string Bootstrap(int controlPlanePort, bool ignore) => $$"""
-        admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }
-        dynamic_resources:
-          ads_config:
-            api_type: GRPC
-            transport_api_version: V3
-            grpc_services: [{ envoy_grpc: { cluster_name: xds_cluster } }]
-        static_resources:
-          listeners:
-          - name: main
-            address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-            filter_chains:
-            - filters:
-              - name: envoy.filters.network.http_connection_manager
-                typed_config:
-                  "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                  stat_prefix: ingress
-                  route_config: { virtual_hosts: [{ name: v, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: c } }] }] }
-                  http_filters:
-                  - name: envoy.filters.http.router
-                    typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+    /// <summary>The ADS bootstrap of the xDS tests with a static EDS cluster "c" under active health checks; the
+    /// listener ("main", as HealthTestKit sends to) and its routes come over LDS/RDS.</summary>
+    private static string Bootstrap(int controlPlanePort, bool ignore) => AdsTests.Bootstrap(controlPlanePort).Replace("  clusters:\n", $$"""
           clusters:
-          - name: xds_cluster
-            type: STATIC
-            connect_timeout: 1s
-            typed_extension_protocol_options:
-              envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-                "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-                explicit_http_config: { http2_protocol_options: {} }
-            load_assignment:
-              cluster_name: xds_cluster
-              endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: {{controlPlanePort}} } } } }] }]
           - name: c
             type: EDS
             connect_timeout: 1s
@@ -52,7 +25,11 @@ public sealed class HostRemovalTests
               unhealthy_threshold: 1
               healthy_threshold: 1
               http_health_check: { path: /healthz }
-        """;
+
+        """);
+
+    private static IMessage[] Snapshot(params int[] ports) =>
+        [AdsTests.Cla("c", ports), AdsTests.RdsListener("main", "routes"), AdsTests.Routes("routes", "c")];
 
     [Theory]
     [InlineData(false)]
@@ -62,12 +39,13 @@ public sealed class HostRemovalTests
         await using var a = await FlipBackend.StartAsync("a");
         await using var b = await FlipBackend.StartAsync("b");
         await using var cp = await TestControlPlane.StartAsync();
-        cp.SetSnapshot("v1", AdsTests.Cla("c", a.Port, b.Port));
+        cp.SetSnapshot("v1", Snapshot(a.Port, b.Port));
         var time = new ManualTimeProvider();
         await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port, ignore), time: time);
         await WaitStatAsync(proxy, "cluster.c.membership_healthy", 2);
+        using var listening = await AdsTests.ListenerClientAsync(proxy, "main"); // LDS delivered the listener
 
-        cp.SetSnapshot("v2", AdsTests.Cla("c", a.Port));
+        cp.SetSnapshot("v2", Snapshot(a.Port));
         await cp.WaitForAckAsync(TestControlPlane.EndpointType, "v2");
         var clusters = await ClustersAsync(proxy);
         if (ignore)
@@ -99,15 +77,16 @@ public sealed class HostRemovalTests
         await using var a = await FlipBackend.StartAsync("a");
         await using var b = await FlipBackend.StartAsync("b");
         await using var cp = await TestControlPlane.StartAsync();
-        cp.SetSnapshot("v1", AdsTests.Cla("c", a.Port, b.Port));
+        cp.SetSnapshot("v1", Snapshot(a.Port, b.Port));
         var time = new ManualTimeProvider();
         await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port, ignore: false), time: time);
         await WaitStatAsync(proxy, "cluster.c.membership_healthy", 2);
+        using var listening = await AdsTests.ListenerClientAsync(proxy, "main"); // LDS delivered the listener
 
-        cp.SetSnapshot("v2", AdsTests.Cla("c", a.Port));
+        cp.SetSnapshot("v2", Snapshot(a.Port));
         await cp.WaitForAckAsync(TestControlPlane.EndpointType, "v2");
         Assert.Equal("/pending_dynamic_removal", HealthFlags(await ClustersAsync(proxy), b.Port));
-        cp.SetSnapshot("v3", AdsTests.Cla("c", a.Port, b.Port));
+        cp.SetSnapshot("v3", Snapshot(a.Port, b.Port));
         await cp.WaitForAckAsync(TestControlPlane.EndpointType, "v3");
         Assert.Equal("healthy", HealthFlags(await ClustersAsync(proxy), b.Port));
 

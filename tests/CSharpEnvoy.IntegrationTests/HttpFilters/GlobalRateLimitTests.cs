@@ -122,7 +122,7 @@ public sealed class GlobalRateLimitTests : IDisposable
     public async Task ServiceDown_FailureModeAllow_PassesAndCounts()
     {
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(backend.Address, $"127.0.0.1:{GrpcTestKit.UnusedPort()}"));
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(backend.Address, $"127.0.0.1:{FixedPorts.Next()}"));
         using var client = proxy.Client("main");
         using (var response = await client.SendAsync(Get("/limited")))
         {
@@ -137,7 +137,7 @@ public sealed class GlobalRateLimitTests : IDisposable
     public async Task ServiceDown_FailureModeDeny_500_FlagRLSE()
     {
         await using var backend = await TestBackend.StartEchoAsync();
-        await using (var proxy = await ProxyHarness.StartAsync(Bootstrap(backend.Address, $"127.0.0.1:{GrpcTestKit.UnusedPort()}", "failure_mode_deny: true")))
+        await using (var proxy = await ProxyHarness.StartAsync(Bootstrap(backend.Address, $"127.0.0.1:{FixedPorts.Next()}", "failure_mode_deny: true")))
         {
             using var client = proxy.Client("main");
             using var response = await client.SendAsync(Get("/limited"));
