@@ -79,54 +79,56 @@ internal sealed class RetryState
     }
 
     /// <summary>Whether this response matches a retry condition (Envoy's wouldRetryFromHeaders).</summary>
-    public bool WouldRetry(HttpResponseMessage response)
+    public bool WouldRetry(HttpResponseMessage response) => WouldRetry((int)response.StatusCode, new ResponseMessageHeaders(response));
+
+    /// <summary>Whether a response with this status and these headers matches a retry condition.</summary>
+    public bool WouldRetry<THeaders>(int status, THeaders headers) where THeaders : IResponseHeaderLookup
     {
-        var headers = response.Headers;
         // An upstream Envoy that shed load must not be retried into.
-        if (headers.Contains("x-envoy-overloaded")) return false;
-        var status = (int)response.StatusCode;
-        if ((_on & RetryOn.EnvoyRateLimited) != 0 && headers.Contains("x-envoy-ratelimited")) return true;
+        if (headers.Get("x-envoy-overloaded") is not null) return false;
+        if ((_on & RetryOn.EnvoyRateLimited) != 0 && headers.Get("x-envoy-ratelimited") is not null) return true;
         if ((_on & RetryOn.FiveXx) != 0 && status >= 500) return true;
         if ((_on & RetryOn.GatewayError) != 0 && status is 502 or 503 or 504) return true;
         if ((_on & RetryOn.Retriable4xx) != 0 && status == 409) return true;
         if ((_on & RetryOn.RetriableStatusCodes) != 0 && (Contains(_policy.RetriableStatusCodes, status) || (_headerStatusCodes is { } hc && Contains(hc, status)))) return true;
-        if ((_on & RetryOn.RetriableHeaders) != 0 && MatchesRetriableHeader(response)) return true;
+        if ((_on & RetryOn.RetriableHeaders) != 0 && MatchesRetriableHeader(headers)) return true;
         const RetryOn grpc = RetryOn.GrpcCancelled | RetryOn.GrpcDeadlineExceeded | RetryOn.GrpcInternal | RetryOn.GrpcResourceExhausted | RetryOn.GrpcUnavailable;
-        if ((_on & grpc) != 0 && headers.TryGetValues("grpc-status", out var gs))
+        if ((_on & grpc) != 0 && headers.Get("grpc-status") is { } gs)
         {
-            foreach (var s in gs)
+            var comma = gs.IndexOf(',');
+            var bit = (comma < 0 ? gs : gs[..comma]) switch
             {
-                var bit = s switch
-                {
-                    "1" => RetryOn.GrpcCancelled,
-                    "4" => RetryOn.GrpcDeadlineExceeded,
-                    "8" => RetryOn.GrpcResourceExhausted,
-                    "13" => RetryOn.GrpcInternal,
-                    "14" => RetryOn.GrpcUnavailable,
-                    _ => RetryOn.None,
-                };
-                if ((_on & bit) != 0) return true;
-                break;
-            }
+                "1" => RetryOn.GrpcCancelled,
+                "4" => RetryOn.GrpcDeadlineExceeded,
+                "8" => RetryOn.GrpcResourceExhausted,
+                "13" => RetryOn.GrpcInternal,
+                "14" => RetryOn.GrpcUnavailable,
+                _ => RetryOn.None,
+            };
+            if ((_on & bit) != 0) return true;
         }
         return false;
     }
 
-    private bool MatchesRetriableHeader(HttpResponseMessage response)
+    private bool MatchesRetriableHeader<THeaders>(THeaders headers) where THeaders : IResponseHeaderLookup
     {
         foreach (var m in _policy.RetriableHeaders)
-            if (m.Match(Value(response, m.Name))) return true;
+            if (m.Match(headers.Get(m.Name))) return true;
         if (_headerNames is { } names)
             foreach (var n in names)
-                if (Value(response, n) is not null) return true;
+                if (headers.Get(n) is not null) return true;
         return false;
     }
 
-    private static string? Value(HttpResponseMessage response, string name)
+    /// <summary>A response's headers as SocketsHttpHandler parsed them.</summary>
+    internal readonly struct ResponseMessageHeaders(HttpResponseMessage response) : IResponseHeaderLookup
     {
-        if (response.Headers.NonValidated.TryGetValues(name, out var v) || response.Content.Headers.NonValidated.TryGetValues(name, out v))
-            return v.Count == 1 ? v.ToString() : string.Join(',', v);
-        return null;
+        public string? Get(string name)
+        {
+            if (response.Headers.NonValidated.TryGetValues(name, out var v) || response.Content.Headers.NonValidated.TryGetValues(name, out v))
+                return v.Count == 1 ? v.ToString() : string.Join(',', v);
+            return null;
+        }
     }
 
     private static bool Contains(int[] codes, int status)
@@ -303,4 +305,10 @@ internal sealed class ReplayableBody
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
+}
+
+/// <summary>Response headers by name (case-insensitive), several values joined with commas; null when absent.</summary>
+internal interface IResponseHeaderLookup
+{
+    string? Get(string name);
 }

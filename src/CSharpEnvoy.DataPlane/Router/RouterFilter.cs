@@ -5,6 +5,7 @@ using CSharpEnvoy.Config.Model.Cluster;
 using CSharpEnvoy.Config.Model.RouteConfiguration;
 using CSharpEnvoy.DataPlane.Http;
 using CSharpEnvoy.DataPlane.Upstream;
+using CSharpEnvoy.DataPlane.Upstream.Http1;
 using CSharpEnvoy.DataPlane.Upstream.LoadBalancing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -59,44 +60,66 @@ internal sealed class UpstreamRequest : StreamInfo
 
     public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
-        if (HoldsPending)
+        if (proxyResponse is null)
         {
-            HoldsPending = false;
-            Resources!.PendingRequests.Release();
+            ReleasePending();
+            return await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
         }
-        // Nothing has gone downstream yet (YARP set only the status): a retriable response is dropped here and retried.
-        if (proxyResponse is not null && Retry is { } retry && proxyResponse.StatusCode != HttpStatusCode.SwitchingProtocols && retry.WouldRetry(proxyResponse))
-        {
-            if (retry.TryTakeRetry(Resources!, out var exceeded))
-            {
-                Cluster!.Stats.ResponseCode((int)proxyResponse.StatusCode);
-                RetryRequested = true;
-                return false;
-            }
-            RetryLimitExceeded = exceeded;
-        }
-        if (proxyResponse is null) return await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+        if (RetryOnResponse((int)proxyResponse.StatusCode, proxyResponse)) return false;
         return await ApplyResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+    }
+
+    private void ReleasePending()
+    {
+        if (!HoldsPending) return;
+        HoldsPending = false;
+        Resources!.PendingRequests.Release();
+    }
+
+    /// <summary>Response headers arrived: the attempt leaves the pending state, and a response matching a retry condition
+    /// is counted and dropped when a retry is left (true: the router retries, nothing went downstream).</summary>
+    public bool RetryOnResponse(int status, HttpResponseMessage response) =>
+        RetryOnResponse(status, new RetryState.ResponseMessageHeaders(response));
+
+    public bool RetryOnResponse<THeaders>(int status, THeaders headers) where THeaders : IResponseHeaderLookup
+    {
+        ReleasePending();
+        if (Retry is not { } retry || status == StatusCodes.Status101SwitchingProtocols || !retry.WouldRetry(status, headers)) return false;
+        if (retry.TryTakeRetry(Resources!, out var exceeded))
+        {
+            Cluster!.Stats.ResponseCode(status);
+            RetryRequested = true;
+            return true;
+        }
+        RetryLimitExceeded = exceeded;
+        return false;
     }
 
     /// <summary>Copies the upstream response headers that go downstream and stamps Envoy's response headers.</summary>
     public async ValueTask<bool> ApplyResponseAsync(HttpContext httpContext, HttpResponseMessage proxyResponse, CancellationToken cancellationToken)
     {
         var copy = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+        ApplyResponse(httpContext, (int)proxyResponse.StatusCode);
+        return copy;
+    }
+
+    /// <summary>Stamps Envoy's response headers and counts the response, once its status and headers are in place.</summary>
+    public void ApplyResponse(HttpContext httpContext, int statusCode)
+    {
         UpstreamFirstByteTimestamp = Stopwatch.GetTimestamp();
         ResponseStarted = true;
         ResponseCodeDetails = "via_upstream";
         // Envoy arms the route timeout when the downstream request ends, which an upgraded (WebSocket) stream does not
         // do: once the upstream accepts the upgrade only the idle timeout bounds the tunnel.
         var hcm = Hcm!;
-        if (proxyResponse.StatusCode == HttpStatusCode.SwitchingProtocols)
+        if (statusCode == StatusCodes.Status101SwitchingProtocols)
         {
             RouteTimeout?.Disarm();
             Upgraded = true;
             hcm.Stats.DownstreamCxUpgradesTotal.Inc();
             hcm.Stats.DownstreamCxUpgradesActive.Inc();
         }
-        Cluster?.Stats.ResponseCode((int)proxyResponse.StatusCode);
+        Cluster?.Stats.ResponseCode(statusCode);
         if (!hcm.Model.SuppressEnvoyHeaders)
         {
             var ms = (long)Stopwatch.GetElapsedTime(UpstreamStartTimestamp).TotalMilliseconds;
@@ -105,7 +128,6 @@ internal sealed class UpstreamRequest : StreamInfo
         if (AttemptCountInResponse) httpContext.Response.Headers["x-envoy-attempt-count"] = AttemptCount.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (HashPolicySetCookie is { } setCookie) httpContext.Response.Headers.Append("set-cookie", setCookie);
         hcm.MutateResponseHeaders(httpContext, this, Routes!, VirtualHost!, Route!);
-        return copy;
     }
 }
 
@@ -271,6 +293,8 @@ internal sealed partial class RouterFilter
         };
         var idle = action.IdleTimeout ?? hcm.Model.StreamIdleTimeout;
         if (idle != DefaultStreamIdleTimeout) config = WithIdleTimeout(config, idle);
+        // Plain HTTP/1.1 upstreams go over csenvoy's own codec (Upstream/Http1), the rest over YARP and SocketsHttpHandler.
+        var codec = config.Version!.Major == 1 && cluster.UsesHttp1Codec && Http1Forwarder.CanForward(context.Request);
         var vhIncludeAttempt = vhost.IncludeRequestAttemptCount;
         info.AttemptCountInResponse = vhost.IncludeAttemptCountInResponse;
 
@@ -336,7 +360,10 @@ internal sealed partial class RouterFilter
                 if (logsLocalAddress) info.UpstreamLocalAddress = null;
                 try
                 {
-                    error = await _forwarder.SendAsync(context, host.DestinationPrefix, cluster.Invoker, config, info, perTryCts?.Token ?? timeoutCts?.Token ?? CancellationToken.None).ConfigureAwait(false);
+                    var token = perTryCts?.Token ?? timeoutCts?.Token ?? CancellationToken.None;
+                    error = codec
+                        ? await Http1Forwarder.SendAsync(context, cluster, host, info, idle, token).ConfigureAwait(false)
+                        : await _forwarder.SendAsync(context, host.DestinationPrefix, cluster.Invoker, config, info, token).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -570,6 +597,14 @@ internal sealed partial class RouterFilter
                 return Task.CompletedTask;
         }
         var exception = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+        if (IsProtocolError(exception))
+        {
+            // Envoy answers a codec protocol error from the upstream with 502 and UPE.
+            info.Flags |= ResponseFlags.UpstreamProtocolError;
+            stats.ResponseCode(502);
+            return LocalReply.SendAsync(context, 502, "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+                serverName, info, "upstream_reset_before_response_started{protocol_error}");
+        }
         string reason;
         if (IsConnectFailure(exception))
         {
@@ -584,6 +619,14 @@ internal sealed partial class RouterFilter
         stats.ResponseCode(503);
         return LocalReply.SendAsync(context, 503, "upstream connect error or disconnect/reset before headers. reset reason: " + reason,
             serverName, info, "upstream_reset_before_response_started{" + reason.Replace(' ', '_') + "}");
+    }
+
+    /// <summary>A malformed upstream response, from either codec (ours or SocketsHttpHandler's).</summary>
+    private static bool IsProtocolError(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+            if (e is HttpRequestException { HttpRequestError: HttpRequestError.InvalidResponse }) return true;
+        return false;
     }
 
     private static bool IsConnectFailure(Exception? e)

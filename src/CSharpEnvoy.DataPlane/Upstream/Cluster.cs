@@ -411,9 +411,6 @@ internal sealed partial class Cluster : IDisposable
             Stats.UpstreamCxConnectFail.Inc();
             throw;
         }
-        Stats.UpstreamCxTotal.Inc();
-        Stats.UpstreamCxActive.Inc();
-        Resources.Connections.Add();
         var host = HostAt(context.DnsEndPoint, endPoint is UnixDomainSocketEndPoint ? path : null);
         var stream = new CountingNetworkStream(socket, this, host);
         if (_tls is null) return stream;
@@ -450,11 +447,7 @@ internal sealed partial class Cluster : IDisposable
             _cluster = cluster;
             _host = host;
             _localAddress = UpstreamConnection.Format(socket.LocalEndPoint);
-            if (host is not null)
-            {
-                host.ConnectionOpened();
-                host.LastConnectionLocalAddress = _localAddress;
-            }
+            cluster.OnConnectionOpened(host, _localAddress);
         }
 
         private void NoteRequest()
@@ -490,15 +483,53 @@ internal sealed partial class Cluster : IDisposable
 
         protected override void Dispose(bool disposing)
         {
-            if (Interlocked.Exchange(ref _closed, 1) == 0)
-            {
-                _cluster.Stats.UpstreamCxActive.Dec();
-                _cluster.Resources.Connections.Release();
-                _cluster.Stats.UpstreamCxDestroy.Inc();
-                _host?.ConnectionClosed();
-            }
+            if (Interlocked.Exchange(ref _closed, 1) == 0) _cluster.OnConnectionClosed(_host);
             base.Dispose(disposing);
         }
+    }
+
+    /// <summary>Counts a new upstream connection (either path): <c>upstream_cx_total</c>, <c>upstream_cx_active</c>, the
+    /// connection circuit breaker, and the host's own count.</summary>
+    internal void OnConnectionOpened(Host? host, string? localAddress)
+    {
+        Stats.UpstreamCxTotal.Inc();
+        Stats.UpstreamCxActive.Inc();
+        Resources.Connections.Add();
+        if (host is null) return;
+        host.ConnectionOpened();
+        host.LastConnectionLocalAddress = localAddress;
+    }
+
+    /// <summary>Counts a closed upstream connection, once per connection.</summary>
+    internal void OnConnectionClosed(Host? host)
+    {
+        Stats.UpstreamCxActive.Dec();
+        Resources.Connections.Release();
+        Stats.UpstreamCxDestroy.Inc();
+        host?.ConnectionClosed();
+    }
+
+    /// <summary>Whether requests to this cluster go over csenvoy's own HTTP/1.1 codec (<see cref="Http1.Http1ConnectionPool"/>)
+    /// rather than SocketsHttpHandler: plain-text HTTP/1.1 clusters, unless <c>CSENVOY_UPSTREAM_HTTP1_CODEC=0</c>.</summary>
+    public bool UsesHttp1Codec => _tls is null && Http1.Http1Forwarder.Enabled;
+
+    private readonly List<Http1.Http1ConnectionPool> _http1Pools = [];
+
+    /// <summary>The host's HTTP/1.1 pool for this cluster, made on its first request.</summary>
+    internal Http1.Http1ConnectionPool Http1PoolFor(Host host)
+    {
+        var pool = host.Http1Pool;
+        if (pool is not null && ReferenceEquals(pool.Cluster, this)) return pool;
+        lock (_http1Pools)
+        {
+            pool = host.Http1Pool;
+            if (pool is not null && ReferenceEquals(pool.Cluster, this)) return pool;
+            pool = new Http1.Http1ConnectionPool(this, host);
+            _http1Pools.Add(pool);
+            host.Http1Pool = pool;
+        }
+        if (Volatile.Read(ref _disposed) != 0) pool.Dispose();
+        return pool;
     }
 
     public void Dispose()
@@ -507,5 +538,9 @@ internal sealed partial class Cluster : IDisposable
         DisposeHealth();
         Volatile.Write(ref _disposed, 1);
         Interlocked.Exchange(ref _invoker, null)?.Dispose();
+        lock (_http1Pools)
+        {
+            foreach (var pool in _http1Pools) pool.Dispose();
+        }
     }
 }

@@ -101,6 +101,8 @@ internal sealed class Host
     public void ConnectionOpened() => Interlocked.Increment(ref _connectionsActive);
     /// <summary>The local address of the newest upstream connection to this host (HTTP/2's %UPSTREAM_LOCAL_ADDRESS%).</summary>
     public string? LastConnectionLocalAddress { get; set; }
+    /// <summary>This host's HTTP/1.1 connections (see <see cref="Cluster.Http1PoolFor"/>).</summary>
+    internal Http1.Http1ConnectionPool? Http1Pool;
     public void ConnectionClosed() => Interlocked.Decrement(ref _connectionsActive);
 
     public override string ToString() => Address.ToString();

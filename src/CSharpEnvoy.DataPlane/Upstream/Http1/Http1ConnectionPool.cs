@@ -1,0 +1,198 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace CSharpEnvoy.DataPlane.Upstream.Http1;
+
+/// <summary>
+/// A host's HTTP/1.1 connections for one cluster (Envoy's <c>Http1::ConnPoolImpl</c>): idle connections wait in a
+/// lock-free queue; a request takes one, or opens a new one below the cluster's <c>max_connections</c> (per host, as
+/// the SocketsHttpHandler path counts it), or waits for one to come back. Connections opened here count in the
+/// cluster's <c>upstream_cx_*</c> stats exactly as the SocketsHttpHandler path's do.
+/// </summary>
+internal sealed class Http1ConnectionPool
+{
+    private readonly ConcurrentQueue<Http1Connection> _idle = new();
+    private readonly ConcurrentQueue<Waiter> _waiters = new();
+    private readonly Cluster _cluster;
+    private readonly Host _host;
+    private readonly EndPoint _endPoint;
+    private readonly int _max;
+    private int _count; // open or opening
+    private volatile bool _disposed;
+
+    public Http1ConnectionPool(Cluster cluster, Host host)
+    {
+        _cluster = cluster;
+        _host = host;
+        _endPoint = EndPointOf(host);
+        _max = (int)Math.Clamp(cluster.Model.CircuitBreakers.MaxConnections, 1, int.MaxValue);
+        var idle = cluster.Model.UpstreamIdleTimeout;
+        IdleTimeoutTicks = idle > TimeSpan.Zero && idle != Timeout.InfiniteTimeSpan ? (long)(idle.TotalSeconds * Stopwatch.Frequency) : 0;
+    }
+
+    public Cluster Cluster => _cluster;
+    /// <summary>How long a connection may sit idle in the pool (the cluster's idle_timeout; 0: for ever).</summary>
+    public long IdleTimeoutTicks { get; }
+    /// <summary>Connections open or being opened.</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    private static EndPoint EndPointOf(Host host)
+    {
+        if (host.Address.PipePath is { } path) return new UnixDomainSocketEndPoint(path);
+        if (IPAddress.TryParse(host.Address.Address, out var ip)) return new IPEndPoint(ip, host.Address.Port);
+        return new DnsEndPoint(host.Address.Address, host.Address.Port);
+    }
+
+    /// <summary>An idle connection, a new one, or the next one released. <paramref name="fresh"/> skips idle ones.</summary>
+    public ValueTask<Http1Connection> AcquireAsync(bool fresh, CancellationToken ct)
+    {
+        if (_disposed) throw new ObjectDisposedException(nameof(Http1ConnectionPool));
+        if (!fresh)
+        {
+            while (_idle.TryDequeue(out var c))
+                if (c.TryReserve()) return new ValueTask<Http1Connection>(c);
+        }
+        if (Interlocked.Increment(ref _count) <= _max) return ConnectAsync(ct);
+        Interlocked.Decrement(ref _count);
+        return WaitAsync(ct);
+    }
+
+    private async ValueTask<Http1Connection> WaitAsync(CancellationToken ct)
+    {
+        var waiter = new Waiter();
+        _waiters.Enqueue(waiter);
+        // A connection released between the failed attempt and the enqueue is handed over here.
+        ServeWaiters();
+        Http1Connection? c;
+        using (ct.UnsafeRegister(static s => ((Waiter)s!).TrySetCanceled(), waiter))
+            c = await waiter.Task.ConfigureAwait(false);
+        // null: a connection slot was freed for this request to open.
+        return c ?? await ConnectAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Opens a connection; the caller already holds its slot in <see cref="_count"/>.</summary>
+    private async ValueTask<Http1Connection> ConnectAsync(CancellationToken ct)
+    {
+        var socket = _endPoint is UnixDomainSocketEndPoint
+            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+            : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var stats = _cluster.Stats;
+        using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        connectTimeout.CancelAfter(_cluster.Model.ConnectTimeout);
+        try
+        {
+            await socket.ConnectAsync(_endPoint, connectTimeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e)
+        {
+            socket.Dispose();
+            SlotFreed();
+            if (ct.IsCancellationRequested) throw;
+            stats.UpstreamCxConnectFail.Inc();
+            stats.UpstreamCxConnectTimeout.Inc();
+            throw new HttpRequestException(HttpRequestError.ConnectionError, "connect timeout", new TimeoutException("connect timeout", e));
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            SlotFreed();
+            stats.UpstreamCxConnectFail.Inc();
+            throw new HttpRequestException(HttpRequestError.ConnectionError, e.Message, e);
+        }
+        catch
+        {
+            socket.Dispose();
+            SlotFreed();
+            throw;
+        }
+        var connection = new Http1Connection(socket, this);
+        _cluster.OnConnectionOpened(_host, connection.LocalAddress);
+        if (_disposed)
+        {
+            connection.Close();
+            throw new ObjectDisposedException(nameof(Http1ConnectionPool));
+        }
+        return connection;
+    }
+
+    /// <summary>Returns a connection after a complete exchange; one that may not be reused is closed instead.</summary>
+    public void Release(Http1Connection connection, bool reusable)
+    {
+        if (!reusable || _disposed)
+        {
+            connection.Close();
+            return;
+        }
+        if (!connection.TryRelease()) return; // its idle timer or an abort closed it
+        _idle.Enqueue(connection);
+        if (!_waiters.IsEmpty) ServeWaiters();
+        if (_disposed) CloseIdle();
+    }
+
+    /// <summary>Called once per connection when it closes.</summary>
+    internal void OnClosed(Http1Connection connection)
+    {
+        _cluster.OnConnectionClosed(_host);
+        SlotFreed();
+    }
+
+    private void SlotFreed()
+    {
+        Interlocked.Decrement(ref _count);
+        if (!_waiters.IsEmpty) ServeWaiters();
+    }
+
+    /// <summary>Hands idle connections, then free slots, to waiting requests, oldest first.</summary>
+    private void ServeWaiters()
+    {
+        while (_waiters.TryPeek(out _))
+        {
+            if (_idle.TryDequeue(out var c))
+            {
+                if (!c.TryReserve()) continue;
+                if (!HandOver(c))
+                {
+                    // Nobody wanted it after all: back to the pool.
+                    if (c.TryRelease()) _idle.Enqueue(c);
+                    return;
+                }
+                continue;
+            }
+            if (Interlocked.Increment(ref _count) > _max)
+            {
+                Interlocked.Decrement(ref _count);
+                return;
+            }
+            if (!HandOver(null))
+            {
+                Interlocked.Decrement(ref _count);
+                return;
+            }
+        }
+    }
+
+    private bool HandOver(Http1Connection? connection)
+    {
+        while (_waiters.TryDequeue(out var w))
+            if (w.TrySetResult(connection)) return true;
+        return false;
+    }
+
+    private void CloseIdle()
+    {
+        while (_idle.TryDequeue(out var c))
+            if (c.TryReserve()) c.Close();
+    }
+
+    /// <summary>The cluster went away: idle connections close now, busy ones when their exchange ends.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        CloseIdle();
+        while (_waiters.TryDequeue(out var w)) w.TrySetException(new ObjectDisposedException(nameof(Http1ConnectionPool)));
+    }
+
+    private sealed class Waiter() : TaskCompletionSource<Http1Connection?>(TaskCreationOptions.RunContinuationsAsynchronously);
+}

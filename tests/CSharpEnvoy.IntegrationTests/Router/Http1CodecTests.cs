@@ -1,0 +1,416 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using CSharpEnvoy.IntegrationTests.Http;
+using CSharpEnvoy.IntegrationTests.Infrastructure;
+using Microsoft.AspNetCore.Http;
+
+namespace CSharpEnvoy.IntegrationTests.Router;
+
+/// <summary>
+/// csenvoy's own upstream HTTP/1.1 codec (Upstream/Http1) against an upstream that writes raw bytes: body framings,
+/// interim responses, malformed responses, connections the upstream closed, and what the request head carries.
+/// </summary>
+public sealed class Http1CodecTests
+{
+    private const string Routes = """
+        - name: vh
+          domains: ["*"]
+          routes:
+          - match: { prefix: "/" }
+            route: { cluster: backend }
+        """;
+
+    private static Task<ProxyHarness> StartProxyAsync(RawUpstream upstream, string clusterExtra = "") =>
+        ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", upstream.Address) + clusterExtra));
+
+    [Fact]
+    public async Task ChunkedResponse_IsDecoded_AndItsTrailersReachAnHttp2Client()
+    {
+        await using var upstream = RawUpstream.Start(async c =>
+        {
+            while (await c.ReadRequestAsync() is not null)
+                await c.WriteAsync("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n" +
+                    "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-checksum: abc\r\n\r\n");
+        });
+        await using var proxy = await StartProxyAsync(upstream);
+        using var client = proxy.Client("main", http2: true);
+        for (var i = 0; i < 2; i++)
+        {
+            using var response = await client.GetAsync("/");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("hello world", await response.Content.ReadAsStringAsync());
+            Assert.Equal("abc", Assert.Single(response.TrailingHeaders.GetValues("x-checksum")));
+        }
+        // The connection was reused: the chunked body ended exactly where the codec stopped reading.
+        Assert.Equal(1, upstream.Connections);
+    }
+
+    [Fact]
+    public async Task ResponseWithoutLength_IsReadUntilClose_AndItsConnectionIsNotReused()
+    {
+        await using var upstream = RawUpstream.Start(async c =>
+        {
+            if (await c.ReadRequestAsync() is null) return;
+            await c.WriteAsync("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it");
+        });
+        await using var proxy = await StartProxyAsync(upstream);
+        using var client = proxy.Client("main");
+        for (var i = 0; i < 2; i++)
+            Assert.Equal("all of it", await client.GetStringAsync("/"));
+        Assert.Equal(2, upstream.Connections);
+    }
+
+    [Fact]
+    public async Task InterimResponses_AreSkipped()
+    {
+        await using var upstream = RawUpstream.Start(async c =>
+        {
+            while (await c.ReadRequestAsync() is not null)
+                await c.WriteAsync("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n" +
+                    "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok");
+        });
+        await using var proxy = await StartProxyAsync(upstream);
+        using var client = proxy.Client("main");
+        using var response = await client.GetAsync("/");
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Equal("ok", await response.Content.ReadAsStringAsync());
+        Assert.False(response.Headers.Contains("Link"));
+    }
+
+    [Theory]
+    [InlineData("HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nno colon here\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nbad name: v\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab")]
+    [InlineData("HTTP/2 200\r\n\r\n")]
+    [InlineData("HTTP/1.1 101 Switching Protocols\r\n\r\n")]
+    public async Task MalformedResponse_Is502UpstreamProtocolError(string raw)
+    {
+        await using var upstream = RawUpstream.Start(async c =>
+        {
+            if (await c.ReadRequestAsync() is null) return;
+            await c.WriteAsync(raw);
+        });
+        await using var proxy = await StartProxyAsync(upstream);
+        using var client = proxy.Client("main");
+        using var response = await client.GetAsync("/");
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal("upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+            await response.Content.ReadAsStringAsync());
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_rq_502"));
+    }
+
+    [Fact]
+    public async Task ResponseHeadTooLarge_Is502()
+    {
+        var big = new string('a', 70 * 1024);
+        await using var upstream = RawUpstream.Start(async c =>
+        {
+            if (await c.ReadRequestAsync() is null) return;
+            await c.WriteAsync("HTTP/1.1 200 OK\r\nx-big: " + big + "\r\nContent-Length: 0\r\n\r\n");
+        });
+        await using var proxy = await StartProxyAsync(upstream);
+        using var client = proxy.Client("main");
+        using var response = await client.GetAsync("/");
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task PooledConnectionTheUpstreamClosed_IsReplacedWithoutFailingTheRequest()
+    {
+        // Each connection serves one keep-alive response, then the upstream closes it without saying so.
+        await using var upstream = RawUpstream.Start(async c =>
+        {
+            if (await c.ReadRequestAsync() is null) return;
+            await c.WriteAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        });
+        await using var proxy = await StartProxyAsync(upstream);
+        using var client = proxy.Client("main");
+        for (var i = 0; i < 3; i++)
+        {
+            await upstream.WaitForClosedAsync(i);
+            using var response = await client.GetAsync("/");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        Assert.Equal(3, upstream.Connections);
+        Assert.Equal(0, await proxy.StatAsync("cluster.backend.upstream_rq_503"));
+    }
+
+    [Fact]
+    public async Task BodyCutShort_ResetsTheDownstream()
+    {
+        await using var upstream = RawUpstream.Start(async c =>
+        {
+            if (await c.ReadRequestAsync() is null) return;
+            await c.WriteAsync("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort");
+        });
+        await using var proxy = await StartProxyAsync(upstream);
+        using var client = proxy.Client("main");
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            using var response = await client.GetAsync("/");
+            await response.Content.ReadAsByteArrayAsync();
+        });
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_rq_rx_reset"));
+    }
+
+    [Fact]
+    public async Task HeadResponse_HasNoBody_AndTheConnectionStaysInUse()
+    {
+        await using var upstream = RawUpstream.Start(async c =>
+        {
+            while (await c.ReadRequestAsync() is { } request)
+                await c.WriteAsync(request.Head.StartsWith("HEAD ", StringComparison.Ordinal)
+                    ? "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+                    : "HTTP/1.1 204 No Content\r\n\r\n");
+        });
+        await using var proxy = await StartProxyAsync(upstream);
+        using var client = proxy.Client("main");
+        using (var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/")))
+        {
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+            Assert.Equal(10, head.Content.Headers.ContentLength);
+        }
+        using (var noContent = await client.GetAsync("/"))
+            Assert.Equal(HttpStatusCode.NoContent, noContent.StatusCode);
+        Assert.Equal(1, upstream.Connections);
+    }
+
+    [Fact]
+    public async Task RequestHead_CarriesHostAndFraming_AndDropsHopByHopHeaders()
+    {
+        await using var upstream = RawUpstream.Start(async c =>
+        {
+            while (await c.ReadRequestAsync() is not null)
+                await c.WriteAsync("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        });
+        await using var proxy = await StartProxyAsync(upstream);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var tcp = await HttpTestUtil.ConnectAsync(proxy, "main", cts.Token);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            "POST /upload?x=1 HTTP/1.1\r\nHost: example.com\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n" +
+            "TE: trailers\r\nx-custom: one\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), cts.Token);
+        Assert.StartsWith("HTTP/1.1 200", await HttpTestUtil.ReadResponseHeadAsync(stream, cts.Token));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes("PUT /fixed HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nabc"), cts.Token);
+        Assert.StartsWith("HTTP/1.1 200", await HttpTestUtil.ReadResponseHeadAsync(stream, cts.Token));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes("DELETE /gone HTTP/1.1\r\nHost: example.com\r\n\r\n"), cts.Token);
+        Assert.StartsWith("HTTP/1.1 200", await HttpTestUtil.ReadResponseHeadAsync(stream, cts.Token));
+
+        var requests = upstream.Requests.ToArray();
+        Assert.Equal(3, requests.Length);
+        var chunked = requests[0];
+        Assert.StartsWith("POST /upload?x=1 HTTP/1.1\r\nHost: example.com\r\n", chunked.Head);
+        Assert.Contains("\r\nx-custom: one\r\n", chunked.Head);
+        Assert.Contains("\r\nTransfer-Encoding: chunked\r\n", chunked.Head);
+        Assert.DoesNotContain("Keep-Alive", chunked.Head, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Proxy-Connection", chunked.Head, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("\r\nTE:", chunked.Head, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal("hello world", chunked.Body);
+        Assert.StartsWith("PUT /fixed HTTP/1.1\r\n", requests[1].Head);
+        Assert.Contains("\r\nContent-Length: 3\r\n", requests[1].Head);
+        Assert.Equal("abc", requests[1].Body);
+        Assert.StartsWith("DELETE /gone HTTP/1.1\r\n", requests[2].Head);
+        Assert.DoesNotContain("Content-Length", requests[2].Head, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Transfer-Encoding", requests[2].Head, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(1, upstream.Connections);
+    }
+
+    [Fact]
+    public async Task MaxConnections_QueuesRequestsForTheOneConnection()
+    {
+        // max_connections: 1 and four requests at once: they take turns on one upstream connection.
+        var inFlight = 0;
+        var maxInFlight = 0;
+        var firstArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await TestBackend.StartAsync(async ctx =>
+        {
+            var now = Interlocked.Increment(ref inFlight);
+            InterlockedMax(ref maxInFlight, now);
+            firstArrived.TrySetResult();
+            await release.Task;
+            Interlocked.Decrement(ref inFlight);
+            await ctx.Response.WriteAsync("ok");
+        });
+        var cluster = Yaml.Cluster("backend", backend.Address) + "\n  circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 10 }] }";
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, cluster));
+        using var client = proxy.Client("main");
+        var requests = Enumerable.Range(0, 4).Select(_ => client.GetStringAsync("/")).ToArray();
+        await firstArrived.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        release.SetResult();
+        foreach (var body in await Task.WhenAll(requests)) Assert.Equal("ok", body);
+        Assert.Equal(1, maxInFlight);
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_total"));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_active"));
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int seen;
+        while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
+        {
+        }
+    }
+
+    /// <summary>An upstream on 127.0.0.1 that runs a script per accepted connection over raw bytes.</summary>
+    private sealed class RawUpstream : IAsyncDisposable
+    {
+        private readonly TcpListener _listener;
+        private readonly Func<RawConnection, Task> _script;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _accepting;
+        private readonly ConcurrentBag<Task> _connections = [];
+        private int _accepted;
+        private readonly ConcurrentDictionary<int, TaskCompletionSource> _closed = new();
+
+        private RawUpstream(Func<RawConnection, Task> script)
+        {
+            _script = script;
+            _listener = new TcpListener(IPAddress.Loopback, 0);
+            _listener.Start();
+            _accepting = AcceptAsync();
+        }
+
+        public static RawUpstream Start(Func<RawConnection, Task> script) => new(script);
+
+        public string Address => $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
+        public int Connections => Volatile.Read(ref _accepted);
+        public ConcurrentQueue<(string Head, string Body)> Requests { get; } = new();
+
+        /// <summary>Completes once the script has closed its connection number <paramref name="index"/> (0-based);
+        /// at once for an index not accepted yet.</summary>
+        public Task WaitForClosedAsync(int index) =>
+            index == 0 ? Task.CompletedTask : Closed(index - 1).Task.WaitAsync(TimeSpan.FromSeconds(20));
+
+        private TaskCompletionSource Closed(int index) =>
+            _closed.GetOrAdd(index, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        private async Task AcceptAsync()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                TcpClient client;
+                try
+                {
+                    client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                }
+                catch (Exception)
+                {
+                    return;
+                }
+                var index = Interlocked.Increment(ref _accepted) - 1;
+                _connections.Add(Task.Run(async () =>
+                {
+                    using (client)
+                    {
+                        try
+                        {
+                            await _script(new RawConnection(client.GetStream(), this, _stop.Token));
+                        }
+                        catch (Exception) when (_stop.IsCancellationRequested)
+                        {
+                        }
+                        catch (IOException)
+                        {
+                        }
+                    }
+                    Closed(index).TrySetResult();
+                }));
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _stop.Cancel();
+            _listener.Stop();
+            await _accepting;
+            await Task.WhenAll(_connections);
+        }
+    }
+
+    private sealed class RawConnection(NetworkStream stream, RawUpstream upstream, CancellationToken ct)
+    {
+        private readonly MemoryStream _pending = new();
+
+        public Task WriteAsync(string text) => stream.WriteAsync(Encoding.Latin1.GetBytes(text), ct).AsTask();
+
+        /// <summary>The next request's head and body (Content-Length or chunked); null when the proxy closed the connection.</summary>
+        public async Task<(string Head, string Body)?> ReadRequestAsync()
+        {
+            var head = await ReadUntilAsync("\r\n\r\n"u8.ToArray());
+            if (head is null) return null;
+            var headText = Encoding.Latin1.GetString(head);
+            var body = new StringBuilder();
+            var length = HeaderValue(headText, "Content-Length");
+            if (HeaderValue(headText, "Transfer-Encoding") is "chunked")
+            {
+                while (true)
+                {
+                    var sizeLine = Encoding.Latin1.GetString(await ReadUntilAsync("\r\n"u8.ToArray()) ?? throw new IOException("eof"));
+                    var size = Convert.ToInt32(sizeLine.Trim(), 16);
+                    if (size == 0)
+                    {
+                        await ReadUntilAsync("\r\n"u8.ToArray());
+                        break;
+                    }
+                    var data = await ReadExactAsync(size + 2);
+                    body.Append(Encoding.Latin1.GetString(data, 0, size));
+                }
+            }
+            else if (length is not null)
+            {
+                body.Append(Encoding.Latin1.GetString(await ReadExactAsync(int.Parse(length))));
+            }
+            var request = (headText, body.ToString());
+            upstream.Requests.Enqueue(request);
+            return request;
+        }
+
+        private static string? HeaderValue(string head, string name)
+        {
+            foreach (var line in head.Split("\r\n"))
+            {
+                var colon = line.IndexOf(':');
+                if (colon > 0 && line[..colon].Equals(name, StringComparison.OrdinalIgnoreCase)) return line[(colon + 1)..].Trim();
+            }
+            return null;
+        }
+
+        private async Task<byte[]?> ReadUntilAsync(byte[] terminator)
+        {
+            var buffer = new byte[1];
+            while (true)
+            {
+                var have = _pending.ToArray();
+                var at = have.AsSpan().IndexOf(terminator);
+                if (at >= 0)
+                {
+                    _pending.SetLength(0);
+                    _pending.Write(have, at + terminator.Length, have.Length - at - terminator.Length);
+                    return have[..(at + terminator.Length)];
+                }
+                var n = await stream.ReadAsync(buffer, ct);
+                if (n == 0) return null;
+                _pending.Write(buffer, 0, n);
+            }
+        }
+
+        private async Task<byte[]> ReadExactAsync(int count)
+        {
+            var buffer = new byte[1];
+            while (_pending.Length < count)
+            {
+                if (await stream.ReadAsync(buffer, ct) == 0) throw new IOException("eof");
+                _pending.Write(buffer, 0, 1);
+            }
+            var have = _pending.ToArray();
+            _pending.SetLength(0);
+            _pending.Write(have, count, have.Length - count);
+            return have[..count];
+        }
+    }
+}
