@@ -164,7 +164,7 @@ internal static class SupportedFields
         const string cl = "envoy.config.cluster.v3.Cluster";
         Msg(cl, "name", "type", "connect_timeout", "lb_policy", "load_assignment", "dns_refresh_rate", "dns_lookup_family",
             "http2_protocol_options", "typed_extension_protocol_options");
-        Warn(cl, "per_connection_buffer_limit_bytes", "SocketsHttpHandler's own buffering applies");
+        Warn(cl, "per_connection_buffer_limit_bytes", "the upstream codecs' own buffering applies (4 KB per HTTP/1.1 connection, growing for larger heads)");
         Note(cl, "lb_policy", "ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV; CLUSTER_PROVIDED is refused");
         Msg(cl, "ring_hash_lb_config", "maglev_lb_config", "least_request_lb_config", "round_robin_lb_config", "load_balancing_policy");
         Msg(cl + ".RingHashLbConfig", "minimum_ring_size", "maximum_ring_size");
@@ -249,7 +249,7 @@ internal static class SupportedFields
         const string th = "envoy.config.cluster.v3.CircuitBreakers.Thresholds";
         Note(th, "priority", "DEFAULT and HIGH (for routes with priority: HIGH); both share the cluster's connection pool, so max_connections counts all connections against each");
         Msg("envoy.config.route.v3.RouteAction", "priority");
-        Note(th, "max_connections", "upstream connections of the cluster; also caps SocketsHttpHandler's connections per host");
+        Note(th, "max_connections", "upstream connections of the cluster; also caps the connections per host, requests beyond them wait for one (pending)");
         Note(th, "max_pending_requests", "approximated: an HTTP/1.1 request that finds every allowed connection busy is counted as pending until its response headers arrive");
         Msg(th, "max_requests", "max_retries", "track_remaining");
 

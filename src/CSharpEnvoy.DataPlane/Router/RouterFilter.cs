@@ -103,6 +103,15 @@ internal sealed class UpstreamRequest : StreamInfo
         return copy;
     }
 
+    private static readonly string?[] s_smallNumbers = new string?[1024];
+
+    /// <summary>A number's text; below 1,024 (most service times) made once and kept.</summary>
+    private static string SmallNumberText(long n)
+    {
+        if ((ulong)n >= (ulong)s_smallNumbers.Length) return n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return s_smallNumbers[n] ??= n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Stamps Envoy's response headers and counts the response, once its status and headers are in place.</summary>
     public void ApplyResponse(HttpContext httpContext, int statusCode)
     {
@@ -123,9 +132,9 @@ internal sealed class UpstreamRequest : StreamInfo
         if (!hcm.Model.SuppressEnvoyHeaders)
         {
             var ms = (long)Stopwatch.GetElapsedTime(UpstreamStartTimestamp).TotalMilliseconds;
-            httpContext.Response.Headers["x-envoy-upstream-service-time"] = ms.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            httpContext.Response.Headers["x-envoy-upstream-service-time"] = SmallNumberText(ms);
         }
-        if (AttemptCountInResponse) httpContext.Response.Headers["x-envoy-attempt-count"] = AttemptCount.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (AttemptCountInResponse) httpContext.Response.Headers["x-envoy-attempt-count"] = SmallNumberText(AttemptCount);
         if (HashPolicySetCookie is { } setCookie) httpContext.Response.Headers.Append("set-cookie", setCookie);
         hcm.MutateResponseHeaders(httpContext, this, Routes!, VirtualHost!, Route!);
     }

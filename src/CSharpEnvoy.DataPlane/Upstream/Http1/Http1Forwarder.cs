@@ -240,6 +240,7 @@ internal static class Http1Forwarder
             var take = (int)Math.Min(length, c.ReceiveEnd - c.ReceiveStart);
             c.Stage = Http1Stage.WriteResponseBody;
             await body.WriteAsync(c.ReceiveBuffer.AsMemory(c.ReceiveStart, take), ct).ConfigureAwait(false);
+            c.LastActivity = Stopwatch.GetTimestamp(); // a slow client is activity too, as long as it reads
             c.ReceiveStart += take;
             length -= take;
         }
