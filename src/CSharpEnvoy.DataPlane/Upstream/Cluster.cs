@@ -390,9 +390,7 @@ internal sealed partial class Cluster : IDisposable
         else if (IPAddress.TryParse(context.DnsEndPoint.Host.Trim('[', ']'), out var ip)) endPoint = new IPEndPoint(ip, context.DnsEndPoint.Port);
         else endPoint = context.DnsEndPoint;
 
-        var socket = endPoint is UnixDomainSocketEndPoint
-            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
-            : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = NewSocket(endPoint);
         try
         {
             await socket.ConnectAsync(endPoint, ct).ConfigureAwait(false);
@@ -419,6 +417,11 @@ internal sealed partial class Cluster : IDisposable
         var http11 = !http2 || request.VersionPolicy == HttpVersionPolicy.RequestVersionOrLower;
         return await _tls.AuthenticateAsync(stream, _tls.ServerName(request, host?.Hostname), http2, http11, ct).ConfigureAwait(false);
     }
+
+    /// <summary>An unconnected socket for an upstream endpoint: a pipe, or TCP without Nagle's delay.</summary>
+    internal static Socket NewSocket(EndPoint endPoint) => endPoint is UnixDomainSocketEndPoint
+        ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
+        : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
 
     /// <summary>The host a new connection goes to: by pipe path, or by address and port.</summary>
     private Host? HostAt(DnsEndPoint endPoint, string? pipePath)

@@ -39,6 +39,14 @@ internal sealed class Host
     public string Authority => _authority ??=
         Address.IsPipe ? $"pipe-{(uint)Address.PipePath!.GetHashCode():x8}.csenvoy.invalid" : Address.ToString();
 
+    /// <summary>Where to connect: the pipe, or the address (an IP, or a name to resolve) at <paramref name="port"/>.</summary>
+    public System.Net.EndPoint EndPointAt(int port)
+    {
+        if (Address.IsPipe) return new System.Net.Sockets.UnixDomainSocketEndPoint(Address.PipePath!);
+        return System.Net.IPAddress.TryParse(Address.Address.Trim('[', ']'), out var ip)
+            ? new System.Net.IPEndPoint(ip, port) : new System.Net.DnsEndPoint(Address.Address, port);
+    }
+
     /// <summary>"http://ip:port" (https for a cluster with TLS), the prefix YARP forwards to; built on first use.</summary>
     public string DestinationPrefix => _destinationPrefix ??= (_tls ? "https://" : "http://") + Authority;
     public string ClusterName { get; }

@@ -9,13 +9,8 @@ internal static class HealthCheckConnector
 {
     public static async Task<Socket> ConnectAsync(Host host, CancellationToken ct)
     {
-        var a = host.Address;
-        var port = host.HealthCheckPort != 0 ? host.HealthCheckPort : a.Port;
-        EndPoint endPoint = a.IsPipe ? new UnixDomainSocketEndPoint(a.PipePath!)
-            : IPAddress.TryParse(a.Address.Trim('[', ']'), out var ip) ? new IPEndPoint(ip, port) : new DnsEndPoint(a.Address, port);
-        var socket = a.IsPipe
-            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
-            : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var endPoint = host.EndPointAt(host.HealthCheckPort != 0 ? host.HealthCheckPort : host.Address.Port);
+        var socket = Cluster.NewSocket(endPoint);
         try
         {
             await socket.ConnectAsync(endPoint, ct).ConfigureAwait(false);

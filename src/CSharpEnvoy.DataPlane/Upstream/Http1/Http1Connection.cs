@@ -72,6 +72,7 @@ internal sealed class Http1Connection
     public void BeginExchange(TimeSpan streamIdle)
     {
         IdleTimedOut = false;
+        Stage = Http1Stage.SendHead;
         var now = Stopwatch.GetTimestamp();
         LastActivity = now;
         var ticks = streamIdle > TimeSpan.Zero ? (long)(streamIdle.TotalSeconds * Stopwatch.Frequency) : 0;
@@ -89,7 +90,8 @@ internal sealed class Http1Connection
         return true;
     }
 
-    /// <summary>Closes the connection once, whatever state it is in; counts it in the cluster's stats.</summary>
+    /// <summary>Closes the connection once, whatever state it is in; counts it in the cluster's stats. An exchange in
+    /// flight (timeout, client gone) stops there: its pending socket operations fail.</summary>
     public void Close()
     {
         if (Interlocked.Exchange(ref _state, StateClosed) != StateClosed) CloseCore();
@@ -107,9 +109,6 @@ internal sealed class Http1Connection
         }
         _pool.OnClosed(this);
     }
-
-    /// <summary>Stops an exchange in flight (timeout, client gone): the socket is closed, its pending operations fail.</summary>
-    public void Abort() => Close();
 
     private void Arm(long ticks)
     {
@@ -140,7 +139,7 @@ internal sealed class Http1Connection
                     return;
                 }
                 IdleTimedOut = true;
-                Abort();
+                Close(); // the exchange's pending socket operations fail
                 return;
             case StateIdle:
                 var idle = _pool.IdleTimeoutTicks;

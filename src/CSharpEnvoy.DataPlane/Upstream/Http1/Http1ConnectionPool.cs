@@ -26,7 +26,7 @@ internal sealed class Http1ConnectionPool
     {
         _cluster = cluster;
         _host = host;
-        _endPoint = EndPointOf(host);
+        _endPoint = host.EndPointAt(host.Address.Port);
         _max = (int)Math.Clamp(cluster.Model.CircuitBreakers.MaxConnections, 1, int.MaxValue);
         var idle = cluster.Model.UpstreamIdleTimeout;
         IdleTimeoutTicks = idle > TimeSpan.Zero && idle != Timeout.InfiniteTimeSpan ? (long)(idle.TotalSeconds * Stopwatch.Frequency) : 0;
@@ -37,13 +37,6 @@ internal sealed class Http1ConnectionPool
     public long IdleTimeoutTicks { get; }
     /// <summary>Connections open or being opened.</summary>
     public int Count => Volatile.Read(ref _count);
-
-    private static EndPoint EndPointOf(Host host)
-    {
-        if (host.Address.PipePath is { } path) return new UnixDomainSocketEndPoint(path);
-        if (IPAddress.TryParse(host.Address.Address, out var ip)) return new IPEndPoint(ip, host.Address.Port);
-        return new DnsEndPoint(host.Address.Address, host.Address.Port);
-    }
 
     /// <summary>An idle connection, a new one, or the next one released. <paramref name="fresh"/> skips idle ones.</summary>
     public ValueTask<Http1Connection> AcquireAsync(bool fresh, CancellationToken ct)
@@ -75,9 +68,7 @@ internal sealed class Http1ConnectionPool
     /// <summary>Opens a connection; the caller already holds its slot in <see cref="_count"/>.</summary>
     private async ValueTask<Http1Connection> ConnectAsync(CancellationToken ct)
     {
-        var socket = _endPoint is UnixDomainSocketEndPoint
-            ? new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified)
-            : new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = Cluster.NewSocket(_endPoint);
         var stats = _cluster.Stats;
         using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         connectTimeout.CancelAfter(_cluster.Model.ConnectTimeout);

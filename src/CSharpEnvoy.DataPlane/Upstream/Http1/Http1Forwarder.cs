@@ -57,12 +57,11 @@ internal static class Http1Forwarder
                 c = await pool.AcquireAsync(fresh, ct).ConfigureAwait(false);
                 c.BeginExchange(idle);
                 // A timeout or a departed client stops the exchange by closing the connection under it.
-                onCancel = ct.UnsafeRegister(static s => ((Http1Connection)s!).Abort(), c);
-                onAbort = aborted.UnsafeRegister(static s => ((Http1Connection)s!).Abort(), c);
+                onCancel = ct.UnsafeRegister(static s => ((Http1Connection)s!).Close(), c);
+                onAbort = aborted.UnsafeRegister(static s => ((Http1Connection)s!).Close(), c);
                 info.UpstreamLocalAddress = c.LocalAddress;
                 info.UpstreamStartTimestamp = Stopwatch.GetTimestamp();
 
-                c.Stage = Http1Stage.SendHead;
                 var length = WriteHead(c, request, info, hasBody, out var chunked);
                 var sendBody = hasBody || request.ContentLength > 0;
                 await SendAllAsync(c, c.SendBuffer.AsMemory(0, length)).ConfigureAwait(false);
