@@ -37,13 +37,6 @@ internal sealed partial class RouterFilter
         public bool Released { get; set; }
     }
 
-    /// <summary>The failure of the try that ends a hedged request, for <see cref="OnForwardErrorAsync"/>.</summary>
-    private sealed class HedgedTryError(ForwarderError error, Exception? exception) : IForwarderErrorFeature
-    {
-        public ForwarderError Error { get; } = error;
-        public Exception? Exception { get; } = exception;
-    }
-
     /// <summary>Whether a request can be hedged: the per-try timeout of a retriable request that is not an upgrade.</summary>
     private static bool CanHedge(HttpContext context) =>
         context.Features.Get<IHttpUpgradeFeature>() is not { IsUpgradableRequest: true }
@@ -133,7 +126,7 @@ internal sealed partial class RouterFilter
                 {
                     Release(attempt);
                     var exception = attempt.Send.Exception?.GetBaseException();
-                    context.Features.Set<IForwarderErrorFeature>(new HedgedTryError(ForwarderError.Request, exception));
+                    context.Features.Set<IForwarderErrorFeature>(new ForwarderFailure(ForwarderError.Request, exception));
                     cluster.ReportUpstreamResult(attempt.Host, context, false, ForwarderError.Request, timedOut: false);
                     if (!attempt.Retried && backoff is null && ClassifyReset(context, ForwarderError.Request, perTryFired: false) is { } kind && retry.WouldRetry(kind))
                     {

@@ -65,7 +65,7 @@ internal sealed class UpstreamRequest : StreamInfo
             ReleasePending();
             return await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
         }
-        if (RetryOnResponse((int)proxyResponse.StatusCode, proxyResponse)) return false;
+        if (RetryOnResponse((int)proxyResponse.StatusCode, new RetryState.ResponseMessageHeaders(proxyResponse))) return false;
         return await ApplyResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
     }
 
@@ -78,9 +78,6 @@ internal sealed class UpstreamRequest : StreamInfo
 
     /// <summary>Response headers arrived: the attempt leaves the pending state, and a response matching a retry condition
     /// is counted and dropped when a retry is left (true: the router retries, nothing went downstream).</summary>
-    public bool RetryOnResponse(int status, HttpResponseMessage response) =>
-        RetryOnResponse(status, new RetryState.ResponseMessageHeaders(response));
-
     public bool RetryOnResponse<THeaders>(int status, THeaders headers) where THeaders : IResponseHeaderLookup
     {
         ReleasePending();
@@ -138,6 +135,14 @@ internal sealed class UpstreamRequest : StreamInfo
         if (HashPolicySetCookie is { } setCookie) httpContext.Response.Headers.Append("set-cookie", setCookie);
         hcm.MutateResponseHeaders(httpContext, this, Routes!, VirtualHost!, Route!);
     }
+}
+
+/// <summary>A failed attempt that did not come from YARP's forwarder (a hedged try, the HTTP/1.1 codec), for
+/// <see cref="RouterFilter"/>'s error handling, which reads it as it reads YARP's.</summary>
+internal sealed class ForwarderFailure(ForwarderError error, Exception? exception) : IForwarderErrorFeature
+{
+    public ForwarderError Error { get; } = error;
+    public Exception? Exception { get; } = exception;
 }
 
 /// <summary>

@@ -37,7 +37,6 @@ internal sealed class Http1Connection
     }
 
     public Socket Socket => _socket;
-    public Http1ConnectionPool Pool => _pool;
     /// <summary>%UPSTREAM_LOCAL_ADDRESS%.</summary>
     public string? LocalAddress { get; }
     public byte[] SendBuffer = new byte[InitialBufferSize];
@@ -57,8 +56,6 @@ internal sealed class Http1Connection
     public readonly Http1ResponseHead Head = new();
     /// <summary>Header names and last values seen on this connection (responses repeat them).</summary>
     public readonly HeaderStringCache Strings = new();
-
-    public bool IsClosed => Volatile.Read(ref _state) == StateClosed;
 
     /// <summary>Idle → busy: false when the connection was closed meanwhile (by its idle timer or the pool).</summary>
     public bool TryReserve()
@@ -107,7 +104,7 @@ internal sealed class Http1Connection
         catch (ObjectDisposedException)
         {
         }
-        _pool.OnClosed(this);
+        _pool.OnClosed();
     }
 
     private void Arm(long ticks)

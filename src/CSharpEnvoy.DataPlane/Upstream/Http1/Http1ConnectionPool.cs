@@ -35,8 +35,6 @@ internal sealed class Http1ConnectionPool
     public Cluster Cluster => _cluster;
     /// <summary>How long a connection may sit idle in the pool (the cluster's idle_timeout; 0: for ever).</summary>
     public long IdleTimeoutTicks { get; }
-    /// <summary>Connections open or being opened.</summary>
-    public int Count => Volatile.Read(ref _count);
 
     /// <summary>An idle connection, a new one, or the next one released. <paramref name="fresh"/> skips idle ones.</summary>
     public ValueTask<Http1Connection> AcquireAsync(bool fresh, CancellationToken ct)
@@ -123,7 +121,7 @@ internal sealed class Http1ConnectionPool
     }
 
     /// <summary>Called once per connection when it closes.</summary>
-    internal void OnClosed(Http1Connection connection)
+    internal void OnClosed()
     {
         _cluster.OnConnectionClosed(_host);
         SlotFreed();

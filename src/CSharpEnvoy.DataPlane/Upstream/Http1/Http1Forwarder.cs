@@ -140,7 +140,7 @@ internal static class Http1Forwarder
                     continue;
                 }
                 var error = Classify(stage, e, idleFired, ct, aborted);
-                context.Features.Set<IForwarderErrorFeature>(new ForwardError(error, e));
+                context.Features.Set<IForwarderErrorFeature>(new ForwarderFailure(error, e));
                 return error;
             }
             finally
@@ -177,12 +177,6 @@ internal static class Http1Forwarder
             Http1Stage.WriteResponseBody => ForwarderError.ResponseBodyClient,
             _ => ForwarderError.Request,
         };
-    }
-
-    private sealed class ForwardError(ForwarderError error, Exception exception) : IForwarderErrorFeature
-    {
-        public ForwarderError Error { get; } = error;
-        public Exception? Exception { get; } = exception;
     }
 
     private static async ValueTask SendAllAsync(Http1Connection c, ReadOnlyMemory<byte> data)
