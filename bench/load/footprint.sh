@@ -13,6 +13,7 @@
 source "$(dirname "$0")/common.sh"
 IDLE=${IDLE:-10000}
 WARMUP=${WARMUP:-10}
+SETTLE=${SETTLE:-12}   # seconds idle before "settled" readings: csenvoy's idle memory release checks every 5 s
 
 need wrk wrk; need nginx nginx-light; need python3 python3; need taskset util-linux
 build bench/CSharpEnvoy.HelloBackend
@@ -49,20 +50,27 @@ NGINX_WORKER=$(nginx_worker "$PID_nginx")
 echo "warming up csenvoy for ${WARMUP}s..." >&2
 taskset -c "$LOADCPU" wrk -t1 -c16 -d"${WARMUP}s" "http://127.0.0.1:$CS/" >/dev/null 2>&1 || true
 
-# idle_rss <port> <pid>: RSS before and with $IDLE idle keep-alive connections
+# idle_rss <port> <pid>: RSS right after the warm-up, after $SETTLE s idle, right after $IDLE idle keep-alive
+# connections opened and after they sat idle for $SETTLE s
 idle_rss() {
-  local port=$1 pid=$2 before after
+  local port=$1 pid=$2 loaded before after settled
+  loaded=$(rss_mb "$pid")
+  sleep "$SETTLE"
   before=$(rss_mb "$pid")
   coproc HOLD { taskset -c "$LOADCPU" python3 bench/load/idle_connections.py "$port" "$IDLE"; }
   read -r line <&"${HOLD[0]}"
   after=$(rss_mb "$pid")
+  sleep "$SETTLE"
+  settled=$(rss_mb "$pid")
   eval "exec ${HOLD[1]}>&-"; wait "$HOLD_PID" 2>/dev/null || true
-  echo "$before $after ${line#ready }"
+  echo "$loaded $before $after $settled ${line#ready }"
 }
 echo "idle connections: $IDLE..." >&2
-read -r CS_BEFORE CS_IDLE CS_N < <(idle_rss $CS "$PID_csenvoy")
-read -r NG_BEFORE NG_IDLE NG_N < <(idle_rss $NG "$NGINX_WORKER")
-echo "  csenvoy $CS_BEFORE -> $CS_IDLE MB ($CS_N), nginx $NG_BEFORE -> $NG_IDLE MB ($NG_N)" >&2
+read -r CS_LOADED CS_BEFORE CS_OPENED CS_IDLE CS_N < <(idle_rss $CS "$PID_csenvoy")
+echo "warming up nginx for ${WARMUP}s..." >&2
+taskset -c "$LOADCPU" wrk -t1 -c16 -d"${WARMUP}s" "http://127.0.0.1:$NG/" >/dev/null 2>&1 || true
+read -r NG_LOADED NG_BEFORE NG_OPENED NG_IDLE NG_N < <(idle_rss $NG "$NGINX_WORKER")
+echo "  csenvoy $CS_LOADED/$CS_BEFORE -> $CS_OPENED/$CS_IDLE MB ($CS_N), nginx $NG_LOADED/$NG_BEFORE -> $NG_OPENED/$NG_IDLE MB ($NG_N)" >&2
 
 # clusters <n>: sets CL_MS (startup to /ready) and CL_RSS (MB after one request) for a csenvoy with <n> clusters
 clusters() {
@@ -80,7 +88,7 @@ clusters() {
 if [ "${CLUSTERS:-1}" = 0 ]; then
   echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'), csenvoy $CSENVOY_BUILD build, load average $(cut -d' ' -f1-3 /proc/loadavg))"
   echo
-  echo "RSS idle $CS_BEFORE MB, with $CS_N idle keep-alive connections $CS_IDLE MB: $(echo "scale=1; ($CS_IDLE - $CS_BEFORE) * 1024 / $CS_N" | bc) KB each (nginx $NG_BEFORE -> $NG_IDLE MB)"
+  echo "RSS after the warm-up load $CS_LOADED MB, after ${SETTLE} s idle $CS_BEFORE MB; with $CS_N idle keep-alive connections $CS_OPENED MB as they opened, $CS_IDLE MB after ${SETTLE} s: $(echo "scale=1; ($CS_IDLE - $CS_BEFORE) * 1024 / $CS_N" | bc) KB each (nginx $NG_LOADED/$NG_BEFORE -> $NG_OPENED/$NG_IDLE MB)"
   exit 0
 fi
 echo "clusters..." >&2
@@ -93,8 +101,10 @@ echo "## Footprint ($(date -u '+%Y-%m-%d %H:%M UTC'), csenvoy $CSENVOY_BUILD bui
 echo
 echo "| memory | csenvoy | nginx |"
 echo "|---|---|---|"
-echo "| RSS idle (after warm-up) | $CS_BEFORE MB | $NG_BEFORE MB |"
-echo "| RSS with $CS_N idle keep-alive connections | $CS_IDLE MB | $NG_IDLE MB |"
+echo "| RSS at the end of the warm-up load | $CS_LOADED MB | $NG_LOADED MB |"
+echo "| RSS idle, ${SETTLE} s after the warm-up | $CS_BEFORE MB | $NG_BEFORE MB |"
+echo "| RSS with $CS_N idle keep-alive connections, as they opened | $CS_OPENED MB | $NG_OPENED MB |"
+echo "| RSS with $CS_N idle keep-alive connections, ${SETTLE} s later | $CS_IDLE MB | $NG_IDLE MB |"
 echo "| per idle connection | $(echo "scale=1; ($CS_IDLE - $CS_BEFORE) * 1024 / $CS_N" | bc) KB | $(echo "scale=1; ($NG_IDLE - $NG_BEFORE) * 1024 / $NG_N" | bc) KB |"
 echo
 echo "| static clusters | startup to /ready | RSS after one request | per cluster (vs 1) |"

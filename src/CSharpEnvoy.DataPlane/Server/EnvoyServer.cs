@@ -173,6 +173,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         // what it built; one compacting collection before going live gives that memory back to the OS instead of
         // keeping it as the process's resident size.
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        if (IdleMemoryRelease.Enabled) _idleMemoryRelease = new IdleMemoryRelease(TimeProvider.System);
         // Envoy goes LIVE once the first LDS response's listeners have warmed (their RDS routes or secrets, each bounded
         // by its initial_fetch_timeout); until then /ready answers 503 INITIALIZING. The listeners that are ready serve
         // already, and the start does not wait: a warm-up without a bound would otherwise hold the server forever.
@@ -204,9 +205,13 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     /// <summary>Admin /quitquitquit and signals: stop accepting, then stop.</summary>
     public void RequestShutdown() => _stopped.TrySetResult();
 
+    /// <summary>Gives a burst's heap back once the process is quiet; null when turned off.</summary>
+    private IdleMemoryRelease? _idleMemoryRelease;
+
     public async ValueTask DisposeAsync()
     {
         State = ServerState.Draining;
+        _idleMemoryRelease?.Dispose();
         await _drainCancel.CancelAsync().ConfigureAwait(false);
         await StopXdsAsync().ConfigureAwait(false);
         await Secrets.DisposeAsync().ConfigureAwait(false);
