@@ -51,13 +51,17 @@ internal sealed partial class Cluster
     internal void OnHostHealthChanged()
     {
         bool dropped;
+        Host[] before, after;
         lock (_healthLock)
         {
+            before = _allHosts;
             dropped = DropFailedPendingHosts();
+            after = _allHosts;
             PublishLocked();
         }
         PrioritySetPublished?.Invoke();
         if (!dropped) return;
+        OnHostsRemoved(before, after);
         Stats.MembershipChange.Inc();
         // Not from inside the health check that reported the failure: its session is one of those stopped.
         ThreadPool.UnsafeQueueUserWorkItem(static c =>

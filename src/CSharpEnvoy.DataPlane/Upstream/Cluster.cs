@@ -192,22 +192,56 @@ internal sealed partial class Cluster : IDisposable
 
     private void SetHosts(Host[] hosts)
     {
+        Host[] before;
         lock (_healthLock)
         {
             HealthChecker?.MarkNewHosts(hosts, IsActiveHcDisabled);
+            before = _allHosts;
             _allHosts = hosts;
             PublishLocked();
         }
         PrioritySetPublished?.Invoke();
+        OnHostsRemoved(before, hosts);
         HealthChecker?.Sync(hosts);
         Outlier?.Sync(hosts);
+    }
+
+    /// <summary>
+    /// The hosts of <paramref name="before"/> missing from <paramref name="after"/> (the published set) left the
+    /// cluster: each is flagged <see cref="Host.Removed"/> and its HTTP/1.1 pool drains, as Envoy drains a removed host's
+    /// connection pools (idle connections close now, busy ones once their request is done). A host kept across the
+    /// update (same object) is untouched.
+    /// </summary>
+    private void OnHostsRemoved(Host[] before, Host[] after)
+    {
+        if (before.Length == 0 || ReferenceEquals(before, after)) return;
+        // Large sets are looked up in a hash set (a scan per host is quadratic); small ones are scanned.
+        var kept = after.Length > 16 ? new HashSet<Host>(after, ReferenceEqualityComparer.Instance) : null;
+        List<Host>? removed = null;
+        foreach (var h in before)
+        {
+            if (kept is not null ? kept.Contains(h) : Array.IndexOf(after, h) >= 0) continue;
+            h.Removed = true;
+            (removed ??= []).Add(h);
+        }
+        if (removed is null) return;
+        List<Http1.Http1ConnectionPool>? drain = null;
+        // Under the lock Http1PoolFor registers pools with: a pool it makes is either seen here or sees Removed.
+        lock (_http1Pools)
+        {
+            foreach (var h in removed)
+                if (h.Http1Pool is { } pool && ReferenceEquals(pool.Cluster, this) && _http1Pools.Remove(pool)) (drain ??= []).Add(pool);
+        }
+        if (drain is null) return;
+        foreach (var pool in drain) pool.Drain();
     }
 
     /// <summary>Whether EDS has delivered at least one assignment (an EDS cluster warms until then).</summary>
     internal bool HasEdsAssignment { get; private set; }
 
     /// <summary>EDS: the host set becomes the assignment's endpoints. Hosts whose address, weight and locality are
-    /// unchanged are kept (with their per-host state); the connection pool is untouched.</summary>
+    /// unchanged are kept (with their per-host state and connections); the HTTP/1.1 pools of the hosts that left drain
+    /// (<see cref="OnHostsRemoved"/>).</summary>
     internal void SetEdsEndpoints(IReadOnlyList<EndpointModel> endpoints)
     {
         _policy = Policy(endpoints as LoadAssignmentModel);
@@ -516,7 +550,8 @@ internal sealed partial class Cluster : IDisposable
     /// rather than SocketsHttpHandler: plain-text HTTP/1.1 clusters, unless <c>CSENVOY_UPSTREAM_HTTP1_CODEC=0</c>.</summary>
     public bool UsesHttp1Codec => _tls is null && Http1.Http1Forwarder.Enabled;
 
-    private readonly List<Http1.Http1ConnectionPool> _http1Pools = [];
+    private readonly HashSet<Http1.Http1ConnectionPool> _http1Pools = [];
+    private volatile bool _poolsDraining;
 
     /// <summary>The host's HTTP/1.1 pool for this cluster, made on its first request.</summary>
     internal Http1.Http1ConnectionPool Http1PoolFor(Host host)
@@ -532,7 +567,25 @@ internal sealed partial class Cluster : IDisposable
             host.Http1Pool = pool;
         }
         if (Volatile.Read(ref _disposed) != 0) pool.Dispose();
+        // The request chose its host just before the host (or this cluster) left: served, then the connection closes.
+        else if (host.Removed)
+        {
+            lock (_http1Pools) _http1Pools.Remove(pool);
+            pool.Drain();
+        }
+        else if (_poolsDraining) pool.Drain();
         return pool;
+    }
+
+    /// <summary>The cluster left the cluster map (CDS removed it, or replaced it with a new cluster and new hosts): its
+    /// HTTP/1.1 pools drain now, as Envoy drains a removed cluster's pools. SocketsHttpHandler's pools, health checking
+    /// and the rest go at <see cref="Dispose"/>, once in-flight requests had time to finish.</summary>
+    internal void DrainConnectionPools()
+    {
+        _poolsDraining = true;
+        Http1.Http1ConnectionPool[] pools;
+        lock (_http1Pools) pools = [.. _http1Pools];
+        foreach (var pool in pools) pool.Drain();
     }
 
     public void Dispose()

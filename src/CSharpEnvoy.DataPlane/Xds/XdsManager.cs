@@ -943,7 +943,9 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private void DisposeLater(List<Cluster> gone)
     {
         if (gone.Count == 0) return;
-        // In-flight requests hold their Cluster; its connection pool goes once they had time to finish.
+        // Envoy drains a removed cluster's connection pools at once: no new request reaches it, and its idle HTTP/1.1
+        // connections close now. In-flight requests hold their Cluster; the rest of it goes once they had time to finish.
+        foreach (var c in gone) c.DrainConnectionPools();
         var delay = _runtime.DrainTime;
         _ = Task.Run(async () =>
         {

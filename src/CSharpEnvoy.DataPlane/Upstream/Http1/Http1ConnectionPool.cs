@@ -11,6 +11,12 @@ namespace CSharpEnvoy.DataPlane.Upstream.Http1;
 /// the SocketsHttpHandler path counts it), or waits for one to come back. Connections opened here count in the
 /// cluster's <c>upstream_cx_*</c> stats exactly as the SocketsHttpHandler path's do.
 /// </summary>
+/// <remarks>
+/// A pool drains (<see cref="Drain"/>) when its host leaves the cluster or the cluster leaves the cluster map, as
+/// Envoy's pools do with <c>DrainBehavior::DrainAndDelete</c>: idle connections close at once, a busy one closes when
+/// its exchange ends instead of going back to the pool, unless a request is waiting for a connection (one that chose
+/// the host before it left): that request gets it, and it closes after that exchange.
+/// </remarks>
 internal sealed class Http1ConnectionPool
 {
     private readonly ConcurrentQueue<Http1Connection> _idle = new();
@@ -20,6 +26,7 @@ internal sealed class Http1ConnectionPool
     private readonly EndPoint _endPoint;
     private readonly int _max;
     private int _count; // open or opening
+    private volatile bool _draining;
     private volatile bool _disposed;
 
     public Http1ConnectionPool(Cluster cluster, Host host)
@@ -109,7 +116,8 @@ internal sealed class Http1ConnectionPool
     /// <summary>Returns a connection after a complete exchange; one that may not be reused is closed instead.</summary>
     public void Release(Http1Connection connection, bool reusable)
     {
-        if (!reusable || _disposed)
+        // Draining: closed, unless a request waits for it (closing would make that request open another connection).
+        if (!reusable || _disposed || _draining && _waiters.IsEmpty)
         {
             connection.Close();
             return;
@@ -117,7 +125,7 @@ internal sealed class Http1ConnectionPool
         if (!connection.TryRelease()) return; // its idle timer or an abort closed it
         _idle.Enqueue(connection);
         if (!_waiters.IsEmpty) ServeWaiters();
-        if (_disposed) CloseIdle();
+        if (_draining || _disposed) CloseIdle();
     }
 
     /// <summary>Called once per connection when it closes.</summary>
@@ -143,8 +151,13 @@ internal sealed class Http1ConnectionPool
                 if (!c.TryReserve()) continue;
                 if (!HandOver(c))
                 {
-                    // Nobody wanted it after all: back to the pool.
-                    if (c.TryRelease()) _idle.Enqueue(c);
+                    // Nobody wanted it after all: back to the pool, or closed when the pool drains.
+                    if (_draining || _disposed) c.Close();
+                    else if (c.TryRelease())
+                    {
+                        _idle.Enqueue(c);
+                        if (_draining || _disposed) CloseIdle(); // Drain ran meanwhile
+                    }
                     return;
                 }
                 continue;
@@ -175,7 +188,19 @@ internal sealed class Http1ConnectionPool
             if (c.TryReserve()) c.Close();
     }
 
-    /// <summary>The cluster went away: idle connections close now, busy ones when their exchange ends.</summary>
+    /// <summary>The host left the cluster, or the cluster left the cluster map: idle connections close now, busy ones
+    /// when their exchange ends (or after serving the requests already waiting for a connection). A request that
+    /// chose the host just before it left is still served, on a connection that then closes.</summary>
+    public void Drain()
+    {
+        _draining = true;
+        // Release enqueues, then reads _draining; this writes it, then empties the queue: one of them closes the connection.
+        Interlocked.MemoryBarrier();
+        CloseIdle();
+    }
+
+    /// <summary>The cluster is gone for good (its drain time passed): idle connections close now, busy ones when their
+    /// exchange ends, and waiting or new requests fail.</summary>
     public void Dispose()
     {
         _disposed = true;
