@@ -24,6 +24,7 @@ internal sealed class ClusterStats
         "upstream_cx_total", "upstream_cx_connect_fail", "upstream_cx_connect_timeout", "upstream_cx_destroy", "upstream_cx_none_healthy",
         "membership_change", "update_attempt", "update_success", "update_failure",
         "upstream_rq_1xx", "upstream_rq_2xx", "upstream_rq_3xx", "upstream_rq_4xx", "upstream_rq_5xx",
+        "upstream_cx_http1_total",
     ];
     private static readonly string[] s_gauges =
         ["upstream_rq_active", "upstream_cx_active", "membership_total", "membership_healthy", "membership_degraded", "membership_excluded"];
@@ -37,6 +38,7 @@ internal sealed class ClusterStats
         (UpstreamCxTotal, UpstreamCxConnectFail, UpstreamCxConnectTimeout, UpstreamCxDestroy, UpstreamCxNoneHealthy) = (c[5], c[6], c[7], c[8], c[9]);
         (MembershipChange, UpdateAttempt, UpdateSuccess, UpdateFailure) = (c[10], c[11], c[12], c[13]);
         for (var i = 1; i <= 5; i++) _byClass[i] = c[13 + i];
+        UpstreamCxHttp1Total = c[19];
         var g = store.GaugeSet(_prefix, s_gauges);
         (UpstreamRqActive, UpstreamCxActive, MembershipTotal, MembershipHealthy, MembershipDegraded, MembershipExcluded) = (g[0], g[1], g[2], g[3], g[4], g[5]);
         UpstreamRqTime = store.Histogram(_prefix, "upstream_rq_time");
@@ -55,6 +57,8 @@ internal sealed class ClusterStats
     /// <summary>Upstream requests the proxy reset (timeouts, hedged tries that lost, clients that left).</summary>
     public Counter UpstreamRqTxReset { get; }
     public Counter UpstreamCxTotal { get; }
+    /// <summary>HTTP/1.1 connections opened (the codec's, and SocketsHttpHandler's for HTTP/1.x requests).</summary>
+    public Counter UpstreamCxHttp1Total { get; }
     public Gauge UpstreamCxActive { get; }
     public Counter UpstreamCxConnectFail { get; }
     public Counter UpstreamCxConnectTimeout { get; }
@@ -444,9 +448,10 @@ internal sealed partial class Cluster : IDisposable
             throw;
         }
         var host = HostAt(context.DnsEndPoint, endPoint is UnixDomainSocketEndPoint ? path : null);
-        var stream = new CountingNetworkStream(socket, this, host);
-        if (_tls is null) return stream;
         var request = context.InitialRequestMessage;
+        // The handler opens an HTTP/1.1 connection for an HTTP/1.x request; HTTP/2 requests never fall back (exact version).
+        var stream = new CountingNetworkStream(socket, this, host, http1: request.Version.Major == 1);
+        if (_tls is null) return stream;
         var http2 = request.Version.Major >= 2;
         var http11 = !http2 || request.VersionPolicy == HttpVersionPolicy.RequestVersionOrLower;
         return await _tls.AuthenticateAsync(stream, _tls.ServerName(request, host?.Hostname), http2, http11, ct).ConfigureAwait(false);
@@ -479,12 +484,12 @@ internal sealed partial class Cluster : IDisposable
         private readonly string? _localAddress;
         private int _closed;
 
-        public CountingNetworkStream(Socket socket, Cluster cluster, Host? host) : base(socket, ownsSocket: true)
+        public CountingNetworkStream(Socket socket, Cluster cluster, Host? host, bool http1) : base(socket, ownsSocket: true)
         {
             _cluster = cluster;
             _host = host;
             _localAddress = UpstreamConnection.Format(socket.LocalEndPoint);
-            cluster.OnConnectionOpened(host, _localAddress);
+            cluster.OnConnectionOpened(host, _localAddress, http1);
         }
 
         private void NoteRequest()
@@ -525,11 +530,12 @@ internal sealed partial class Cluster : IDisposable
         }
     }
 
-    /// <summary>Counts a new upstream connection (either path): <c>upstream_cx_total</c>, <c>upstream_cx_active</c>, the
-    /// connection circuit breaker, and the host's own count.</summary>
-    internal void OnConnectionOpened(Host? host, string? localAddress)
+    /// <summary>Counts a new upstream connection (either path): <c>upstream_cx_total</c>, <c>upstream_cx_http1_total</c>
+    /// for an HTTP/1.1 one, <c>upstream_cx_active</c>, the connection circuit breaker, and the host's own count.</summary>
+    internal void OnConnectionOpened(Host? host, string? localAddress, bool http1)
     {
         Stats.UpstreamCxTotal.Inc();
+        if (http1) Stats.UpstreamCxHttp1Total.Inc();
         Stats.UpstreamCxActive.Inc();
         Resources.Connections.Add();
         if (host is null) return;

@@ -246,6 +246,37 @@ public sealed class Http1CodecTests
         Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_active"));
     }
 
+    [Fact]
+    public async Task UpstreamCxHttp1Total_CountsTheCodecsConnections_AndSocketsHttpHandlersHttp11Ones()
+    {
+        await using var backend = await TestBackend.StartAsync(ctx => ctx.Response.WriteAsync("ok"));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        using var client = proxy.Client("main");
+        for (var i = 0; i < 3; i++) Assert.Equal("ok", await client.GetStringAsync("/"));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_total"));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_http1_total"));
+
+        // A request with Expect goes over YARP and SocketsHttpHandler, on an HTTP/1.1 connection of its own.
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/") { Content = new StringContent("body") };
+        request.Headers.ExpectContinue = true;
+        using var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(2, await proxy.StatAsync("cluster.backend.upstream_cx_total"));
+        Assert.Equal(2, await proxy.StatAsync("cluster.backend.upstream_cx_http1_total"));
+    }
+
+    [Fact]
+    public async Task UpstreamCxHttp1Total_StaysZeroForAnHttp2Cluster()
+    {
+        await using var backend = await TestBackend.StartAsync(ctx => ctx.Response.WriteAsync("ok"), Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", http2: true, backend.Address)));
+        using var client = proxy.Client("main");
+        Assert.Equal("ok", await client.GetStringAsync("/"));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_total"));
+        using var admin = proxy.AdminClient();
+        Assert.Contains("cluster.backend.upstream_cx_http1_total: 0\n", await admin.GetStringAsync("/stats"));
+    }
+
     private static void InterlockedMax(ref int target, int value)
     {
         int seen;

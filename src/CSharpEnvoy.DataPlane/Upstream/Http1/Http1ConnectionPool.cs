@@ -104,7 +104,7 @@ internal sealed class Http1ConnectionPool
             throw;
         }
         var connection = new Http1Connection(socket, this);
-        _cluster.OnConnectionOpened(_host, connection.LocalAddress);
+        _cluster.OnConnectionOpened(_host, connection.LocalAddress, http1: true);
         if (_disposed)
         {
             connection.Close();
