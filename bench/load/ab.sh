@@ -7,6 +7,7 @@
 #   bench/load/ab.sh grpc 'base:' 'no-inline:CSENVOY_INLINE_SCHEDULING=0'
 #   bench/load/ab.sh h2c 'old:DIR=bench/.out/csenvoy-old' 'new:'      # DIR= runs another publish's csenvoy.dll
 #   bench/load/ab.sh grpc 'auto:' 'h2:CODEC=HTTP2'   # CODEC=HTTP2 loads the codec_type HTTP2 listener, not the AUTO one
+#   bench/load/ab.sh h1 'fresh:' 'mixed:PRELOAD=h2c,grpc'   # PRELOAD= first loads the variant's HTTP2 listener
 #   WARMUP=20 DURATION=8 ROUNDS=4 PUBLISH=0 PEER=1 bench/load/ab.sh grpc ...
 #
 # Prints one line per round and target and a markdown summary (median and range per variant) on stdout.
@@ -25,7 +26,7 @@ B1=19580; B2=19581; HA1=19591; HA2=19592; HAG=19593
 start_backend $B1 $B2
 wait_port $B2
 
-LABELS=(); declare -A PORT PIDOF
+LABELS=(); declare -A PORT PIDOF PRE H2PORT
 i=0
 for v in "$@"; do
   label=${v%%:*}; spec=${v#*:}; dir=$ROOT/bench/.out/csenvoy; envs=(); h2only=0
@@ -34,7 +35,7 @@ for v in "$@"; do
   csenvoy_mixed_yaml $port $((port + 9)) $B1 $B2 $((port + 1)) >"$TMP/$label.yaml"
   start "cs$i" env "${envs[@]}" dotnet "$dir/csenvoy.dll" -c "$TMP/$label.yaml" -l warning
   wait_ready $((port + 9))
-  LABELS+=("$label"); PORT[$label]=$((port + h2only)); eval "PIDOF[\$label]=\$PID_cs$i"
+  LABELS+=("$label"); PORT[$label]=$((port + h2only)); H2PORT[$label]=$((port + 1)); eval "PIDOF[\$label]=\$PID_cs$i"
 done
 if [ "$PEER" = 1 ]; then
   need haproxy haproxy
@@ -52,7 +53,11 @@ one() {
 }
 
 echo "warming up each variant for ${WARMUP}s..." >&2
-for l in "${LABELS[@]}"; do one "${PORT[$l]}" "$WARMUP" >/dev/null; done
+for l in "${LABELS[@]}"; do
+  # As run.sh's warm-up does for csenvoy: h2c and gRPC on its HTTP2 listener before the measured load.
+  for m in $(echo "${PRE[$l]:-}" | tr ',' ' '); do h2_load "$m" "${H2PORT[$l]}" "$WARMUP" >/dev/null; done
+  one "${PORT[$l]}" "$WARMUP" >/dev/null
+done
 
 declare -A CPU RPS
 for round in $(seq 1 "$ROUNDS"); do
