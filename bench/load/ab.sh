@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B of csenvoy variants under one load, in alternating rounds: each variant is the published ReadyToRun csenvoy
 # (or another publish) started with its own environment; per round, CPU µs per request and req/s of each.
-# Same pinning as run.sh. Optionally HAProxy as a reference row (PEER=1).
+# Same pinning as run.sh. Optionally HAProxy as a reference row (PEER=1), and for h1 the floor proxy (FLOOR=1:
+# bench/CSharpEnvoy.FloorProxy, the least a .NET proxy does per request).
 #
 #   bench/load/ab.sh <h1|h2c|grpc> '<label>:<VAR=value ...>' ...
 #   bench/load/ab.sh grpc 'base:' 'no-inline:CSENVOY_INLINE_SCHEDULING=0'
@@ -46,6 +47,13 @@ if [ "$PEER" = 1 ]; then
   case $MODE in h1) PORT[haproxy]=$HA1 ;; h2c) PORT[haproxy]=$HA2 ;; grpc) PORT[haproxy]=$HAG ;; esac
 fi
 
+if [ "${FLOOR:-0}" = 1 ] && [ "$MODE" = h1 ]; then
+  build bench/CSharpEnvoy.FloorProxy
+  start floor dotnet bench/CSharpEnvoy.FloorProxy/bin/Release/net10.0/CSharpEnvoy.FloorProxy.dll 19594 $B1
+  wait_port 19594
+  LABELS+=(floor); PIDOF[floor]=$PID_floor; PORT[floor]=19594
+fi
+
 # one <port> <seconds> -> "req/s served"
 one() {
   if [ "$MODE" = h1 ]; then read -r rps _ < <(wrk_h1 "$1" "$2"); echo "$rps"
@@ -59,14 +67,15 @@ for l in "${LABELS[@]}"; do
   one "${PORT[$l]}" "$WARMUP" >/dev/null
 done
 
-declare -A CPU RPS
+declare -A CPU RPS SYS
 for round in $(seq 1 "$ROUNDS"); do
   for l in "${LABELS[@]}"; do
     pid=${PIDOF[$l]}
-    c0=$(cpu_ticks "$pid"); rps=$(one "${PORT[$l]}" "$DURATION"); c1=$(cpu_ticks "$pid")
+    c0=$(cpu_ticks "$pid"); k0=$(sys_ticks "$pid"); rps=$(one "${PORT[$l]}" "$DURATION"); c1=$(cpu_ticks "$pid"); k1=$(sys_ticks "$pid")
     us=$(echo "($c1 - $c0) * 1000000 / $HZ / ($rps * $DURATION)" | bc -l)
-    CPU[$l]="${CPU[$l]:-} $(printf '%.1f' "$us")"; RPS[$l]="${RPS[$l]:-} $(printf '%.0f' "$rps")"
-    printf '  round %s: %-12s %8.0f req/s  %6.1f us/req\n' "$round" "$l" "$rps" "$us" >&2
+    sys=$(echo "($k1 - $k0) * 1000000 / $HZ / ($rps * $DURATION)" | bc -l)
+    CPU[$l]="${CPU[$l]:-} $(printf '%.1f' "$us")"; RPS[$l]="${RPS[$l]:-} $(printf '%.0f' "$rps")"; SYS[$l]="${SYS[$l]:-} $(printf '%.1f' "$sys")"
+    printf '  round %s: %-12s %8.0f req/s  %6.1f us/req (system %4.1f)\n' "$round" "$l" "$rps" "$us" "$sys" >&2
   done
 done
 
@@ -75,8 +84,8 @@ echo "## A/B $MODE ($(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -
 echo
 echo "$ROUNDS alternating rounds of ${DURATION}s after ${WARMUP}s warm-up each; $CONNS connections$([ "$MODE" = h1 ] || echo ' x 10 streams')."
 echo
-echo "| variant | CPU µs/req median (range) | req/s median (range) | per round µs |"
-echo "|---|---|---|---|"
+echo "| variant | CPU µs/req median (range) | of it system (kernel) µs/req | req/s median (range) | per round µs |"
+echo "|---|---|---|---|---|"
 for l in "${LABELS[@]}"; do
-  echo "| $l | $(echo "${CPU[$l]}" | median) | $(echo "${RPS[$l]}" | median) |${CPU[$l]} |"
+  echo "| $l | $(echo "${CPU[$l]}" | median) | $(echo "${SYS[$l]}" | median) | $(echo "${RPS[$l]}" | median) |${CPU[$l]} |"
 done
