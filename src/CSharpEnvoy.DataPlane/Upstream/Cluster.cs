@@ -243,9 +243,9 @@ internal sealed partial class Cluster : IDisposable
     /// <summary>Whether EDS has delivered at least one assignment (an EDS cluster warms until then).</summary>
     internal bool HasEdsAssignment { get; private set; }
 
-    /// <summary>EDS: the host set becomes the assignment's endpoints. Hosts whose address, weight and locality are
-    /// unchanged are kept (with their per-host state and connections); the HTTP/1.1 pools of the hosts that left drain
-    /// (<see cref="OnHostsRemoved"/>).</summary>
+    /// <summary>EDS: the host set becomes the assignment's endpoints. Hosts whose address and locality are unchanged
+    /// are kept (with their per-host state and connections), their weight and priority updated in place; the HTTP/1.1
+    /// pools of the hosts that left drain (<see cref="OnHostsRemoved"/>).</summary>
     internal void SetEdsEndpoints(IReadOnlyList<EndpointModel> endpoints)
     {
         _policy = Policy(endpoints as LoadAssignmentModel);
@@ -260,17 +260,22 @@ internal sealed partial class Cluster : IDisposable
             byAddress = new Dictionary<SocketAddressModel, Host>(old.Length);
             foreach (var h in old) byAddress.TryAdd(h.Address, h);
         }
+        // An old host is kept for one endpoint at most (an address listed twice, e.g. in two priorities).
+        var taken = byAddress is null ? null : new HashSet<Host>(ReferenceEqualityComparer.Instance);
         for (var i = 0; i < hosts.Length; i++)
         {
             var e = endpoints[i];
             Host? keep = null;
             Host? candidate = null;
-            if (byAddress is not null && byAddress.TryGetValue(e.Address, out candidate) && SameEndpoint(candidate, e)) keep = candidate;
+            if (byAddress is not null && byAddress.TryGetValue(e.Address, out candidate) && SameEndpoint(candidate, e) && !taken!.Contains(candidate))
+                keep = candidate;
             else if (byAddress is null || candidate is not null)
                 foreach (var h in old)
-                    if (SameEndpoint(h, e)) { keep = h; break; }
+                    if (SameEndpoint(h, e) && (taken is null ? Array.IndexOf(hosts, h, 0, i) < 0 : !taken.Contains(h))) { keep = h; break; }
             if (keep is null) changed = true;
+            else if (keep.UpdateInPlace(e.Weight, e.Priority, e.LocalityWeight ?? 0)) changed = true;
             hosts[i] = keep ?? NewHost(e, e.Address, e.Hostname);
+            taken?.Add(hosts[i]);
             ApplyEdsHealth(hosts[i], e);
             if (e.Address.IsPipe) AddPipe(hosts[i]);
         }
@@ -279,10 +284,12 @@ internal sealed partial class Cluster : IDisposable
         HasEdsAssignment = true;
     }
 
-    /// <summary>Whether an existing host is this endpoint unchanged (so it keeps its per-host state).</summary>
+    /// <summary>Whether an existing host is this endpoint (so it keeps its per-host state: health, outlier state,
+    /// connections, stats): the same address, locality, hostname and health check address, as Envoy matches hosts. A
+    /// changed weight or priority is applied to the kept host (<see cref="Host.UpdateInPlace"/>); a changed locality or
+    /// health check address makes a new host, as Envoy skips its in-place update for those.</summary>
     private static bool SameEndpoint(Host h, EndpointModel e) =>
-        h.Address.Equals(e.Address) && h.Weight == e.Weight && h.Locality.Equals(e.Locality) && h.Hostname == e.Hostname &&
-        h.Priority == e.Priority && h.LocalityWeight == (e.LocalityWeight ?? 0) &&
+        h.Address.Equals(e.Address) && h.Locality.Equals(e.Locality) && h.Hostname == e.Hostname &&
         h.HealthCheckPort == (int)e.HealthCheckPort && h.HealthCheckHostname == e.HealthCheckHostname;
 
     /// <summary>Resolves DNS clusters once (the cluster "initializes"), then keeps refreshing in the background.</summary>

@@ -50,12 +50,25 @@ internal sealed class Host
     /// <summary>"http://ip:port" (https for a cluster with TLS), the prefix YARP forwards to; built on first use.</summary>
     public string DestinationPrefix => _destinationPrefix ??= (_tls ? "https://" : "http://") + Authority;
     public string ClusterName { get; }
-    /// <summary>The endpoint's <c>load_balancing_weight</c> (1 when unset).</summary>
-    public uint Weight { get; }
-    /// <summary>The priority of the endpoint's <c>LocalityLbEndpoints</c> (0 is the highest).</summary>
-    public uint Priority { get; }
-    /// <summary>The <c>load_balancing_weight</c> of the endpoint's locality; 0 when unset.</summary>
-    public uint LocalityWeight { get; }
+    /// <summary>The endpoint's <c>load_balancing_weight</c> (1 when unset). Changed in place by an EDS update
+    /// (<see cref="UpdateInPlace"/>), which then publishes a new priority set built with it.</summary>
+    public uint Weight { get; private set; }
+    /// <summary>The priority of the endpoint's <c>LocalityLbEndpoints</c> (0 is the highest); changed in place too.</summary>
+    public uint Priority { get; private set; }
+    /// <summary>The <c>load_balancing_weight</c> of the endpoint's locality; 0 when unset; changed in place too.</summary>
+    public uint LocalityWeight { get; private set; }
+
+    /// <summary>Envoy's in-place host update: an EDS endpoint at the same address, locality and health check address
+    /// keeps its host (health, outlier state, connections, stats) when only its weight, its priority or its locality's
+    /// weight changed. Returns whether the priority changed (Envoy counts that as the host added to its new priority).</summary>
+    internal bool UpdateInPlace(uint weight, uint priority, uint localityWeight)
+    {
+        var moved = Priority != priority;
+        Weight = Math.Max(weight, 1);
+        Priority = priority;
+        LocalityWeight = localityWeight;
+        return moved;
+    }
     /// <summary><c>health_check_config.port_value</c> (0: the host's own port).</summary>
     public int HealthCheckPort { get; init; }
     /// <summary><c>health_check_config.hostname</c>: the Host header of this host's HTTP and gRPC health checks.</summary>

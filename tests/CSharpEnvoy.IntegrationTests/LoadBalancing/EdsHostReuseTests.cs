@@ -8,8 +8,9 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CSharpEnvoy.IntegrationTests.LoadBalancing;
 
-/// <summary>An EDS update keeps the host object (and its per-host state) of every unchanged endpoint, whatever the
-/// cluster's size (large clusters find them by address).</summary>
+/// <summary>An EDS update keeps the host object (and its per-host state) of every endpoint at the same address and
+/// locality, whatever the cluster's size (large clusters find them by address); a new weight or priority is applied to
+/// the kept host in place, as Envoy's in-place host update does.</summary>
 public sealed class EdsHostReuseTests
 {
     private static Cluster NewCluster()
@@ -25,13 +26,13 @@ public sealed class EdsHostReuseTests
         return new Cluster(model, new StatsStore(), NullLogger.Instance);
     }
 
-    private static EndpointModel Endpoint(int i, uint weight = 1, string zone = "") =>
-        new(new SocketAddressModel("10.0." + (i / 256) + "." + (i % 256), 8080), null, new LocalityModel("", zone, ""), weight);
+    private static EndpointModel Endpoint(int i, uint weight = 1, string zone = "", uint priority = 0) =>
+        new(new SocketAddressModel("10.0." + (i / 256) + "." + (i % 256), 8080), null, new LocalityModel("", zone, ""), weight, Priority: priority);
 
     [Theory]
     [InlineData(5)]
     [InlineData(2000)]
-    public void UnchangedEndpoints_KeepTheirHosts_ChangedOnesGetNewHosts(int size)
+    public void SameEndpoints_KeepTheirHosts_ReweightedInPlace_MovedOnesGetNewHosts(int size)
     {
         using var cluster = NewCluster();
         var first = Enumerable.Range(0, size).Select(i => Endpoint(i)).ToList();
@@ -53,9 +54,45 @@ public sealed class EdsHostReuseTests
             var address = Endpoint(i).Address.Address;
             Assert.Same(before[address], after[address]);
         }
-        Assert.NotSame(before[Endpoint(1).Address.Address], after[Endpoint(1).Address.Address]);
+        Assert.Same(before[Endpoint(1).Address.Address], after[Endpoint(1).Address.Address]);
         Assert.Equal(5u, after[Endpoint(1).Address.Address].Weight);
         Assert.NotSame(before[Endpoint(2).Address.Address], after[Endpoint(2).Address.Address]);
         Assert.Equal("b", after[Endpoint(2).Address.Address].Locality.Zone);
+    }
+
+    [Theory]
+    [InlineData(5)]
+    [InlineData(2000)]
+    public void WeightChange_IsNoMembershipChange_PriorityChangeIs(int size)
+    {
+        using var cluster = NewCluster();
+        cluster.SetEdsEndpoints(Enumerable.Range(0, size).Select(i => Endpoint(i)).ToList());
+        var host = cluster.PrioritySet.Hosts.First(h => h.Address.Equals(Endpoint(1).Address));
+        var changes = cluster.Stats.MembershipChange.Value;
+
+        cluster.SetEdsEndpoints(Enumerable.Range(0, size).Select(i => Endpoint(i, weight: i == 1 ? 7u : 1u)).ToList());
+        Assert.Equal(changes, cluster.Stats.MembershipChange.Value);
+        Assert.Equal(7u, host.Weight);
+
+        cluster.SetEdsEndpoints(Enumerable.Range(0, size).Select(i => Endpoint(i, weight: i == 1 ? 7u : 1u, priority: i == 1 ? 1u : 0u)).ToList());
+        Assert.Equal(changes + 1, cluster.Stats.MembershipChange.Value);
+        Assert.Same(host, cluster.PrioritySet.Hosts.First(h => h.Address.Equals(Endpoint(1).Address)));
+        Assert.Equal(1u, host.Priority);
+    }
+
+    [Theory]
+    [InlineData(5)]
+    [InlineData(2000)]
+    public void AnAddressListedTwice_KeepsTwoHosts(int size)
+    {
+        using var cluster = NewCluster();
+        var twice = Enumerable.Range(0, size).Select(i => Endpoint(i)).Append(Endpoint(0, priority: 1)).ToList();
+        cluster.SetEdsEndpoints(twice);
+        Assert.Equal(size + 1, cluster.PrioritySet.Hosts.Distinct().Count());
+        var reweighted = Enumerable.Range(0, size).Select(i => Endpoint(i, weight: 3)).Append(Endpoint(0, weight: 4, priority: 1)).ToList();
+        cluster.SetEdsEndpoints(reweighted);
+        var zeros = cluster.PrioritySet.Hosts.Where(h => h.Address.Equals(Endpoint(0).Address)).ToList();
+        Assert.Equal(2, zeros.Distinct().Count());
+        Assert.Equal(size + 1, cluster.PrioritySet.Hosts.Distinct().Count());
     }
 }

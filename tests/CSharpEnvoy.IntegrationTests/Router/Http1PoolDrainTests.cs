@@ -81,6 +81,33 @@ public sealed class Http1PoolDrainTests
     }
 
     [Fact]
+    public async Task EdsChangingAHostsWeight_KeepsItsConnection()
+    {
+        // Envoy's in-place host update: a canary shift by EDS weights does not reconnect.
+        using var aClosed = new SemaphoreSlim(0);
+        await using var a = KeepAlive("a", aClosed);
+        await using var cp = await TestControlPlane.StartAsync();
+        cp.SetSnapshot("v1", Snapshot(Cluster(), a.Port));
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port));
+        using var client = await ListenerClientAsync(proxy, "ingress");
+        Assert.Equal("a", await BackendOfAsync(client));
+        var changes = await proxy.StatAsync("cluster.backend.membership_change");
+
+        var reweighted = Cla("backend", a.Port);
+        reweighted.Endpoints[0].LbEndpoints[0].LoadBalancingWeight = 7;
+        cp.SetSnapshot("v2", Cluster(), reweighted, RdsListener("ingress", "routes"), Routes("routes", "backend"));
+        await cp.WaitForAckAsync(EndpointType, "v2");
+        using var admin = proxy.AdminClient();
+        Assert.Contains($"backend::{a.Address}::weight::7\n", await admin.GetStringAsync("/clusters"));
+
+        Assert.Equal("a", await BackendOfAsync(client));
+        Assert.Equal(1, a.Connections); // the same kept-alive connection
+        Assert.Equal(0, aClosed.CurrentCount);
+        Assert.Equal(0, await proxy.StatAsync("cluster.backend.upstream_cx_destroy"));
+        Assert.Equal(changes, await proxy.StatAsync("cluster.backend.membership_change"));
+    }
+
+    [Fact]
     public async Task RequestInFlightToARemovedHost_Completes_ThenItsConnectionCloses()
     {
         using var aClosed = new SemaphoreSlim(0);
