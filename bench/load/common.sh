@@ -71,6 +71,8 @@ wrk_h1() {
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
+# median_of: the median of the space-separated numbers on stdin ("-" entries skipped; "-" when none is left)
+median_of() { tr ' ' '\n' | grep -v -e '^$' -e '^-$' | sort -g | awk '{a[NR]=$1} END {if (!NR) {print "-"; exit} if (NR % 2) print a[(NR+1)/2]; else printf "%.3g\n", (a[NR/2] + a[NR/2+1]) / 2}'; }
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 

@@ -118,17 +118,24 @@ run_load() {
   esac
 }
 
-declare -A TOTAL RUNS P50 P99 CPU
+# Over the rounds: req/s is the mean, CPU per request the total CPU over the total requests, p50 and p99 the median.
+declare -A TOTAL RUNS P50 P99 CPU TICKS REQS P50S P99S
 measure() { # label kind port pid
-  local label=$1 kind=$2 port=$3 pid=$4 c0 c1 rps p50 p99
+  local label=$1 kind=$2 port=$3 pid=$4 c0 c1 rps p50 p99 us=-
   c0=$(cpu_ticks "$pid")
   read -r rps p50 p99 < <(run_load "$kind" "$port" "$DURATION")
   c1=$(cpu_ticks "$pid")
   local key="$kind/$label"
   TOTAL[$key]=$(echo "${TOTAL[$key]:-0} + ${rps:-0}" | bc -l); RUNS[$key]=$(( ${RUNS[$key]:-0} + 1 ))
-  P50[$key]=$p50; P99[$key]=$p99
-  [ "${rps%.*}" -gt 0 ] 2>/dev/null && CPU[$key]=$(printf '%.1f' "$(echo "($c1 - $c0) * 1000000 / $HZ / ($rps * $DURATION)" | bc -l)")
-  printf '%-10s %-8s %10.0f req/s  p50 %s ms  p99 %s ms  cpu %s us/req\n' "$kind" "$label" "${rps:-0}" "${p50:--}" "${p99:--}" "${CPU[$key]:--}" >&2
+  P50S[$key]="${P50S[$key]:-} ${p50:--}"; P99S[$key]="${P99S[$key]:-} ${p99:--}"
+  P50[$key]=$(echo "${P50S[$key]}" | median_of); P99[$key]=$(echo "${P99S[$key]}" | median_of)
+  if [ "${rps%.*}" -gt 0 ] 2>/dev/null; then
+    us=$(printf '%.1f' "$(echo "($c1 - $c0) * 1000000 / $HZ / ($rps * $DURATION)" | bc -l)")
+    TICKS[$key]=$(( ${TICKS[$key]:-0} + c1 - c0 ))
+    REQS[$key]=$(echo "${REQS[$key]:-0} + $rps * $DURATION" | bc -l)
+    CPU[$key]=$(printf '%.1f' "$(echo "${TICKS[$key]} * 1000000 / $HZ / ${REQS[$key]}" | bc -l)")
+  fi
+  printf '%-10s %-8s %10.0f req/s  p50 %s ms  p99 %s ms  cpu %s us/req\n' "$kind" "$label" "${rps:-0}" "${p50:--}" "${p99:--}" "$us" >&2
 }
 
 echo "warming up csenvoy for ${WARMUP}s per load..." >&2
@@ -147,7 +154,7 @@ echo "## TLS termination ($(date -u '+%Y-%m-%d %H:%M UTC'))"
 echo
 echo "Same ECDSA P-256 certificate for all, TLS 1.3 (the load generators' default), plain HTTP/1.1 to the backend."
 echo "keep-alive: wrk, $CONNS connections; handshake: wrk with \`Connection: close\` (req/s = full handshakes/s); h2: h2load, $CONNS connections x 10 streams."
-echo "${DURATION}s x $ROUNDS rounds after ${WARMUP}s warm-up per load; CPU is the proxy's user+system time per request."
+echo "${DURATION}s x $ROUNDS rounds after ${WARMUP}s warm-up per load; CPU is the proxy's user+system time per request; over the rounds req/s is the mean, CPU the total over the total requests, p50 and p99 the median."
 echo
 echo "| load | target | req/s | vs nginx | vs haproxy | p50 ms | p99 ms | CPU µs/req | peak RSS MB |"
 echo "|---|---|---|---|---|---|---|---|---|"
