@@ -28,6 +28,19 @@ public sealed class Http1PoolDrainTests
         closed.Release();
     });
 
+    /// <summary>An upstream like <see cref="KeepAlive"/> whose requests wait for <paramref name="release"/>;
+    /// <paramref name="arrived"/> completes when the first one has come in.</summary>
+    private static RawUpstream Holding(string name, SemaphoreSlim closed, out TaskCompletionSource arrived, out TaskCompletionSource release)
+    {
+        var first = arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return KeepAlive(name, closed, () =>
+        {
+            first.TrySetResult();
+            return gate.Task;
+        });
+    }
+
     private static IMessage[] Snapshot(Envoy.Config.Cluster.V3.Cluster cluster, int port) =>
         [cluster, Cla("backend", port), RdsListener("ingress", "routes"), Routes("routes", "backend")];
 
@@ -112,13 +125,7 @@ public sealed class Http1PoolDrainTests
     {
         using var aClosed = new SemaphoreSlim(0);
         using var bClosed = new SemaphoreSlim(0);
-        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var a = KeepAlive("a", aClosed, () =>
-        {
-            arrived.TrySetResult();
-            return release.Task;
-        });
+        await using var a = Holding("a", aClosed, out var arrived, out var release);
         await using var b = KeepAlive("b", bClosed);
         await using var cp = await TestControlPlane.StartAsync();
         cp.SetSnapshot("v1", Snapshot(Cluster(), a.Port));
@@ -148,13 +155,7 @@ public sealed class Http1PoolDrainTests
         // max_connections 1: the second request waits in the pool for the first one's connection when A is removed.
         using var aClosed = new SemaphoreSlim(0);
         using var bClosed = new SemaphoreSlim(0);
-        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var a = KeepAlive("a", aClosed, () =>
-        {
-            arrived.TrySetResult();
-            return release.Task;
-        });
+        await using var a = Holding("a", aClosed, out var arrived, out var release);
         await using var b = KeepAlive("b", bClosed);
         var cluster = Cluster("circuit_breakers: { thresholds: [{ max_connections: 1 }] }");
         await using var cp = await TestControlPlane.StartAsync();
