@@ -10,20 +10,12 @@ namespace CSharpEnvoy.IntegrationTests.Admin;
 /// /drain_listeners.</summary>
 public sealed class AdminActionsTests
 {
-    private const string Routes = """
-        - name: vh
-          domains: ["*"]
-          routes:
-          - match: { prefix: "/" }
-            route: { cluster: backend }
-        """;
-
     private static async Task<HttpResponseMessage> PostAsync(HttpClient admin, string path) => await admin.PostAsync(path, null);
 
     [Fact]
     public async Task Logging_ListsLoggers_ChangesAllOneOrSeveral_AndRefusesBadInput()
     {
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", "127.0.0.1:1")));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1")));
         using var admin = proxy.AdminClient();
         var levels = proxy.Server.LogLevels;
         int Index(string name) => Array.IndexOf(LogLevels.Names, name);
@@ -73,7 +65,7 @@ public sealed class AdminActionsTests
     /// <summary>The standard bootstrap with the health check filter in front of the router.</summary>
     private static string HealthCheckBootstrap(bool passThrough, string backend)
     {
-        var yaml = "node: { id: n1, cluster: edge }\n" + Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend));
+        var yaml = "node: { id: n1, cluster: edge }\n" + Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend));
         var router = Yaml.Indent("""
             http_filters:
             - name: envoy.filters.http.router

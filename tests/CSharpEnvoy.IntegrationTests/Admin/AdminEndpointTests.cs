@@ -7,19 +7,11 @@ namespace CSharpEnvoy.IntegrationTests.Admin;
 
 public sealed class AdminEndpointTests
 {
-    private const string Routes = """
-        - name: vh
-          domains: ["*"]
-          routes:
-          - match: { prefix: "/" }
-            route: { cluster: backend }
-        """;
-
     [Fact]
     public async Task Ready_ServerInfo_AndHelp()
     {
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)) + "\nnode: { id: n1, cluster: c1 }");
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)) + "\nnode: { id: n1, cluster: c1 }");
         using var admin = proxy.AdminClient();
 
         using var ready = await admin.GetAsync("/ready");
@@ -40,7 +32,7 @@ public sealed class AdminEndpointTests
     public async Task ConfigDump_HasEnvoysLayout()
     {
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)));
         using var admin = proxy.AdminClient();
 
         var dump = JsonDocument.Parse(await admin.GetStringAsync("/config_dump")).RootElement;
@@ -65,7 +57,7 @@ public sealed class AdminEndpointTests
     public async Task Clusters_TextFormat_CountsRequestsPerHost()
     {
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)));
         using var client = proxy.Client("main");
         for (var i = 0; i < 3; i++) (await client.GetAsync("/")).Dispose();
         using var admin = proxy.AdminClient();
@@ -90,7 +82,7 @@ public sealed class AdminEndpointTests
                 - { priority: HIGH, max_requests: 50 }
 
             """);
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, cluster));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, cluster));
         using var admin = proxy.AdminClient();
 
         var text = await admin.GetStringAsync("/clusters");
@@ -110,7 +102,7 @@ public sealed class AdminEndpointTests
     public async Task Stats_FilterUsedOnlyJsonAndReset()
     {
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)));
         using var client = proxy.Client("main");
         for (var i = 0; i < 5; i++) (await client.GetAsync("/")).Dispose();
         using var admin = proxy.AdminClient();
@@ -136,7 +128,7 @@ public sealed class AdminEndpointTests
     [Fact]
     public async Task Memory_AndRuntime_UseEnvoysJsonLayout()
     {
-        var yaml = Yaml.Bootstrap(Routes, Yaml.Cluster("backend", "127.0.0.1:1")) + "\nlayered_runtime: { layers: [{ name: static_layer_0, static_layer: {} }] }";
+        var yaml = Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1")) + "\nlayered_runtime: { layers: [{ name: static_layer_0, static_layer: {} }] }";
         await using var proxy = await ProxyHarness.StartAsync(yaml);
         using var admin = proxy.AdminClient();
 
@@ -153,7 +145,7 @@ public sealed class AdminEndpointTests
     [Fact]
     public async Task Listeners_ShowBoundAddresses()
     {
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", "127.0.0.1:1")));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1")));
         using var admin = proxy.AdminClient();
 
         var text = await admin.GetStringAsync("/listeners");

@@ -7,18 +7,10 @@ namespace CSharpEnvoy.IntegrationTests.Admin;
 /// /stats and /stats/prometheus.</summary>
 public sealed class StatsConfigTests
 {
-    private const string Routes = """
-        - name: vh
-          domains: ["*"]
-          routes:
-          - match: { prefix: "/" }
-            route: { cluster: backend }
-        """;
-
     private static async Task<(ProxyHarness Proxy, TestBackend Backend)> StartAsync(string statsConfig, int requests = 3)
     {
         var backend = await TestBackend.StartEchoAsync();
-        var proxy = await ProxyHarness.StartAsync(statsConfig + "\n" + Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        var proxy = await ProxyHarness.StartAsync(statsConfig + "\n" + Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)));
         using var client = proxy.Client("main");
         for (var i = 0; i < requests; i++) (await client.GetAsync("/")).Dispose();
         return (proxy, backend);
@@ -164,7 +156,7 @@ public sealed class StatsConfigTests
     [InlineData("stats_matcher: { inclusion_list: { patterns: [{ prefix: '' }] } }", "stats_config.stats_matcher.inclusion_list.patterns[0].prefix")]
     public async Task StatsConfig_Invalid_IsRefusedWithItsPath(string body, string expected)
     {
-        var yaml = "stats_config:\n  " + body + "\n" + Yaml.Bootstrap(Routes, Yaml.Cluster("backend", "127.0.0.1:1"));
+        var yaml = "stats_config:\n  " + body + "\n" + Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1"));
 
         var ex = await Assert.ThrowsAsync<ConfigException>(() => ProxyHarness.StartAsync(yaml));
 

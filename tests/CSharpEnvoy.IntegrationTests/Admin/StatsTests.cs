@@ -7,14 +7,6 @@ namespace CSharpEnvoy.IntegrationTests.Admin;
 
 public sealed class StatsTests
 {
-    private const string Routes = """
-        - name: vh
-          domains: ["*"]
-          routes:
-          - match: { prefix: "/" }
-            route: { cluster: backend }
-        """;
-
     [Fact]
     public async Task Counters_MatchRequestsExactly_AndPrometheusTagsThem()
     {
@@ -25,7 +17,7 @@ public sealed class StatsTests
             ctx.Response.StatusCode = n % 14 == 0 && n > 0 ? 503 : 200;
             return Task.CompletedTask;
         });
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)));
         using var client = proxy.Client("main");
         for (var i = 0; i < 100; i++) (await client.GetAsync($"/?n={i}")).Dispose();
         using var admin = proxy.AdminClient();
@@ -55,7 +47,7 @@ public sealed class StatsTests
     public async Task Histograms_AppearInTextAndJsonStats()
     {
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)));
         using var client = proxy.Client("main");
         for (var i = 0; i < 10; i++) (await client.GetAsync("/")).Dispose();
         using var admin = proxy.AdminClient();

@@ -8,14 +8,6 @@ namespace CSharpEnvoy.IntegrationTests.Admin;
 /// <summary>StatsD and DogStatsD sinks, received on a real UDP socket.</summary>
 public sealed class StatsdSinkTests
 {
-    private const string Routes = """
-        - name: vh
-          domains: ["*"]
-          routes:
-          - match: { prefix: "/" }
-            route: { cluster: backend }
-        """;
-
     private static string Sink(string type, int port) => $$"""
 
         stats_flush_interval: 0.1s
@@ -54,7 +46,7 @@ public sealed class StatsdSinkTests
         using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
         var port = ((IPEndPoint)udp.Client.LocalEndPoint!).Port;
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)) + Sink("statsd", port));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)) + Sink("statsd", port));
         using var client = proxy.Client("main");
         for (var i = 0; i < 5; i++) (await client.GetAsync("/")).Dispose();
 
@@ -74,7 +66,7 @@ public sealed class StatsdSinkTests
         using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
         var port = ((IPEndPoint)udp.Client.LocalEndPoint!).Port;
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)) + Sink("dog", port));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)) + Sink("dog", port));
         using var client = proxy.Client("main");
         for (var i = 0; i < 3; i++) (await client.GetAsync("/")).Dispose();
 
@@ -91,7 +83,7 @@ public sealed class StatsdSinkTests
     [Fact]
     public void TcpStatsd_IsRefusedWithItsPath()
     {
-        var yaml = Yaml.Bootstrap(Routes, Yaml.Cluster("backend", "127.0.0.1:1")) + """
+        var yaml = Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1")) + """
 
             stats_sinks:
             - name: envoy.stat_sinks.statsd

@@ -12,18 +12,10 @@ namespace CSharpEnvoy.IntegrationTests.Http;
 /// </summary>
 public sealed class ForwardingHeadersTests
 {
-    private const string Routes = """
-        - name: vh
-          domains: ["*"]
-          routes:
-          - match: { prefix: "/" }
-            route: { cluster: backend }
-        """;
-
     private static async Task<(TestBackend Backend, ProxyHarness Proxy)> StartAsync(string hcmExtra)
     {
         var backend = await TestBackend.StartEchoAsync();
-        var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address), hcmExtra));
+        var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address), hcmExtra));
         return (backend, proxy);
     }
 

@@ -7,16 +7,8 @@ namespace CSharpEnvoy.IntegrationTests.Http;
 /// every listener).</summary>
 public sealed class HeadersWithUnderscoresTests
 {
-    private const string Routes = """
-        - name: vh
-          domains: ["*"]
-          routes:
-          - match: { prefix: "/" }
-            route: { cluster: backend }
-        """;
-
     private static Task<ProxyHarness> StartAsync(TestBackend backend, string action) =>
-        ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address),
+        ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address),
             hcmExtra: $"common_http_protocol_options: {{ headers_with_underscores_action: {action} }}"));
 
     private static HttpRequestMessage WithUnderscore(bool http2) => new(HttpMethod.Get, "/x")
@@ -69,7 +61,7 @@ public sealed class HeadersWithUnderscoresTests
     public async Task Allow_TheDefault_PassesThem()
     {
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)));
         using var h1 = proxy.Client("main");
         using var response = await h1.SendAsync(WithUnderscore(http2: false));
         Assert.Equal("a", response.Headers.GetValues("x-echo-req-x_tenant").Single());
@@ -78,7 +70,7 @@ public sealed class HeadersWithUnderscoresTests
     [Fact]
     public void OtherCommonHttpProtocolOptions_AreStillRefused()
     {
-        var errors = ProxyHarness.Validate(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", "127.0.0.1:1"),
+        var errors = ProxyHarness.Validate(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1"),
             hcmExtra: "common_http_protocol_options: { headers_with_underscores_action: REJECT_REQUEST, max_requests_per_connection: 10 }"));
         Assert.Contains(errors.Errors, e => e.Path.EndsWith("common_http_protocol_options.max_requests_per_connection", StringComparison.Ordinal));
     }

@@ -8,19 +8,11 @@ namespace CSharpEnvoy.IntegrationTests.Http;
 /// HttpProtocolOptions).</summary>
 public sealed class IdleTimeoutTests
 {
-    private const string Routes = """
-        - name: vh
-          domains: ["*"]
-          routes:
-          - match: { prefix: "/" }
-            route: { cluster: backend }
-        """;
-
     [Fact]
     public async Task Downstream_AnIdleKeepAliveConnectionIsClosed()
     {
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address),
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address),
             hcmExtra: "common_http_protocol_options: { idle_timeout: 0.3s }"));
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         using var tcp = await HttpTestUtil.ConnectAsync(proxy, "main", cts.Token);
@@ -51,7 +43,7 @@ public sealed class IdleTimeoutTests
                   common_http_protocol_options: { idle_timeout: 0.3s }
                   explicit_http_config: { http_protocol_options: {} }
             """;
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, cluster));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, cluster));
         using var client = proxy.Client("main");
         using var response = await client.GetAsync("/");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -68,7 +60,7 @@ public sealed class IdleTimeoutTests
     [Fact]
     public void NegativeIdleTimeouts_AreRefused()
     {
-        var errors = ProxyHarness.Validate(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", "127.0.0.1:1"),
+        var errors = ProxyHarness.Validate(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1"),
             hcmExtra: "common_http_protocol_options: { idle_timeout: -1s }"));
         Assert.Contains(errors.Errors, e => e.Path.EndsWith("common_http_protocol_options.idle_timeout", StringComparison.Ordinal));
     }

@@ -3,6 +3,15 @@ namespace CSharpEnvoy.IntegrationTests.Infrastructure;
 /// <summary>Builders for the bootstrap fragments most tests share.</summary>
 public static class Yaml
 {
+    /// <summary>One virtual host for every domain with one route sending everything to the cluster "backend".</summary>
+    public const string RoutesToBackend = """
+        - name: vh
+          domains: ["*"]
+          routes:
+          - match: { prefix: "/" }
+            route: { cluster: backend }
+        """;
+
     /// <summary>A bootstrap with admin on port 0, one listener "main" on port 0 with the given route config body
     /// (indented as the value of route_config), plus clusters.</summary>
     public static string Bootstrap(string virtualHosts, string clusters = "", string hcmExtra = "", string codec = "AUTO") => $$"""

@@ -12,16 +12,8 @@ namespace CSharpEnvoy.IntegrationTests.Router;
 /// </summary>
 public sealed class Http1CodecTests
 {
-    private const string Routes = """
-        - name: vh
-          domains: ["*"]
-          routes:
-          - match: { prefix: "/" }
-            route: { cluster: backend }
-        """;
-
     private static Task<ProxyHarness> StartProxyAsync(RawUpstream upstream, string clusterExtra = "") =>
-        ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", upstream.Address) + clusterExtra));
+        ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", upstream.Address) + clusterExtra));
 
     [Fact]
     public async Task ChunkedResponse_IsDecoded_AndItsTrailersReachAnHttp2Client()
@@ -235,7 +227,7 @@ public sealed class Http1CodecTests
             await ctx.Response.WriteAsync("ok");
         });
         var cluster = Yaml.Cluster("backend", backend.Address) + "\n  circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 10 }] }";
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, cluster));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, cluster));
         using var client = proxy.Client("main");
         var requests = Enumerable.Range(0, 4).Select(_ => client.GetStringAsync("/")).ToArray();
         await firstArrived.Task.WaitAsync(TimeSpan.FromSeconds(20));
@@ -250,7 +242,7 @@ public sealed class Http1CodecTests
     public async Task UpstreamCxHttp1Total_CountsTheCodecsConnections_AndSocketsHttpHandlersHttp11Ones()
     {
         await using var backend = await TestBackend.StartAsync(ctx => ctx.Response.WriteAsync("ok"));
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)));
         using var client = proxy.Client("main");
         for (var i = 0; i < 3; i++) Assert.Equal("ok", await client.GetStringAsync("/"));
         Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_total"));
@@ -269,7 +261,7 @@ public sealed class Http1CodecTests
     public async Task UpstreamCxHttp1Total_StaysZeroForAnHttp2Cluster()
     {
         await using var backend = await TestBackend.StartAsync(ctx => ctx.Response.WriteAsync("ok"), Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", http2: true, backend.Address)));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", http2: true, backend.Address)));
         using var client = proxy.Client("main");
         Assert.Equal("ok", await client.GetStringAsync("/"));
         Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_total"));

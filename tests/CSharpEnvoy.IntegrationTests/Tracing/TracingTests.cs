@@ -11,14 +11,6 @@ namespace CSharpEnvoy.IntegrationTests.Tracing;
 /// Envoy's tags, and the proxy's span passed to the backend as its parent.</summary>
 public sealed class TracingTests
 {
-    private const string Routes = """
-        - name: vh
-          domains: ["*"]
-          routes:
-          - match: { prefix: "/" }
-            route: { cluster: backend }
-        """;
-
     private static string OtelTracing(string extra = "") => $"""
         tracing:
           {extra}
@@ -45,7 +37,7 @@ public sealed class TracingTests
 
     private static Task<ProxyHarness> StartProxyAsync(string tracing, TestBackend backend, string collectorCluster) =>
         ProxyHarness.StartAsync("node: { id: node-1, cluster: front, locality: { zone: z1 } }\n" +
-            Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address) + "\n" + collectorCluster, hcmExtra: tracing));
+            Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address) + "\n" + collectorCluster, hcmExtra: tracing));
 
     private static async Task<List<HttpResponseMessage>> SendAsync(ProxyHarness proxy, int count, Action<HttpRequestMessage>? setup = null, string path = "/")
     {
@@ -352,7 +344,7 @@ public sealed class TracingTests
                   "@type": type.googleapis.com/envoy.config.trace.v3.ZipkinConfig
             {{Yaml.Indent(fields, 6)}}
             """;
-        var yaml = Yaml.Bootstrap(Routes, Yaml.Cluster("backend", "127.0.0.1:1") + "\n" + Yaml.Cluster("zipkin", "127.0.0.1:2"), hcmExtra: tracing);
+        var yaml = Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1") + "\n" + Yaml.Cluster("zipkin", "127.0.0.1:2"), hcmExtra: tracing);
 
         var ex = await Assert.ThrowsAsync<ConfigException>(() => ProxyHarness.StartAsync(yaml));
 
