@@ -71,8 +71,26 @@ wrk_h1() {
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
+# tally <key> <req/s> <p50> <p99> [cpu ticks]: adds one measured round ($DURATION s) to the per-target figures
+# run.sh and tls.sh print: req/s the mean of the rounds (TOTAL_RPS / RUNS), CPU_US the total CPU over the total
+# requests, P50 and P99 the median of the rounds; ROUND_US is this round's CPU µs per request ("-" without ticks).
+# Runs in the calling shell (not in $(...)), so the arrays keep what it adds.
+declare -A TOTAL_RPS RUNS CPU_US P50 P99 TICKS REQS P50S P99S
+tally() {
+  local key=$1 rps=${2:-0} p50=${3:--} p99=${4:--} ticks=${5:-}
+  TOTAL_RPS[$key]=$(echo "${TOTAL_RPS[$key]:-0} + $rps" | bc -l)
+  RUNS[$key]=$(( ${RUNS[$key]:-0} + 1 ))
+  P50S[$key]="${P50S[$key]:-} $p50"; P99S[$key]="${P99S[$key]:-} $p99"
+  P50[$key]=$(echo "${P50S[$key]}" | median_of); P99[$key]=$(echo "${P99S[$key]}" | median_of)
+  ROUND_US=-
+  if [ -z "$ticks" ] || ! [ "${rps%.*}" -gt 0 ] 2>/dev/null; then return; fi
+  TICKS[$key]=$(( ${TICKS[$key]:-0} + ticks ))
+  REQS[$key]=$(echo "${REQS[$key]:-0} + $rps * $DURATION" | bc -l)
+  CPU_US[$key]=$(printf '%.1f' "$(echo "${TICKS[$key]} * 1000000 / $HZ / ${REQS[$key]}" | bc -l)")
+  ROUND_US=$(printf '%.1f' "$(echo "$ticks * 1000000 / $HZ / ($rps * $DURATION)" | bc -l)")
+}
 # median_of: the median of the space-separated numbers on stdin ("-" entries skipped; "-" when none is left)
-median_of() { tr ' ' '\n' | grep -v -e '^$' -e '^-$' | sort -g | awk '{a[NR]=$1} END {if (!NR) {print "-"; exit} if (NR % 2) print a[(NR+1)/2]; else printf "%.3g\n", (a[NR/2] + a[NR/2+1]) / 2}'; }
+median_of() { tr ' ' '\n' | { grep -v -e '^$' -e '^-$' || true; } | sort -g | awk '{a[NR]=$1} END {if (!NR) {print "-"; exit} if (NR % 2) print a[(NR+1)/2]; else printf "%.3g\n", (a[NR/2] + a[NR/2+1]) / 2}'; }
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 

@@ -91,27 +91,17 @@ run_load() {
   esac
 }
 
-# Over the rounds: req/s is the mean, CPU per request the total CPU over the total requests, p50 and p99 the median.
-declare -A TOTAL_RPS CPU_US P50 P99 RSS RUNS TICKS REQS P50S P99S
+declare -A RSS
 measure() { # label kind port pid(or empty for direct)
   local label=$1 kind=$2 port=$3 pid=${4:-}
-  local c0=0 c1=0 us=-
+  local c0=0 c1=0 ticks=
   [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
   read -r rps p50 p99 _ < <(run_load "$kind" "$port" "$DURATION")
-  [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+  [ -n "$pid" ] && c1=$(cpu_ticks "$pid") && ticks=$((c1 - c0))
   local key="$kind/$label"
-  TOTAL_RPS[$key]=$(echo "${TOTAL_RPS[$key]:-0} + ${rps:-0}" | bc -l)
-  RUNS[$key]=$(( ${RUNS[$key]:-0} + 1 ))
-  P50S[$key]="${P50S[$key]:-} ${p50:--}"; P99S[$key]="${P99S[$key]:-} ${p99:--}"
-  P50[$key]=$(echo "${P50S[$key]}" | median_of); P99[$key]=$(echo "${P99S[$key]}" | median_of)
-  if [ -n "$pid" ] && [ "${rps%.*}" -gt 0 ] 2>/dev/null; then
-    us=$(printf '%.1f' "$(echo "($c1 - $c0) * 1000000 / $HZ / ($rps * $DURATION)" | bc -l)")
-    TICKS[$key]=$(( ${TICKS[$key]:-0} + c1 - c0 ))
-    REQS[$key]=$(echo "${REQS[$key]:-0} + $rps * $DURATION" | bc -l)
-    CPU_US[$key]=$(printf '%.1f' "$(echo "${TICKS[$key]} * 1000000 / $HZ / ${REQS[$key]}" | bc -l)")
-    RSS[$key]=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status")
-  fi
-  printf '%-8s %-10s %10.0f req/s  p50 %s ms  p99 %s ms  cpu %s us/req\n' "$kind" "$label" "${rps:-0}" "${p50:--}" "${p99:--}" "$us" >&2
+  tally "$key" "${rps:-0}" "$p50" "$p99" "$ticks"
+  [ -n "$pid" ] && RSS[$key]=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status")
+  printf '%-8s %-10s %10.0f req/s  p50 %s ms  p99 %s ms  cpu %s us/req\n' "$kind" "$label" "${rps:-0}" "${p50:--}" "${p99:--}" "$ROUND_US" >&2
 }
 
 echo "warming up .NET targets for ${WARMUP}s each..." >&2

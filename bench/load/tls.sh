@@ -118,24 +118,13 @@ run_load() {
   esac
 }
 
-# Over the rounds: req/s is the mean, CPU per request the total CPU over the total requests, p50 and p99 the median.
-declare -A TOTAL RUNS P50 P99 CPU TICKS REQS P50S P99S
 measure() { # label kind port pid
-  local label=$1 kind=$2 port=$3 pid=$4 c0 c1 rps p50 p99 us=-
+  local label=$1 kind=$2 port=$3 pid=$4 c0 c1 rps p50 p99
   c0=$(cpu_ticks "$pid")
   read -r rps p50 p99 < <(run_load "$kind" "$port" "$DURATION")
   c1=$(cpu_ticks "$pid")
-  local key="$kind/$label"
-  TOTAL[$key]=$(echo "${TOTAL[$key]:-0} + ${rps:-0}" | bc -l); RUNS[$key]=$(( ${RUNS[$key]:-0} + 1 ))
-  P50S[$key]="${P50S[$key]:-} ${p50:--}"; P99S[$key]="${P99S[$key]:-} ${p99:--}"
-  P50[$key]=$(echo "${P50S[$key]}" | median_of); P99[$key]=$(echo "${P99S[$key]}" | median_of)
-  if [ "${rps%.*}" -gt 0 ] 2>/dev/null; then
-    us=$(printf '%.1f' "$(echo "($c1 - $c0) * 1000000 / $HZ / ($rps * $DURATION)" | bc -l)")
-    TICKS[$key]=$(( ${TICKS[$key]:-0} + c1 - c0 ))
-    REQS[$key]=$(echo "${REQS[$key]:-0} + $rps * $DURATION" | bc -l)
-    CPU[$key]=$(printf '%.1f' "$(echo "${TICKS[$key]} * 1000000 / $HZ / ${REQS[$key]}" | bc -l)")
-  fi
-  printf '%-10s %-8s %10.0f req/s  p50 %s ms  p99 %s ms  cpu %s us/req\n' "$kind" "$label" "${rps:-0}" "${p50:--}" "${p99:--}" "$us" >&2
+  tally "$kind/$label" "${rps:-0}" "$p50" "$p99" $((c1 - c0))
+  printf '%-10s %-8s %10.0f req/s  p50 %s ms  p99 %s ms  cpu %s us/req\n' "$kind" "$label" "${rps:-0}" "${p50:--}" "${p99:--}" "$ROUND_US" >&2
 }
 
 echo "warming up csenvoy for ${WARMUP}s per load..." >&2
@@ -160,9 +149,9 @@ echo "| load | target | req/s | vs nginx | vs haproxy | p50 ms | p99 ms | CPU µ
 echo "|---|---|---|---|---|---|---|---|---|"
 for kind in keepalive handshake h2; do
   for t in csenvoy nginx haproxy; do
-    k="$kind/$t"; r=$(echo "${TOTAL[$k]:-0} / ${RUNS[$k]:-1}" | bc -l)
-    ratio() { local o; o=$(echo "${TOTAL[$kind/$1]:-0} / ${RUNS[$kind/$1]:-1}" | bc -l); [ "$(echo "$o > 0" | bc)" = 1 ] && printf '%.2f' "$(echo "$r / $o" | bc -l)" || echo -; }
+    k="$kind/$t"; r=$(echo "${TOTAL_RPS[$k]:-0} / ${RUNS[$k]:-1}" | bc -l)
+    ratio() { local o; o=$(echo "${TOTAL_RPS[$kind/$1]:-0} / ${RUNS[$kind/$1]:-1}" | bc -l); [ "$(echo "$o > 0" | bc)" = 1 ] && printf '%.2f' "$(echo "$r / $o" | bc -l)" || echo -; }
     case $t in csenvoy) pid=$PID_csenvoy;; nginx) pid=$NGINX_WORKER;; haproxy) pid=$PID_haproxy;; esac
-    printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$kind" "$t" "$r" "$(ratio nginx)" "$(ratio haproxy)" "${P50[$k]:--}" "${P99[$k]:--}" "${CPU[$k]:--}" "$(hwm_mb "$pid")"
+    printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$kind" "$t" "$r" "$(ratio nginx)" "$(ratio haproxy)" "${P50[$k]:--}" "${P99[$k]:--}" "${CPU_US[$k]:--}" "$(hwm_mb "$pid")"
   done
 done
