@@ -400,7 +400,9 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
                 }
                 else if (http2 && protocols != HttpProtocols.Http2) MarkPriorKnowledgeH2(context);
                 (http2 ? hcmStats.DownstreamCxHttp2Total : hcmStats.DownstreamCxHttp1Total).Inc();
-                await _httpPipeline!(context).ConfigureAwait(false);
+                if (!http2 && Http.Codec.Http1ServerConnection.Enabled)
+                    await new Http.Codec.Http1ServerConnection(context, this, _httpPipeline!, chain.Hcm.Model.IdleTimeout).RunAsync().ConfigureAwait(false);
+                else await _httpPipeline!(context).ConfigureAwait(false);
             }
             finally
             {
