@@ -24,7 +24,7 @@ internal sealed class ClusterStats
         "upstream_cx_total", "upstream_cx_connect_fail", "upstream_cx_connect_timeout", "upstream_cx_destroy", "upstream_cx_none_healthy",
         "membership_change", "update_attempt", "update_success", "update_failure",
         "upstream_rq_1xx", "upstream_rq_2xx", "upstream_rq_3xx", "upstream_rq_4xx", "upstream_rq_5xx",
-        "upstream_cx_http1_total",
+        "upstream_cx_http1_total", "upstream_cx_http2_total",
     ];
     private static readonly string[] s_gauges =
         ["upstream_rq_active", "upstream_cx_active", "membership_total", "membership_healthy", "membership_degraded", "membership_excluded"];
@@ -38,7 +38,7 @@ internal sealed class ClusterStats
         (UpstreamCxTotal, UpstreamCxConnectFail, UpstreamCxConnectTimeout, UpstreamCxDestroy, UpstreamCxNoneHealthy) = (c[5], c[6], c[7], c[8], c[9]);
         (MembershipChange, UpdateAttempt, UpdateSuccess, UpdateFailure) = (c[10], c[11], c[12], c[13]);
         for (var i = 1; i <= 5; i++) _byClass[i] = c[13 + i];
-        UpstreamCxHttp1Total = c[19];
+        (UpstreamCxHttp1Total, UpstreamCxHttp2Total) = (c[19], c[20]);
         var g = store.GaugeSet(_prefix, s_gauges);
         (UpstreamRqActive, UpstreamCxActive, MembershipTotal, MembershipHealthy, MembershipDegraded, MembershipExcluded) = (g[0], g[1], g[2], g[3], g[4], g[5]);
         UpstreamRqTime = store.Histogram(_prefix, "upstream_rq_time");
@@ -59,6 +59,8 @@ internal sealed class ClusterStats
     public Counter UpstreamCxTotal { get; }
     /// <summary>HTTP/1.1 connections opened (the codec's, and SocketsHttpHandler's for HTTP/1.x requests).</summary>
     public Counter UpstreamCxHttp1Total { get; }
+    /// <summary>HTTP/2 connections opened (SocketsHttpHandler's, h2c or TLS with ALPN "h2").</summary>
+    public Counter UpstreamCxHttp2Total { get; }
     public Gauge UpstreamCxActive { get; }
     public Counter UpstreamCxConnectFail { get; }
     public Counter UpstreamCxConnectTimeout { get; }
@@ -456,12 +458,20 @@ internal sealed partial class Cluster : IDisposable
         }
         var host = HostAt(context.DnsEndPoint, endPoint is UnixDomainSocketEndPoint ? path : null);
         var request = context.InitialRequestMessage;
-        // The handler opens an HTTP/1.1 connection for an HTTP/1.x request; HTTP/2 requests never fall back (exact version).
-        var stream = new CountingNetworkStream(socket, this, host, http1: request.Version.Major == 1);
-        if (_tls is null) return stream;
         var http2 = request.Version.Major >= 2;
+        var stream = new CountingNetworkStream(socket, this, host);
+        if (_tls is null)
+        {
+            // In plain text the handler opens an HTTP/1.1 connection for an HTTP/1.x request, and HTTP/2 (h2c) for an
+            // HTTP/2 one, which never falls back (exact version).
+            (http2 ? Stats.UpstreamCxHttp2Total : Stats.UpstreamCxHttp1Total).Inc();
+            return stream;
+        }
         var http11 = !http2 || request.VersionPolicy == HttpVersionPolicy.RequestVersionOrLower;
-        return await _tls.AuthenticateAsync(stream, _tls.ServerName(request, host?.Hostname), http2, http11, ct).ConfigureAwait(false);
+        var ssl = await _tls.AuthenticateAsync(stream, _tls.ServerName(request, host?.Hostname), http2, http11, ct).ConfigureAwait(false);
+        // Over TLS, ALPN decides (auto_config offers both).
+        (ssl.NegotiatedApplicationProtocol == System.Net.Security.SslApplicationProtocol.Http2 ? Stats.UpstreamCxHttp2Total : Stats.UpstreamCxHttp1Total).Inc();
+        return ssl;
     }
 
     /// <summary>An unconnected socket for an upstream endpoint: a pipe, or TCP without Nagle's delay.</summary>
@@ -491,12 +501,12 @@ internal sealed partial class Cluster : IDisposable
         private readonly string? _localAddress;
         private int _closed;
 
-        public CountingNetworkStream(Socket socket, Cluster cluster, Host? host, bool http1) : base(socket, ownsSocket: true)
+        public CountingNetworkStream(Socket socket, Cluster cluster, Host? host) : base(socket, ownsSocket: true)
         {
             _cluster = cluster;
             _host = host;
             _localAddress = UpstreamConnection.Format(socket.LocalEndPoint);
-            cluster.OnConnectionOpened(host, _localAddress, http1);
+            cluster.OnConnectionOpened(host, _localAddress);
         }
 
         private void NoteRequest()
@@ -537,12 +547,11 @@ internal sealed partial class Cluster : IDisposable
         }
     }
 
-    /// <summary>Counts a new upstream connection (either path): <c>upstream_cx_total</c>, <c>upstream_cx_http1_total</c>
-    /// for an HTTP/1.1 one, <c>upstream_cx_active</c>, the connection circuit breaker, and the host's own count.</summary>
-    internal void OnConnectionOpened(Host? host, string? localAddress, bool http1)
+    /// <summary>Counts a new upstream connection (either path): <c>upstream_cx_total</c>, <c>upstream_cx_active</c>, the
+    /// connection circuit breaker, and the host's own count. Its protocol is counted by the caller, once known.</summary>
+    internal void OnConnectionOpened(Host? host, string? localAddress)
     {
         Stats.UpstreamCxTotal.Inc();
-        if (http1) Stats.UpstreamCxHttp1Total.Inc();
         Stats.UpstreamCxActive.Inc();
         Resources.Connections.Add();
         if (host is null) return;

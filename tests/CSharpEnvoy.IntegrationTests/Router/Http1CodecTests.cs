@@ -255,10 +255,11 @@ public sealed class Http1CodecTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(2, await proxy.StatAsync("cluster.backend.upstream_cx_total"));
         Assert.Equal(2, await proxy.StatAsync("cluster.backend.upstream_cx_http1_total"));
+        Assert.Equal(0, await proxy.StatAsync("cluster.backend.upstream_cx_http2_total"));
     }
 
     [Fact]
-    public async Task UpstreamCxHttp1Total_StaysZeroForAnHttp2Cluster()
+    public async Task AnHttp2Cluster_CountsUpstreamCxHttp2Total_NotHttp1()
     {
         await using var backend = await TestBackend.StartAsync(ctx => ctx.Response.WriteAsync("ok"), Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
         await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", http2: true, backend.Address)));
@@ -267,6 +268,7 @@ public sealed class Http1CodecTests
         Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_total"));
         using var admin = proxy.AdminClient();
         Assert.Contains("cluster.backend.upstream_cx_http1_total: 0\n", await admin.GetStringAsync("/stats"));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_http2_total"));
     }
 
     private static void InterlockedMax(ref int target, int value)

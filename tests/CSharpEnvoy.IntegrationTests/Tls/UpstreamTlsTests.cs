@@ -144,6 +144,9 @@ public sealed class UpstreamTlsTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("HTTP/2", Header(response, "x-echo-protocol"));
         Assert.Equal("https", Header(response, "x-echo-scheme"));
+        // Counted by what ALPN chose.
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_cx_http2_total"));
+        Assert.Equal(0, await proxy.StatAsync("cluster.backend.upstream_cx_http1_total"));
     }
 
     [Fact]

@@ -104,7 +104,8 @@ internal sealed class Http1ConnectionPool
             throw;
         }
         var connection = new Http1Connection(socket, this);
-        _cluster.OnConnectionOpened(_host, connection.LocalAddress, http1: true);
+        _cluster.OnConnectionOpened(_host, connection.LocalAddress);
+        _cluster.Stats.UpstreamCxHttp1Total.Inc();
         if (_disposed)
         {
             connection.Close();
