@@ -15,6 +15,7 @@
 source "$(dirname "$0")/common.sh"
 MODE=${1:?usage: $0 <h1|h2c|grpc> '<label>:<VAR=value ...>' ...}; shift
 WARMUP=${WARMUP:-25}
+WARM_CYCLES=${WARM_CYCLES:-5}
 DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-4}
 CONNS=${CONNS:-32}
@@ -64,7 +65,8 @@ echo "warming up each variant for ${WARMUP}s..." >&2
 for l in "${LABELS[@]}"; do
   # As run.sh's warm-up does for csenvoy: h2c and gRPC on its HTTP2 listener before the measured load.
   for m in $(echo "${PRE[$l]:-}" | tr ',' ' '); do h2_load "$m" "${H2PORT[$l]}" "$WARMUP" >/dev/null; done
-  one "${PORT[$l]}" "$WARMUP" >/dev/null
+  # In WARM_CYCLES loads of fresh connections, as run.sh: the per-connection code reaches its optimized tier too.
+  for _ in $(seq "$WARM_CYCLES"); do one "${PORT[$l]}" "$(( (WARMUP + WARM_CYCLES - 1) / WARM_CYCLES ))" >/dev/null; done
 done
 
 declare -A CPU RPS SYS
