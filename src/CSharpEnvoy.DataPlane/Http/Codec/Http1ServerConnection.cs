@@ -31,6 +31,7 @@ internal sealed class Http1ServerConnection : IFeatureCollection, IHttpRequestFe
     public static readonly bool Enabled = Environment.GetEnvironmentVariable("CSENVOY_DOWNSTREAM_HTTP1_CODEC") != "0";
 
     private static readonly byte[][] s_statusLines = new byte[600][];
+    private static readonly SearchValues<char> s_notInName = SearchValues.Create(":\r\n \t");
 
     private readonly ConnectionContext _connection;
     private readonly PipeReader _input;
@@ -156,7 +157,9 @@ internal sealed class Http1ServerConnection : IFeatureCollection, IHttpRequestFe
         if (handOff) await _kestrel(_connection).ConfigureAwait(false);
     }
 
-    /// <summary>Runs one request through the application; false when the connection is to close after it.</summary>
+    /// <summary>Runs one request through the application; false when the connection is to close after it. Its state
+    /// machine is pooled: it completes asynchronously on every proxied request.</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ProcessRequestAsync()
     {
         BeginRequest();
@@ -446,7 +449,7 @@ internal sealed class Http1ServerConnection : IFeatureCollection, IHttpRequestFe
         }
 
         var w = new HeadWriter(_output);
-        if (_reasonPhrase is null) w.Write(StatusLine(status));
+        if (_reasonPhrase is null || _reasonPhrase.AsSpan().IndexOfAny('\r', '\n') >= 0) w.Write(StatusLine(status));
         else w.Write("HTTP/1.1 " + status.ToString(System.Globalization.CultureInfo.InvariantCulture) + " " + _reasonPhrase + "\r\n");
         var close = !_keepAlive;
         var sawDate = false;
@@ -475,6 +478,8 @@ internal sealed class Http1ServerConnection : IFeatureCollection, IHttpRequestFe
 
     private static void WriteField(ref HeadWriter w, string name, Microsoft.Extensions.Primitives.StringValues values, ref bool close, ref bool sawDate)
     {
+        // Only field names that cannot end the line or the head (Kestrel refuses others outright).
+        if (name.Length == 0 || name.AsSpan().IndexOfAny(s_notInName) >= 0) return;
         switch (name.Length)
         {
             case 4 when name.Equals("Date", StringComparison.OrdinalIgnoreCase):

@@ -125,6 +125,27 @@ public sealed class Http1ServerConnectionTests
     }
 
     [Fact]
+    public async Task FieldsAndReasonPhrasesThatWouldBreakTheHead_AreNotWritten()
+    {
+        var h = new Harness(c =>
+        {
+            c.Response.StatusCode = 418;
+            c.Features.Get<IHttpResponseFeature>()!.ReasonPhrase = "Teapot\r\nX-Injected: 1";
+            c.Response.Headers["x-good"] = "yes";
+            c.Response.Headers["x-bad-value"] = "a\r\nX-Injected: 2";
+            c.Response.Headers["x-bad:name"] = "b";
+            c.Response.Headers["x-bad\r\nX-Injected"] = "3";
+            return Task.CompletedTask;
+        });
+        await h.SendAndFinishAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        var output = await h.OutputAsync();
+        Assert.StartsWith("HTTP/1.1 418 I'm a teapot\r\n", output);
+        Assert.Contains("\r\nx-good: yes\r\n", output);
+        Assert.DoesNotContain("X-Injected", output);
+        Assert.DoesNotContain("x-bad", output);
+    }
+
+    [Fact]
     public async Task ABodyWithoutContentLength_IsChunked_AndEndsWithTheLastChunk()
     {
         var h = new Harness(async c =>
