@@ -289,8 +289,11 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
             // there inline output sends each stream's response on its own, where the I/O queues batch the responses of
             // many streams into one send (gRPC unary: ~15-30% less CPU per request measured; docs/performance.md).
             SchedulesInline = InlineScheduling && protocols != HttpProtocols.Http2;
-            var transportOptions = new SocketTransportOptions { UnsafePreferInlineScheduling = SchedulesInline };
-            var transport = new SocketTransportFactory(Options.Create(transportOptions), _loggers);
+            // Inline listeners run on our epoll dispatchers where there are some: fewer system calls per request
+            // (Event.Dispatcher). CSENVOY_DISPATCHER=0 keeps Kestrel's socket transport.
+            IConnectionListenerFactory transport = SchedulesInline && Event.Dispatcher.Enabled
+                ? new Event.DispatcherTransportFactory()
+                : new SocketTransportFactory(Options.Create(new SocketTransportOptions { UnsafePreferInlineScheduling = SchedulesInline }), _loggers);
             try
             {
                 socket = await ListenSocket.BindAsync(endPoint, transport, _loggers.CreateLogger("listener"), ct).ConfigureAwait(false);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using CSharpEnvoy.DataPlane.Event;
 
 namespace CSharpEnvoy.DataPlane.Upstream.Http1;
 
@@ -22,6 +23,8 @@ internal sealed class Http1Connection
     public const int MaxHeadSize = 60 * 1024;
 
     private readonly Socket _socket;
+    /// <summary>The socket on a dispatcher of ours, or null when it runs on .NET's socket engine.</summary>
+    private readonly IoSocket? _io;
     private readonly Http1ConnectionPool _pool;
     private int _state = StateBusy; // a new connection is handed to the request that opened it
     private Timer? _timer;
@@ -29,14 +32,19 @@ internal sealed class Http1Connection
     private long _streamIdleTicks;
     private long _idleSince;
 
-    public Http1Connection(Socket socket, Http1ConnectionPool pool)
+    public Http1Connection(Socket socket, IoSocket? io, Http1ConnectionPool pool)
     {
         _socket = socket;
+        _io = io;
         _pool = pool;
         LocalAddress = UpstreamConnection.Format(socket.LocalEndPoint);
     }
 
-    public Socket Socket => _socket;
+    /// <summary>Receives into <paramref name="buffer"/>; 0 at the end of the stream.</summary>
+    public ValueTask<int> ReceiveAsync(Memory<byte> buffer) => _io is { } io ? io.ReceiveAsync(buffer) : _socket.ReceiveAsync(buffer, SocketFlags.None);
+
+    /// <summary>Sends part of <paramref name="data"/>; the count sent.</summary>
+    public ValueTask<int> SendAsync(ReadOnlyMemory<byte> data) => _io is { } io ? io.SendAsync(data) : _socket.SendAsync(data, SocketFlags.None);
     /// <summary>%UPSTREAM_LOCAL_ADDRESS%.</summary>
     public string? LocalAddress { get; }
     public byte[] SendBuffer = new byte[InitialBufferSize];
@@ -99,7 +107,8 @@ internal sealed class Http1Connection
         _timer?.Dispose();
         try
         {
-            _socket.Dispose();
+            if (_io is not null) _io.Dispose();
+            else _socket.Dispose();
         }
         catch (ObjectDisposedException)
         {

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using CSharpEnvoy.DataPlane.Event;
 
 namespace CSharpEnvoy.DataPlane.Upstream.Http1;
 
@@ -74,12 +75,15 @@ internal sealed class Http1ConnectionPool
     private async ValueTask<Http1Connection> ConnectAsync(CancellationToken ct)
     {
         var socket = Cluster.NewSocket(_endPoint);
+        IoSocket? io = null;
         var stats = _cluster.Stats;
         using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         connectTimeout.CancelAfter(_cluster.Model.ConnectTimeout);
         try
         {
-            await socket.ConnectAsync(_endPoint, connectTimeout.Token).ConfigureAwait(false);
+            // On a dispatcher of ours where there is one (see Event.Dispatcher), else on .NET's socket engine.
+            if (Dispatcher.Enabled) io = await IoSocket.ConnectAsync(socket, _endPoint, connectTimeout.Token).ConfigureAwait(false);
+            else await socket.ConnectAsync(_endPoint, connectTimeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException e)
         {
@@ -103,7 +107,7 @@ internal sealed class Http1ConnectionPool
             SlotFreed();
             throw;
         }
-        var connection = new Http1Connection(socket, this);
+        var connection = new Http1Connection(socket, io, this);
         _cluster.OnConnectionOpened(_host, connection.LocalAddress);
         _cluster.Stats.UpstreamCxHttp1Total.Inc();
         if (_disposed)

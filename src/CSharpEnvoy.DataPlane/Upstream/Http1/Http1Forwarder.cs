@@ -85,7 +85,7 @@ internal static class Http1Forwarder
                     }
                     if (c.ReceiveEnd - c.ReceiveStart >= Http1Connection.MaxHeadSize) throw new Http1ProtocolException("response headers too large");
                     MakeRoom(c);
-                    var n = await c.Socket.ReceiveAsync(c.ReceiveBuffer.AsMemory(c.ReceiveEnd), SocketFlags.None).ConfigureAwait(false);
+                    var n = await c.ReceiveAsync(c.ReceiveBuffer.AsMemory(c.ReceiveEnd)).ConfigureAwait(false);
                     if (n == 0) throw new HttpIOException(HttpRequestError.ResponseEnded, "the upstream closed the connection before the response headers");
                     c.LastActivity = Stopwatch.GetTimestamp();
                     c.ReceiveEnd += n;
@@ -183,7 +183,7 @@ internal static class Http1Forwarder
     {
         while (data.Length > 0)
         {
-            var n = await c.Socket.SendAsync(data, SocketFlags.None).ConfigureAwait(false);
+            var n = await c.SendAsync(data).ConfigureAwait(false);
             data = data[n..];
             c.LastActivity = Stopwatch.GetTimestamp();
         }
@@ -213,7 +213,7 @@ internal static class Http1Forwarder
     {
         if (c.ReceiveStart == c.ReceiveEnd) c.ReceiveStart = c.ReceiveEnd = 0;
         else MakeRoom(c);
-        var n = await c.Socket.ReceiveAsync(c.ReceiveBuffer.AsMemory(c.ReceiveEnd), SocketFlags.None).ConfigureAwait(false);
+        var n = await c.ReceiveAsync(c.ReceiveBuffer.AsMemory(c.ReceiveEnd)).ConfigureAwait(false);
         c.LastActivity = Stopwatch.GetTimestamp();
         c.ReceiveEnd += n;
         return n;
