@@ -15,9 +15,35 @@ internal static unsafe partial class Epoll
     public static readonly int EventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
     private static readonly int DataOffset = EventSize == 12 ? 4 : 8;
 
-    /// <summary>Whether this platform has what the dispatcher needs.</summary>
-    public static bool IsSupported => OperatingSystem.IsLinux()
-        && RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.Arm64;
+    /// <summary>Whether this platform has what the dispatcher needs: Linux on x64 or arm64, and a libc that loads
+    /// and creates an epoll instance (checked once).</summary>
+    public static bool IsSupported { get; } = Probe();
+
+    private static bool Probe()
+    {
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture is not (Architecture.X64 or Architecture.Arm64)) return false;
+        try
+        {
+            // "libc" is glibc's libc.so.6 (or musl's libc): the name the runtime maps it to is not mapped everywhere.
+            NativeLibrary.SetDllImportResolver(typeof(Epoll).Assembly, static (name, assembly, path) =>
+                name == "libc" && (NativeLibrary.TryLoad("libc.so.6", out var handle) || NativeLibrary.TryLoad("libc.so", out handle)) ? handle : IntPtr.Zero);
+        }
+        catch (InvalidOperationException)
+        {
+            // A resolver is already set for this assembly: its choice stands.
+        }
+        try
+        {
+            var fd = epoll_create1(EPOLL_CLOEXEC);
+            if (fd < 0) return false;
+            close(fd);
+            return true;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
+    }
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int epoll_create1(int flags);
@@ -27,6 +53,9 @@ internal static unsafe partial class Epoll
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int epoll_wait(int epfd, byte* events, int maxevents, int timeout);
+
+    [LibraryImport("libc")]
+    private static partial int close(int fd);
 
     public static int Create()
     {

@@ -62,7 +62,7 @@ internal sealed class IoSocket : IDisposable
         try
         {
             using (ct.UnsafeRegister(static s => ((IoSocket)s!).Dispose(), io))
-                await io.WaitWritableAsync().ConfigureAwait(false);
+                await io.WaitForEdgeAsync(io._write).ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
             var error = socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error) is int e ? (SocketError)e : SocketError.SocketError;
             if (error != SocketError.Success) throw new SocketException((int)error);
@@ -81,15 +81,7 @@ internal sealed class IoSocket : IDisposable
 
     /// <summary>Completes once the socket may have something to read (at once if it was not found drained), without
     /// reading: an idle connection waits here holding no buffer.</summary>
-    public ValueTask<int> WaitReadableAsync()
-    {
-        var op = _read;
-        if (op.Ready) return new ValueTask<int>(0);
-        op.Probe = true;
-        if (op.Park()) return new ValueTask<int>(op, op.Version);
-        op.Probe = false;
-        return _closed ? ValueTask.FromException<int>(Aborted()) : new ValueTask<int>(0);
-    }
+    public ValueTask<int> WaitReadableAsync() => WaitForEdgeAsync(_read);
 
     /// <summary>Receives into <paramref name="buffer"/>; 0 at the end of the stream.</summary>
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer)
@@ -132,10 +124,10 @@ internal sealed class IoSocket : IDisposable
         }
     }
 
-    private ValueTask<int> WaitWritableAsync()
+    /// <summary>Completes at the direction's next edge, or at once when one came since it was last found drained.</summary>
+    private ValueTask<int> WaitForEdgeAsync(Operation op)
     {
-        var op = _write;
-        op.Data = default;
+        if (op.Ready) return new ValueTask<int>(0);
         op.Probe = true;
         if (op.Park()) return new ValueTask<int>(op, op.Version);
         op.Probe = false;
@@ -154,24 +146,18 @@ internal sealed class IoSocket : IDisposable
         if ((events & (Epoll.EPOLLIN | Epoll.EPOLLERR | Epoll.EPOLLHUP | Epoll.EPOLLRDHUP)) != 0)
         {
             Interlocked.Increment(ref _read.Events);
-            if (_read.TakeBack()) CompleteReceive();
+            if (_read.TakeBack() && !_read.TryCompleteProbe()) CompleteReceive();
         }
         if ((events & (Epoll.EPOLLOUT | Epoll.EPOLLERR | Epoll.EPOLLHUP)) != 0)
         {
             Interlocked.Increment(ref _write.Events);
-            if (_write.TakeBack()) CompleteSend();
+            if (_write.TakeBack() && !_write.TryCompleteProbe()) CompleteSend();
         }
     }
 
     private void CompleteReceive()
     {
         var op = _read;
-        if (op.Probe)
-        {
-            op.Probe = false;
-            op.Succeed(0);
-            return;
-        }
         while (true)
         {
             var seen = Volatile.Read(ref op.Events);
@@ -207,12 +193,6 @@ internal sealed class IoSocket : IDisposable
     private void CompleteSend()
     {
         var op = _write;
-        if (op.Probe)
-        {
-            op.Probe = false;
-            op.Succeed(0);
-            return;
-        }
         while (true)
         {
             var seen = Volatile.Read(ref op.Events);
@@ -297,6 +277,15 @@ internal sealed class IoSocket : IDisposable
         }
 
         public bool TakeBack() => Interlocked.Exchange(ref _waiting, 0) == 1;
+
+        /// <summary>Completes a wait for an edge only (once taken back); false when a receive or send waits.</summary>
+        public bool TryCompleteProbe()
+        {
+            if (!Probe) return false;
+            Probe = false;
+            _core.SetResult(0);
+            return true;
+        }
 
         public void Succeed(int n) => _core.SetResult(n);
 
