@@ -45,6 +45,7 @@ internal sealed class Http1Connection
 
     /// <summary>Sends part of <paramref name="data"/>; the count sent.</summary>
     public ValueTask<int> SendAsync(ReadOnlyMemory<byte> data) => _io is { } io ? io.SendAsync(data) : _socket.SendAsync(data, SocketFlags.None);
+
     /// <summary>%UPSTREAM_LOCAL_ADDRESS%.</summary>
     public string? LocalAddress { get; }
     public byte[] SendBuffer = new byte[InitialBufferSize];
