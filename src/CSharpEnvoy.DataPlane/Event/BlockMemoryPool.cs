@@ -31,9 +31,7 @@ internal sealed class BlockMemoryPool : MemoryPool<byte>
 
     private sealed class Block(BlockMemoryPool pool) : IMemoryOwner<byte>
     {
-        private readonly byte[] _array = GC.AllocateUninitializedArray<byte>(BlockSize, pinned: true);
-
-        public Memory<byte> Memory => _array;
+        public Memory<byte> Memory { get; } = GC.AllocateUninitializedArray<byte>(BlockSize, pinned: true);
 
         public void Dispose() => pool._free.Enqueue(this);
     }

@@ -41,7 +41,8 @@ internal sealed unsafe class Dispatcher
     {
         _epfd = Epoll.Create();
         var thread = new Thread(Run) { IsBackground = true, Name = "csenvoy-dispatcher-" + index };
-        thread.Start();
+        // Not the creating request's execution context: continuations here would all run under it.
+        thread.UnsafeStart();
     }
 
     /// <summary>The dispatcher the next socket goes to (created on first use, one per processor).</summary>
