@@ -27,7 +27,10 @@ public sealed class CsEnvoyProcess : IAsyncDisposable
         return dir?.FullName ?? throw new InvalidOperationException("CSharpEnvoy.sln not found above " + AppContext.BaseDirectory);
     }
 
-    public static CsEnvoyProcess Start(params string[] args)
+    public static CsEnvoyProcess Start(params string[] args) => Start(null, args);
+
+    /// <summary>Starts csenvoy with extra environment variables.</summary>
+    public static CsEnvoyProcess Start(IReadOnlyDictionary<string, string>? environment, string[] args)
     {
         // CSENVOY_EXE runs another build of csenvoy instead, e.g. the Native AOT binary (bench/load/aot_smoke.sh).
         var exe = Environment.GetEnvironmentVariable("CSENVOY_EXE");
@@ -39,15 +42,19 @@ public sealed class CsEnvoyProcess : IAsyncDisposable
         };
         if (string.IsNullOrEmpty(exe)) psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "csenvoy.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
+        if (environment is not null)
+            foreach (var (name, value) in environment) psi.Environment[name] = value;
         return new CsEnvoyProcess(Process.Start(psi)!);
     }
 
     /// <summary>Starts csenvoy with <c>--admin-address-path</c> and waits (bounded) for the admin's address, so the
     /// bootstrap can give the admin <c>port_value: 0</c> instead of a port guessed free.</summary>
-    public static async Task<(CsEnvoyProcess Process, string Admin)> StartWithAdminAsync(params string[] args)
+    public static Task<(CsEnvoyProcess Process, string Admin)> StartWithAdminAsync(params string[] args) => StartWithAdminAsync(null, args);
+
+    public static async Task<(CsEnvoyProcess Process, string Admin)> StartWithAdminAsync(IReadOnlyDictionary<string, string>? environment, string[] args)
     {
         var file = Path.Combine(Path.GetTempPath(), $"csenvoy-admin-{Guid.NewGuid():N}");
-        var p = Start([.. args, "--admin-address-path", file]);
+        var p = Start(environment, [.. args, "--admin-address-path", file]);
         try
         {
             var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -93,6 +100,7 @@ public sealed class CsEnvoyProcess : IAsyncDisposable
     public string Stdout { get { lock (_stdout) return _stdout.ToString(); } }
     public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
     public bool HasExited => _process.HasExited;
+    public int Id => _process.Id;
 
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
