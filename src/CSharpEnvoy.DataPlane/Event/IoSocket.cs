@@ -146,18 +146,18 @@ internal sealed class IoSocket : IDisposable
         if ((events & (Epoll.EPOLLIN | Epoll.EPOLLERR | Epoll.EPOLLHUP | Epoll.EPOLLRDHUP)) != 0)
         {
             Interlocked.Increment(ref _read.Events);
-            if (_read.TakeBack() && !_read.TryCompleteProbe()) CompleteReceive();
+            if (_read.TakeBack() && !_read.TryCompleteProbe()) Complete(_read);
         }
         if ((events & (Epoll.EPOLLOUT | Epoll.EPOLLERR | Epoll.EPOLLHUP)) != 0)
         {
             Interlocked.Increment(ref _write.Events);
-            if (_write.TakeBack() && !_write.TryCompleteProbe()) CompleteSend();
+            if (_write.TakeBack() && !_write.TryCompleteProbe()) Complete(_write);
         }
     }
 
-    private void CompleteReceive()
+    /// <summary>On the dispatcher thread, after an edge: the waiting receive or send, tried again.</summary>
+    private void Complete(Operation op)
     {
-        var op = _read;
         while (true)
         {
             var seen = Volatile.Read(ref op.Events);
@@ -165,7 +165,9 @@ internal sealed class IoSocket : IDisposable
             SocketError error;
             try
             {
-                n = _socket.Receive(op.Buffer.Span, SocketFlags.None, out error);
+                n = op.IsRead
+                    ? _socket.Receive(op.Buffer.Span, SocketFlags.None, out error)
+                    : _socket.Send(op.Data.Span, SocketFlags.None, out error);
             }
             catch (ObjectDisposedException)
             {
@@ -183,39 +185,11 @@ internal sealed class IoSocket : IDisposable
                 op.Fail(new SocketException((int)error));
                 return;
             }
-            if (n > 0 && n < op.Buffer.Length) op.Seen = seen;
+            // A short read leaves the socket drained, as in ReceiveAsync.
+            if (op.IsRead && n > 0 && n < op.Buffer.Length) op.Seen = seen;
             op.Buffer = default;
-            op.Succeed(n);
-            return;
-        }
-    }
-
-    private void CompleteSend()
-    {
-        var op = _write;
-        while (true)
-        {
-            var seen = Volatile.Read(ref op.Events);
-            int n;
-            SocketError error;
-            try
-            {
-                n = _socket.Send(op.Data.Span, SocketFlags.None, out error);
-            }
-            catch (ObjectDisposedException)
-            {
-                op.Fail(Aborted());
-                return;
-            }
-            if (error == SocketError.WouldBlock)
-            {
-                op.Seen = seen;
-                if (op.Park()) return;
-                continue;
-            }
             op.Data = default;
-            if (error != SocketError.Success) op.Fail(new SocketException((int)error));
-            else op.Succeed(n);
+            op.Succeed(n);
             return;
         }
     }
@@ -262,6 +236,8 @@ internal sealed class IoSocket : IDisposable
         public bool Probe;
 
         public short Version => _core.Version;
+
+        public bool IsRead => isRead;
 
         /// <summary>An edge came since the socket was last found drained, or it ended.</summary>
         public bool Ready => Volatile.Read(ref Events) != Seen || Sticky;
@@ -314,6 +290,6 @@ internal sealed class IoSocket : IDisposable
         public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
             => _core.OnCompleted(continuation, state, token, flags);
 
-        public override string ToString() => isRead ? "receive" : "send";
+        public override string ToString() => IsRead ? "receive" : "send";
     }
 }
