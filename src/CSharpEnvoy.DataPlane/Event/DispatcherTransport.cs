@@ -213,14 +213,8 @@ internal sealed class DispatcherConnection : ConnectionContext, IFeatureCollecti
 
     // ---- the loops ----
 
-    private async Task RunAsync()
-    {
-        var receiving = ReceiveLoopAsync();
-        var sending = SendLoopAsync();
-        await receiving.ConfigureAwait(false);
-        await sending.ConfigureAwait(false);
-        _io.Dispose();
-    }
+    /// <summary>Both loops; the send loop closes the socket when it ends, which ends the receive loop.</summary>
+    private Task RunAsync() => Task.WhenAll(ReceiveLoopAsync(), SendLoopAsync());
 
     /// <summary>The connection is closed for the application once the client's side ended (as Kestrel signals it: a
     /// request in flight is aborted on a client's FIN). Off the dispatcher thread: callbacks may do anything.</summary>
