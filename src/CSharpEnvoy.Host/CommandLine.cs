@@ -9,7 +9,8 @@ internal static class CommandLine
     public const string Usage = """
         usage: csenvoy [-c <path>] [--config-yaml <yaml>] [--mode serve|validate] [-l <level>]
                        [--service-node <id>] [--service-cluster <name>] [--service-zone <zone>]
-                       [--drain-time-s <seconds>] [--admin-address-path <path>] [--version] [--help]
+                       [--drain-time-s <seconds>] [--admin-address-path <path>] [--concurrency <n>]
+                       [--version] [--help]
 
           -c, --config-path     bootstrap file (YAML or JSON, Envoy v3 API)
           --config-yaml         YAML merged over the file (lists append, as in Envoy)
@@ -20,12 +21,15 @@ internal static class CommandLine
           --service-zone        local zone (overrides node.locality.zone)
           --drain-time-s        listener drain time in seconds (default 600)
           --admin-address-path  file the admin's bound address (ip:port) is written to once it listens
+          --concurrency         worker (dispatcher) threads; default one per processor, 0 runs one
         """;
 
     public sealed record Result(ServerOptions? Options, string? Error, bool ShowVersion, bool ShowHelp)
     {
         /// <summary>Envoy's <c>--admin-address-path</c>: where the admin's bound address is written (port 0 admins).</summary>
         public string? AdminAddressPath { get; init; }
+        /// <summary>Envoy's <c>--concurrency</c>: the number of worker (dispatcher) threads; null: one per processor.</summary>
+        public int? Concurrency { get; init; }
     }
 
     public static Result Parse(string[] args)
@@ -34,6 +38,7 @@ internal static class CommandLine
         var mode = "serve";
         var level = "info";
         var drain = 600;
+        int? concurrency = null;
         for (var i = 0; i < args.Length; i++)
         {
             var arg = args[i];
@@ -71,6 +76,10 @@ internal static class CommandLine
                 case "--drain-time-s":
                     if (!int.TryParse(Value(), out drain) || drain < 0) return new Result(null, "--drain-time-s needs a non-negative number of seconds", false, false);
                     break;
+                case "--concurrency":
+                    if (!uint.TryParse(Value(), out var workers) || workers > 1024) return new Result(null, "--concurrency needs a number of worker threads from 0 to 1024", false, false);
+                    concurrency = (int)workers;
+                    break;
                 default:
                     return new Result(null, $"unknown argument '{args[i]}'", false, false);
             }
@@ -87,7 +96,7 @@ internal static class CommandLine
             ServiceCluster = cluster,
             ServiceZone = zone,
             DrainTime = TimeSpan.FromSeconds(drain),
-        }, null, false, false) { AdminAddressPath = adminAddressPath };
+        }, null, false, false) { AdminAddressPath = adminAddressPath, Concurrency = concurrency };
     }
 
     private static Result Missing(string flag) => new(null, $"missing value for {flag}", false, false);

@@ -37,6 +37,8 @@ if (parsed.ShowVersion)
     return 0;
 }
 var options = parsed.Options!;
+// Envoy's --concurrency: the worker threads, here the event dispatchers; fixed before the first socket makes them.
+if (parsed.Concurrency is { } workers) CSharpEnvoy.DataPlane.Event.Dispatcher.Configure(workers);
 
 using var loggers = LoggerFactory.Create(b =>
 {

@@ -39,10 +39,52 @@ internal sealed unsafe class Dispatcher
 
     private Dispatcher(int index)
     {
+        Index = index;
         _epfd = Epoll.Create();
         var thread = new Thread(Run) { IsBackground = true, Name = "csenvoy-dispatcher-" + index };
         // Not the creating request's execution context: continuations here would all run under it.
         thread.UnsafeStart();
+    }
+
+    private static int s_count = Math.Max(1, Environment.ProcessorCount);
+
+    /// <summary>How many dispatchers there are (or will be, once the first socket needs one): one per processor, or
+    /// Envoy's <c>--concurrency</c> (see <see cref="Configure"/>).</summary>
+    public static int Count => Volatile.Read(ref s_count);
+
+    /// <summary>Sets the number of dispatchers as Envoy's <c>--concurrency</c> sets its workers (0 still runs one);
+    /// false once they have been made (the first socket made them), when the number can no longer change.</summary>
+    public static bool Configure(int count)
+    {
+        lock (s_createGate)
+        {
+            if (s_all is not null) return s_all.Length == Math.Max(1, count);
+            Volatile.Write(ref s_count, Math.Max(1, count));
+            return true;
+        }
+    }
+
+    /// <summary>This dispatcher's number, 0 to <see cref="Count"/> - 1.</summary>
+    public int Index { get; }
+
+    /// <summary>The number of the dispatcher running the calling code; -1 on any other thread.</summary>
+    public static int CurrentIndex => t_current is { } d ? d.Index : -1;
+
+    /// <summary>Runs <paramref name="action"/> on the calling thread as if it were dispatcher <paramref name="index"/>'s
+    /// (sockets it opens go there, <see cref="CurrentIndex"/> says so): for tests of per-dispatcher state.</summary>
+    internal static T RunAs<T>(int index, Func<T> action)
+    {
+        var all = Volatile.Read(ref s_all) ?? CreateAll();
+        var saved = t_current;
+        t_current = all[index];
+        try
+        {
+            return action();
+        }
+        finally
+        {
+            t_current = saved;
+        }
     }
 
     /// <summary>The dispatcher the next socket goes to (created on first use, one per processor).</summary>
@@ -61,7 +103,7 @@ internal sealed unsafe class Dispatcher
         lock (s_createGate)
         {
             if (s_all is { } existing) return existing;
-            var all = new Dispatcher[Math.Max(1, Environment.ProcessorCount)];
+            var all = new Dispatcher[Count];
             for (var i = 0; i < all.Length; i++) all[i] = new Dispatcher(i);
             Volatile.Write(ref s_all, all);
             return all;

@@ -41,6 +41,9 @@ internal sealed class IoSocket : IDisposable
 
     public Socket Socket => _socket;
 
+    /// <summary>The dispatcher whose thread this socket's readers and writers resume on.</summary>
+    public Dispatcher Dispatcher => _dispatcher;
+
     /// <summary>Opens a connection without .NET's socket engine: a non-blocking connect, then the first writable
     /// edge. <paramref name="ct"/> (a connect timeout, the request going away) closes the socket and throws
     /// <see cref="OperationCanceledException"/>.</summary>

@@ -77,7 +77,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         Tracers = new Tracing.TracerManager(bootstrap.Node, ClusterManager, Stats, loggers.CreateLogger("tracing"), options.TimeProvider);
         Health = new ServerHealth(bootstrap.Node.Cluster);
         StartTime = DateTimeOffset.UtcNow;
-        Stats.Gauge("server.concurrency").Set(Environment.ProcessorCount);
+        Stats.Gauge("server.concurrency").Set(Event.Dispatcher.Count);
         Stats.Gauge("server.version").Set(0);
     }
 

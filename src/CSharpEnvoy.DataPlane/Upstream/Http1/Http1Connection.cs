@@ -37,8 +37,12 @@ internal sealed class Http1Connection
         _socket = socket;
         _io = io;
         _pool = pool;
+        DispatcherIndex = io is null ? 0 : io.Dispatcher.Index;
         LocalAddress = UpstreamConnection.Format(socket.LocalEndPoint);
     }
+
+    /// <summary>The dispatcher the socket is on (0 on .NET's socket engine): its idle queue in the pool.</summary>
+    public int DispatcherIndex { get; }
 
     /// <summary>Receives into <paramref name="buffer"/>; 0 at the end of the stream.</summary>
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer) => _io is { } io ? io.ReceiveAsync(buffer) : _socket.ReceiveAsync(buffer, SocketFlags.None);

@@ -13,6 +13,12 @@ namespace CSharpEnvoy.DataPlane.Upstream.Http1;
 /// cluster's <c>upstream_cx_*</c> stats exactly as the SocketsHttpHandler path's do.
 /// </summary>
 /// <remarks>
+/// Idle connections wait in one queue per dispatcher (see <see cref="Event.Dispatcher"/>), as Envoy keeps a pool per
+/// worker: a request takes one of its own dispatcher's first, so the response resumes on the thread (and core) that
+/// serves the downstream connection. Only when its dispatcher has none idle does it take another dispatcher's rather
+/// than open a new connection; that one goes back to its own queue afterwards. Limits are per host, over all queues.
+/// </remarks>
+/// <remarks>
 /// A pool drains (<see cref="Drain"/>) when its host leaves the cluster or the cluster leaves the cluster map, as
 /// Envoy's pools do with <c>DrainBehavior::DrainAndDelete</c>: idle connections close at once, a busy one closes when
 /// its exchange ends instead of going back to the pool, unless a request is waiting for a connection (one that chose
@@ -20,7 +26,8 @@ namespace CSharpEnvoy.DataPlane.Upstream.Http1;
 /// </remarks>
 internal sealed class Http1ConnectionPool
 {
-    private readonly ConcurrentQueue<Http1Connection> _idle = new();
+    /// <summary>Idle connections by dispatcher, each queue made when a connection of its dispatcher first goes idle.</summary>
+    private readonly ConcurrentQueue<Http1Connection>?[] _idle;
     private readonly ConcurrentQueue<Waiter> _waiters = new();
     private readonly Cluster _cluster;
     private readonly Host _host;
@@ -36,6 +43,7 @@ internal sealed class Http1ConnectionPool
         _host = host;
         _endPoint = host.EndPointAt(host.Address.Port);
         _max = (int)Math.Clamp(cluster.Model.CircuitBreakers.MaxConnections, 1, int.MaxValue);
+        _idle = new ConcurrentQueue<Http1Connection>?[Dispatcher.Enabled ? Dispatcher.Count : 1];
         var idle = cluster.Model.UpstreamIdleTimeout;
         IdleTimeoutTicks = idle > TimeSpan.Zero && idle != Timeout.InfiniteTimeSpan ? (long)(idle.TotalSeconds * Stopwatch.Frequency) : 0;
     }
@@ -48,14 +56,32 @@ internal sealed class Http1ConnectionPool
     public ValueTask<Http1Connection> AcquireAsync(bool fresh, CancellationToken ct)
     {
         if (_disposed) throw new ObjectDisposedException(nameof(Http1ConnectionPool));
-        if (!fresh)
-        {
-            while (_idle.TryDequeue(out var c))
-                if (c.TryReserve()) return new ValueTask<Http1Connection>(c);
-        }
+        if (!fresh && TryTakeIdle(out var c)) return new ValueTask<Http1Connection>(c);
         if (Interlocked.Increment(ref _count) <= _max) return ConnectAsync(ct);
         Interlocked.Decrement(ref _count);
         return WaitAsync(ct);
+    }
+
+    /// <summary>An idle connection reserved for the caller: its own dispatcher's first, then any other's.</summary>
+    private bool TryTakeIdle([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Http1Connection? connection)
+    {
+        var queues = _idle;
+        var home = Dispatcher.CurrentIndex;
+        if ((uint)home >= (uint)queues.Length) home = 0;
+        for (var i = 0; i < queues.Length; i++)
+        {
+            if (queues[(home + i) % queues.Length] is not { } q) continue;
+            while (q.TryDequeue(out connection))
+                if (connection.TryReserve()) return true;
+        }
+        connection = null;
+        return false;
+    }
+
+    private ConcurrentQueue<Http1Connection> IdleQueueOf(Http1Connection connection)
+    {
+        ref var slot = ref _idle[connection.DispatcherIndex % _idle.Length];
+        return Volatile.Read(ref slot) ?? Interlocked.CompareExchange(ref slot, new ConcurrentQueue<Http1Connection>(), null) ?? slot!;
     }
 
     private async ValueTask<Http1Connection> WaitAsync(CancellationToken ct)
@@ -128,7 +154,7 @@ internal sealed class Http1ConnectionPool
             return;
         }
         if (!connection.TryRelease()) return; // its idle timer or an abort closed it
-        _idle.Enqueue(connection);
+        IdleQueueOf(connection).Enqueue(connection);
         if (!_waiters.IsEmpty) ServeWaiters();
         if (_draining || _disposed) CloseIdle();
     }
@@ -151,16 +177,15 @@ internal sealed class Http1ConnectionPool
     {
         while (_waiters.TryPeek(out _))
         {
-            if (_idle.TryDequeue(out var c))
+            if (TryTakeIdle(out var c))
             {
-                if (!c.TryReserve()) continue;
                 if (!HandOver(c))
                 {
                     // Nobody wanted it after all: back to the pool, or closed when the pool drains.
                     if (_draining || _disposed) c.Close();
                     else if (c.TryRelease())
                     {
-                        _idle.Enqueue(c);
+                        IdleQueueOf(c).Enqueue(c);
                         if (_draining || _disposed) CloseIdle(); // Drain ran meanwhile
                     }
                     return;
@@ -189,8 +214,9 @@ internal sealed class Http1ConnectionPool
 
     private void CloseIdle()
     {
-        while (_idle.TryDequeue(out var c))
-            if (c.TryReserve()) c.Close();
+        foreach (var q in _idle)
+            while (q is not null && q.TryDequeue(out var c))
+                if (c.TryReserve()) c.Close();
     }
 
     /// <summary>The host left the cluster, or the cluster left the cluster map: idle connections close now, busy ones
