@@ -79,7 +79,7 @@ internal sealed class AccessLogger
 }
 
 /// <summary>The downstream request body, counted as it is read; its end is timed.</summary>
-internal sealed class CountingRequestBody(Stream inner, StreamInfo info) : Stream
+internal sealed class CountingRequestBody(Stream inner, StreamInfo info) : ReadOnlyBodyStream
 {
     private void Count(int n)
     {
@@ -123,15 +123,6 @@ internal sealed class CountingRequestBody(Stream inner, StreamInfo info) : Strea
         return n;
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
 
 /// <summary>Kestrel's response body feature with the bytes written through it (stream or pipe) counted.</summary>
@@ -152,7 +143,7 @@ internal sealed class CountingResponseBody(IHttpResponseBodyFeature inner, Strea
         return inner.SendFileAsync(path, offset, count, cancellationToken);
     }
 
-    private sealed class CountingWriteStream(Stream inner, StreamInfo info) : Stream
+    private sealed class CountingWriteStream(Stream inner, StreamInfo info) : WriteOnlyBodyStream
     {
         public override void Write(byte[] buffer, int offset, int count)
         {
@@ -177,14 +168,6 @@ internal sealed class CountingResponseBody(IHttpResponseBodyFeature inner, Strea
 
         public override void Flush() => inner.Flush();
         public override Task FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     private sealed class CountingPipeWriter(PipeWriter inner, StreamInfo info) : PipeWriter

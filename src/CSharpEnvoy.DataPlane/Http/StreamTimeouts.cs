@@ -118,7 +118,7 @@ internal static class GrpcTimeout
 
 /// <summary>The downstream request body, watched for its end: the request is then complete (Envoy's
 /// <c>remoteDecodeComplete</c>) and <c>request_timeout</c> is disarmed.</summary>
-internal sealed class EndOfRequestWatcher(Stream inner, StreamTimeouts timeouts) : Stream
+internal sealed class EndOfRequestWatcher(Stream inner, StreamTimeouts timeouts) : ReadOnlyBodyStream
 {
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -131,13 +131,4 @@ internal sealed class EndOfRequestWatcher(Stream inner, StreamTimeouts timeouts)
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

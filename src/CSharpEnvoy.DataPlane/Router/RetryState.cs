@@ -277,7 +277,7 @@ internal sealed class ReplayableBody
         return read;
     }
 
-    private sealed class Reader : Stream
+    private sealed class Reader : Http.ReadOnlyBodyStream
     {
         private readonly ReplayableBody _body;
         private long _position;
@@ -295,15 +295,7 @@ internal sealed class ReplayableBody
             ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
         public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
         public override long Position { get => _position; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 

@@ -788,34 +788,17 @@ internal sealed class Http1ServerConnection : IFeatureCollection, IHttpRequestFe
 
     // ----- body streams -----
 
-    private sealed class Http1RequestBody(Http1ServerConnection c) : Stream
+    private sealed class Http1RequestBody(Http1ServerConnection c) : ReadOnlyBodyStream
     {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
         public override int Read(byte[] buffer, int offset, int count) => throw new InvalidOperationException("Synchronous operations are disallowed.");
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => c.ReadBodyAsync(buffer, ct);
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => c.ReadBodyAsync(buffer.AsMemory(offset, count), ct).AsTask();
     }
 
-    private sealed class Http1ResponseBody(Http1ServerConnection c) : Stream
+    private sealed class Http1ResponseBody(Http1ServerConnection c) : WriteOnlyBodyStream
     {
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
         public override void Flush() { }
         public override Task FlushAsync(CancellationToken ct) => c._headWritten ? c.FlushAsync(ct).AsTask() : c.StartCoreAsync(ct);
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new InvalidOperationException("Synchronous operations are disallowed.");
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => c.WriteBodyAsync(buffer, ct);
         public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => c.WriteBodyAsync(buffer.AsMemory(offset, count), ct).AsTask();
