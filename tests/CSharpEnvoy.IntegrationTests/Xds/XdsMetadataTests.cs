@@ -46,8 +46,8 @@ public sealed class XdsMetadataTests
         await using var proxy = await ProxyHarness.StartAsync(Bootstrap(cp.Port, apiType));
         using var client = await ListenerClientAsync(proxy, "ingress");
         await EventuallyAsync(client, "a");
-        Assert.Empty(cp.Received.OfType<Envoy.Service.Discovery.V3.DiscoveryRequest>().Where(r => r.ErrorDetail is not null));
-        Assert.Empty(cp.Received.OfType<Envoy.Service.Discovery.V3.DeltaDiscoveryRequest>().Where(r => r.ErrorDetail is not null));
+        Assert.DoesNotContain(cp.Received.OfType<Envoy.Service.Discovery.V3.DiscoveryRequest>(), r => r.ErrorDetail is not null);
+        Assert.DoesNotContain(cp.Received.OfType<Envoy.Service.Discovery.V3.DeltaDiscoveryRequest>(), r => r.ErrorDetail is not null);
 
         using var admin = proxy.AdminClient();
         using var dump = await admin.GetAsync("/config_dump");
