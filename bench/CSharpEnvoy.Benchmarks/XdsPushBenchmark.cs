@@ -34,6 +34,7 @@ internal static class XdsPushBenchmark
         public void RemoveListener(ListenerHost host) { }
         public IReadOnlyList<ListenerHost> Listeners => [];
         public TimeSpan DrainTime => TimeSpan.FromSeconds(1);
+        public CSharpEnvoy.DataPlane.Listener.DrainSequence StartDrain() => new(CSharpEnvoy.DataPlane.Listener.DrainStrategy.Immediate, DrainTime, TimeProvider.System);
     }
 
     internal static ProtoCluster Cluster(int i) => new()

@@ -9,8 +9,10 @@ internal static class CommandLine
     public const string Usage = """
         usage: csenvoy [-c <path>] [--config-yaml <yaml>] [--mode serve|validate] [-l <level>]
                        [--service-node <id>] [--service-cluster <name>] [--service-zone <zone>]
-                       [--drain-time-s <seconds>] [--admin-address-path <path>] [--concurrency <n>]
-                       [--version] [--help]
+                       [--drain-time-s <seconds>] [--drain-strategy gradual|immediate]
+                       [--admin-address-path <path>] [--concurrency <n>] [--cpuset-threads]
+                       [--file-flush-interval-msec <ms>] [--local-address-ip-version v4]
+                       [--disable-hot-restart] [--parent-shutdown-time-s <s>] [--version] [--help]
 
           -c, --config-path     bootstrap file (YAML or JSON, Envoy v3 API)
           --config-yaml         YAML merged over the file (lists append, as in Envoy)
@@ -20,8 +22,14 @@ internal static class CommandLine
           --service-cluster     node cluster (overrides node.cluster)
           --service-zone        local zone (overrides node.locality.zone)
           --drain-time-s        listener drain time in seconds (default 600)
+          --drain-strategy      gradual (default: more HTTP/1 responses close over the drain time) or immediate
           --admin-address-path  file the admin's bound address (ip:port) is written to once it listens
           --concurrency         worker (dispatcher) threads; default one per processor, 0 runs one
+          --cpuset-threads      workers from the CPUs the process may run on (the default here)
+          --file-flush-interval-msec  access log file flush interval in milliseconds (default 1000)
+          --local-address-ip-version  v4 (the default; v6 is not supported)
+          --disable-hot-restart, --parent-shutdown-time-s <s>, --use-dynamic-base-id, --base-id <n>,
+          --restart-epoch 0     accepted: csenvoy never hot restarts, so these change nothing
         """;
 
     public sealed record Result(ServerOptions? Options, string? Error, bool ShowVersion, bool ShowHelp)
@@ -30,6 +38,8 @@ internal static class CommandLine
         public string? AdminAddressPath { get; init; }
         /// <summary>Envoy's <c>--concurrency</c>: the number of worker (dispatcher) threads; null: one per processor.</summary>
         public int? Concurrency { get; init; }
+        /// <summary>Envoy's <c>--file-flush-interval-msec</c>; null: the default.</summary>
+        public TimeSpan? FileFlushInterval { get; init; }
     }
 
     public static Result Parse(string[] args)
@@ -39,6 +49,8 @@ internal static class CommandLine
         var level = "info";
         var drain = 600;
         int? concurrency = null;
+        TimeSpan? flushInterval = null;
+        var drainStrategy = CSharpEnvoy.DataPlane.Listener.DrainStrategy.Gradual;
         for (var i = 0; i < args.Length; i++)
         {
             var arg = args[i];
@@ -76,6 +88,38 @@ internal static class CommandLine
                 case "--drain-time-s":
                     if (!int.TryParse(Value(), out drain) || drain < 0) return new Result(null, "--drain-time-s needs a non-negative number of seconds", false, false);
                     break;
+                case "--drain-strategy":
+                    switch (Value())
+                    {
+                        case "gradual": drainStrategy = CSharpEnvoy.DataPlane.Listener.DrainStrategy.Gradual; break;
+                        case "immediate": drainStrategy = CSharpEnvoy.DataPlane.Listener.DrainStrategy.Immediate; break;
+                        default: return new Result(null, "--drain-strategy must be gradual or immediate", false, false);
+                    }
+                    break;
+                case "--file-flush-interval-msec":
+                    if (!uint.TryParse(Value(), out var ms)) return new Result(null, "--file-flush-interval-msec needs a number of milliseconds", false, false);
+                    flushInterval = TimeSpan.FromMilliseconds(ms);
+                    break;
+                case "--local-address-ip-version":
+                    var version = Value();
+                    if (version == "v6") return new Result(null, "--local-address-ip-version v6 is not supported by csenvoy (see docs/compatibility.md)", false, false);
+                    if (version != "v4") return new Result(null, "--local-address-ip-version must be v4 or v6", false, false);
+                    break;
+                // Hot restart: csenvoy never hands its sockets to a new process or takes them from an old one, which is
+                // Envoy's behaviour with --disable-hot-restart; these flags only concern that hand-over.
+                case "--disable-hot-restart" or "--use-dynamic-base-id":
+                    break;
+                // Envoy's workers from the cpuset: without --concurrency csenvoy runs one per processor .NET reports, which
+                // is already the CPUs the process may run on (its affinity, and a cgroup CPU quota rounded up).
+                case "--cpuset-threads":
+                    break;
+                case "--parent-shutdown-time-s" or "--base-id":
+                    if (!uint.TryParse(Value(), out _)) return new Result(null, $"{arg} needs a non-negative number", false, false);
+                    break;
+                case "--restart-epoch":
+                    if (!uint.TryParse(Value(), out var epoch)) return new Result(null, "--restart-epoch needs a non-negative number", false, false);
+                    if (epoch != 0) return new Result(null, "--restart-epoch above 0 asks for a hot restart, which csenvoy does not do (see docs/compatibility.md)", false, false);
+                    break;
                 case "--concurrency":
                     if (!uint.TryParse(Value(), out var workers) || workers > 1024) return new Result(null, "--concurrency needs a number of worker threads from 0 to 1024", false, false);
                     concurrency = (int)workers;
@@ -96,7 +140,8 @@ internal static class CommandLine
             ServiceCluster = cluster,
             ServiceZone = zone,
             DrainTime = TimeSpan.FromSeconds(drain),
-        }, null, false, false) { AdminAddressPath = adminAddressPath, Concurrency = concurrency };
+            DrainStrategy = drainStrategy,
+        }, null, false, false) { AdminAddressPath = adminAddressPath, Concurrency = concurrency, FileFlushInterval = flushInterval };
     }
 
     private static Result Missing(string flag) => new(null, $"missing value for {flag}", false, false);

@@ -39,6 +39,7 @@ if (parsed.ShowVersion)
 var options = parsed.Options!;
 // Envoy's --concurrency: the worker threads, here the event dispatchers; fixed before the first socket makes them.
 if (parsed.Concurrency is { } workers) CSharpEnvoy.DataPlane.Event.Dispatcher.Configure(workers);
+if (parsed.FileFlushInterval is { } flush) CSharpEnvoy.DataPlane.AccessLog.AccessLogWriter.ConfigureFlushInterval(flush);
 
 using var loggers = LoggerFactory.Create(b =>
 {

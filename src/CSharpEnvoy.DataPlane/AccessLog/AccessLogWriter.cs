@@ -20,12 +20,16 @@ internal sealed class AccessLogFileStats(StatsStore store)
 /// <summary>
 /// One log destination (a file, stdout or stderr), shared by every logger that writes to it. Requests never wait:
 /// a line is encoded into a pooled buffer and queued (lock-free); a background task writes the queue out and
-/// flushes every <see cref="FlushInterval"/> (Envoy's file_flush_interval, 1 s) or as soon as 64 KiB are pending
+/// flushes every <see cref="FlushInterval"/> (<c>--file-flush-interval-msec</c>; 1 s unless set) or as soon as 64 KiB are pending
 /// (Envoy's flush size). Past <see cref="MaxPendingBytes"/> lines are dropped and counted rather than buffered.
 /// </summary>
 internal sealed class AccessLogWriter : IAsyncDisposable
 {
-    public static readonly TimeSpan FlushInterval = TimeSpan.FromSeconds(1);
+    public static TimeSpan FlushInterval { get; private set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Envoy's <c>--file-flush-interval-msec</c>, set before any access log file is opened.</summary>
+    public static void ConfigureFlushInterval(TimeSpan interval) => FlushInterval = interval > TimeSpan.Zero ? interval : TimeSpan.FromMilliseconds(1);
+
     private const long FlushSize = 64 * 1024;
     private const long MaxPendingBytes = 16 * 1024 * 1024;
 

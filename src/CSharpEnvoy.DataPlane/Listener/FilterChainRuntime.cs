@@ -34,17 +34,17 @@ internal sealed class FilterChainRuntime(FilterChainModel model, HttpConnectionM
     public Http.Filters.Rbac.RbacStats? NetworkRbac { get; init; }
 
     /// <summary>Set once the chain left the listener: HTTP/1 responses ask the client to close, as Envoy's drain does.</summary>
-    public bool Draining { get; private set; }
+    public DrainSequence? Draining { get; private set; }
 
     /// <summary>Fires when the drain is over; every connection of the chain is closed then.</summary>
     public CancellationToken Closing => _closing.Token;
 
     /// <summary>Envoy's filter chain drain after an in-place listener update: connections on a chain the update removed
-    /// or changed finish over <paramref name="drainTime"/>, then close.</summary>
-    public void Drain(TimeSpan drainTime)
+    /// or changed finish over the drain time, then close.</summary>
+    public void Drain(DrainSequence drain)
     {
-        Draining = true;
-        _closing.CancelAfter(drainTime);
+        Draining = drain;
+        _closing.CancelAfter(drain.DrainTime);
     }
 
     /// <summary>Runs the network RBAC filter (if any) once the connection, and its TLS handshake, is established.</summary>

@@ -106,7 +106,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     /// other chains are new, and the connections of the chains left out drain over <paramref name="drainTime"/>.
     /// </summary>
     /// <param name="hcms">One connection manager per chain of the new model's <see cref="ListenerModel.AllFilterChains"/>.</param>
-    internal void UpdateFilterChains(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, TimeSpan drainTime)
+    internal void UpdateFilterChains(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, DrainSequence drain)
     {
         var old = new List<FilterChainRuntime>(_chains.All);
         var oldProtos = ChainProtos(_model);
@@ -137,7 +137,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         _model = model;
         _chains = new FilterChainTable(model, runtimes);
         foreach (var c in old)
-            if (!kept.Contains(c)) c.Drain(drainTime);
+            if (!kept.Contains(c)) c.Drain(drain);
     }
 
     /// <summary>The listener's FilterChain protos in <see cref="ListenerModel.AllFilterChains"/> order; null without a source.</summary>
@@ -563,15 +563,17 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     public Task ProcessRequestAsync(HttpContext context)
     {
         var chain = context.Features.Get<FilterChainRuntime>()!;
-        // Draining (admin /drain_listeners?graceful): HTTP/1 clients are told to close, as Envoy's drain does.
-        if ((_draining || chain.Draining) && !HttpProtocol.IsHttp2(context.Request.Protocol)) context.Response.OnStarting(s_closeConnection, context.Response);
+        // Draining (admin /drain_listeners?graceful, a removed listener or filter chain): HTTP/1 clients are told to
+        // close, at once or gradually (--drain-strategy), as Envoy's drain does.
+        if ((_draining ?? chain.Draining) is { } drain && !HttpProtocol.IsHttp2(context.Request.Protocol) && drain.CloseConnection())
+            context.Response.OnStarting(s_closeConnection, context.Response);
         return chain.Hcm!.HandleAsync(context, isTls: chain.Tls is not null);
     }
 
-    private volatile bool _draining;
+    private volatile DrainSequence? _draining;
 
     /// <summary>Starts the listener's drain: responses ask HTTP/1 clients to close their connection.</summary>
-    internal void StartDraining() => _draining = true;
+    internal void StartDraining(DrainSequence drain) => _draining ??= drain;
 
     private static readonly Func<object, Task> s_closeConnection = static state =>
     {

@@ -31,7 +31,8 @@ internal sealed partial class EnvoyServer
         }
         // Envoy ignores a graceful drain request once the drain sequence has started.
         if (Interlocked.Exchange(ref _drainStarted, 1) == 1) return;
-        foreach (var l in targets) l.StartDraining();
+        var drain = StartDrain();
+        foreach (var l in targets) l.StartDraining(drain);
         _ = Task.Run(async () =>
         {
             try

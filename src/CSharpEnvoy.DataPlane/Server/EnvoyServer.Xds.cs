@@ -90,5 +90,7 @@ internal sealed partial class EnvoyServer
         public IReadOnlyList<ListenerHost> Listeners => server._listeners;
 
         public TimeSpan DrainTime => server.Options.DrainTime;
+
+        public DrainSequence StartDrain() => server.StartDrain();
     }
 }

@@ -20,6 +20,8 @@ internal sealed record ServerOptions
     public string? ConfigYaml { get; init; }
     public string LogLevel { get; init; } = "info";
     public TimeSpan DrainTime { get; init; } = TimeSpan.FromSeconds(600);
+    /// <summary>Envoy's <c>--drain-strategy</c> (default gradual).</summary>
+    public Listener.DrainStrategy DrainStrategy { get; init; } = Listener.DrainStrategy.Gradual;
     public string? ServiceNode { get; init; }
     public string? ServiceCluster { get; init; }
     public string? ServiceZone { get; init; }
@@ -95,6 +97,9 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     internal ServerHealth Health { get; }
     /// <summary>Envoy's logger levels, changed by admin /logging.</summary>
     internal LogLevels LogLevels { get; }
+
+    /// <summary>A drain starting now, with <c>--drain-time-s</c> and <c>--drain-strategy</c>.</summary>
+    internal DrainSequence StartDrain() => new(Options.DrainStrategy, Options.DrainTime, Options.TimeProvider);
     internal IReadOnlyList<ListenerHost> Listeners => _listeners;
     private volatile ServerState _state = ServerState.PreInitializing;
 

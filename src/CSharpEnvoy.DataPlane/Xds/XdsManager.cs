@@ -31,6 +31,8 @@ internal interface IListenerRuntime
     void RemoveListener(ListenerHost host);
     IReadOnlyList<ListenerHost> Listeners { get; }
     TimeSpan DrainTime { get; }
+    /// <summary>A drain starting now, with the server's drain time and strategy.</summary>
+    DrainSequence StartDrain();
 }
 
 /// <summary>
@@ -1304,7 +1306,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
         var old = dyn.Host;
         if (old is not null && ListenerHost.CanUpdateInPlace(old.Model, model))
         {
-            old.UpdateFilterChains(model, hcms, _runtime.DrainTime);
+            old.UpdateFilterChains(model, hcms, _runtime.StartDrain());
             _stats.Counter("listener_manager.listener_in_place_updated").Inc();
             return;
         }
@@ -1335,7 +1337,7 @@ internal sealed class XdsManager : IXdsApplier, IAsyncDisposable
     private void StopListener(ListenerHost host)
     {
         _runtime.RemoveListener(host);
-        host.StartDraining(); // HTTP/1 responses from now on ask the client to reconnect (to the new listener)
+        host.StartDraining(_runtime.StartDrain()); // HTTP/1 responses from now on ask the client to reconnect (to the new listener)
         var drain = _runtime.DrainTime;
         var draining = _stats.Gauge("listener_manager.total_listeners_draining");
         draining.Inc();

@@ -220,4 +220,24 @@ public sealed class AdminActionsTests
         Assert.True(await AcceptsAsync(proxy, "in"));
         Assert.Equal(0, await proxy.StatAsync("listener_manager.listener_stopped"));
     }
+
+    /// <summary>Envoy's default drain strategy, gradual: at the start of the drain no HTTP/1 response asks to close, and
+    /// the share that does grows with the time gone (the decision itself: Listener/DrainSequenceTests).</summary>
+    [Fact]
+    public async Task DrainListeners_Graceful_Gradual_AsksNoClientToCloseAtTheStart()
+    {
+        var time = new ManualTimeProvider();
+        await using var backend = await TestBackend.StartEchoAsync();
+        await using var proxy = await ProxyHarness.StartAsync(TwoListeners(backend.Address), null, time, null, CSharpEnvoy.DataPlane.Listener.DrainStrategy.Gradual);
+        using var admin = proxy.AdminClient();
+        using var client = proxy.Client("in");
+
+        await PostAsync(admin, "/drain_listeners?graceful");
+        for (var i = 0; i < 20; i++)
+        {
+            using var response = await client.GetAsync("/");
+            Assert.Equal(200, (int)response.StatusCode);
+            Assert.False(response.Headers.ConnectionClose ?? false);
+        }
+    }
 }

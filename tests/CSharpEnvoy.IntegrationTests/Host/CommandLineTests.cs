@@ -32,6 +32,40 @@ public sealed class CommandLineTests
         Assert.Contains("usage: csenvoy", stderr);
     }
 
+    /// <summary>The flags control planes pass on every start (Envoy Gateway's, and most of Istio's agent's: drain
+    /// strategy, hot restart settings, workers from the cpuset, access log flush interval, local address version).</summary>
+    [Fact]
+    public async Task FlagsControlPlanesPass_AreAccepted()
+    {
+        var path = WriteTemp(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1")));
+        try
+        {
+            var (code, stdout, stderr) = await CsEnvoyProcess.RunAsync("--mode", "validate", "-c", path, "--drain-time-s", "45",
+                "--drain-strategy", "immediate", "--parent-shutdown-time-s", "60", "--local-address-ip-version", "v4",
+                "--file-flush-interval-msec", "1000", "--disable-hot-restart", "--use-dynamic-base-id", "--cpuset-threads",
+                "--restart-epoch", "0", "--concurrency", "2");
+            Assert.True(code == 0, stderr);
+            Assert.Contains("OK", stdout);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    [InlineData("--drain-strategy", "sudden", "--drain-strategy must be gradual or immediate")]
+    [InlineData("--local-address-ip-version", "v6", "--local-address-ip-version v6 is not supported by csenvoy")]
+    [InlineData("--restart-epoch", "1", "--restart-epoch above 0 asks for a hot restart, which csenvoy does not do")]
+    [InlineData("--file-flush-interval-msec", "soon", "--file-flush-interval-msec needs a number of milliseconds")]
+    [InlineData("--parent-shutdown-time-s", "-5", "--parent-shutdown-time-s needs a non-negative number")]
+    public async Task FlagValuesCsenvoyCannotHonour_AreRefused(string flag, string value, string message)
+    {
+        var (code, _, stderr) = await CsEnvoyProcess.RunAsync(flag, value, "--config-yaml", "{}");
+        Assert.Equal(1, code);
+        Assert.Contains(message, stderr);
+    }
+
     [Fact]
     public async Task ValidateMode_GoodConfig_PrintsOkAndExitsZero()
     {

@@ -21,10 +21,16 @@ public sealed class ProxyHarness : IAsyncDisposable
         StartAsync(yaml, serviceZone, time, null);
 
     /// <summary>As above, with the load balancers' (and health checkers') random source fixed, for exact distributions.</summary>
-    internal static async Task<ProxyHarness> StartAsync(string yaml, string? serviceZone, TimeProvider? time, CSharpEnvoy.DataPlane.Upstream.LoadBalancing.LbRandom? random)
+    /// <remarks>Drains are immediate here (every HTTP/1 response of a drain asks to close, <c>--drain-strategy
+    /// immediate</c>), so tests of what a drain does need not wait out the drain time; gradual drains have their own.</remarks>
+    internal static async Task<ProxyHarness> StartAsync(string yaml, string? serviceZone, TimeProvider? time, CSharpEnvoy.DataPlane.Upstream.LoadBalancing.LbRandom? random,
+        CSharpEnvoy.DataPlane.Listener.DrainStrategy drainStrategy = CSharpEnvoy.DataPlane.Listener.DrainStrategy.Immediate)
     {
         var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning));
-        var server = await ServerBuilder.StartAsync(new ServerOptions { ConfigYaml = yaml, ServiceZone = serviceZone, TimeProvider = time ?? TimeProvider.System, Random = random }, loggers);
+        var server = await ServerBuilder.StartAsync(new ServerOptions
+        {
+            ConfigYaml = yaml, ServiceZone = serviceZone, TimeProvider = time ?? TimeProvider.System, Random = random, DrainStrategy = drainStrategy,
+        }, loggers);
         return new ProxyHarness(server);
     }
 
