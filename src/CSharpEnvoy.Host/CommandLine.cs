@@ -12,12 +12,14 @@ internal static class CommandLine
                        [--drain-time-s <seconds>] [--drain-strategy gradual|immediate]
                        [--admin-address-path <path>] [--concurrency <n>] [--cpuset-threads]
                        [--file-flush-interval-msec <ms>] [--local-address-ip-version v4]
+                       [--component-log-level <logger>:<level>,...]
                        [--disable-hot-restart] [--parent-shutdown-time-s <s>] [--version] [--help]
 
           -c, --config-path     bootstrap file (YAML or JSON, Envoy v3 API)
           --config-yaml         YAML merged over the file (lists append, as in Envoy)
           --mode                serve (default) or validate: check the config and exit 0/1
           -l, --log-level       trace, debug, info (default), warning/warn, error, critical, off
+          --component-log-level  levels of single loggers over -l, e.g. upstream:debug,config:trace
           --service-node        node id (overrides node.id)
           --service-cluster     node cluster (overrides node.cluster)
           --service-zone        local zone (overrides node.locality.zone)
@@ -49,6 +51,7 @@ internal static class CommandLine
         var level = "info";
         var drain = 600;
         int? concurrency = null;
+        var componentLevels = new List<KeyValuePair<string, string>>();
         TimeSpan? flushInterval = null;
         var drainStrategy = CSharpEnvoy.DataPlane.Listener.DrainStrategy.Gradual;
         for (var i = 0; i < args.Length; i++)
@@ -87,6 +90,21 @@ internal static class CommandLine
                 case "--admin-address-path": adminAddressPath = Value(); if (adminAddressPath is null) return Missing(arg); break;
                 case "--drain-time-s":
                     if (!int.TryParse(Value(), out drain) || drain < 0) return new Result(null, "--drain-time-s needs a non-negative number of seconds", false, false);
+                    break;
+                case "--component-log-level":
+                    var spec = Value();
+                    if (spec is null) return Missing(arg);
+                    foreach (var pair in spec.Split(','))
+                    {
+                        var colon = pair.IndexOf(':');
+                        var component = colon < 0 ? pair : pair[..colon];
+                        var componentLevel = colon < 0 ? "" : pair[(colon + 1)..];
+                        if (Array.IndexOf(CSharpEnvoy.DataPlane.Admin.LogLevels.EnvoyNames, component) < 0)
+                            return new Result(null, $"--component-log-level: invalid component specified '{component}'", false, false);
+                        if (!IsLevel(componentLevel))
+                            return new Result(null, $"--component-log-level: invalid log level '{componentLevel}' for '{component}'", false, false);
+                        componentLevels.Add(new(component, componentLevel));
+                    }
                     break;
                 case "--drain-strategy":
                     switch (Value())
@@ -141,6 +159,7 @@ internal static class CommandLine
             ServiceZone = zone,
             DrainTime = TimeSpan.FromSeconds(drain),
             DrainStrategy = drainStrategy,
+            ComponentLogLevels = componentLevels,
         }, null, false, false) { AdminAddressPath = adminAddressPath, Concurrency = concurrency, FileFlushInterval = flushInterval };
     }
 

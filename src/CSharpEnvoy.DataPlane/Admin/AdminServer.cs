@@ -236,7 +236,10 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 DrainTime = Duration.FromTimeSpan(o.DrainTime),
                 Mode = o.Mode == "validate" ? CommandLineOptions.Types.Mode.Validate : CommandLineOptions.Types.Mode.Serve,
                 DisableHotRestart = true,
-                Concurrency = (uint)Environment.ProcessorCount,
+                Concurrency = (uint)CSharpEnvoy.DataPlane.Event.Dispatcher.Count,
+                ComponentLogLevel = string.Join(',', o.ComponentLogLevels.Select(p => p.Key + ":" + p.Value)),
+                DrainStrategy = o.DrainStrategy == CSharpEnvoy.DataPlane.Listener.DrainStrategy.Immediate ? CommandLineOptions.Types.DrainStrategy.Immediate : CommandLineOptions.Types.DrainStrategy.Gradual,
+                FileFlushInterval = Duration.FromTimeSpan(CSharpEnvoy.DataPlane.AccessLog.AccessLogWriter.FlushInterval),
             },
             Node = node,
         };

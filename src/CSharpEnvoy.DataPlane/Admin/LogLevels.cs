@@ -12,6 +12,19 @@ internal sealed class LogLevels
     /// <summary>The Envoy logger names csenvoy logs under, sorted as /logging lists them.</summary>
     public static readonly string[] Names = ["admin", "config", "connection", "hc", "http", "main", "router", "runtime", "stats", "tracing", "upstream"];
 
+    /// <summary>Every logger name Envoy has (its <c>ALL_LOGGER_IDS</c>), for <c>--component-log-level</c>: csenvoy logs
+    /// under <see cref="Names"/> only, so the level of any other is honoured by nothing being logged there.</summary>
+    public static readonly string[] EnvoyNames =
+    [
+        "admin", "alternate_protocols_cache", "aws", "assert", "backtrace", "basic_auth", "cache_filter", "client",
+        "config", "connection", "conn_handler", "decompression", "dns", "dubbo", "envoy_bug", "ext_authz", "ext_proc",
+        "rocketmq", "file", "filter", "forward_proxy", "geolocation", "grpc", "happy_eyeballs", "hc", "health_checker",
+        "http", "http2", "http3", "hystrix", "init", "io", "jwt", "kafka", "key_value_store", "lua", "main", "matcher",
+        "misc", "mongo", "multi_connection", "oauth2", "quic", "quic_stream", "pool", "rate_limit_quota", "rbac", "rds",
+        "redis", "router", "runtime", "stats", "secret", "tap", "testing", "thrift", "tracing", "upstream", "udp", "wasm",
+        "websocket", "golang",
+    ];
+
     /// <summary>Envoy's (spdlog's) level names, in order.</summary>
     public static readonly string[] LevelNames = ["trace", "debug", "info", "warning", "error", "critical", "off"];
 

@@ -20,6 +20,8 @@ internal sealed record ServerOptions
     public string? ConfigYaml { get; init; }
     public string LogLevel { get; init; } = "info";
     public TimeSpan DrainTime { get; init; } = TimeSpan.FromSeconds(600);
+    /// <summary>Envoy's <c>--component-log-level</c>: logger name and level pairs applied over <see cref="LogLevel"/>.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> ComponentLogLevels { get; init; } = [];
     /// <summary>Envoy's <c>--drain-strategy</c> (default gradual).</summary>
     public Listener.DrainStrategy DrainStrategy { get; init; } = Listener.DrainStrategy.Gradual;
     public string? ServiceNode { get; init; }
@@ -57,6 +59,8 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
         Bootstrap = bootstrap;
         Options = options;
         LogLevels = new LogLevels(LogLevels.TryParse(options.LogLevel == "warn" ? "warning" : options.LogLevel, out var level) ? level : LogLevel.Information);
+        foreach (var (component, name) in options.ComponentLogLevels)
+            if (LogLevels.TryParse(name == "warn" ? "warning" : name, out var componentLevel)) LogLevels.TrySet(component, componentLevel);
         loggers = LogLevels.Wrap(loggers);
         _loggers = loggers;
         _logger = loggers.CreateLogger("main");

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text.Json;
 using CSharpEnvoy.IntegrationTests.Http;
 using CSharpEnvoy.IntegrationTests.Infrastructure;
 
@@ -62,6 +63,45 @@ public sealed class CommandLineTests
     public async Task FlagValuesCsenvoyCannotHonour_AreRefused(string flag, string value, string message)
     {
         var (code, _, stderr) = await CsEnvoyProcess.RunAsync(flag, value, "--config-yaml", "{}");
+        Assert.Equal(1, code);
+        Assert.Contains(message, stderr);
+    }
+
+    /// <summary><c>--component-log-level</c> sets single loggers over <c>-l</c> (admin /logging shows them), and
+    /// /server_info reports it with the drain strategy; an unknown logger or level is refused.</summary>
+    [Fact]
+    public async Task ComponentLogLevels_AndDrainStrategy_ShowInLoggingAndServerInfo()
+    {
+        var path = WriteTemp(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1")));
+        try
+        {
+            var (process, admin) = await CsEnvoyProcess.StartWithAdminAsync(["-c", path, "-l", "warning",
+                "--component-log-level", "upstream:debug,misc:error,config:trace", "--drain-strategy", "immediate"]);
+            await using var _ = process;
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            using var logging = await http.PostAsync(admin + "/logging", null);
+            var levels = await logging.Content.ReadAsStringAsync();
+            Assert.Contains("  upstream: debug\n", levels);
+            Assert.Contains("  config: trace\n", levels);
+            Assert.Contains("  router: warning\n", levels);
+
+            var info = JsonDocument.Parse(await http.GetStringAsync(admin + "/server_info")).RootElement.GetProperty("command_line_options");
+            Assert.Equal("upstream:debug,misc:error,config:trace", info.GetProperty("component_log_level").GetString());
+            Assert.Equal("Immediate", info.GetProperty("drain_strategy").GetString());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    [InlineData("bogus:debug", "--component-log-level: invalid component specified 'bogus'")]
+    [InlineData("upstream:loud", "--component-log-level: invalid log level 'loud' for 'upstream'")]
+    [InlineData("upstream", "--component-log-level: invalid log level '' for 'upstream'")]
+    public async Task ComponentLogLevels_WithAnUnknownLoggerOrLevel_AreRefused(string value, string message)
+    {
+        var (code, _, stderr) = await CsEnvoyProcess.RunAsync("--component-log-level", value, "--config-yaml", "{}");
         Assert.Equal(1, code);
         Assert.Contains(message, stderr);
     }
