@@ -12,7 +12,7 @@ internal static class CommandLine
                        [--drain-time-s <seconds>] [--drain-strategy gradual|immediate]
                        [--admin-address-path <path>] [--concurrency <n>] [--cpuset-threads]
                        [--file-flush-interval-msec <ms>] [--local-address-ip-version v4]
-                       [--component-log-level <logger>:<level>,...]
+                       [--component-log-level <logger>:<level>,...] [--log-format <pattern>]
                        [--disable-hot-restart] [--parent-shutdown-time-s <s>] [--version] [--help]
 
           -c, --config-path     bootstrap file (YAML or JSON, Envoy v3 API)
@@ -20,6 +20,7 @@ internal static class CommandLine
           --mode                serve (default) or validate: check the config and exit 0/1
           -l, --log-level       trace, debug, info (default), warning/warn, error, critical, off
           --component-log-level  levels of single loggers over -l, e.g. upstream:debug,config:trace
+          --log-format          spdlog pattern of the log lines, e.g. "[%Y-%m-%d %T.%e][%l][%n] %v"
           --service-node        node id (overrides node.id)
           --service-cluster     node cluster (overrides node.cluster)
           --service-zone        local zone (overrides node.locality.zone)
@@ -40,6 +41,8 @@ internal static class CommandLine
         public string? AdminAddressPath { get; init; }
         /// <summary>Envoy's <c>--concurrency</c>: the number of worker (dispatcher) threads; null: one per processor.</summary>
         public int? Concurrency { get; init; }
+        /// <summary>Envoy's <c>--log-format</c>; null: csenvoy's own line format.</summary>
+        public LogFormat? LogFormat { get; init; }
         /// <summary>Envoy's <c>--file-flush-interval-msec</c>; null: the default.</summary>
         public TimeSpan? FileFlushInterval { get; init; }
     }
@@ -52,6 +55,7 @@ internal static class CommandLine
         var drain = 600;
         int? concurrency = null;
         var componentLevels = new List<KeyValuePair<string, string>>();
+        LogFormat? logFormat = null;
         TimeSpan? flushInterval = null;
         var drainStrategy = CSharpEnvoy.DataPlane.Listener.DrainStrategy.Gradual;
         for (var i = 0; i < args.Length; i++)
@@ -90,6 +94,12 @@ internal static class CommandLine
                 case "--admin-address-path": adminAddressPath = Value(); if (adminAddressPath is null) return Missing(arg); break;
                 case "--drain-time-s":
                     if (!int.TryParse(Value(), out drain) || drain < 0) return new Result(null, "--drain-time-s needs a non-negative number of seconds", false, false);
+                    break;
+                case "--log-format":
+                    var pattern = Value();
+                    if (pattern is null) return Missing(arg);
+                    logFormat = LogFormat.Parse(pattern, out var formatError);
+                    if (logFormat is null) return new Result(null, formatError, false, false);
                     break;
                 case "--component-log-level":
                     var spec = Value();
@@ -160,7 +170,7 @@ internal static class CommandLine
             DrainTime = TimeSpan.FromSeconds(drain),
             DrainStrategy = drainStrategy,
             ComponentLogLevels = componentLevels,
-        }, null, false, false) { AdminAddressPath = adminAddressPath, Concurrency = concurrency, FileFlushInterval = flushInterval };
+        }, null, false, false) { AdminAddressPath = adminAddressPath, Concurrency = concurrency, FileFlushInterval = flushInterval, LogFormat = logFormat };
     }
 
     private static Result Missing(string flag) => new(null, $"missing value for {flag}", false, false);

@@ -3,6 +3,7 @@ using CSharpEnvoy.DataPlane.Admin;
 using CSharpEnvoy.DataPlane.Listener;
 using CSharpEnvoy.DataPlane.Server;
 using CSharpEnvoy.Host;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 // csenvoy: Envoy's command line, Envoy's config, a C# data plane.
@@ -43,8 +44,14 @@ if (parsed.FileFlushInterval is { } flush) CSharpEnvoy.DataPlane.AccessLog.Acces
 
 using var loggers = LoggerFactory.Create(b =>
 {
-    b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "[yyyy-MM-dd HH:mm:ss.fff] "; })
-        .SetMinimumLevel(CommandLine.ToLogLevel(options.LogLevel))
+    // Envoy's --log-format: lines in its spdlog pattern, else csenvoy's own single-line format.
+    if (parsed.LogFormat is { } format)
+    {
+        b.Services.AddSingleton<Microsoft.Extensions.Logging.Console.ConsoleFormatter>(new LogFormatConsoleFormatter(format));
+        b.AddConsole(o => o.FormatterName = LogFormatConsoleFormatter.Name);
+    }
+    else b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "[yyyy-MM-dd HH:mm:ss.fff] "; });
+    b.SetMinimumLevel(CommandLine.ToLogLevel(options.LogLevel))
         // Kestrel and YARP log per connection/request at info; that is the proxy's hot path, so only their problems show.
         // Kestrel's "HTTP/2 is not enabled" warning does not apply: csenvoy detects h2c itself (see ListenerHost).
         .AddFilter("Microsoft", LogLevel.Warning)

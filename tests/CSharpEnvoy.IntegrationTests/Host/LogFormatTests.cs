@@ -1,0 +1,65 @@
+using System.Text;
+using CSharpEnvoy.Host;
+using CSharpEnvoy.IntegrationTests.Infrastructure;
+using Microsoft.Extensions.Logging;
+
+namespace CSharpEnvoy.IntegrationTests.Host;
+
+/// <summary>Envoy's <c>--log-format</c>: spdlog patterns for the application log lines.</summary>
+public sealed class LogFormatTests
+{
+    private static readonly DateTimeOffset At = new DateTimeOffset(2026, 3, 5, 7, 8, 9, TimeSpan.Zero).AddTicks(1234567);
+
+    private static string Format(string pattern, string message = "cluster added", LogLevel level = LogLevel.Warning)
+    {
+        var format = LogFormat.Parse(pattern, out var error);
+        Assert.True(format is not null, error);
+        var sb = new StringBuilder();
+        format!.Write(sb, At, level, "upstream", message, thread: 17, pid: 4242);
+        return sb.ToString();
+    }
+
+    [Theory]
+    // Istio's agent passes this one.
+    [InlineData("%Y-%m-%dT%T.%fZ\t%l\tenvoy %n\t%v", "2026-03-05T07:08:09.123456Z\twarning\tenvoy upstream\tcluster added")]
+    [InlineData("[%Y-%m-%d %T.%e][%t][%l][%n] %v", "[2026-03-05 07:08:09.123][17][warning][upstream] cluster added")]
+    [InlineData("%L %C%m%d %H:%M:%S.%F %z pid=%P %E 100%%", "W 260305 07:08:09.123456700 +00:00 pid=4242 1772694489 100%")]
+    [InlineData("%^%l%$: %v", "warning: cluster added")]
+    [InlineData("%D %R %I%p %a %b", "03/05/26 07:08 07AM Thu Mar")]
+    public void Pattern_FormatsTheLine(string pattern, string expected) => Assert.Equal(expected, Format(pattern));
+
+    [Fact]
+    public void EscapedMessageFlags_EscapeControlCharacters()
+    {
+        Assert.Equal("a\\nb\\t\"c\"", Format("%_", "a\nb\t\"c\""));
+        Assert.Equal("a\\nb\\t\\\"c\\\"\\u0001", Format("%j", "a\nb\t\"c\"\u0001"));
+    }
+
+    [Theory]
+    [InlineData("[%g:%#] %v", "--log-format: flag '%g' is not supported by csenvoy")]
+    [InlineData("%v %", "--log-format ends with a lone '%'")]
+    public void FlagsCsenvoyCannotFill_AreRefused(string pattern, string message)
+    {
+        Assert.Null(LogFormat.Parse(pattern, out var error));
+        Assert.Contains(message, error);
+    }
+
+    [Fact]
+    public async Task TheExecutable_WritesItsLogLinesInThePattern()
+    {
+        var path = CommandLineTests.WriteTemp("admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }\nstatic_resources: {}\n");
+        try
+        {
+            var (process, admin) = await CsEnvoyProcess.StartWithAdminAsync(["-c", path, "--log-format", "<%l|%n> %v"]);
+            await using var _ = process;
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            using var quit = await http.PostAsync(admin + "/quitquitquit", null);
+            Assert.Equal(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Contains("<info|main> all clusters initialized; server live\n", process.Stdout);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
