@@ -52,16 +52,12 @@ internal sealed unsafe class Dispatcher
     /// Envoy's <c>--concurrency</c> (see <see cref="Configure"/>).</summary>
     public static int Count => Volatile.Read(ref s_count);
 
-    /// <summary>Sets the number of dispatchers as Envoy's <c>--concurrency</c> sets its workers (0 still runs one);
-    /// false once they have been made (the first socket made them), when the number can no longer change.</summary>
-    public static bool Configure(int count)
+    /// <summary>Sets the number of dispatchers as Envoy's <c>--concurrency</c> sets its workers (0 still runs one).
+    /// Called before the first socket, which makes them; after that the number stays.</summary>
+    public static void Configure(int count)
     {
         lock (s_createGate)
-        {
-            if (s_all is not null) return s_all.Length == Math.Max(1, count);
-            Volatile.Write(ref s_count, Math.Max(1, count));
-            return true;
-        }
+            if (s_all is null) Volatile.Write(ref s_count, Math.Max(1, count));
     }
 
     /// <summary>This dispatcher's number, 0 to <see cref="Count"/> - 1.</summary>

@@ -17,7 +17,6 @@ internal sealed class DrainSequence(DrainStrategy strategy, TimeSpan drainTime, 
 {
     private readonly long _started = time.GetTimestamp();
 
-    public DrainStrategy Strategy => strategy;
     public TimeSpan DrainTime => drainTime;
 
     /// <summary>Whether this response asks the client to close its connection: always with the immediate strategy; with
