@@ -137,6 +137,11 @@ internal static class CommandLine
                 // Envoy's behaviour with --disable-hot-restart; these flags only concern that hand-over.
                 case "--disable-hot-restart" or "--use-dynamic-base-id":
                     break;
+                // Envoy then warns about fields its protos do not have instead of refusing them. csenvoy's protos are a
+                // subset of Envoy's, so a field it does not know may be one Envoy has and csenvoy does not implement:
+                // it keeps refusing them, with or without the flag.
+                case "--allow-unknown-static-fields":
+                    break;
                 // Envoy's workers from the cpuset: without --concurrency csenvoy runs one per processor .NET reports, which
                 // is already the CPUs the process may run on (its affinity, and a cgroup CPU quota rounded up).
                 case "--cpuset-threads":

@@ -8,8 +8,9 @@ namespace CSharpEnvoy.Host;
 
 /// <summary>
 /// Envoy's <c>--log-format</c>: an spdlog pattern for the application log lines, e.g. Istio's
-/// <c>%Y-%m-%dT%T.%fZ\t%l\tenvoy %n\t%v</c>. Parsed once at startup; a flag csenvoy cannot fill (the source file and
-/// line Envoy's C++ code logs from, elapsed-time and colour flags aside) is refused with its name.
+/// <c>%Y-%m-%dT%T.%fZ\t%l\tenvoy %n %g:%#\t%v</c>. Parsed once at startup. csenvoy's log calls have no C++ source
+/// file and line: the source flags print the logger name and line 0, so patterns made for Envoy keep their shape. A flag
+/// spdlog has and csenvoy cannot fill (elapsed time, thread names) is refused with its name.
 /// </summary>
 internal sealed class LogFormat
 {
@@ -42,7 +43,7 @@ internal sealed class LogFormat
                 continue;
             }
             if (flag is '^' or '$') continue; // colour range: no colours here
-            if (!"YmdHMSTefFzlLnvtPECDR_jIpbBaA".Contains(flag))
+            if (!"YmdHMSTefFzlLnvtPECDR_jIpbBaAgs#@!".Contains(flag))
             {
                 error = $"--log-format: flag '%{flag}' is not supported by csenvoy (see docs/compatibility.md)";
                 return null;
@@ -91,7 +92,9 @@ internal sealed class LogFormat
                 case 'z': sb.Append(now.ToString("zzz", inv)); break;
                 case 'l': sb.Append(s_levels[Math.Clamp((int)level, 0, 6)]); break;
                 case 'L': sb.Append(s_shortLevels[Math.Clamp((int)level, 0, 6)]); break;
-                case 'n': sb.Append(logger); break;
+                case 'n' or 'g' or 's' or '!': sb.Append(logger); break;
+                case '#': sb.Append('0'); break;
+                case '@': sb.Append(logger).Append(":0"); break;
                 case 't': sb.Append(thread.ToString(inv)); break;
                 case 'P': sb.Append(pid.ToString(inv)); break;
                 case 'v': sb.Append(message); break;

@@ -33,8 +33,9 @@ public sealed class CommandLineTests
         Assert.Contains("usage: csenvoy", stderr);
     }
 
-    /// <summary>The flags control planes pass on every start (Envoy Gateway's, and most of Istio's agent's: drain
-    /// strategy, hot restart settings, workers from the cpuset, access log flush interval, local address version).</summary>
+    /// <summary>The flags control planes pass on every start (Envoy Gateway's, and Istio's agent's: drain strategy, hot
+    /// restart settings, workers from the cpuset, access log flush interval, local address version, log format and
+    /// component levels).</summary>
     [Fact]
     public async Task FlagsControlPlanesPass_AreAccepted()
     {
@@ -44,9 +45,29 @@ public sealed class CommandLineTests
             var (code, stdout, stderr) = await CsEnvoyProcess.RunAsync("--mode", "validate", "-c", path, "--drain-time-s", "45",
                 "--drain-strategy", "immediate", "--parent-shutdown-time-s", "60", "--local-address-ip-version", "v4",
                 "--file-flush-interval-msec", "1000", "--disable-hot-restart", "--use-dynamic-base-id", "--cpuset-threads",
-                "--restart-epoch", "0", "--concurrency", "2");
+                "--restart-epoch", "0", "--concurrency", "2", "--allow-unknown-static-fields",
+                "--log-format", "%Y-%m-%dT%T.%fZ\t%l\tenvoy %n %g:%#\t%v\tthread=%t", "-l", "warning", "--component-log-level", "misc:error");
             Assert.True(code == 0, stderr);
             Assert.Contains("OK", stdout);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>csenvoy's protos are a subset of Envoy's, so a field it does not know may be one it does not implement:
+    /// <c>--allow-unknown-static-fields</c> is taken, and such a field is still refused with its path.</summary>
+    [Fact]
+    public async Task AllowUnknownStaticFields_StillRefusesAFieldCsenvoyDoesNotKnow()
+    {
+        var yaml = Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1")) + "\nno_such_bootstrap_field: 1\n";
+        var path = WriteTemp(yaml);
+        try
+        {
+            var (code, _, stderr) = await CsEnvoyProcess.RunAsync("--mode", "validate", "-c", path, "--allow-unknown-static-fields");
+            Assert.Equal(1, code);
+            Assert.Contains("no_such_bootstrap_field: unknown field 'no_such_bootstrap_field'", stderr);
         }
         finally
         {

@@ -28,6 +28,14 @@ public sealed class LogFormatTests
     [InlineData("%D %R %I%p %a %b", "03/05/26 07:08 07AM Thu Mar")]
     public void Pattern_FormatsTheLine(string pattern, string expected) => Assert.Equal(expected, Format(pattern));
 
+    /// <summary>Istio's agent puts Envoy's source location in its pattern; csenvoy has none, so the logger name and line
+    /// 0 stand in and the line keeps its shape.</summary>
+    [Theory]
+    [InlineData("%Y-%m-%dT%T.%fZ\t%l\tenvoy %n %g:%#\t%v\tthread=%t", "2026-03-05T07:08:09.123456Z\twarning\tenvoy upstream upstream:0\tcluster added\tthread=17")]
+    [InlineData("{\"level\":\"%l\",\"msg\":\"%j\",\"caller\":\"%g:%#\",\"thread\":%t}", "{\"level\":\"warning\",\"msg\":\"cluster added\",\"caller\":\"upstream:0\",\"thread\":17}")]
+    [InlineData("[%@] %s %!", "[upstream:0] upstream upstream")]
+    public void SourceLocationFlags_PrintTheLoggerAndLineZero(string pattern, string expected) => Assert.Equal(expected, Format(pattern));
+
     [Fact]
     public void EscapedMessageFlags_EscapeControlCharacters()
     {
@@ -36,7 +44,7 @@ public sealed class LogFormatTests
     }
 
     [Theory]
-    [InlineData("[%g:%#] %v", "--log-format: flag '%g' is not supported by csenvoy")]
+    [InlineData("%o %v", "--log-format: flag '%o' is not supported by csenvoy")]
     [InlineData("%v %", "--log-format ends with a lone '%'")]
     public void FlagsCsenvoyCannotFill_AreRefused(string pattern, string message)
     {
