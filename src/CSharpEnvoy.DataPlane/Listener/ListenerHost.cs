@@ -563,10 +563,14 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
     public Task ProcessRequestAsync(HttpContext context)
     {
         var chain = context.Features.Get<FilterChainRuntime>()!;
-        // Draining (admin /drain_listeners?graceful, a removed listener or filter chain): HTTP/1 clients are told to
-        // close, at once or gradually (--drain-strategy), as Envoy's drain does.
-        if ((_draining ?? chain.Draining) is { } drain && !HttpProtocol.IsHttp2(context.Request.Protocol) && drain.CloseConnection())
-            context.Response.OnStarting(s_closeConnection, context.Response);
+        // Draining (admin /drain_listeners?graceful, a removed listener or filter chain): clients are told to close, at
+        // once or gradually (--drain-strategy), as Envoy's drain does: HTTP/1 responses carry Connection: close, an
+        // HTTP/2 connection gets a GOAWAY (its streams in flight finish).
+        if ((_draining ?? chain.Draining) is { } drain && drain.CloseConnection())
+        {
+            if (!HttpProtocol.IsHttp2(context.Request.Protocol)) context.Response.OnStarting(s_closeConnection, context.Response);
+            else context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature>()?.RequestClose();
+        }
         return chain.Hcm!.HandleAsync(context, isTls: chain.Tls is not null);
     }
 

@@ -221,6 +221,25 @@ public sealed class AdminActionsTests
         Assert.Equal(0, await proxy.StatAsync("listener_manager.listener_stopped"));
     }
 
+    /// <summary>A drain sends HTTP/2 clients a GOAWAY: the request in flight is answered, and the next one goes over a
+    /// new connection.</summary>
+    [Fact]
+    public async Task DrainListeners_Graceful_SendsHttp2ClientsAGoAway()
+    {
+        await using var backend = await TestBackend.StartEchoAsync();
+        await using var proxy = await ProxyHarness.StartAsync(TwoListeners(backend.Address));
+        using var admin = proxy.AdminClient();
+        using var client = proxy.Client("in", http2: true);
+        using (var first = await client.GetAsync("/")) Assert.Equal(HttpVersion.Version20, first.Version);
+        Assert.Equal(1, await proxy.StatAsync("http.in.downstream_cx_total"));
+
+        await PostAsync(admin, "/drain_listeners?graceful");
+        using (var during = await client.GetAsync("/")) Assert.Equal(200, (int)during.StatusCode);
+        using (var after = await client.GetAsync("/")) Assert.Equal(200, (int)after.StatusCode);
+
+        Assert.Equal(2, await proxy.StatAsync("http.in.downstream_cx_total"));
+    }
+
     /// <summary>Envoy's default drain strategy, gradual: at the start of the drain no HTTP/1 response asks to close, and
     /// the share that does grows with the time gone (the decision itself: Listener/DrainSequenceTests).</summary>
     [Fact]
