@@ -98,14 +98,14 @@ internal sealed class LogFormat
                 case 't': sb.Append(thread.ToString(inv)); break;
                 case 'P': sb.Append(pid.ToString(inv)); break;
                 case 'v': sb.Append(message); break;
-                case '_': AppendEscaped(sb, message, json: false); break;
-                case 'j': AppendEscaped(sb, message, json: true); break;
+                case '_': AppendEscaped(sb, message); break;
+                case 'j': CSharpEnvoy.Config.Model.AccessLog.JsonText.AppendEscaped(sb, message); break;
             }
         }
     }
 
-    /// <summary>%_ (C-style escapes) and %j (JSON string escapes, without the quotes).</summary>
-    private static void AppendEscaped(StringBuilder sb, string s, bool json)
+    /// <summary>%_: C-style escapes for control characters and backslashes.</summary>
+    private static void AppendEscaped(StringBuilder sb, string s)
     {
         foreach (var c in s)
         {
@@ -115,9 +115,8 @@ internal sealed class LogFormat
                 case '\r': sb.Append("\\r"); break;
                 case '\t': sb.Append("\\t"); break;
                 case '\\': sb.Append("\\\\"); break;
-                case '"' when json: sb.Append("\\\""); break;
                 default:
-                    if (c < 0x20) sb.Append(json ? "\\u" + ((int)c).ToString("x4", CultureInfo.InvariantCulture) : "\\x" + ((int)c).ToString("x2", CultureInfo.InvariantCulture));
+                    if (c < 0x20) sb.Append("\\x").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
                     else sb.Append(c);
                     break;
             }
