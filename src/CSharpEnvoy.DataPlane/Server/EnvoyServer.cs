@@ -58,9 +58,11 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
     {
         Bootstrap = bootstrap;
         Options = options;
-        LogLevels = new LogLevels(LogLevels.TryParse(options.LogLevel == "warn" ? "warning" : options.LogLevel, out var level) ? level : LogLevel.Information);
+        // -l and --component-log-level take spdlog's "warn" as well as Envoy's "warning".
+        static LogLevel CommandLineLevel(string name) => LogLevels.TryParse(name == "warn" ? "warning" : name, out var level) ? level : LogLevel.Information;
+        LogLevels = new LogLevels(CommandLineLevel(options.LogLevel));
         foreach (var (component, name) in options.ComponentLogLevels)
-            if (LogLevels.TryParse(name == "warn" ? "warning" : name, out var componentLevel)) LogLevels.TrySet(component, componentLevel);
+            LogLevels.TrySet(component, CommandLineLevel(name));
         loggers = LogLevels.Wrap(loggers);
         _loggers = loggers;
         _logger = loggers.CreateLogger("main");
