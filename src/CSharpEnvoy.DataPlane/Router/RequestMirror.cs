@@ -99,9 +99,11 @@ internal static class RequestMirror
         var start = Stopwatch.GetTimestamp();
         // Envoy bounds a shadow by the route timeout; a disabled one still gets a ceiling so a hung shadow is reclaimed.
         using var cts = new CancellationTokenSource(timeout > TimeSpan.Zero ? timeout : TimeSpan.FromMinutes(5));
+        HandlerConnectionPool? pool = null;
         try
         {
-            using var response = await cluster.Invoker.SendAsync(s.Request, cts.Token).ConfigureAwait(false);
+            pool = cluster.AcquireHandlerPool(s.Host);
+            using var response = await pool.Invoker.SendAsync(s.Request, cts.Token).ConfigureAwait(false);
             stats.ResponseCode((int)response.StatusCode);
             // Read the body so the connection can be reused; its content is discarded.
             await response.Content.CopyToAsync(Stream.Null, cts.Token).ConfigureAwait(false);
@@ -118,6 +120,7 @@ internal static class RequestMirror
         }
         finally
         {
+            pool?.Release();
             s.Host.RequestFinished();
             stats.UpstreamRqActive.Dec();
             s.Request.Dispose();

@@ -35,6 +35,8 @@ internal sealed partial class RouterFilter
         /// <summary>This try is a retry: it holds the max_retries circuit breaker until it ends.</summary>
         public bool HoldsRetry { get; init; }
         public bool Released { get; set; }
+        /// <summary>The host's pool the try holds until it is released.</summary>
+        public HandlerConnectionPool? Pool { get; set; }
     }
 
     /// <summary>Whether a request can be hedged: the per-try timeout of a retriable request that is not an upgrade.</summary>
@@ -218,7 +220,8 @@ internal sealed partial class RouterFilter
             };
             info.HoldsPending = false;
             await info.TransformRequestAsync(context, request, host.DestinationPrefix, stop).ConfigureAwait(false);
-            t.Send = SendTryAsync(cluster.Invoker, request, t.Cts.Token);
+            t.Pool = cluster.AcquireHandlerPool(host);
+            t.Send = SendTryAsync(t.Pool.Invoker, request, t.Cts.Token);
             t.PerTry = Task.Delay(perTry, t.Cts.Token);
             tries.Add(t);
             return true;
@@ -230,6 +233,7 @@ internal sealed partial class RouterFilter
             t.Released = true;
             if (t.Send is { IsCompleted: false }) stats.UpstreamRqTxReset.Inc(); // a try still waiting for its answer is reset
             t.Cts.Cancel();
+            t.Pool?.Release();
             t.Host.RequestFinished();
             stats.UpstreamRqActive.Dec();
             resources.Requests.Release();

@@ -372,15 +372,17 @@ internal sealed partial class RouterFilter
                 perTryCts?.CancelAfter(perTry);
                 ForwarderError error;
                 if (logsLocalAddress) info.UpstreamLocalAddress = null;
+                var pool = codec ? null : cluster.AcquireHandlerPool(host);
                 try
                 {
                     var token = perTryCts?.Token ?? timeoutCts?.Token ?? CancellationToken.None;
-                    error = codec
+                    error = pool is null
                         ? await Http1Forwarder.SendAsync(context, cluster, host, info, idle, token).ConfigureAwait(false)
-                        : await _forwarder.SendAsync(context, host.DestinationPrefix, cluster.Invoker, config, info, token).ConfigureAwait(false);
+                        : await _forwarder.SendAsync(context, host.DestinationPrefix, pool.Invoker, config, info, token).ConfigureAwait(false);
                 }
                 finally
                 {
+                    pool?.Release();
                     host.RequestFinished();
                     stats.UpstreamRqActive.Dec();
                     resources.Requests.Release();

@@ -92,7 +92,7 @@ internal sealed class ClusterStats
 
 /// <summary>
 /// A live cluster: its validated model, its current <see cref="PrioritySet"/> (swapped whole on any change), its load
-/// balancer and the one <see cref="HttpMessageInvoker"/> (connection pools) all its requests share.
+/// balancer, and its hosts' connection pools (<see cref="Http1PoolFor"/>, <see cref="AcquireHandlerPool"/>).
 /// </summary>
 internal sealed partial class Cluster : IDisposable
 {
@@ -151,8 +151,9 @@ internal sealed partial class Cluster : IDisposable
     public Tls.SslStats? SslStats { get; }
     /// <summary>The cluster's TLS origination (its current client certificate and validation context).</summary>
     internal Tls.UpstreamTls? Tls => _tls;
-    /// <summary>The cluster's connection pools, made on its first request (most of a mesh's thousands of clusters are
-    /// never called by one sidecar; Envoy also opens pools on first use).</summary>
+    /// <summary>The connections of the cluster's side channels (the gRPC services and tracers that call it), made on
+    /// first use (most of a mesh's thousands of clusters are never called by one sidecar; Envoy also opens pools on
+    /// first use). Routed requests go over their host's pool instead (<see cref="AcquireHandlerPool"/>).</summary>
     public HttpMessageInvoker Invoker => _invoker ?? CreateInvoker();
 
     private HttpMessageInvoker CreateInvoker()
@@ -238,8 +239,16 @@ internal sealed partial class Cluster : IDisposable
             foreach (var h in removed)
                 if (h.Http1Pool is { } pool && ReferenceEquals(pool.Cluster, this) && _http1Pools.Remove(pool)) (drain ??= []).Add(pool);
         }
-        if (drain is null) return;
-        foreach (var pool in drain) pool.Drain();
+        List<HandlerConnectionPool>? drainHandlers = null;
+        lock (_handlerPools)
+        {
+            foreach (var h in removed)
+                if (h.HandlerPool is { } pool && ReferenceEquals(pool.Cluster, this) && _handlerPools.Remove(pool)) (drainHandlers ??= []).Add(pool);
+        }
+        if (drain is not null)
+            foreach (var pool in drain) pool.Drain();
+        if (drainHandlers is not null)
+            foreach (var pool in drainHandlers) pool.Drain();
     }
 
     /// <summary>Whether EDS has delivered at least one assignment (an EDS cluster warms until then).</summary>
@@ -599,8 +608,44 @@ internal sealed partial class Cluster : IDisposable
         return pool;
     }
 
+    private readonly HashSet<HandlerConnectionPool> _handlerPools = [];
+
+    /// <summary>The host's SocketsHttpHandler pool for this cluster (made on its first request, or anew when the last
+    /// one closed), held for one request until <see cref="HandlerConnectionPool.Release"/>. A host that left the
+    /// cluster, or a cluster that left the cluster map, still serves a request that chose it just before: its pool
+    /// drains, and closes once that request is done.</summary>
+    internal HandlerConnectionPool AcquireHandlerPool(Host host)
+    {
+        while (true)
+        {
+            var pool = host.HandlerPool;
+            if (pool is null || !ReferenceEquals(pool.Cluster, this) || pool.Closed)
+            {
+                lock (_handlerPools)
+                {
+                    pool = host.HandlerPool;
+                    if (pool is null || !ReferenceEquals(pool.Cluster, this) || pool.Closed)
+                    {
+                        if (pool is not null && ReferenceEquals(pool.Cluster, this)) _handlerPools.Remove(pool);
+                        pool = new HandlerConnectionPool(this, CreateHandler());
+                        _handlerPools.Add(pool);
+                        host.HandlerPool = pool;
+                    }
+                }
+            }
+            if (!pool.TryAcquire()) continue; // closed meanwhile: make another
+            if (host.Removed || _poolsDraining || Volatile.Read(ref _disposed) != 0)
+            {
+                lock (_handlerPools) _handlerPools.Remove(pool);
+                pool.Drain();
+            }
+            return pool;
+        }
+    }
+
     /// <summary>The cluster left the cluster map (CDS removed it, or replaced it with a new cluster and new hosts): its
-    /// HTTP/1.1 pools drain now, as Envoy drains a removed cluster's pools. SocketsHttpHandler's pools, health checking
+    /// hosts' pools drain now, as Envoy drains a removed cluster's pools (idle connections close at once, busy ones
+    /// when their request is done). The shared handler of its side channels (gRPC services, tracers), health checking
     /// and the rest go at <see cref="Dispose"/>, once in-flight requests had time to finish.</summary>
     internal void DrainConnectionPools()
     {
@@ -608,6 +653,9 @@ internal sealed partial class Cluster : IDisposable
         Http1.Http1ConnectionPool[] pools;
         lock (_http1Pools) pools = [.. _http1Pools];
         foreach (var pool in pools) pool.Drain();
+        HandlerConnectionPool[] handlers;
+        lock (_handlerPools) handlers = [.. _handlerPools];
+        foreach (var pool in handlers) pool.Drain();
     }
 
     public void Dispose()
@@ -619,6 +667,10 @@ internal sealed partial class Cluster : IDisposable
         lock (_http1Pools)
         {
             foreach (var pool in _http1Pools) pool.Dispose();
+        }
+        lock (_handlerPools)
+        {
+            foreach (var pool in _handlerPools) pool.Dispose();
         }
     }
 }

@@ -124,6 +124,8 @@ internal sealed class Host
     public string? LastConnectionLocalAddress { get; set; }
     /// <summary>This host's HTTP/1.1 connections (see <see cref="Cluster.Http1PoolFor"/>).</summary>
     internal Http1.Http1ConnectionPool? Http1Pool;
+    /// <summary>This host's SocketsHttpHandler connections (see <see cref="Cluster.AcquireHandlerPool"/>).</summary>
+    internal HandlerConnectionPool? HandlerPool;
     /// <summary>The host left its cluster (a discovery update, a DNS answer or a failed health check of a host pending
     /// removal took it out): a pool made for it after that drains at once.</summary>
     internal volatile bool Removed;
