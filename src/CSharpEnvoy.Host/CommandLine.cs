@@ -13,6 +13,7 @@ internal static class CommandLine
                        [--admin-address-path <path>] [--concurrency <n>] [--cpuset-threads]
                        [--file-flush-interval-msec <ms>] [--local-address-ip-version v4]
                        [--component-log-level <logger>:<level>,...] [--log-format <pattern>]
+                       [--log-format-escaped] [--log-path <path>]
                        [--disable-hot-restart] [--parent-shutdown-time-s <s>] [--version] [--help]
 
           -c, --config-path     bootstrap file (YAML or JSON, Envoy v3 API)
@@ -21,6 +22,8 @@ internal static class CommandLine
           -l, --log-level       trace, debug, info (default), warning/warn, error, critical, off
           --component-log-level  levels of single loggers over -l, e.g. upstream:debug,config:trace
           --log-format          spdlog pattern of the log lines, e.g. "[%Y-%m-%d %T.%e][%l][%n] %v"
+          --log-format-escaped  C-style escapes in log messages (a message stays one line)
+          --log-path            file the application log is appended to (default: the console)
           --service-node        node id (overrides node.id)
           --service-cluster     node cluster (overrides node.cluster)
           --service-zone        local zone (overrides node.locality.zone)
@@ -33,6 +36,8 @@ internal static class CommandLine
           --local-address-ip-version  v4 (the default; v6 is not supported)
           --disable-hot-restart, --parent-shutdown-time-s <s>, --use-dynamic-base-id, --base-id <n>,
           --restart-epoch 0     accepted: csenvoy never hot restarts, so these change nothing
+          --reject-unknown-dynamic-fields  what csenvoy always does; --allow-unknown-static-fields and
+          --ignore-unknown-dynamic-fields are accepted, and unknown fields are still refused
         """;
 
     public sealed record Result(ServerOptions? Options, string? Error, bool ShowVersion, bool ShowHelp)
@@ -43,6 +48,10 @@ internal static class CommandLine
         public int? Concurrency { get; init; }
         /// <summary>Envoy's <c>--log-format</c>; null: csenvoy's own line format.</summary>
         public LogFormat? LogFormat { get; init; }
+        /// <summary>Envoy's <c>--log-format-escaped</c>: messages C-escaped, one line each.</summary>
+        public bool LogFormatEscaped { get; init; }
+        /// <summary>Envoy's <c>--log-path</c>: the file the application log is appended to; null: the console.</summary>
+        public string? LogPath { get; init; }
         /// <summary>Envoy's <c>--file-flush-interval-msec</c>; null: the default.</summary>
         public TimeSpan? FileFlushInterval { get; init; }
     }
@@ -56,6 +65,9 @@ internal static class CommandLine
         int? concurrency = null;
         var componentLevels = new List<KeyValuePair<string, string>>();
         LogFormat? logFormat = null;
+        string? logFormatText = null;
+        var logFormatEscaped = false;
+        string? logPath = null;
         TimeSpan? flushInterval = null;
         var drainStrategy = CSharpEnvoy.DataPlane.Listener.DrainStrategy.Gradual;
         for (var i = 0; i < args.Length; i++)
@@ -98,8 +110,16 @@ internal static class CommandLine
                 case "--log-format":
                     var pattern = Value();
                     if (pattern is null) return Missing(arg);
+                    logFormatText = pattern;
                     logFormat = LogFormat.Parse(pattern, out var formatError);
                     if (logFormat is null) return new Result(null, formatError, false, false);
+                    break;
+                case "--log-format-escaped":
+                    logFormatEscaped = true;
+                    break;
+                case "--log-path":
+                    logPath = Value();
+                    if (string.IsNullOrEmpty(logPath)) return Missing(arg);
                     break;
                 case "--component-log-level":
                     var spec = Value();
@@ -140,7 +160,10 @@ internal static class CommandLine
                 // Envoy then warns about fields its protos do not have instead of refusing them. csenvoy's protos are a
                 // subset of Envoy's, so a field it does not know may be one Envoy has and csenvoy does not implement:
                 // it keeps refusing them, with or without the flag.
-                case "--allow-unknown-static-fields":
+                case "--allow-unknown-static-fields" or "--ignore-unknown-dynamic-fields":
+                    break;
+                // What csenvoy always does: an update with a field it does not know is rejected (NACKed).
+                case "--reject-unknown-dynamic-fields":
                     break;
                 // Envoy's workers from the cpuset: without --concurrency csenvoy runs one per processor .NET reports, which
                 // is already the CPUs the process may run on (its affinity, and a cgroup CPU quota rounded up).
@@ -161,6 +184,8 @@ internal static class CommandLine
                     return new Result(null, $"unknown argument '{args[i]}'", false, false);
             }
         }
+        // Envoy's default pattern when only the escaping is asked for.
+        if (logFormatEscaped) logFormat ??= LogFormat.Parse(LogFormat.EnvoyDefaultPattern, out _);
         if (configPath is null && configYaml is null)
             return new Result(null, "unable to start: no config given (use -c <path> or --config-yaml)", false, false);
         return new Result(new ServerOptions
@@ -175,7 +200,11 @@ internal static class CommandLine
             DrainTime = TimeSpan.FromSeconds(drain),
             DrainStrategy = drainStrategy,
             ComponentLogLevels = componentLevels,
-        }, null, false, false) { AdminAddressPath = adminAddressPath, Concurrency = concurrency, FileFlushInterval = flushInterval, LogFormat = logFormat };
+            LogFormat = logFormatText,
+            LogFormatEscaped = logFormatEscaped,
+            LogPath = logPath,
+        }, null, false, false) { AdminAddressPath = adminAddressPath, Concurrency = concurrency, FileFlushInterval = flushInterval, LogFormat = logFormat,
+            LogFormatEscaped = logFormatEscaped, LogPath = logPath };
     }
 
     private static Result Missing(string flag) => new(null, $"missing value for {flag}", false, false);

@@ -14,6 +14,9 @@ namespace CSharpEnvoy.Host;
 /// </summary>
 internal sealed class LogFormat
 {
+    /// <summary>Envoy's default pattern, used when <c>--log-format-escaped</c> comes without <c>--log-format</c>.</summary>
+    public const string EnvoyDefaultPattern = "[%Y-%m-%d %T.%e][%t][%l][%n] [%g:%#] %v";
+
     private readonly (char Flag, string? Text)[] _parts;
 
     private LogFormat((char, string?)[] parts) => _parts = parts;
@@ -104,6 +107,43 @@ internal sealed class LogFormat
         }
     }
 
+    /// <summary>Envoy's <c>--log-format-escaped</c>: the message with C-style escapes (as <c>absl::CEscape</c>:
+    /// <c>\n \r \t \" \' \\</c>, other bytes outside printable ASCII as three octal digits of their UTF-8), except
+    /// its trailing whitespace, so that one message stays one line.</summary>
+    public static string CEscape(string message)
+    {
+        var end = message.Length;
+        while (end > 0 && char.IsWhiteSpace(message[end - 1])) end--;
+        var needs = false;
+        for (var i = 0; i < end && !needs; i++) needs = message[i] is < ' ' or > '~' or '"' or '\'' or '\\';
+        if (!needs) return message;
+        var sb = new StringBuilder(message.Length + 16);
+        Span<byte> utf8 = stackalloc byte[4];
+        for (var i = 0; i < end; i++)
+        {
+            var c = message[i];
+            switch (c)
+            {
+                case '\n': sb.Append("\\n"); continue;
+                case '\r': sb.Append("\\r"); continue;
+                case '\t': sb.Append("\\t"); continue;
+                case '"': sb.Append("\\\""); continue;
+                case '\'': sb.Append("\\'"); continue;
+                case '\\': sb.Append("\\\\"); continue;
+            }
+            if (c is >= ' ' and <= '~')
+            {
+                sb.Append(c);
+                continue;
+            }
+            var length = char.IsHighSurrogate(c) && i + 1 < end && char.IsLowSurrogate(message[i + 1])
+                ? Encoding.UTF8.GetBytes(message.AsSpan(i++, 2), utf8)
+                : Encoding.UTF8.GetBytes(message.AsSpan(i, 1), utf8);
+            foreach (var b in utf8[..length]) sb.Append('\\').Append(Convert.ToString(b, 8).PadLeft(3, '0'));
+        }
+        return sb.Append(message, end, message.Length - end).ToString();
+    }
+
     /// <summary>%_: C-style escapes for control characters and backslashes.</summary>
     private static void AppendEscaped(StringBuilder sb, string s)
     {
@@ -126,7 +166,7 @@ internal sealed class LogFormat
 
 /// <summary>The console formatter that writes lines in a <see cref="LogFormat"/>; the logger name is csenvoy's
 /// category (Envoy's logger names for csenvoy's own: <c>main</c>, <c>upstream</c>, ...).</summary>
-internal sealed class LogFormatConsoleFormatter(LogFormat format) : ConsoleFormatter(Name)
+internal sealed class LogFormatConsoleFormatter(LogFormat format, bool escaped = false) : ConsoleFormatter(Name)
 {
     public new const string Name = "envoy";
 
@@ -134,6 +174,7 @@ internal sealed class LogFormatConsoleFormatter(LogFormat format) : ConsoleForma
     {
         var message = entry.Formatter(entry.State, entry.Exception);
         if (entry.Exception is { } e) message = message + " " + e;
+        if (escaped) message = LogFormat.CEscape(message);
         var sb = new StringBuilder(64 + message.Length);
         format.Write(sb, DateTimeOffset.Now, entry.LogLevel, entry.Category, message, Environment.CurrentManagedThreadId, Environment.ProcessId);
         sb.Append('\n');

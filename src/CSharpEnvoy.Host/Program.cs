@@ -42,12 +42,29 @@ var options = parsed.Options!;
 if (parsed.Concurrency is { } workers) CSharpEnvoy.DataPlane.Event.Dispatcher.Configure(workers);
 if (parsed.FileFlushInterval is { } flush) CSharpEnvoy.DataPlane.AccessLog.AccessLogWriter.ConfigureFlushInterval(flush);
 
+// Envoy's --log-path: the log, and what would go to the console, is appended to the file instead.
+if (parsed.LogPath is { } logPath)
+{
+    try
+    {
+        var file = new StreamWriter(new FileStream(logPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete)) { AutoFlush = true };
+        var writer = TextWriter.Synchronized(file);
+        Console.SetOut(writer);
+        Console.SetError(writer);
+    }
+    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+    {
+        Console.Error.WriteLine($"csenvoy: cannot open --log-path '{logPath}': {ex.Message}");
+        return 1;
+    }
+}
+
 using var loggers = LoggerFactory.Create(b =>
 {
     // Envoy's --log-format: lines in its spdlog pattern, else csenvoy's own single-line format.
     if (parsed.LogFormat is { } format)
     {
-        b.Services.AddSingleton<Microsoft.Extensions.Logging.Console.ConsoleFormatter>(new LogFormatConsoleFormatter(format));
+        b.Services.AddSingleton<Microsoft.Extensions.Logging.Console.ConsoleFormatter>(new LogFormatConsoleFormatter(format, parsed.LogFormatEscaped));
         b.AddConsole(o => o.FormatterName = LogFormatConsoleFormatter.Name);
     }
     else b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "[yyyy-MM-dd HH:mm:ss.fff] "; });

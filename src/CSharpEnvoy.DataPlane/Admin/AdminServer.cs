@@ -240,6 +240,10 @@ internal sealed class AdminServer : IHttpApplication<HttpContext>, IAsyncDisposa
                 ComponentLogLevel = string.Join(',', o.ComponentLogLevels.Select(p => p.Key + ":" + p.Value)),
                 DrainStrategy = o.DrainStrategy == CSharpEnvoy.DataPlane.Listener.DrainStrategy.Immediate ? CommandLineOptions.Types.DrainStrategy.Immediate : CommandLineOptions.Types.DrainStrategy.Gradual,
                 FileFlushInterval = Duration.FromTimeSpan(CSharpEnvoy.DataPlane.AccessLog.AccessLogWriter.FlushInterval),
+                LogFormat = o.LogFormat ?? "",
+                LogFormatEscaped = o.LogFormatEscaped,
+                LogPath = o.LogPath ?? "",
+                RejectUnknownDynamicFields = true, // unknown fields are always refused (docs/compatibility.md)
             },
             Node = node,
         };

@@ -24,6 +24,11 @@ internal sealed record ServerOptions
     public IReadOnlyList<KeyValuePair<string, string>> ComponentLogLevels { get; init; } = [];
     /// <summary>Envoy's <c>--drain-strategy</c> (default gradual).</summary>
     public Listener.DrainStrategy DrainStrategy { get; init; } = Listener.DrainStrategy.Gradual;
+    /// <summary>Envoy's <c>--log-format</c>, <c>--log-format-escaped</c> and <c>--log-path</c>, as given (the host
+    /// applies them; <c>/server_info</c> reports them).</summary>
+    public string? LogFormat { get; init; }
+    public bool LogFormatEscaped { get; init; }
+    public string? LogPath { get; init; }
     public string? ServiceNode { get; init; }
     public string? ServiceCluster { get; init; }
     public string? ServiceZone { get; init; }

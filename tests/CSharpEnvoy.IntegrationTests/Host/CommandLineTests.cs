@@ -45,7 +45,8 @@ public sealed class CommandLineTests
             var (code, stdout, stderr) = await CsEnvoyProcess.RunAsync("--mode", "validate", "-c", path, "--drain-time-s", "45",
                 "--drain-strategy", "immediate", "--parent-shutdown-time-s", "60", "--local-address-ip-version", "v4",
                 "--file-flush-interval-msec", "1000", "--disable-hot-restart", "--use-dynamic-base-id", "--cpuset-threads",
-                "--restart-epoch", "0", "--concurrency", "2", "--allow-unknown-static-fields",
+                "--restart-epoch", "0", "--concurrency", "2", "--allow-unknown-static-fields", "--reject-unknown-dynamic-fields",
+                "--ignore-unknown-dynamic-fields", "--log-format-escaped",
                 "--log-format", "%Y-%m-%dT%T.%fZ\t%l\tenvoy %n %g:%#\t%v\tthread=%t", "-l", "warning", "--component-log-level", "misc:error");
             Assert.True(code == 0, stderr);
             Assert.Contains("OK", stdout);
@@ -81,6 +82,7 @@ public sealed class CommandLineTests
     [InlineData("--restart-epoch", "1", "--restart-epoch above 0 asks for a hot restart, which csenvoy does not do")]
     [InlineData("--file-flush-interval-msec", "soon", "--file-flush-interval-msec needs a number of milliseconds")]
     [InlineData("--parent-shutdown-time-s", "-5", "--parent-shutdown-time-s needs a non-negative number")]
+    [InlineData("--log-path", "/nonexistent-dir/csenvoy.log", "cannot open --log-path '/nonexistent-dir/csenvoy.log'")]
     public async Task FlagValuesCsenvoyCannotHonour_AreRefused(string flag, string value, string message)
     {
         var (code, _, stderr) = await CsEnvoyProcess.RunAsync(flag, value, "--config-yaml", "{}");

@@ -43,6 +43,16 @@ public sealed class LogFormatTests
         Assert.Equal("a\\nb\\t\\\"c\\\"\\u0001", Format("%j", "a\nb\t\"c\"\u0001"));
     }
 
+    /// <summary><c>--log-format-escaped</c>: absl::CEscape of the message, trailing whitespace left alone.</summary>
+    [Theory]
+    [InlineData("cluster added", "cluster added")]
+    [InlineData("a\nb\r\tc", "a\\nb\\r\\tc")]
+    [InlineData("say \"hi\" it's a\\b", "say \\\"hi\\\" it\\'s a\\\\b")]
+    [InlineData("bell\u0007 del\u007f", "bell\\007 del\\177")]
+    [InlineData("caf\u00e9 \U0001F600", "caf\\303\\251 \\360\\237\\230\\200")]
+    [InlineData("two\nlines\n", "two\\nlines\n")]
+    public void LogFormatEscaped_CEscapesTheMessage(string message, string expected) => Assert.Equal(expected, LogFormat.CEscape(message));
+
     [Theory]
     [InlineData("%o %v", "--log-format: flag '%o' is not supported by csenvoy")]
     [InlineData("%v %", "--log-format ends with a lone '%'")]
@@ -68,6 +78,36 @@ public sealed class LogFormatTests
         finally
         {
             File.Delete(path);
+        }
+    }
+
+    /// <summary><c>--log-path</c> appends the log to a file instead of the console; <c>--log-format-escaped</c> alone
+    /// takes Envoy's default pattern. /server_info reports both.</summary>
+    [Fact]
+    public async Task LogPath_AppendsTheLogToTheFile_InEnvoysDefaultPatternWhenEscaped()
+    {
+        var path = CommandLineTests.WriteTemp("admin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }\nstatic_resources: {}\n");
+        var logPath = CommandLineTests.WriteTemp("an earlier line\n", ".log");
+        try
+        {
+            var (process, admin) = await CsEnvoyProcess.StartWithAdminAsync(["-c", path, "--log-path", logPath, "--log-format-escaped"]);
+            await using var _ = process;
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            var info = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync(admin + "/server_info")).RootElement.GetProperty("command_line_options");
+            Assert.Equal(logPath, info.GetProperty("log_path").GetString());
+            Assert.True(info.GetProperty("log_format_escaped").GetBoolean());
+            using var quit = await http.PostAsync(admin + "/quitquitquit", null);
+            Assert.Equal(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+
+            var log = await File.ReadAllTextAsync(logPath);
+            Assert.StartsWith("an earlier line\n", log);
+            Assert.Matches(@"\n\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\]\[\d+\]\[info\]\[main\] \[main:0\] all clusters initialized; server live\n", log);
+            Assert.DoesNotContain("server live", process.Stdout);
+        }
+        finally
+        {
+            File.Delete(path);
+            File.Delete(logPath);
         }
     }
 }
