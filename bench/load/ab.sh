@@ -55,10 +55,10 @@ if [ "${FLOOR:-0}" = 1 ] && [ "$MODE" = h1 ]; then
   LABELS+=(floor); PIDOF[floor]=$PID_floor; PORT[floor]=19594
 fi
 
-# one <port> <seconds> -> "req/s served"
+# one <port> <seconds> -> "req/s served" and, for h1, "p99 ms" (wrk's)
 one() {
-  if [ "$MODE" = h1 ]; then read -r rps _ < <(wrk_h1 "$1" "$2"); echo "$rps"
-  else h2_load "$MODE" "$1" "$2" | awk -v s="$2" '/^requests:/ {print $8 / s}'; fi
+  if [ "$MODE" = h1 ]; then read -r rps _ p99 < <(wrk_h1 "$1" "$2"); echo "$rps $p99"
+  else h2_load "$MODE" "$1" "$2" | awk -v s="$2" '/^requests:/ {print $8 / s, "-"}'; fi
 }
 
 echo "warming up each variant for ${WARMUP}s..." >&2
@@ -69,15 +69,16 @@ for l in "${LABELS[@]}"; do
   for _ in $(seq "$WARM_CYCLES"); do one "${PORT[$l]}" "$(( (WARMUP + WARM_CYCLES - 1) / WARM_CYCLES ))" >/dev/null; done
 done
 
-declare -A CPU RPS SYS
+declare -A CPU RPS SYS LAT
 for round in $(seq 1 "$ROUNDS"); do
   for l in "${LABELS[@]}"; do
     pid=${PIDOF[$l]}
-    c0=$(cpu_ticks "$pid"); k0=$(sys_ticks "$pid"); rps=$(one "${PORT[$l]}" "$DURATION"); c1=$(cpu_ticks "$pid"); k1=$(sys_ticks "$pid")
+    c0=$(cpu_ticks "$pid"); k0=$(sys_ticks "$pid"); read -r rps p99 < <(one "${PORT[$l]}" "$DURATION"); c1=$(cpu_ticks "$pid"); k1=$(sys_ticks "$pid")
     us=$(echo "($c1 - $c0) * 1000000 / $HZ / ($rps * $DURATION)" | bc -l)
     sys=$(echo "($k1 - $k0) * 1000000 / $HZ / ($rps * $DURATION)" | bc -l)
     CPU[$l]="${CPU[$l]:-} $(printf '%.1f' "$us")"; RPS[$l]="${RPS[$l]:-} $(printf '%.0f' "$rps")"; SYS[$l]="${SYS[$l]:-} $(printf '%.1f' "$sys")"
-    printf '  round %s: %-12s %8.0f req/s  %6.1f us/req (system %4.1f)\n' "$round" "$l" "$rps" "$us" "$sys" >&2
+    LAT[$l]="${LAT[$l]:-} $p99"
+    printf '  round %s: %-12s %8.0f req/s  %6.1f us/req (system %4.1f)  p99 %s ms\n' "$round" "$l" "$rps" "$us" "$sys" "$p99" >&2
   done
 done
 
@@ -86,8 +87,9 @@ echo "## A/B $MODE ($(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -
 echo
 echo "$ROUNDS alternating rounds of ${DURATION}s after ${WARMUP}s warm-up each; $CONNS connections$([ "$MODE" = h1 ] || echo ' x 10 streams')."
 echo
-echo "| variant | CPU µs/req median (range) | of it system (kernel) µs/req | req/s median (range) | per round µs |"
-echo "|---|---|---|---|---|"
+echo "| variant | CPU µs/req median (range) | of it system (kernel) µs/req | req/s median (range) | p99 ms median (range) | per round µs |"
+echo "|---|---|---|---|---|---|"
 for l in "${LABELS[@]}"; do
-  echo "| $l | $(echo "${CPU[$l]}" | median) | $(echo "${SYS[$l]}" | median) | $(echo "${RPS[$l]}" | median) |${CPU[$l]} |"
+  p99s="-"; [ "$MODE" = h1 ] && p99s=$(echo "${LAT[$l]}" | median)
+  echo "| $l | $(echo "${CPU[$l]}" | median) | $(echo "${SYS[$l]}" | median) | $(echo "${RPS[$l]}" | median) | $p99s |${CPU[$l]} |"
 done
