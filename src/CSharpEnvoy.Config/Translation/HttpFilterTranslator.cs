@@ -32,9 +32,30 @@ internal static class HttpFilterTranslator
             case ExtensionRegistry.RbacFilter:
                 if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
                 return RbacTranslator.Http(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Rbac.V3.RBAC>(), path + ".typed_config", errors);
+            case ExtensionRegistry.CorsFilter:
+                return CorsFilterModel.Instance; // Cors has no fields; its policies are per route
             default:
                 return null;
         }
+    }
+
+    /// <summary><c>envoy.extensions.filters.http.cors.v3.CorsPolicy</c> (typed_per_filter_config).</summary>
+    public static CorsPolicyModel CorsPolicy(Envoy.Extensions.Filters.Http.Cors.V3.CorsPolicy c, string path, ConfigErrors errors)
+    {
+        var origins = new List<Model.Matchers.StringMatcherModel>();
+        for (var i = 0; i < c.AllowOriginStringMatch.Count; i++)
+            if (RouteTranslator.StringMatcher(c.AllowOriginStringMatch[i], $"{path}.allow_origin_string_match[{i}]", errors) is { } m) origins.Add(m);
+        return new CorsPolicyModel(
+            origins.ToArray(),
+            c.AllowMethods,
+            c.AllowHeaders,
+            c.ExposeHeaders,
+            c.MaxAge,
+            c.AllowCredentials,
+            c.FilterEnabled is null ? null : Percent(c.FilterEnabled.DefaultValue),
+            c.ShadowEnabled is null ? null : Percent(c.ShadowEnabled.DefaultValue),
+            c.AllowPrivateNetworkAccess,
+            c.ForwardNotMatchingPreflights);
     }
 
     public static HealthCheckFilterModel HealthCheck(Envoy.Extensions.Filters.Http.HealthCheck.V3.HealthCheck h, string path, ConfigErrors errors)

@@ -35,6 +35,7 @@ internal static class ExtensionRegistry
     public const string OpenTelemetryTracer = "envoy.tracers.opentelemetry";
     public const string TlsInspector = "envoy.filters.listener.tls_inspector";
     public const string RbacFilter = "envoy.filters.http.rbac";
+    public const string CorsFilter = "envoy.filters.http.cors";
     public const string TcpProxy = "envoy.filters.network.tcp_proxy";
     public const string NetworkRbac = "envoy.filters.network.rbac";
 
@@ -102,6 +103,10 @@ internal static class ExtensionRegistry
             Array.Empty<string>(), "connection-level RBAC before the terminal filter; a denied connection is closed"),
         new ExtensionInfo(ExtensionCategory.HttpFilter, RbacFilter, "envoy.extensions.filters.http.rbac.v3.RBAC",
             Array.Empty<string>(), "role based access control: ALLOW/DENY/LOG policies, shadow rules; 403 RBAC: access denied"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, CorsFilter, "envoy.extensions.filters.http.cors.v3.Cors",
+            new[] { "envoy.cors" }, "CORS: answers preflights and adds access-control-* headers to responses by the routes' CorsPolicy"),
+        new ExtensionInfo(ExtensionCategory.HttpFilterPerRoute, CorsFilter, "envoy.extensions.filters.http.cors.v3.CorsPolicy",
+            Array.Empty<string>(), "the CORS policy of a route, virtual host or route configuration; each setting from the most specific level that has it"),
     };
 
     public static ExtensionInfo? FindByName(ExtensionCategory category, string name)

@@ -466,6 +466,12 @@ internal static class SupportedFields
         Msg("envoy.config.route.v3.VirtualHost", "virtual_clusters");
         Msg("envoy.config.route.v3.VirtualCluster", "name", "headers");
 
+        Area("HTTP filters: CORS (envoy.filters.http.cors)");
+        Msg("envoy.extensions.filters.http.cors.v3.Cors");
+        Msg("envoy.extensions.filters.http.cors.v3.CorsPolicy", "allow_origin_string_match", "allow_methods", "allow_headers",
+            "expose_headers", "max_age", "allow_credentials", "filter_enabled", "shadow_enabled", "allow_private_network_access",
+            "forward_not_matching_preflights");
+
         Area("HTTP filters: health check (envoy.filters.http.health_check)");
         Msg("envoy.extensions.filters.http.health_check.v3.HealthCheck", "pass_through_mode", "headers");
         Msg("envoy.config.route.v3.Decorator", "operation", "propagate");

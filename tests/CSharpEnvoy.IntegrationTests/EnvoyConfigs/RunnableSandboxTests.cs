@@ -128,6 +128,43 @@ public sealed class RunnableSandboxTests
         Assert.Equal("http GET /ws/info", await plainWs.Content.ReadAsStringAsync());
     }
 
+    // ----- cors: the backend's policies per route (open to any origin, disabled, restricted by regex) -----
+
+    [Fact]
+    public async Task CorsBackend_OpenDisabledAndRestrictedRoutes()
+    {
+        await using var service = await TestBackend.StartEchoAsync("backend");
+        await using var proxy = await StartAsync("cors/backend/envoy.yaml", ("backend_service", service));
+        using var client = proxy.Client(UnnamedListener);
+
+        async Task<(HttpStatusCode Status, string? AllowOrigin, string Body)> PreflightAsync(string path, string origin)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Options, path);
+            request.Headers.Add("Origin", origin);
+            request.Headers.Add("Access-Control-Request-Method", "GET");
+            using var r = await client.SendAsync(request);
+            return (r.StatusCode, r.Headers.TryGetValues("access-control-allow-origin", out var v) ? v.Single() : null, await r.Content.ReadAsStringAsync());
+        }
+
+        // "/cors/open": the virtual host's policy, any origin (its matcher matches "*"), answered by the proxy.
+        Assert.Equal((HttpStatusCode.OK, "http://example.com", ""), await PreflightAsync("/cors/open", "http://example.com"));
+        // "/cors/disabled": filter_enabled 0% on the route; the preflight reaches the service.
+        var disabled = await PreflightAsync("/cors/disabled", "http://example.com");
+        Assert.Null(disabled.AllowOrigin);
+        Assert.StartsWith("backend OPTIONS /cors/disabled", disabled.Body);
+        // "/cors/restricted": only *.envoyproxy.io; another origin's preflight is forwarded.
+        Assert.Equal((HttpStatusCode.OK, "https://www.envoyproxy.io", ""), await PreflightAsync("/cors/restricted", "https://www.envoyproxy.io"));
+        var other = await PreflightAsync("/cors/restricted", "http://example.com");
+        Assert.Null(other.AllowOrigin);
+        Assert.StartsWith("backend OPTIONS /cors/restricted", other.Body);
+
+        using var actual = new HttpRequestMessage(HttpMethod.Get, "/cors/open");
+        actual.Headers.Add("Origin", "http://example.com");
+        using var response = await client.SendAsync(actual);
+        Assert.Equal("http://example.com", response.Headers.GetValues("access-control-allow-origin").Single());
+        Assert.Equal("backend GET /cors/open body=0", await response.Content.ReadAsStringAsync());
+    }
+
     // ----- csrf (cross-site) and grpc-bridge (server side): plain proxies with a stdout access log -----
 
     [Fact]

@@ -78,3 +78,24 @@ internal sealed record RateLimitPerRouteModel(VhRateLimitsOption VhRateLimits, s
 /// <summary>Validated <c>extensions.filters.http.health_check.v3.HealthCheck</c>: which requests are health checks
 /// (all <see cref="Headers"/> match) and whether they are answered locally or passed through.</summary>
 internal sealed record HealthCheckFilterModel(bool PassThroughMode, IReadOnlyList<CSharpEnvoy.Config.Model.Matchers.HeaderMatcherModel> Headers);
+
+/// <summary><c>extensions.filters.http.cors.v3.Cors</c>: the filter has no settings of its own; its policies are the
+/// routes' (<see cref="CorsPolicyModel"/> in typed_per_filter_config).</summary>
+internal sealed record CorsFilterModel
+{
+    public static readonly CorsFilterModel Instance = new();
+}
+
+/// <summary>Validated <c>extensions.filters.http.cors.v3.CorsPolicy</c>. Empty strings, empty origins and null
+/// booleans are unset: the filter takes each of them from the most specific level that sets it.</summary>
+internal sealed record CorsPolicyModel(
+    CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[] AllowOrigins,
+    string AllowMethods,
+    string AllowHeaders,
+    string ExposeHeaders,
+    string MaxAge,
+    bool? AllowCredentials,
+    FractionalPercentModel? FilterEnabled,
+    FractionalPercentModel? ShadowEnabled,
+    bool? AllowPrivateNetworkAccess,
+    bool? ForwardNotMatchingPreflights);
