@@ -38,6 +38,8 @@ public sealed class CorsTests
                       - match: { prefix: "/api" }
                         route: { cluster: backend }
         {{(routePolicy.Length == 0 ? "" : Yaml.Indent("typed_per_filter_config:\n  envoy.filters.http.cors:\n    \"@type\": " + PolicyType + "\n" + Yaml.Indent(routePolicy, 4), 16))}}
+                      - match: { prefix: "/static" }
+                        direct_response: { status: 204 }
                       - match: { prefix: "/" }
                         route: { cluster: backend }
                   http_filters:
@@ -102,6 +104,11 @@ public sealed class CorsTests
         Assert.Null(Header(r, "access-control-expose-headers")); // only on actual responses
         Assert.Equal("", await r.Content.ReadAsStringAsync());
         Assert.Equal(0, seen());
+
+        // A direct response route is not the filter's (Envoy's filter needs a route entry): answered as configured.
+        using var direct = await client.SendAsync(Preflight("/static", "https://app.example.com"));
+        Assert.Equal(HttpStatusCode.NoContent, direct.StatusCode);
+        Assert.Null(Header(direct, "access-control-allow-origin"));
 
         using var suffix = await client.SendAsync(Preflight("/things", "https://a.trusted.example"));
         Assert.Equal("https://a.trusted.example", Header(suffix, "access-control-allow-origin"));

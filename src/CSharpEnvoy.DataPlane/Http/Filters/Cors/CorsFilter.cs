@@ -23,6 +23,8 @@ internal sealed class CorsFilter(HttpFilterNames names, StatsStore stats, string
 
     public ValueTask<bool> DecodeHeadersAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm)
     {
+        // As Envoy's: only routes that forward (a redirect or direct response has no route entry there).
+        if (info.Route is not { Redirect: null, DirectResponse: null }) return new ValueTask<bool>(true);
         var policies = Policies(info);
         if (policies.Route is null && policies.VirtualHost is null && policies.Routes is null) return new ValueTask<bool>(true);
         var first = policies.MostSpecific;
