@@ -32,11 +32,27 @@ internal static class HttpFilterTranslator
             case ExtensionRegistry.RbacFilter:
                 if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
                 return RbacTranslator.Http(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Rbac.V3.RBAC>(), path + ".typed_config", errors);
+            case ExtensionRegistry.CsrfFilter:
+                if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
+                return CsrfPolicy(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Csrf.V3.CsrfPolicy>(), path + ".typed_config", errors);
             case ExtensionRegistry.CorsFilter:
                 return CorsFilterModel.Instance; // Cors has no fields; its policies are per route
             default:
                 return null;
         }
+    }
+
+    /// <summary><c>envoy.extensions.filters.http.csrf.v3.CsrfPolicy</c> (the filter's config, or typed_per_filter_config).</summary>
+    public static CsrfPolicyModel CsrfPolicy(Envoy.Extensions.Filters.Http.Csrf.V3.CsrfPolicy c, string path, ConfigErrors errors)
+    {
+        if (c.FilterEnabled is null) errors.Add(path + ".filter_enabled", "filter_enabled is required");
+        var origins = new List<Model.Matchers.StringMatcherModel>();
+        for (var i = 0; i < c.AdditionalOrigins.Count; i++)
+            if (RouteTranslator.StringMatcher(c.AdditionalOrigins[i], $"{path}.additional_origins[{i}]", errors) is { } m) origins.Add(m);
+        return new CsrfPolicyModel(
+            Percent(c.FilterEnabled?.DefaultValue),
+            c.ShadowEnabled is null ? null : Percent(c.ShadowEnabled.DefaultValue),
+            origins.ToArray());
     }
 
     /// <summary><c>envoy.extensions.filters.http.cors.v3.CorsPolicy</c> (typed_per_filter_config).</summary>

@@ -24,6 +24,8 @@ internal static class PerFilterConfigTranslator
             HttpFilterTranslator.LocalRateLimit((Envoy.Extensions.Filters.Http.LocalRatelimit.V3.LocalRateLimit)m, p, e, perRoute: true),
         ["envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute"] = (m, p, e) =>
             RateLimitFilterTranslator.PerRoute((Envoy.Extensions.Filters.Http.Ratelimit.V3.RateLimitPerRoute)m, p, e),
+        ["envoy.extensions.filters.http.csrf.v3.CsrfPolicy"] = (m, p, e) =>
+            HttpFilterTranslator.CsrfPolicy((Envoy.Extensions.Filters.Http.Csrf.V3.CsrfPolicy)m, p, e),
         ["envoy.extensions.filters.http.cors.v3.CorsPolicy"] = (m, p, e) =>
             HttpFilterTranslator.CorsPolicy((Envoy.Extensions.Filters.Http.Cors.V3.CorsPolicy)m, p, e),
         ["envoy.extensions.filters.http.rbac.v3.RBACPerRoute"] = (m, p, e) =>

@@ -36,6 +36,7 @@ internal static class ExtensionRegistry
     public const string TlsInspector = "envoy.filters.listener.tls_inspector";
     public const string RbacFilter = "envoy.filters.http.rbac";
     public const string CorsFilter = "envoy.filters.http.cors";
+    public const string CsrfFilter = "envoy.filters.http.csrf";
     public const string TcpProxy = "envoy.filters.network.tcp_proxy";
     public const string NetworkRbac = "envoy.filters.network.rbac";
 
@@ -107,6 +108,8 @@ internal static class ExtensionRegistry
             new[] { "envoy.cors" }, "CORS: answers preflights and adds access-control-* headers to responses by the routes' CorsPolicy"),
         new ExtensionInfo(ExtensionCategory.HttpFilterPerRoute, CorsFilter, "envoy.extensions.filters.http.cors.v3.CorsPolicy",
             Array.Empty<string>(), "the CORS policy of a route, virtual host or route configuration; each setting from the most specific level that has it"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, CsrfFilter, "envoy.extensions.filters.http.csrf.v3.CsrfPolicy",
+            new[] { "envoy.csrf" }, "CSRF: POST, PUT, DELETE and PATCH requests whose source origin (Origin, else Referer) is not the request's host or an additional origin get 403 Invalid origin"),
     };
 
     public static ExtensionInfo? FindByName(ExtensionCategory category, string name)

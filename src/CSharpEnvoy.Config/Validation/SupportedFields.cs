@@ -472,6 +472,9 @@ internal static class SupportedFields
             "expose_headers", "max_age", "allow_credentials", "filter_enabled", "shadow_enabled", "allow_private_network_access",
             "forward_not_matching_preflights");
 
+        Area("HTTP filters: CSRF (envoy.filters.http.csrf)");
+        Msg("envoy.extensions.filters.http.csrf.v3.CsrfPolicy", "filter_enabled", "shadow_enabled", "additional_origins");
+
         Area("HTTP filters: health check (envoy.filters.http.health_check)");
         Msg("envoy.extensions.filters.http.health_check.v3.HealthCheck", "pass_through_mode", "headers");
         Msg("envoy.config.route.v3.Decorator", "operation", "propagate");

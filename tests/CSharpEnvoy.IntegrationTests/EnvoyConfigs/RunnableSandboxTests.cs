@@ -165,6 +165,33 @@ public sealed class RunnableSandboxTests
         Assert.Equal("backend GET /cors/open body=0", await response.Content.ReadAsStringAsync());
     }
 
+    // ----- csrf (same site): per-route CSRF policies behind the CORS filter -----
+
+    [Fact]
+    public async Task CsrfSameSite_EnforcedDisabledShadowAndAdditionalOriginRoutes()
+    {
+        await using var service = await TestBackend.StartEchoAsync("service");
+        await using var proxy = await StartAsync("csrf/samesite/envoy.yaml", ("generic_service", service));
+        using var client = proxy.Client(UnnamedListener);
+
+        async Task<HttpStatusCode> PostAsync(string path, string origin)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent("x") };
+            request.Headers.Add("Origin", origin);
+            using var r = await client.SendAsync(request);
+            return r.StatusCode;
+        }
+
+        var own = "http://" + proxy.ListenerAddress(UnnamedListener);
+        // The virtual host's policy enforces: a cross-site POST is refused, a same-site one passes.
+        Assert.Equal(HttpStatusCode.Forbidden, await PostAsync("/submit", "http://evil.example"));
+        Assert.Equal(HttpStatusCode.OK, await PostAsync("/submit", own));
+        Assert.Equal(HttpStatusCode.OK, await PostAsync("/csrf/disabled", "http://evil.example"));
+        Assert.Equal(HttpStatusCode.OK, await PostAsync("/csrf/shadow", "http://evil.example"));
+        Assert.Equal(HttpStatusCode.OK, await PostAsync("/csrf/additional_origin", "http://evil.example"));
+        Assert.Equal(2, await proxy.StatAsync("http.ingress_http.csrf.request_invalid")); // enforced + shadow
+    }
+
     // ----- csrf (cross-site) and grpc-bridge (server side): plain proxies with a stdout access log -----
 
     [Fact]

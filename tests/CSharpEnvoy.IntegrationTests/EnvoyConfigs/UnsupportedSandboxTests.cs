@@ -19,10 +19,11 @@ public sealed class UnsupportedSandboxTests
     [Theory]
     [InlineData("cors/frontend/envoy.yaml")]
     [InlineData("cors/backend/envoy.yaml")]
-    public void CorsSandboxes_Load(string file)
+    [InlineData("csrf/samesite/envoy.yaml")]
+    public void CorsAndCsrfSandboxes_Load(string file)
     {
-        // The CORS filter and its per-route policies are implemented; the runtime keys of filter_enabled and
-        // shadow_enabled are warned about (their default values apply).
+        // The CORS and CSRF filters and their per-route policies are implemented; the runtime keys of
+        // filter_enabled and shadow_enabled are warned about (their default values apply).
         AssertErrors(file);
     }
 
@@ -62,14 +63,6 @@ public sealed class UnsupportedSandboxTests
                 HttpFilter(Hcm(1), 0, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
             } },
         { "cache/envoy.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.cache", "envoy.extensions.filters.http.cache.v3.CacheConfig") } },
-        { "csrf/samesite/envoy.yaml", new[]
-            {
-                PerFilter(VirtualHost(0) + ".routes[0]", "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
-                PerFilter(VirtualHost(0) + ".routes[1]", "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
-                PerFilter(VirtualHost(0) + ".routes[2]", "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
-                PerFilter(VirtualHost(0), "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
-                HttpFilter(Hcm(0), 1, "envoy.filters.http.csrf", "envoy.extensions.filters.http.csrf.v3.CsrfPolicy"),
-            } },
         { "datadog-tracing/envoy.yaml", Tracer(listeners: 1, "datadog", "DatadogConfig") },
         // The double-proxy and tls-sni sandboxes generate their certificates at run time; the corpus has none.
         { "double-proxy/envoy-backend.yaml", new[]

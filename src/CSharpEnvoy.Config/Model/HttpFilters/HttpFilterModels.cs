@@ -99,3 +99,9 @@ internal sealed record CorsPolicyModel(
     FractionalPercentModel? ShadowEnabled,
     bool? AllowPrivateNetworkAccess,
     bool? ForwardNotMatchingPreflights);
+
+/// <summary>Validated <c>extensions.filters.http.csrf.v3.CsrfPolicy</c>: the filter's config, or a route's override.</summary>
+internal sealed record CsrfPolicyModel(
+    FractionalPercentModel FilterEnabled,
+    FractionalPercentModel? ShadowEnabled,
+    CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[] AdditionalOrigins);

@@ -75,6 +75,7 @@ internal static class HttpFilterChain
                 HealthCheckFilterModel hc => new HealthCheck.HealthCheckFilter(hc, health ?? new Server.ServerHealth("")),
                 Config.Model.Rbac.RbacFilterModel rbac => new Rbac.RbacFilter(rbac, names, stats, "http." + model.StatPrefix + "."),
                 CorsFilterModel => new Cors.CorsFilter(names, stats, "http." + model.StatPrefix + "."),
+                CsrfPolicyModel csrf => new Csrf.CsrfFilter(csrf, names, stats, "http." + model.StatPrefix + "."),
                 _ => null,
             };
             if (filter is not null) (filters ??= new()).Add(new HttpFilterEntry(filter, names, f.Disabled));
