@@ -76,7 +76,23 @@ internal static class RouteTranslator
             TypedPerFilterConfig = PerFilterConfigTranslator.Translate(vh.TypedPerFilterConfig, path, errors),
             RateLimits = RateLimitTranslator.Translate(vh.RateLimits, path + ".rate_limits", errors),
             VirtualClusters = VirtualClusters(vh.VirtualClusters, path + ".virtual_clusters", errors),
+#pragma warning disable CS0612 // deprecated in the API, still honoured by Envoy's CORS filter
+            Cors = vh.Cors is null ? null : Cors(vh.Cors, path + ".cors", errors),
+#pragma warning restore CS0612
         };
+    }
+
+    /// <summary>The deprecated <c>cors</c> field of virtual hosts and routes (<c>envoy.config.route.v3.CorsPolicy</c>).</summary>
+    private static Model.HttpFilters.CorsPolicyModel Cors(Envoy.Config.Route.V3.CorsPolicy c, string path, ConfigErrors errors)
+    {
+        var origins = new List<StringMatcherModel>();
+        for (var i = 0; i < c.AllowOriginStringMatch.Count; i++)
+            if (StringMatcher(c.AllowOriginStringMatch[i], $"{path}.allow_origin_string_match[{i}]", errors) is { } m) origins.Add(m);
+        return new Model.HttpFilters.CorsPolicyModel(origins.ToArray(), c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.MaxAge,
+            c.AllowCredentials,
+            c.FilterEnabled is null ? null : HttpFilterTranslator.Percent(c.FilterEnabled.DefaultValue),
+            c.ShadowEnabled is null ? null : HttpFilterTranslator.Percent(c.ShadowEnabled.DefaultValue),
+            c.AllowPrivateNetworkAccess, c.ForwardNotMatchingPreflights);
     }
 
     private static List<VirtualClusterModel> VirtualClusters(RepeatedField<VirtualCluster> vcs, string path, ConfigErrors errors)
@@ -416,6 +432,7 @@ internal static class RouteTranslator
             MaxStreamDuration = RouterPolicyTranslator.MaxStreamDuration(a.MaxStreamDuration, path + ".max_stream_duration", errors),
 #pragma warning disable CS0612 // deprecated in the API, still honoured by Envoy
             IncludeVirtualHostRateLimits = a.IncludeVhRateLimits ?? false,
+            Cors = a.Cors is null ? null : Cors(a.Cors, path + ".cors", errors),
 #pragma warning restore CS0612
         };
     }

@@ -471,6 +471,11 @@ internal static class SupportedFields
         Msg("envoy.extensions.filters.http.cors.v3.CorsPolicy", "allow_origin_string_match", "allow_methods", "allow_headers",
             "expose_headers", "max_age", "allow_credentials", "filter_enabled", "shadow_enabled", "allow_private_network_access",
             "forward_not_matching_preflights");
+        Note("envoy.config.route.v3.VirtualHost", "cors", "deprecated: the CORS filter's policy where no level has one in typed_per_filter_config");
+        Note("envoy.config.route.v3.RouteAction", "cors", "deprecated: as the virtual host's, before it");
+        Msg("envoy.config.route.v3.CorsPolicy", "allow_origin_string_match", "allow_methods", "allow_headers", "expose_headers",
+            "max_age", "allow_credentials", "filter_enabled", "shadow_enabled", "allow_private_network_access",
+            "forward_not_matching_preflights");
 
         Area("HTTP filters: CSRF (envoy.filters.http.csrf)");
         Msg("envoy.extensions.filters.http.csrf.v3.CsrfPolicy", "filter_enabled", "shadow_enabled", "additional_origins");

@@ -204,15 +204,34 @@ public sealed class CorsTests
         Assert.Null(Header(r, "access-control-allow-credentials"));
     }
 
-    /// <summary>The virtual host's and route's deprecated <c>cors</c> fields are refused with their path (Envoy reads
-    /// them only where no level has a CorsPolicy in typed_per_filter_config).</summary>
+    /// <summary>The deprecated <c>cors</c> fields of virtual hosts and routes: the policy where no level has one in
+    /// typed_per_filter_config (the route's settings before the virtual host's), and ignored where one does.</summary>
     [Fact]
-    public void DeprecatedCorsField_IsRefusedWithItsPath()
+    public async Task DeprecatedCorsFields_ApplyOnlyWhereNoLevelHasAPolicy()
     {
-        var yaml = Bootstrap("127.0.0.1:1", Policy).Replace("domains: [\"*\"]\n", "domains: [\"*\"]\n" + new string(' ', 14) + "cors: { allow_methods: GET }\n");
-        Assert.Contains("cors: { allow_methods: GET }", yaml);
-        var errors = ProxyHarness.Validate(yaml).Errors.Select(e => e.ToString()).ToList();
-        Assert.Contains(errors, e => e.StartsWith("static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].cors: field 'cors'", StringComparison.Ordinal));
+        var (backend, seen) = await CountingBackendAsync();
+        await using var ownedBackend = backend;
+        var yaml = Bootstrap(backend.Address, Policy);
+        // The virtual host's typed policy goes; a legacy vhost cors and a legacy /api route cors take its place.
+        var typedStart = yaml.IndexOf("              typed_per_filter_config:", StringComparison.Ordinal);
+        var typedEnd = yaml.IndexOf("              routes:", StringComparison.Ordinal);
+        yaml = yaml[..typedStart] + """
+                          cors:
+                            allow_origin_string_match: [{ exact: "https://legacy.example" }]
+                            allow_methods: GET
+                            max_age: "60"
+
+            """ + yaml[typedEnd..];
+        yaml = yaml.Replace("route: { cluster: backend }\n", "route: { cluster: backend, cors: { allow_methods: PATCH } }\n", StringComparison.Ordinal);
+        await using var proxy = await ProxyHarness.StartAsync(yaml);
+        using var client = proxy.Client("main");
+
+        using var r = await client.SendAsync(Preflight("/api/x", "https://legacy.example"));
+        Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        Assert.Equal("https://legacy.example", Header(r, "access-control-allow-origin"));
+        Assert.Equal("PATCH", Header(r, "access-control-allow-methods")); // the route's, over the virtual host's
+        Assert.Equal("60", Header(r, "access-control-max-age"));
+        Assert.Equal(0, seen());
     }
 
     [Fact]

@@ -63,6 +63,9 @@ internal sealed record VirtualHostModel
     public IReadOnlyDictionary<string, PerFilterConfigModel>? TypedPerFilterConfig { get; init; }
     /// <summary>The virtual host's <c>rate_limits</c>, in order.</summary>
     public RateLimitPolicyModel[] RateLimits { get; init; } = Array.Empty<RateLimitPolicyModel>();
+    /// <summary>The deprecated <c>cors</c> field: the CORS filter's policy where no level has one in
+    /// typed_per_filter_config.</summary>
+    public HttpFilters.CorsPolicyModel? Cors { get; init; }
 }
 
 internal sealed record RouteModel
@@ -95,6 +98,8 @@ internal enum HostRewriteKind { None, Literal, Auto, Header }
 
 internal sealed record RouteActionModel
 {
+    /// <summary>The deprecated <c>cors</c> field (see <see cref="VirtualHostModel.Cors"/>).</summary>
+    public HttpFilters.CorsPolicyModel? Cors { get; init; }
     /// <summary>Set for <c>cluster</c>.</summary>
     public string? Cluster { get; init; }
     /// <summary>Set for <c>weighted_clusters</c>; <see cref="TotalWeight"/> is their sum (or the configured total).</summary>

@@ -73,12 +73,12 @@ internal sealed class CorsFilter(HttpFilterNames names, StatsStore stats, string
 
     private PolicySet Policies(UpstreamRequest info)
     {
-        if (info.Route?.TypedPerFilterConfig is null && info.VirtualHost?.TypedPerFilterConfig is null && info.Routes?.TypedPerFilterConfig is null)
-            return default;
-        return new PolicySet(
-            Find(info.Route?.TypedPerFilterConfig),
-            Find(info.VirtualHost?.TypedPerFilterConfig),
-            Find(info.Routes?.TypedPerFilterConfig));
+        var set = info.Route?.TypedPerFilterConfig is null && info.VirtualHost?.TypedPerFilterConfig is null && info.Routes?.TypedPerFilterConfig is null
+            ? default
+            : new PolicySet(Find(info.Route?.TypedPerFilterConfig), Find(info.VirtualHost?.TypedPerFilterConfig), Find(info.Routes?.TypedPerFilterConfig));
+        // As Envoy: the deprecated cors fields of the route and its virtual host count only where no level has a policy.
+        if (set.Route is null && set.VirtualHost is null && set.Routes is null) set = new PolicySet(info.Route?.Route?.Cors, info.VirtualHost?.Cors, null);
+        return set;
     }
 
     /// <summary>A level's policy, by the filter's configured name, then its extension name.</summary>
