@@ -46,33 +46,24 @@ internal static class HttpFilterTranslator
     public static CsrfPolicyModel CsrfPolicy(Envoy.Extensions.Filters.Http.Csrf.V3.CsrfPolicy c, string path, ConfigErrors errors)
     {
         if (c.FilterEnabled is null) errors.Add(path + ".filter_enabled", "filter_enabled is required");
-        var origins = new List<Model.Matchers.StringMatcherModel>();
-        for (var i = 0; i < c.AdditionalOrigins.Count; i++)
-            if (RouteTranslator.StringMatcher(c.AdditionalOrigins[i], $"{path}.additional_origins[{i}]", errors) is { } m) origins.Add(m);
         return new CsrfPolicyModel(
             Percent(c.FilterEnabled?.DefaultValue),
             c.ShadowEnabled is null ? null : Percent(c.ShadowEnabled.DefaultValue),
-            origins.ToArray());
+            RouteTranslator.StringMatchers(c.AdditionalOrigins, path + ".additional_origins", errors));
     }
 
     /// <summary><c>envoy.extensions.filters.http.cors.v3.CorsPolicy</c> (typed_per_filter_config).</summary>
-    public static CorsPolicyModel CorsPolicy(Envoy.Extensions.Filters.Http.Cors.V3.CorsPolicy c, string path, ConfigErrors errors)
-    {
-        var origins = new List<Model.Matchers.StringMatcherModel>();
-        for (var i = 0; i < c.AllowOriginStringMatch.Count; i++)
-            if (RouteTranslator.StringMatcher(c.AllowOriginStringMatch[i], $"{path}.allow_origin_string_match[{i}]", errors) is { } m) origins.Add(m);
-        return new CorsPolicyModel(
-            origins.ToArray(),
-            c.AllowMethods,
-            c.AllowHeaders,
-            c.ExposeHeaders,
-            c.MaxAge,
-            c.AllowCredentials,
-            c.FilterEnabled is null ? null : Percent(c.FilterEnabled.DefaultValue),
-            c.ShadowEnabled is null ? null : Percent(c.ShadowEnabled.DefaultValue),
-            c.AllowPrivateNetworkAccess,
-            c.ForwardNotMatchingPreflights);
-    }
+    public static CorsPolicyModel CorsPolicy(Envoy.Extensions.Filters.Http.Cors.V3.CorsPolicy c, string path, ConfigErrors errors) =>
+        CorsPolicy(c.AllowOriginStringMatch, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.MaxAge, c.AllowCredentials,
+            c.FilterEnabled, c.ShadowEnabled, c.AllowPrivateNetworkAccess, c.ForwardNotMatchingPreflights, path, errors);
+
+    /// <summary>A CORS policy from the fields the filter's <c>CorsPolicy</c> and the deprecated
+    /// <c>envoy.config.route.v3.CorsPolicy</c> share.</summary>
+    internal static CorsPolicyModel CorsPolicy(IList<Envoy.Type.Matcher.V3.StringMatcher> origins, string methods, string headers,
+        string expose, string maxAge, bool? credentials, Envoy.Config.Core.V3.RuntimeFractionalPercent? enabled,
+        Envoy.Config.Core.V3.RuntimeFractionalPercent? shadow, bool? privateNetwork, bool? forwardNotMatching, string path, ConfigErrors errors) =>
+        new(RouteTranslator.StringMatchers(origins, path + ".allow_origin_string_match", errors), methods, headers, expose, maxAge, credentials,
+            enabled is null ? null : Percent(enabled.DefaultValue), shadow is null ? null : Percent(shadow.DefaultValue), privateNetwork, forwardNotMatching);
 
     public static HealthCheckFilterModel HealthCheck(Envoy.Extensions.Filters.Http.HealthCheck.V3.HealthCheck h, string path, ConfigErrors errors)
     {

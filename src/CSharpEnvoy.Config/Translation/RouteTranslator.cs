@@ -83,16 +83,17 @@ internal static class RouteTranslator
     }
 
     /// <summary>The deprecated <c>cors</c> field of virtual hosts and routes (<c>envoy.config.route.v3.CorsPolicy</c>).</summary>
-    private static Model.HttpFilters.CorsPolicyModel Cors(Envoy.Config.Route.V3.CorsPolicy c, string path, ConfigErrors errors)
+    private static Model.HttpFilters.CorsPolicyModel Cors(Envoy.Config.Route.V3.CorsPolicy c, string path, ConfigErrors errors) =>
+        HttpFilterTranslator.CorsPolicy(c.AllowOriginStringMatch, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.MaxAge,
+            c.AllowCredentials, c.FilterEnabled, c.ShadowEnabled, c.AllowPrivateNetworkAccess, c.ForwardNotMatchingPreflights, path, errors);
+
+    /// <summary>A list of string matchers (<paramref name="path"/>[i] for each); a refused one is left out.</summary>
+    internal static StringMatcherModel[] StringMatchers(IList<Envoy.Type.Matcher.V3.StringMatcher> list, string path, ConfigErrors errors)
     {
-        var origins = new List<StringMatcherModel>();
-        for (var i = 0; i < c.AllowOriginStringMatch.Count; i++)
-            if (StringMatcher(c.AllowOriginStringMatch[i], $"{path}.allow_origin_string_match[{i}]", errors) is { } m) origins.Add(m);
-        return new Model.HttpFilters.CorsPolicyModel(origins.ToArray(), c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.MaxAge,
-            c.AllowCredentials,
-            c.FilterEnabled is null ? null : HttpFilterTranslator.Percent(c.FilterEnabled.DefaultValue),
-            c.ShadowEnabled is null ? null : HttpFilterTranslator.Percent(c.ShadowEnabled.DefaultValue),
-            c.AllowPrivateNetworkAccess, c.ForwardNotMatchingPreflights);
+        var result = new List<StringMatcherModel>(list.Count);
+        for (var i = 0; i < list.Count; i++)
+            if (StringMatcher(list[i], $"{path}[{i}]", errors) is { } m) result.Add(m);
+        return result.ToArray();
     }
 
     private static List<VirtualClusterModel> VirtualClusters(RepeatedField<VirtualCluster> vcs, string path, ConfigErrors errors)
