@@ -98,6 +98,14 @@ internal static class ListenerTranslator
     }
 
     /// <summary>An optional duration where unset and zero both mean "off".</summary>
+    /// <summary><c>max_request_headers_kb</c>: Envoy takes 1 to 8192 (KiB); unset is 60.</summary>
+    private static int MaxRequestHeadersBytes(uint? kb, string path, ConfigErrors errors)
+    {
+        if (kb is null) return 60 * 1024;
+        if (kb is 0 or > 8192) errors.Add(path, "max_request_headers_kb must be from 1 to 8192");
+        return (int)Math.Clamp(kb.Value, 1u, 8192u) * 1024;
+    }
+
     private static TimeSpan NonNegative(Google.Protobuf.WellKnownTypes.Duration? d, string path, ConfigErrors errors)
     {
         var t = d?.ToTimeSpan() ?? TimeSpan.Zero;
@@ -230,6 +238,7 @@ internal static class ListenerTranslator
             StreamIdleTimeout = h.StreamIdleTimeout?.ToTimeSpan() ?? TimeSpan.FromMinutes(5),
             RequestTimeout = h.RequestTimeout?.ToTimeSpan() ?? TimeSpan.Zero,
             RequestHeadersTimeout = NonNegative(h.RequestHeadersTimeout, ConfigErrors.Join(path, "request_headers_timeout"), errors),
+            MaxRequestHeadersBytes = MaxRequestHeadersBytes(h.MaxRequestHeadersKb, ConfigErrors.Join(path, "max_request_headers_kb"), errors),
             IdleTimeout = IdleTimeout(h.CommonHttpProtocolOptions?.IdleTimeout, ConfigErrors.Join(path, "common_http_protocol_options.idle_timeout"), errors),
             Tracing = TracingTranslator.Translate(h.Tracing, ConfigErrors.Join(path, "tracing"), errors, clusterExists) is { } tracing
                 ? tracing with { SpawnUpstreamSpan = tracing.SpawnUpstreamSpan || startChildSpan } : null,

@@ -157,6 +157,8 @@ internal static class SupportedFields
         Msg("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", "stream_idle_timeout", "request_timeout");
         Note("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", "request_headers_timeout",
             "enforced by Kestrel per listener (the first chain's value): the reply is Kestrel's 408 without a body, the connection is closed and downstream_rq_header_timeout is not counted");
+        Note("envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", "max_request_headers_kb",
+            "per listener (the first chain's value): a request whose headers are larger gets 431, over HTTP/1.1 and HTTP/2");
         Msg("envoy.config.route.v3.RouteAction", "max_stream_duration");
         Msg("envoy.config.route.v3.RouteAction.MaxStreamDuration", "max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset");
 

@@ -338,7 +338,9 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         // InfiniteTimeSpan: Kestrel stores that as TimeSpan.MaxValue, and its timeout clock (now + ticks) overflows,
         // firing at the next heartbeat on any request whose headers straddle one.
         limits.RequestHeadersTimeout = hcm.RequestHeadersTimeout > TimeSpan.Zero ? hcm.RequestHeadersTimeout : TimeSpan.FromDays(1);
-        limits.MaxRequestHeadersTotalSize = 60 * 1024;              // max_request_headers_kb default 60
+        limits.MaxRequestHeadersTotalSize = hcm.MaxRequestHeadersBytes; // max_request_headers_kb (default 60)
+        // HTTP/2: one field may be as large as the whole limit (Kestrel's own default, 16 KiB, is the floor).
+        limits.Http2.MaxRequestHeaderFieldSize = Math.Max(16 * 1024, hcm.MaxRequestHeadersBytes);
         limits.MaxConcurrentConnections = null;
         limits.MaxConcurrentUpgradedConnections = null;
         limits.Http2.MaxStreamsPerConnection = hcm.Http2MaxConcurrentStreams ?? 1024;
@@ -404,7 +406,8 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
                 else if (http2 && protocols != HttpProtocols.Http2) MarkPriorKnowledgeH2(context);
                 (http2 ? hcmStats.DownstreamCxHttp2Total : hcmStats.DownstreamCxHttp1Total).Inc();
                 if (!http2 && Http.Codec.Http1ServerConnection.Enabled)
-                    await new Http.Codec.Http1ServerConnection(context, this, _httpPipeline!, chain.Hcm.Model.IdleTimeout).RunAsync().ConfigureAwait(false);
+                    await new Http.Codec.Http1ServerConnection(context, this, _httpPipeline!, chain.Hcm.Model.IdleTimeout,
+                        chain.Hcm.Model.MaxRequestHeadersBytes).RunAsync().ConfigureAwait(false);
                 else await _httpPipeline!(context).ConfigureAwait(false);
             }
             finally

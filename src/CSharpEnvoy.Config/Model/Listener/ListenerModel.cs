@@ -119,6 +119,8 @@ internal sealed record HttpConnectionManagerModel
     /// <summary><c>request_headers_timeout</c>: the request headers must arrive within it from their first byte;
     /// zero (the default) disables it.</summary>
     public TimeSpan RequestHeadersTimeout { get; init; }
+    /// <summary><c>max_request_headers_kb</c>: the most request header bytes a request may carry (default 60 KiB).</summary>
+    public int MaxRequestHeadersBytes { get; init; } = 60 * 1024;
     /// <summary><c>common_http_protocol_options.idle_timeout</c>: a downstream connection with no request in flight
     /// closes after it (Envoy's default 1 h; <see cref="Timeout.InfiniteTimeSpan"/> when set to 0, disabled).</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromHours(1);

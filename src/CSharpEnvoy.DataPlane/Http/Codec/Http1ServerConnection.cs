@@ -87,10 +87,16 @@ internal sealed class Http1ServerConnection : IFeatureCollection, IHttpRequestFe
 
     private enum Framing : byte { None, ContentLength, Chunked }
 
+    private readonly int _maxHeadBytes;
+
     /// <param name="kestrel">Kestrel's HTTP connection, which takes over the connection on a hand-off.</param>
     /// <param name="idleTimeout">The connection manager's <c>idle_timeout</c>; <see cref="Timeout.InfiniteTimeSpan"/> for none.</param>
-    public Http1ServerConnection(ConnectionContext connection, IHttpApplication<HttpContext> application, ConnectionDelegate kestrel, TimeSpan idleTimeout)
+    /// <param name="maxHeadBytes">The connection manager's <c>max_request_headers_kb</c>: a larger head goes to Kestrel,
+    /// which answers 431 by the same limit.</param>
+    public Http1ServerConnection(ConnectionContext connection, IHttpApplication<HttpContext> application, ConnectionDelegate kestrel, TimeSpan idleTimeout,
+        int maxHeadBytes = 60 * 1024)
     {
+        _maxHeadBytes = maxHeadBytes;
         _connection = connection;
         _input = connection.Transport.Input;
         _output = connection.Transport.Output;
@@ -137,7 +143,7 @@ internal sealed class Http1ServerConnection : IFeatureCollection, IHttpRequestFe
                 _request.Reset();
                 var headLength = 0;
                 var verdict = buffer.IsSingleSegment ? Http1RequestParser.Parse(buffer.FirstSpan, _request, out headLength) : Http1HeadVerdict.HandOff;
-                if (verdict != Http1HeadVerdict.Complete)
+                if (verdict != Http1HeadVerdict.Complete || headLength > _maxHeadBytes)
                 {
                     // Nothing consumed: Kestrel reads this request from its first byte.
                     _input.AdvanceTo(buffer.Start);
