@@ -226,6 +226,8 @@ internal static class ListenerTranslator
             ServerName = string.IsNullOrEmpty(h.ServerName) ? "envoy" : h.ServerName,
             ServerHeaderTransformation = (ServerHeaderTransformation)(int)h.ServerHeaderTransformation,
             HeadersWithUnderscoresAction = (HeadersWithUnderscoresAction)(int)(h.CommonHttpProtocolOptions?.HeadersWithUnderscoresAction ?? 0),
+            AcceptHttp10 = h.HttpProtocolOptions?.AcceptHttp10 ?? false,
+            DefaultHostForHttp10 = string.IsNullOrEmpty(h.HttpProtocolOptions?.DefaultHostForHttp10) ? null : h.HttpProtocolOptions.DefaultHostForHttp10,
             NormalizePath = h.NormalizePath ?? false,
             MergeSlashes = h.MergeSlashes,
             PathWithEscapedSlashesAction = (PathWithEscapedSlashesAction)(int)h.PathWithEscapedSlashesAction,

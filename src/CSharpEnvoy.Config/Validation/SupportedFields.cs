@@ -54,6 +54,7 @@ internal static class SupportedFields
             "skip_xff_append", "via", "generate_request_id", "preserve_external_request_id", "always_set_request_id_in_response",
             "server_name", "server_header_transformation", "upgrade_configs");
         Note(hcm, "http2_protocol_options", "see Http2ProtocolOptions below");
+        Note(hcm, "http_protocol_options", "accept_http_10 and default_host_for_http_10 (Http1ProtocolOptions)");
         Note(hcm, "common_http_protocol_options", "idle_timeout and headers_with_underscores_action");
         Note("envoy.config.core.v3.HttpProtocolOptions", "idle_timeout",
             "connection manager: a downstream connection with no request in flight closes after it (default 1h, 0 for none; per listener, from its first chain's connection manager, as the HTTP/2 limits); cluster HttpProtocolOptions: a pooled upstream connection idle that long closes (default 1h)");
@@ -221,7 +222,9 @@ internal static class SupportedFields
         Msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "explicit_http_config", "use_downstream_protocol_config");
         Msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig", "http_protocol_options", "http2_protocol_options");
         Msg("envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig", "http_protocol_options", "http2_protocol_options");
-        Msg("envoy.config.core.v3.Http1ProtocolOptions");
+        Note("envoy.config.core.v3.Http1ProtocolOptions", "accept_http_10",
+            "connection manager: HTTP/1.0 requests are served (without it they get 426 Upgrade Required, as in Envoy); no effect on clusters, as in Envoy");
+        Note("envoy.config.core.v3.Http1ProtocolOptions", "default_host_for_http_10", "connection manager: the host of HTTP/1.0 requests that carry none");
         Msg("envoy.config.core.v3.Http2ProtocolOptions", "max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size");
         Warn("envoy.config.core.v3.Http2ProtocolOptions", "allow_connect", "extended CONNECT is not implemented");
 

@@ -168,6 +168,9 @@ internal sealed class HttpConnectionManager
     private ValueTask ProcessAsync(HttpContext context, UpstreamRequest info, bool isTls)
     {
         var model = Model;
+        // Envoy's HTTP/1 codec refuses HTTP/1.0 unless accept_http_10; Kestrel parses it, so it is decided here.
+        if (HttpProtocol.IsHttp10(context.Request.Protocol) && !AcceptHttp10(context, model))
+            return new ValueTask(LocalReply.SendAsync(context, StatusCodes.Status426UpgradeRequired, "Upgrade Required", LocalReplyServerName, info, "http1.codec_error"));
         if (model.HeadersWithUnderscoresAction != HeadersWithUnderscoresAction.Allow && CheckUnderscores(context, info, model.HeadersWithUnderscoresAction) is { } rejected)
             return new ValueTask(rejected);
         var scheme = isTls ? "https" : "http";
@@ -204,6 +207,15 @@ internal sealed class HttpConnectionManager
         var filters = _filters;
         if (filters is not null) return RunFiltersAsync(filters, context, info, request, scheme, host, tlsRedirect);
         return RunAction(context, info, request, scheme, host, tlsRedirect);
+    }
+
+    /// <summary>Whether an HTTP/1.0 request is served (<c>accept_http_10</c>); one without a host then takes
+    /// <c>default_host_for_http_10</c>.</summary>
+    private static bool AcceptHttp10(HttpContext context, HttpConnectionManagerModel model)
+    {
+        if (!model.AcceptHttp10) return false;
+        if (model.DefaultHostForHttp10 is { } host && !context.Request.Host.HasValue) context.Request.Host = new HostString(host);
+        return true;
     }
 
     /// <summary><c>normalize_path</c>, <c>merge_slashes</c> and <c>path_with_escaped_slashes_action</c>, before routing

@@ -97,6 +97,11 @@ internal sealed record HttpConnectionManagerModel
     public string ServerName { get; init; } = "envoy";
     public ServerHeaderTransformation ServerHeaderTransformation { get; init; }
     public HeadersWithUnderscoresAction HeadersWithUnderscoresAction { get; init; }
+    /// <summary><c>http_protocol_options.accept_http_10</c>: HTTP/1.0 requests are served; otherwise (Envoy's
+    /// default) they get 426.</summary>
+    public bool AcceptHttp10 { get; init; }
+    /// <summary><c>http_protocol_options.default_host_for_http_10</c>: the host of HTTP/1.0 requests without one.</summary>
+    public string? DefaultHostForHttp10 { get; init; }
     public bool NormalizePath { get; init; }
     public bool MergeSlashes { get; init; }
     public PathWithEscapedSlashesAction PathWithEscapedSlashesAction { get; init; }

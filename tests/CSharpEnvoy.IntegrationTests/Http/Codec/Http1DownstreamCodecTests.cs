@@ -23,7 +23,8 @@ public sealed class Http1DownstreamCodecTests
     public async Task PipelinedRequests_AreAnsweredInOrder_ThenAnHttp10OneClosesTheConnection()
     {
         await using var backend = await TestBackend.StartEchoAsync();
-        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address),
+            hcmExtra: "http_protocol_options: { accept_http_10: true }"));
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         using var tcp = await HttpTestUtil.ConnectAsync(proxy, "main", cts.Token);
         var stream = tcp.GetStream();
@@ -42,6 +43,35 @@ public sealed class Http1DownstreamCodecTests
         Assert.Contains("\r\n\r\nAAA", all);
         Assert.EndsWith("\r\n\r\nBB", all);
         Assert.Equal(3, await proxy.StatAsync("http.ingress_http.downstream_rq_total"));
+    }
+
+    /// <summary>Envoy's default: HTTP/1.0 gets 426; <c>accept_http_10</c> serves it, and a request without a host
+    /// takes <c>default_host_for_http_10</c> (here the only virtual host that routes).</summary>
+    [Theory]
+    [InlineData("", "GET /a HTTP/1.0\r\nHost: x\r\n\r\n", "HTTP/1.1 426 Upgrade Required\r\n", "Upgrade Required")]
+    [InlineData("http_protocol_options: { accept_http_10: true }", "GET /a HTTP/1.0\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n", "AAA")]
+    [InlineData("http_protocol_options: { accept_http_10: true, default_host_for_http_10: only.example }", "GET /a HTTP/1.0\r\n\r\n", "HTTP/1.1 200 OK\r\n", "only")]
+    [InlineData("http_protocol_options: { accept_http_10: true }", "GET /a HTTP/1.0\r\n\r\n", "HTTP/1.1 404 Not Found\r\n", "")]
+    public async Task Http10_Is426UnlessAccepted(string hcmExtra, string request, string statusLine, string body)
+    {
+        var routes = Routes + """
+
+            - name: only
+              domains: ["only.example"]
+              routes:
+              - match: { prefix: "/" }
+                direct_response: { status: 200, body: { inline_string: "only" } }
+            """;
+        routes = routes.Replace("domains: [\"*\"]", "domains: [\"x\"]", StringComparison.Ordinal);
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(routes, Yaml.Cluster("backend", "127.0.0.1:9"), hcmExtra: hcmExtra));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var tcp = await HttpTestUtil.ConnectAsync(proxy, "main", cts.Token);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(request), cts.Token);
+        var all = await ReadToEndAsync(stream, cts.Token); // HTTP/1.0 without keep-alive: the connection closes
+
+        Assert.StartsWith(statusLine, all);
+        Assert.EndsWith("\r\n\r\n" + body, all);
     }
 
     [Fact]
