@@ -167,7 +167,7 @@ internal static class AccessLogTranslator
         }
     }
 
-    private static AccessLogFilterModel? Filter(AccessLogFilter f, string path, ConfigErrors errors)
+    internal static AccessLogFilterModel? Filter(AccessLogFilter f, string path, ConfigErrors errors)
     {
         switch (f.FilterSpecifierCase)
         {

@@ -98,6 +98,39 @@ internal static class ListenerTranslator
     }
 
     /// <summary>An optional duration where unset and zero both mean "off".</summary>
+    private static LocalReplyConfigModel LocalReplyConfig(Envoy.Extensions.Filters.Network.HttpConnectionManager.V3.LocalReplyConfig c, string path, ConfigErrors errors)
+    {
+        var mappers = new List<LocalReplyMapperModel>();
+        for (var i = 0; i < c.Mappers.Count; i++)
+        {
+            var m = c.Mappers[i];
+            var mPath = $"{path}.mappers[{i}]";
+            if (m.Filter is null)
+            {
+                errors.Add(mPath + ".filter", "filter is required");
+                continue;
+            }
+            var filter = AccessLogTranslator.Filter(m.Filter, mPath + ".filter", errors);
+            if (m.StatusCode is { } code && code is < 200 or >= 600) errors.Add(mPath + ".status_code", "status_code must be in [200, 600)");
+            string? body = null;
+            if (m.Body is not null && RouteTranslator.DataSourceBytes(m.Body, mPath + ".body", errors) is { } bytes) body = System.Text.Encoding.UTF8.GetString(bytes);
+            var format = m.BodyFormatOverride is null ? null : LocalReplyFormat(m.BodyFormatOverride, mPath + ".body_format_override", errors);
+            var headers = RouteTranslator.Mutation(m.HeadersToAdd, new Google.Protobuf.Collections.RepeatedField<string>(), mPath, "response", errors);
+            if (filter is not null) mappers.Add(new LocalReplyMapperModel(filter, (int?)m.StatusCode, body, format, headers));
+        }
+        return new LocalReplyConfigModel(mappers.ToArray(), c.BodyFormat is null ? null : LocalReplyFormat(c.BodyFormat, path + ".body_format", errors));
+    }
+
+    /// <summary>A local reply format: text is <c>text/plain</c> and JSON <c>application/json</c> unless
+    /// <c>content_type</c> says otherwise.</summary>
+    private static LocalReplyFormatModel? LocalReplyFormat(Envoy.Config.Core.V3.SubstitutionFormatString f, string path, ConfigErrors errors)
+    {
+        var format = AccessLogTranslator.Format(f, path, errors);
+        if (format is null) return null;
+        var contentType = f.ContentType.Length > 0 ? f.ContentType : format.Json is not null ? "application/json" : "text/plain";
+        return new LocalReplyFormatModel(format, contentType);
+    }
+
     /// <summary><c>max_request_headers_kb</c>: Envoy takes 1 to 8192 (KiB); unset is 60.</summary>
     private static int MaxRequestHeadersBytes(uint? kb, string path, ConfigErrors errors)
     {
@@ -241,6 +274,7 @@ internal static class ListenerTranslator
             RequestTimeout = h.RequestTimeout?.ToTimeSpan() ?? TimeSpan.Zero,
             RequestHeadersTimeout = NonNegative(h.RequestHeadersTimeout, ConfigErrors.Join(path, "request_headers_timeout"), errors),
             MaxRequestHeadersBytes = MaxRequestHeadersBytes(h.MaxRequestHeadersKb, ConfigErrors.Join(path, "max_request_headers_kb"), errors),
+            LocalReply = h.LocalReplyConfig is null ? null : LocalReplyConfig(h.LocalReplyConfig, ConfigErrors.Join(path, "local_reply_config"), errors),
             IdleTimeout = IdleTimeout(h.CommonHttpProtocolOptions?.IdleTimeout, ConfigErrors.Join(path, "common_http_protocol_options.idle_timeout"), errors),
             Tracing = TracingTranslator.Translate(h.Tracing, ConfigErrors.Join(path, "tracing"), errors, clusterExists) is { } tracing
                 ? tracing with { SpawnUpstreamSpan = tracing.SpawnUpstreamSpan || startChildSpan } : null,

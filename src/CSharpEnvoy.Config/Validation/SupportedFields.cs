@@ -316,7 +316,12 @@ internal static class SupportedFields
         Msg("envoy.extensions.access_loggers.stream.v3.StderrAccessLog", "log_format");
         const string sfs = "envoy.config.core.v3.SubstitutionFormatString";
         Msg(sfs, "text_format", "text_format_source", "json_format", "omit_empty_values");
-        Warn(sfs, "content_type", "only used by local reply formats, which csenvoy does not have yet");
+        Note(sfs, "content_type", "local reply formats: the reply's content-type (default text/plain, application/json for json_format); no effect on access logs, as in Envoy");
+        Note(hcm, "local_reply_config", "see LocalReplyConfig below");
+        const string lrc = "envoy.extensions.filters.network.http_connection_manager.v3.";
+        Msg(lrc + "LocalReplyConfig", "mappers", "body_format");
+        Note(lrc + "ResponseMapper", "filter", "required; any access log filter csenvoy has, evaluated on the reply (its original status)");
+        Msg(lrc + "ResponseMapper", "status_code", "body", "body_format_override", "headers_to_add");
         Note(sfs, "json_format_options", "keys are always sorted, as in Envoy");
         Note("envoy.config.core.v3.JsonFormatOptions", "sort_properties", "keys are always sorted, as in Envoy");
         AddXds();

@@ -175,7 +175,7 @@ internal sealed class AccessLogFormatter
 
     internal enum Op
     {
-        Literal, StartTime, Req, Resp, Trailer, Constant, Protocol, ResponseCode, ResponseCodeDetails, ResponseFlags,
+        Literal, StartTime, Req, Resp, Trailer, Constant, Protocol, ResponseCode, ResponseCodeDetails, LocalReplyBody, ResponseFlags,
         ResponseFlagsLong, BytesReceived, BytesSent, Duration, RequestDuration, ResponseDuration, UpstreamHost,
         UpstreamCluster, UpstreamLocalAddress, UpstreamTransportFailureReason, AttemptCount, DownstreamRemoteAddress,
         DownstreamRemoteAddressNoPort, DownstreamRemotePort, DownstreamDirectRemoteAddress, DownstreamDirectRemoteAddressNoPort,
@@ -227,6 +227,9 @@ internal sealed class AccessLogFormatter
                 case "HOSTNAME":
                     _op = Op.Constant;
                     Literal = s_hostname;
+                    break;
+                case "LOCAL_REPLY_BODY":
+                    _op = Op.LocalReplyBody;
                     break;
                 case "RESPONSE_CODE_DETAILS":
                     _op = Op.ResponseCodeDetails;
@@ -346,6 +349,10 @@ internal sealed class AccessLogFormatter
                     return AppendTruncated(sb, ResponseHeader(trailers, _header) ?? (_altHeader.Length > 0 ? ResponseHeader(trailers, _altHeader) : null));
                 case Op.Protocol:
                     sb.Append(http.Request.Protocol);
+                    return true;
+                case Op.LocalReplyBody:
+                    if (info.LocalReplyBody is not { Length: > 0 } localBody) return false;
+                    sb.Append(localBody);
                     return true;
                 case Op.ResponseCodeDetails:
                     if (info.ResponseCodeDetails is not { } details) return false;

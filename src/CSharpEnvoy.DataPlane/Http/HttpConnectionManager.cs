@@ -88,6 +88,7 @@ internal sealed class HttpConnectionManager
     private readonly System.Collections.Concurrent.ConcurrentDictionary<VirtualClusterModel, VirtualClusterStats> _vclusters = new();
     /// <summary>Tracing, null when the connection manager has none.</summary>
     private readonly Tracing.HttpTracing? _tracing;
+    private readonly LocalReplyRewriter? _localReply;
     /// <summary>With headers_with_underscores_action: Envoy's codec counters, http1 then http2 (null for ALLOW).</summary>
     private readonly (Counter Dropped, Counter Rejected)[]? _underscoreStats;
 
@@ -108,6 +109,7 @@ internal sealed class HttpConnectionManager
         _router = router;
         _filters = Filters.HttpFilterChain.Build(model, stats, router.Clusters, health);
         _accessLogs = AccessLog.AccessLogger.CreateAll(model.AccessLogs, accessLogs);
+        if (model.LocalReply is { } localReply) _localReply = new LocalReplyRewriter(localReply);
         LogsUpstreamLocalAddress = _accessLogs is not null && model.AccessLogs.Any(l => l.Format.Uses("UPSTREAM_LOCAL_ADDRESS"));
     }
 
@@ -140,6 +142,7 @@ internal sealed class HttpConnectionManager
         else stats.DownstreamRqHttp1Total.Inc();
         stats.DownstreamRqActive.Inc();
         var info = new UpstreamRequest();
+        if (_localReply is { } localReply) info.LocalReplyConfig = localReply;
         var logs = _accessLogs;
         var tracing = _tracing;
         // Spans carry request_size/response_size, so tracing counts body bytes as access logs do.
@@ -541,7 +544,17 @@ internal sealed class HttpConnectionManager
         var response = context.Response;
         response.StatusCode = direct.Status;
         MutateResponseHeaders(context, info, routes, vhost, route);
-        if (direct.Body is { Length: > 0 } body)
+        var body = direct.Body;
+        if (info.LocalReplyConfig is { } rewriter)
+        {
+            // Envoy sends a direct response as a local reply: local_reply_config rewrites it too.
+            var status = direct.Status;
+            var text = body is { Length: > 0 } ? System.Text.Encoding.UTF8.GetString(body) : "";
+            var contentType = rewriter.Rewrite(context, info, ref status, ref text);
+            body = System.Text.Encoding.UTF8.GetBytes(text);
+            if (contentType is not null && body.Length > 0) response.ContentType = contentType;
+        }
+        if (body is { Length: > 0 })
         {
             if (!response.Headers.ContainsKey("content-type")) response.ContentType = "text/plain";
             response.ContentLength = body.Length;

@@ -54,6 +54,10 @@ internal static class LocalReply
             context.Abort();
             return Task.CompletedTask;
         }
+        string? contentType = null;
+        if (info.LocalReplyConfig is { } rewriter && info is Router.UpstreamRequest request)
+            contentType = rewriter.Rewrite(context, request, ref status, ref body);
+        else info.LocalReplyBody = body;
         response.StatusCode = status;
         var headers = response.Headers;
         if (serverName is not null) headers.Server = serverName;
@@ -72,7 +76,7 @@ internal static class LocalReply
             return Task.CompletedTask;
         }
         var bytes = Encoding.UTF8.GetBytes(body);
-        headers.ContentType = "text/plain";
+        headers.ContentType = contentType ?? "text/plain";
         headers.ContentLength = bytes.Length;
         return response.Body.WriteAsync(bytes, 0, bytes.Length);
     }

@@ -46,6 +46,10 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
     public Cluster? Cluster { get; set; }
     public Host? UpstreamHost { get; set; }
     public string? RequestId { get; set; }
+    /// <summary>The body of the proxy's own reply to this request (<c>%LOCAL_REPLY_BODY%</c>), before its format.</summary>
+    public string? LocalReplyBody { get; set; }
+    /// <summary>The connection manager's <c>local_reply_config</c>; null without one.</summary>
+    internal LocalReplyRewriter? LocalReplyConfig { get; set; }
 
     // Access log facts (see AccessLog/): filled in only while an access log is configured, except AttemptCount.
     /// <summary>Request body bytes read from downstream (%BYTES_RECEIVED%).</summary>

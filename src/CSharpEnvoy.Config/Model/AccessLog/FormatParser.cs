@@ -24,6 +24,7 @@ internal static class FormatParser
         ["TRAILER"] = Syntax.ParamsRequired | Syntax.LengthAllowed,
         ["ENVIRONMENT"] = Syntax.ParamsRequired | Syntax.LengthAllowed,
         ["RESPONSE_CODE_DETAILS"] = Syntax.ParamsOptional,
+        ["LOCAL_REPLY_BODY"] = Syntax.CommandOnly,
         ["GRPC_STATUS"] = Syntax.ParamsOptional,
         ["GRPC_STATUS_NUMBER"] = Syntax.CommandOnly,
         ["PROTOCOL"] = Syntax.CommandOnly,

@@ -75,8 +75,26 @@ internal sealed record HttpFilterModel(string Name, string TypeName, object? Con
 }
 
 /// <summary>Validated settings of <c>envoy.filters.network.http_connection_manager</c>.</summary>
+/// <summary><c>local_reply_config</c>: mappers tried in order on every reply the proxy makes itself (the first whose
+/// filter matches rewrites it), then the body format.</summary>
+internal sealed record LocalReplyConfigModel(LocalReplyMapperModel[] Mappers, LocalReplyFormatModel? BodyFormat);
+
+/// <summary>A <c>ResponseMapper</c>: when <see cref="Filter"/> matches, the status, body, headers and format given
+/// replace the reply's.</summary>
+internal sealed record LocalReplyMapperModel(
+    AccessLog.AccessLogFilterModel Filter,
+    int? StatusCode,
+    string? Body,
+    LocalReplyFormatModel? BodyFormatOverride,
+    HeaderMutationModel Headers);
+
+/// <summary>A local reply body format (a <c>SubstitutionFormatString</c>) and the content type it gives the reply.</summary>
+internal sealed record LocalReplyFormatModel(AccessLog.AccessLogFormatModel Format, string ContentType);
+
 internal sealed record HttpConnectionManagerModel
 {
+    /// <summary><c>local_reply_config</c>; null when absent.</summary>
+    public LocalReplyConfigModel? LocalReply { get; init; }
     public required string StatPrefix { get; init; }
     public CodecType CodecType { get; init; }
     public RouteConfigurationModel? RouteConfig { get; init; }
