@@ -131,6 +131,13 @@ internal static class ListenerTranslator
         return new LocalReplyFormatModel(format, contentType);
     }
 
+    private static HostPortStripping StripHostPort(Envoy.Extensions.Filters.Network.HttpConnectionManager.V3.HttpConnectionManager h, string path, ConfigErrors errors)
+    {
+        if (h.StripMatchingHostPort && h.StripAnyHostPort)
+            errors.Add(ConfigErrors.Join(path, "strip_any_host_port"), "only one of strip_matching_host_port or strip_any_host_port can be set");
+        return h.StripMatchingHostPort ? HostPortStripping.Matching : h.StripAnyHostPort ? HostPortStripping.Any : HostPortStripping.None;
+    }
+
     /// <summary><c>max_request_headers_kb</c>: Envoy takes 1 to 8192 (KiB); unset is 60.</summary>
     private static int MaxRequestHeadersBytes(uint? kb, string path, ConfigErrors errors)
     {
@@ -275,6 +282,7 @@ internal static class ListenerTranslator
             RequestHeadersTimeout = NonNegative(h.RequestHeadersTimeout, ConfigErrors.Join(path, "request_headers_timeout"), errors),
             MaxRequestHeadersBytes = MaxRequestHeadersBytes(h.MaxRequestHeadersKb, ConfigErrors.Join(path, "max_request_headers_kb"), errors),
             LocalReply = h.LocalReplyConfig is null ? null : LocalReplyConfig(h.LocalReplyConfig, ConfigErrors.Join(path, "local_reply_config"), errors),
+            StripHostPort = StripHostPort(h, path, errors),
             IdleTimeout = IdleTimeout(h.CommonHttpProtocolOptions?.IdleTimeout, ConfigErrors.Join(path, "common_http_protocol_options.idle_timeout"), errors),
             Tracing = TracingTranslator.Translate(h.Tracing, ConfigErrors.Join(path, "tracing"), errors, clusterExists) is { } tracing
                 ? tracing with { SpawnUpstreamSpan = tracing.SpawnUpstreamSpan || startChildSpan } : null,

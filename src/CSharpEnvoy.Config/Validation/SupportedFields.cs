@@ -318,6 +318,8 @@ internal static class SupportedFields
         Msg(sfs, "text_format", "text_format_source", "json_format", "omit_empty_values");
         Note(sfs, "content_type", "local reply formats: the reply's content-type (default text/plain, application/json for json_format); no effect on access logs, as in Envoy");
         Note(hcm, "local_reply_config", "see LocalReplyConfig below");
+        Note(hcm, "strip_any_host_port", "the Host header loses its port before routing (and goes upstream without it)");
+        Note(hcm, "strip_matching_host_port", "as strip_any_host_port, only when the port is the listener's; the two exclude each other");
         const string lrc = "envoy.extensions.filters.network.http_connection_manager.v3.";
         Msg(lrc + "LocalReplyConfig", "mappers", "body_format");
         Note(lrc + "ResponseMapper", "filter", "required; any access log filter csenvoy has, evaluated on the reply (its original status)");

@@ -416,6 +416,7 @@ internal sealed class HttpConnectionManager
             foreach (var h in s_internalOnlyHeaders) headers.Remove(h);
         }
 
+        if (model.StripHostPort != HostPortStripping.None) StripHostPort(context, model.StripHostPort);
         Tls.ClientCertDetails.Mutate(context, headers, model);
         if (model.Via is not null) headers.Append("via", model.Via);
         if (edgeRequest && finalRemote is not null) headers["x-envoy-external-address"] = finalRemote.ToString();
@@ -432,6 +433,19 @@ internal sealed class HttpConnectionManager
         {
             info.RequestId = headers["x-request-id"].ToString();
         }
+    }
+
+    /// <summary>Envoy's <c>stripPortFromHost</c>: the port after the last ':' (not inside an IPv6 literal's
+    /// brackets) goes, when it is a number and, for <see cref="HostPortStripping.Matching"/>, the listener's port.</summary>
+    private static void StripHostPort(HttpContext context, HostPortStripping mode)
+    {
+        var host = context.Request.Host.Value;
+        if (string.IsNullOrEmpty(host)) return;
+        var colon = host.LastIndexOf(':');
+        if (colon < 0 || host.LastIndexOf(']') > colon) return;
+        if (!uint.TryParse(host.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)) return;
+        if (mode == HostPortStripping.Matching && port != (uint)context.Connection.LocalPort) return;
+        context.Request.Host = new HostString(host[..colon]);
     }
 
     private static readonly string[] s_edgeOnlyHeaders =

@@ -91,10 +91,15 @@ internal sealed record LocalReplyMapperModel(
 /// <summary>A local reply body format (a <c>SubstitutionFormatString</c>) and the content type it gives the reply.</summary>
 internal sealed record LocalReplyFormatModel(AccessLog.AccessLogFormatModel Format, string ContentType);
 
+internal enum HostPortStripping { None, Matching, Any }
+
 internal sealed record HttpConnectionManagerModel
 {
     /// <summary><c>local_reply_config</c>; null when absent.</summary>
     public LocalReplyConfigModel? LocalReply { get; init; }
+    /// <summary><c>strip_any_host_port</c> (any port) or <c>strip_matching_host_port</c> (only the listener's) take the
+    /// port off the Host header before routing.</summary>
+    public HostPortStripping StripHostPort { get; init; }
     public required string StatPrefix { get; init; }
     public CodecType CodecType { get; init; }
     public RouteConfigurationModel? RouteConfig { get; init; }
