@@ -13,43 +13,25 @@ public sealed class CorsTests
 
     /// <param name="vhostPolicy">The virtual host's CorsPolicy body.</param>
     /// <param name="routePolicy">The /api route's CorsPolicy body (none when empty).</param>
-    private static string Bootstrap(string backend, string vhostPolicy, string routePolicy = "") => $$"""
-        admin:
-          address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-        static_resources:
-          listeners:
-          - name: main
-            address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-            filter_chains:
-            - filters:
-              - name: envoy.filters.network.http_connection_manager
-                typed_config:
-                  "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                  stat_prefix: ingress_http
-                  route_config:
-                    virtual_hosts:
-                    - name: vh
-                      domains: ["*"]
-                      typed_per_filter_config:
-                        envoy.filters.http.cors:
-                          "@type": {{PolicyType}}
-        {{Yaml.Indent(vhostPolicy, 18)}}
-                      routes:
-                      - match: { prefix: "/api" }
-                        route: { cluster: backend }
-        {{(routePolicy.Length == 0 ? "" : Yaml.Indent("typed_per_filter_config:\n  envoy.filters.http.cors:\n    \"@type\": " + PolicyType + "\n" + Yaml.Indent(routePolicy, 4), 16))}}
-                      - match: { prefix: "/static" }
-                        direct_response: { status: 204 }
-                      - match: { prefix: "/" }
-                        route: { cluster: backend }
-                  http_filters:
-                  - name: envoy.filters.http.cors
-                    typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors }
-                  - name: envoy.filters.http.router
-                    typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-          clusters:
-        {{Yaml.Indent(Yaml.Cluster("backend", backend), 2)}}
-        """;
+    private static string Bootstrap(string backend, string vhostPolicy, string routePolicy = "") => FilterYaml.Bootstrap(
+        "- name: envoy.filters.http.cors\n  typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors }",
+        $$"""
+        - name: vh
+          domains: ["*"]
+          typed_per_filter_config:
+            envoy.filters.http.cors:
+              "@type": {{PolicyType}}
+        {{Yaml.Indent(vhostPolicy, 6)}}
+          routes:
+          - match: { prefix: "/api" }
+            route: { cluster: backend }
+        {{(routePolicy.Length == 0 ? "" : Yaml.Indent("typed_per_filter_config:\n  envoy.filters.http.cors:\n    \"@type\": " + PolicyType + "\n" + Yaml.Indent(routePolicy, 4), 4))}}
+          - match: { prefix: "/static" }
+            direct_response: { status: 204 }
+          - match: { prefix: "/" }
+            route: { cluster: backend }
+        """,
+        Yaml.Cluster("backend", backend), logPath: null);
 
     private const string Policy = """
         allow_origin_string_match:

@@ -10,39 +10,19 @@ public sealed class CsrfTests
 {
     private const string PolicyType = "type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy";
 
-    private static string Bootstrap(string backend, string filterPolicy, string routePolicy = "") => $$"""
-        admin:
-          address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-        static_resources:
-          listeners:
-          - name: main
-            address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-            filter_chains:
-            - filters:
-              - name: envoy.filters.network.http_connection_manager
-                typed_config:
-                  "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                  stat_prefix: ingress_http
-                  route_config:
-                    virtual_hosts:
-                    - name: vh
-                      domains: ["*"]
-                      routes:
-                      - match: { prefix: "/open" }
-                        route: { cluster: backend }
-        {{(routePolicy.Length == 0 ? "" : Yaml.Indent("typed_per_filter_config:\n  envoy.filters.http.csrf:\n    \"@type\": " + PolicyType + "\n" + Yaml.Indent(routePolicy, 4), 16))}}
-                      - match: { prefix: "/" }
-                        route: { cluster: backend }
-                  http_filters:
-                  - name: envoy.filters.http.csrf
-                    typed_config:
-                      "@type": {{PolicyType}}
-        {{Yaml.Indent(filterPolicy, 14)}}
-                  - name: envoy.filters.http.router
-                    typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-          clusters:
-        {{Yaml.Indent(Yaml.Cluster("backend", backend), 2)}}
-        """;
+    private static string Bootstrap(string backend, string filterPolicy, string routePolicy = "") => FilterYaml.Bootstrap(
+        "- name: envoy.filters.http.csrf\n  typed_config:\n    \"@type\": " + PolicyType + "\n" + Yaml.Indent(filterPolicy, 4),
+        $$"""
+        - name: vh
+          domains: ["*"]
+          routes:
+          - match: { prefix: "/open" }
+            route: { cluster: backend }
+        {{(routePolicy.Length == 0 ? "" : Yaml.Indent("typed_per_filter_config:\n  envoy.filters.http.csrf:\n    \"@type\": " + PolicyType + "\n" + Yaml.Indent(routePolicy, 4), 4))}}
+          - match: { prefix: "/" }
+            route: { cluster: backend }
+        """,
+        Yaml.Cluster("backend", backend), logPath: null);
 
     private const string Enforced = """
         filter_enabled: { default_value: { numerator: 100 } }

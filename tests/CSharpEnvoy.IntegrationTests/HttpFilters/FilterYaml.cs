@@ -3,7 +3,7 @@ using CSharpEnvoy.IntegrationTests.Infrastructure;
 namespace CSharpEnvoy.IntegrationTests.HttpFilters;
 
 /// <summary>Bootstrap builders for HTTP filter tests: a listener "main" whose connection manager has the given filters
-/// before the router, the given virtual hosts, clusters, and an access log of "code flags details".</summary>
+/// before the router, the given virtual hosts, clusters, and (with a log path) an access log of "code flags details".</summary>
 internal static class FilterYaml
 {
     public const string Fault = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
@@ -12,7 +12,7 @@ internal static class FilterYaml
     public const string RateLimitPerRoute = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute";
     public const string FilterConfig = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 
-    public static string Bootstrap(string filters, string virtualHosts, string clusters, string logPath, string hcmExtra = "", string routeConfigExtra = "") => $$"""
+    public static string Bootstrap(string filters, string virtualHosts, string clusters, string? logPath, string hcmExtra = "", string routeConfigExtra = "") => $$"""
         admin:
           address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
         static_resources:
@@ -26,12 +26,7 @@ internal static class FilterYaml
                   "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
                   stat_prefix: ingress_http
         {{Yaml.Indent(hcmExtra, 10)}}
-                  access_log:
-                  - name: envoy.access_loggers.file
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-                      path: {{logPath}}
-                      log_format: { text_format_source: { inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\n" } }
+        {{Yaml.Indent(logPath is null ? "" : AccessLog(logPath), 10)}}
                   route_config:
         {{Yaml.Indent(routeConfigExtra, 12)}}
                     virtual_hosts:
@@ -43,6 +38,15 @@ internal static class FilterYaml
                       "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
           clusters:
         {{Yaml.Indent(clusters, 2)}}
+        """;
+
+    private static string AccessLog(string path) => $$"""
+        access_log:
+        - name: envoy.access_loggers.file
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+            path: {{path}}
+            log_format: { text_format_source: { inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\n" } }
         """;
 
     /// <summary>The access log's lines, once <paramref name="count"/> are there (lines are written as requests end).</summary>
