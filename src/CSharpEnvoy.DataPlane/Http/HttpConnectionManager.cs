@@ -441,8 +441,8 @@ internal sealed class HttpConnectionManager
     {
         var host = context.Request.Host.Value;
         if (string.IsNullOrEmpty(host)) return;
-        var colon = host.LastIndexOf(':');
-        if (colon < 0 || host.LastIndexOf(']') > colon) return;
+        var colon = Config.Model.Route.HostHeader.PortStart(host);
+        if (colon < 0) return;
         if (!uint.TryParse(host.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)) return;
         if (mode == HostPortStripping.Matching && port != (uint)context.Connection.LocalPort) return;
         context.Request.Host = new HostString(host[..colon]);

@@ -147,9 +147,9 @@ public class VirtualHostTableTests
     [InlineData("[::1]", -1)]
     [InlineData("[::1]:80", 5)]
     [InlineData("foo.com:", 7)]
-    public void GetPortStart_FindsPortSeparatorOutsideIpv6Brackets(string host, int expected)
+    public void PortStart_FindsPortSeparatorOutsideIpv6Brackets(string host, int expected)
     {
-        Assert.Equal(expected, VirtualHostTable<Vh>.GetPortStart(host));
+        Assert.Equal(expected, HostHeader.PortStart(host));
     }
 
     [Fact]

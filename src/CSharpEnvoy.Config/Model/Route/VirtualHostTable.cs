@@ -68,7 +68,7 @@ internal sealed class VirtualHostTable<TVirtualHost>
         scoped ReadOnlySpan<char> h = host;
         if (IgnorePortInHostMatching)
         {
-            int portStart = GetPortStart(h);
+            int portStart = HostHeader.PortStart(h);
             if (portStart >= 0)
             {
                 h = h[..portStart];
@@ -93,22 +93,6 @@ internal sealed class VirtualHostTable<TVirtualHost>
         }
 
         return result;
-    }
-
-    /// <summary>
-    /// Index of the ':' that starts the port, or -1. A colon inside an IPv6 literal ("[::1]") is not
-    /// a port separator. Same rule as Envoy's HeaderUtility::getPortStart.
-    /// </summary>
-    public static int GetPortStart(ReadOnlySpan<char> host)
-    {
-        int colon = host.LastIndexOf(':');
-        if (colon < 0)
-        {
-            return -1;
-        }
-
-        int v6End = host.LastIndexOf(']');
-        return v6End < colon ? colon : -1;
     }
 
     private TVirtualHost? Lookup(ReadOnlySpan<char> host)
@@ -272,5 +256,25 @@ internal sealed class VirtualHostTable<TVirtualHost>
             Array.Sort(result, static (a, b) => b.Length.CompareTo(a.Length));
             return result;
         }
+    }
+}
+
+/// <summary>The Host/:authority value's parts, by Envoy's rules.</summary>
+internal static class HostHeader
+{
+    /// <summary>
+    /// Index of the ':' that starts the port, or -1. A colon inside an IPv6 literal ("[::1]") is not
+    /// a port separator. Same rule as Envoy's HeaderUtility::getPortStart.
+    /// </summary>
+    public static int PortStart(ReadOnlySpan<char> host)
+    {
+        int colon = host.LastIndexOf(':');
+        if (colon < 0)
+        {
+            return -1;
+        }
+
+        int v6End = host.LastIndexOf(']');
+        return v6End < colon ? colon : -1;
     }
 }
