@@ -11,9 +11,10 @@ public sealed class CircuitBreakerAndMirrorTests
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var arrived = 0;
+        var allArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var backend = await TestBackend.StartAsync(async ctx =>
         {
-            Interlocked.Increment(ref arrived);
+            if (Interlocked.Increment(ref arrived) == 2) allArrived.TrySetResult();
             await release.Task;
             await ctx.Response.WriteAsync("held");
         });
@@ -33,7 +34,7 @@ public sealed class CircuitBreakerAndMirrorTests
         using var client = proxy.Client("main");
 
         var held = new[] { client.GetAsync("/a"), client.GetAsync("/b") };
-        for (var i = 0; i < 100 && Volatile.Read(ref arrived) < 2; i++) await Task.Delay(20);
+        await allArrived.Task.WaitAsync(TimeSpan.FromSeconds(20)); // both hold their request slot upstream
         Assert.Equal(0, await proxy.StatAsync("cluster.backend.circuit_breakers.default.remaining_rq"));
         Assert.Equal(1, await proxy.StatAsync("cluster.backend.circuit_breakers.default.rq_open"));
 
@@ -57,9 +58,10 @@ public sealed class CircuitBreakerAndMirrorTests
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var arrived = 0;
+        var allArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var backend = await TestBackend.StartAsync(async ctx =>
         {
-            Interlocked.Increment(ref arrived);
+            if (Interlocked.Increment(ref arrived) == 3) allArrived.TrySetResult();
             await release.Task;
             await ctx.Response.WriteAsync("held");
         });
@@ -82,7 +84,7 @@ public sealed class CircuitBreakerAndMirrorTests
         using var client = proxy.Client("main");
 
         var held = new[] { client.GetAsync("/high/1"), client.GetAsync("/a"), client.GetAsync("/b") };
-        for (var i = 0; i < 250 && Volatile.Read(ref arrived) < 3; i++) await Task.Delay(20);
+        await allArrived.Task.WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(3, Volatile.Read(ref arrived));
         Assert.Equal(0, await proxy.StatAsync("cluster.backend.circuit_breakers.high.remaining_rq"));
         Assert.Equal(1, await proxy.StatAsync("cluster.backend.circuit_breakers.high.rq_open"));
