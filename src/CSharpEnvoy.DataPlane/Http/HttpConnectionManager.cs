@@ -316,15 +316,36 @@ internal sealed class HttpConnectionManager
     private async ValueTask RunFiltersAsync(Filters.HttpFilterEntry[] filters, HttpContext context, UpstreamRequest info, RequestView request,
         string scheme, string host, bool tlsRedirect)
     {
+        var encoders = false;
         for (var i = 0; i < filters.Length; i++)
         {
             var entry = filters[i];
             if (!entry.IsEnabled(info)) continue;
+            encoders |= entry.Encodes;
             var step = entry.Filter.DecodeHeadersAsync(context, info, this);
             var proceed = step.IsCompletedSuccessfully ? step.Result : await step.ConfigureAwait(false);
-            if (!proceed) return;
+            if (!proceed)
+            {
+                // A filter's local reply passes through the encoder filters before it, as in Envoy.
+                if (encoders) await Filters.ResponseBodyFilter.FinishAllAsync(context).ConfigureAwait(false);
+                return;
+            }
         }
-        await RunAction(context, info, request, scheme, host, tlsRedirect).ConfigureAwait(false);
+        if (!encoders)
+        {
+            await RunAction(context, info, request, scheme, host, tlsRedirect).ConfigureAwait(false);
+            return;
+        }
+        try
+        {
+            await RunAction(context, info, request, scheme, host, tlsRedirect).ConfigureAwait(false);
+        }
+        catch
+        {
+            await Filters.ResponseBodyFilter.AbandonAllAsync(context).ConfigureAwait(false);
+            throw;
+        }
+        await Filters.ResponseBodyFilter.FinishAllAsync(context).ConfigureAwait(false);
     }
 
     /// <summary>The router's part: a TLS redirect, no route (404), a direct response, a redirect, or forwarding.</summary>

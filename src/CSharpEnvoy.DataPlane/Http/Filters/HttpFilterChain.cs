@@ -17,6 +17,11 @@ internal interface IHttpDecoderFilter
     ValueTask<bool> DecodeHeadersAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm);
 }
 
+/// <summary>A decoder filter that may also act on the response body (Envoy's encoder side): it installs a
+/// <see cref="ResponseBodyFilter"/> over the response body when it decodes, which the connection manager finishes once
+/// the request's response is written (<see cref="ResponseBodyFilter.FinishAllAsync"/>).</summary>
+internal interface IHttpEncoderFilter : IHttpDecoderFilter;
+
 /// <summary>The names a filter's <c>typed_per_filter_config</c> entries are found by: its configured name, then its
 /// extension name (Envoy's filter manager falls back to the latter).</summary>
 internal sealed record HttpFilterNames(string ConfigName, string ExtensionName)
@@ -45,6 +50,9 @@ internal sealed class HttpFilterEntry(IHttpDecoderFilter filter, HttpFilterNames
 {
     public IHttpDecoderFilter Filter { get; } = filter;
     public HttpFilterNames Names { get; } = names;
+
+    /// <summary>Whether the filter may wrap the response body (<see cref="IHttpEncoderFilter"/>).</summary>
+    public bool Encodes { get; } = filter is IHttpEncoderFilter;
 
     /// <summary>Envoy's <c>FilterManager</c> decision per route: a per-route <c>FilterConfig</c> may disable the filter,
     /// and a filter disabled by default runs only where a per-route entry names it without disabling it.</summary>
