@@ -35,6 +35,12 @@ internal static class HttpFilterTranslator
             case ExtensionRegistry.CsrfFilter:
                 if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
                 return CsrfPolicy(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Csrf.V3.CsrfPolicy>(), path + ".typed_config", errors);
+            case ExtensionRegistry.CompressorFilter:
+                if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
+                return CompressionTranslator.Compressor(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Compressor.V3.Compressor>(), path + ".typed_config", errors);
+            case ExtensionRegistry.DecompressorFilter:
+                if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
+                return CompressionTranslator.Decompressor(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Decompressor.V3.Decompressor>(), path + ".typed_config", errors);
             case ExtensionRegistry.CorsFilter:
                 return CorsFilterModel.Instance; // Cors has no fields; its policies are per route
             default:

@@ -28,6 +28,8 @@ internal static class PerFilterConfigTranslator
             HttpFilterTranslator.CsrfPolicy((Envoy.Extensions.Filters.Http.Csrf.V3.CsrfPolicy)m, p, e),
         ["envoy.extensions.filters.http.cors.v3.CorsPolicy"] = (m, p, e) =>
             HttpFilterTranslator.CorsPolicy((Envoy.Extensions.Filters.Http.Cors.V3.CorsPolicy)m, p, e),
+        ["envoy.extensions.filters.http.compressor.v3.CompressorPerRoute"] = (m, p, e) =>
+            CompressionTranslator.PerRoute((Envoy.Extensions.Filters.Http.Compressor.V3.CompressorPerRoute)m, p, e),
         ["envoy.extensions.filters.http.rbac.v3.RBACPerRoute"] = (m, p, e) =>
             RbacTranslator.PerRoute((Envoy.Extensions.Filters.Http.Rbac.V3.RBACPerRoute)m, p, e),
     };

@@ -1,6 +1,6 @@
 namespace CSharpEnvoy.Config.Validation;
 
-internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink, HttpFilterPerRoute, Tracer, ListenerFilter }
+internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink, HttpFilterPerRoute, Tracer, ListenerFilter, CompressorLibrary, DecompressorLibrary }
 
 /// <summary>An extension csenvoy implements: its canonical name, the names Envoy still accepts for it, and its config type.</summary>
 internal sealed record ExtensionInfo(ExtensionCategory Category, string Name, string TypeName, string[] Aliases, string Description);
@@ -37,6 +37,8 @@ internal static class ExtensionRegistry
     public const string RbacFilter = "envoy.filters.http.rbac";
     public const string CorsFilter = "envoy.filters.http.cors";
     public const string CsrfFilter = "envoy.filters.http.csrf";
+    public const string CompressorFilter = "envoy.filters.http.compressor";
+    public const string DecompressorFilter = "envoy.filters.http.decompressor";
     public const string TcpProxy = "envoy.filters.network.tcp_proxy";
     public const string NetworkRbac = "envoy.filters.network.rbac";
 
@@ -110,6 +112,20 @@ internal static class ExtensionRegistry
             Array.Empty<string>(), "the CORS policy of a route, virtual host or route configuration; each setting from the most specific level that has it"),
         new ExtensionInfo(ExtensionCategory.HttpFilter, CsrfFilter, "envoy.extensions.filters.http.csrf.v3.CsrfPolicy",
             new[] { "envoy.csrf" }, "CSRF: POST, PUT, DELETE and PATCH requests whose source origin (Origin, else Referer) is not the request's host or an additional origin get 403 Invalid origin"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, CompressorFilter, "envoy.extensions.filters.http.compressor.v3.Compressor",
+            Array.Empty<string>(), "compresses response bodies (and request bodies with request_direction_config) by accept-encoding, content type and length"),
+        new ExtensionInfo(ExtensionCategory.HttpFilterPerRoute, CompressorFilter, "envoy.extensions.filters.http.compressor.v3.CompressorPerRoute",
+            Array.Empty<string>(), "per-route compressor: disabled, or response compression forced on with its own accept-encoding removal and library"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, DecompressorFilter, "envoy.extensions.filters.http.decompressor.v3.Decompressor",
+            Array.Empty<string>(), "decompresses request and response bodies whose first content-encoding is the library's; advertises it in accept-encoding"),
+        new ExtensionInfo(ExtensionCategory.CompressorLibrary, "envoy.compression.gzip.compressor", "envoy.extensions.compression.gzip.compressor.v3.Gzip",
+            Array.Empty<string>(), "gzip (content-encoding gzip): compression level and strategy"),
+        new ExtensionInfo(ExtensionCategory.CompressorLibrary, "envoy.compression.brotli.compressor", "envoy.extensions.compression.brotli.compressor.v3.Brotli",
+            Array.Empty<string>(), "brotli (content-encoding br): quality and window"),
+        new ExtensionInfo(ExtensionCategory.DecompressorLibrary, "envoy.compression.gzip.decompressor", "envoy.extensions.compression.gzip.decompressor.v3.Gzip",
+            Array.Empty<string>(), "gzip: max_inflate_ratio guards against compression bombs"),
+        new ExtensionInfo(ExtensionCategory.DecompressorLibrary, "envoy.compression.brotli.decompressor", "envoy.extensions.compression.brotli.decompressor.v3.Brotli",
+            Array.Empty<string>(), "brotli: output at most 100 times the input"),
     };
 
     public static ExtensionInfo? FindByName(ExtensionCategory category, string name)

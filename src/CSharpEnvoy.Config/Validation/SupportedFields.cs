@@ -492,6 +492,41 @@ internal static class SupportedFields
         Area("HTTP filters: CSRF (envoy.filters.http.csrf)");
         Msg("envoy.extensions.filters.http.csrf.v3.CsrfPolicy", "filter_enabled", "shadow_enabled", "additional_origins");
 
+        Area("HTTP filters: compressor and decompressor (envoy.filters.http.compressor, envoy.filters.http.decompressor)");
+        const string comp = "envoy.extensions.filters.http.compressor.v3.";
+        Msg(comp + "Compressor", "compressor_library", "request_direction_config", "response_direction_config", "choose_first");
+        Note(comp + "Compressor", "content_length", "deprecated: the response's min_content_length when response_direction_config is not set");
+        Note(comp + "Compressor", "content_type", "deprecated: the response's content types when response_direction_config is not set");
+        Note(comp + "Compressor", "disable_on_etag_header", "deprecated: as response_direction_config's");
+        Note(comp + "Compressor", "remove_accept_encoding_header", "deprecated: as response_direction_config's");
+        Note(comp + "Compressor", "runtime_enabled", "deprecated: whether responses are compressed, when response_direction_config is not set");
+        Msg(comp + "Compressor.CommonDirectionConfig", "enabled", "min_content_length", "content_type");
+        Msg(comp + "Compressor.RequestDirectionConfig", "common_config");
+        Msg(comp + "Compressor.ResponseDirectionConfig", "common_config", "disable_on_etag_header", "remove_accept_encoding_header",
+            "uncompressible_response_codes");
+        Msg(comp + "CompressorPerRoute", "disabled", "overrides");
+        Msg(comp + "CompressorOverrides", "response_direction_config", "compressor_library");
+        Msg(comp + "ResponseDirectionOverrides", "remove_accept_encoding_header");
+        Msg("envoy.config.core.v3.RuntimeFeatureFlag", "default_value");
+        Warn("envoy.config.core.v3.RuntimeFeatureFlag", "runtime_key", "runtime overrides are not applied; default_value is used");
+        const string decomp = "envoy.extensions.filters.http.decompressor.v3.";
+        Msg(decomp + "Decompressor", "decompressor_library", "request_direction_config", "response_direction_config");
+        Msg(decomp + "Decompressor.CommonDirectionConfig", "enabled", "ignore_no_transform_header");
+        Msg(decomp + "Decompressor.RequestDirectionConfig", "common_config", "advertise_accept_encoding");
+        Msg(decomp + "Decompressor.ResponseDirectionConfig", "common_config");
+        const string gzipC = "envoy.extensions.compression.gzip.compressor.v3.Gzip";
+        Msg(gzipC, "compression_level", "compression_strategy", "chunk_size");
+        Warn(gzipC, "memory_level", "accepted and range-checked; .NET's zlib binding always uses memory level 8 (the output is valid gzip, its size may differ from Envoy's)");
+        Warn(gzipC, "window_bits", "accepted and range-checked; .NET's zlib binding always uses a 32 KiB window (the output is valid gzip, its size may differ from Envoy's)");
+        const string brotliC = "envoy.extensions.compression.brotli.compressor.v3.Brotli";
+        Msg(brotliC, "quality", "window_bits", "chunk_size");
+        Warn(brotliC, "encoder_mode", "accepted; .NET's brotli encoder has no mode setting (generic is used)");
+        Warn(brotliC, "input_block_bits", "accepted and range-checked; .NET's brotli encoder chooses its own input block size");
+        Warn(brotliC, "disable_literal_context_modeling", "accepted; .NET's brotli encoder has no such setting");
+        Msg("envoy.extensions.compression.gzip.decompressor.v3.Gzip", "window_bits", "chunk_size", "max_inflate_ratio");
+        Msg("envoy.extensions.compression.brotli.decompressor.v3.Brotli", "chunk_size");
+        Warn("envoy.extensions.compression.brotli.decompressor.v3.Brotli", "disable_ring_buffer_reallocation", "accepted; .NET's brotli decoder has no such setting");
+
         Area("HTTP filters: health check (envoy.filters.http.health_check)");
         Msg("envoy.extensions.filters.http.health_check.v3.HealthCheck", "pass_through_mode", "headers");
         Msg("envoy.config.route.v3.Decorator", "operation", "propagate");

@@ -192,6 +192,39 @@ public sealed class RunnableSandboxTests
         Assert.Equal(2, await proxy.StatAsync("http.ingress_http.csrf.request_invalid")); // enforced + shadow
     }
 
+    // ----- gzip: JSON responses compressed, gzipped uploads decompressed -----
+
+    [Fact]
+    public async Task Gzip_CompressesJsonResponses_AndDecompressesUploads()
+    {
+        byte[] received = [];
+        await using var service = await TestBackend.StartAsync(async ctx =>
+        {
+            using var ms = new MemoryStream();
+            await ctx.Request.Body.CopyToAsync(ms);
+            received = ms.ToArray();
+            ctx.Response.ContentType = "application/json";
+            await ctx.Response.WriteAsync(HttpFilters.CompressorTests.Json);
+        });
+        await using var proxy = await StartAsync("gzip/envoy.yaml", ("service", service));
+        using var client = proxy.Client(UnnamedListener);
+        var json = System.Text.Encoding.UTF8.GetBytes(HttpFilters.CompressorTests.Json);
+        using var upload = new MemoryStream();
+        using (var gz = new System.IO.Compression.GZipStream(upload, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true)) gz.Write(json);
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/upload") { Content = new ByteArrayContent(upload.ToArray()) };
+        request.Content.Headers.ContentEncoding.Add("gzip");
+        request.Headers.AcceptEncoding.ParseAdd("gzip");
+        using var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(json, received);
+        Assert.Equal("gzip", response.Content.Headers.ContentEncoding.Single());
+        using var decoded = new System.IO.Compression.GZipStream(await response.Content.ReadAsStreamAsync(), System.IO.Compression.CompressionMode.Decompress);
+        Assert.Equal(HttpFilters.CompressorTests.Json, await new StreamReader(decoded).ReadToEndAsync());
+        Assert.Equal(1, await proxy.StatAsync("http.ingress_http.compressor.text_optimized.gzip.response.compressed"));
+        Assert.Equal(1, await proxy.StatAsync("http.ingress_http.decompressor.upload.gzip.request.decompressed"));
+    }
+
     // ----- csrf (cross-site) and grpc-bridge (server side): plain proxies with a stdout access log -----
 
     [Fact]

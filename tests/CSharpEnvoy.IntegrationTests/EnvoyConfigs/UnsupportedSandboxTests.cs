@@ -27,6 +27,19 @@ public sealed class UnsupportedSandboxTests
         AssertErrors(file);
     }
 
+    [Fact]
+    public void CompressionSandboxes_Load_WithTheZlibAndRuntimeSettingsWarnedAbout()
+    {
+        // The compressor and decompressor filters with their gzip and brotli libraries are implemented.
+        AssertErrors("gzip/envoy.yaml");
+        AssertErrors("brotli/envoy.yaml");
+        var gzip = (string listener) => $"static_resources.listeners[{listener}].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.compressor_library.typed_config.";
+        Assert.Contains(ProxyHarness.Validate(EnvoyConfigCorpus.Read("gzip/envoy.yaml")).Warnings.Select(w => w.ToString()),
+            w => w.StartsWith(gzip("0") + "memory_level: accepted and range-checked", StringComparison.Ordinal));
+        Assert.Contains(ProxyHarness.Validate(EnvoyConfigCorpus.Read("gzip/envoy.yaml")).Warnings.Select(w => w.ToString()),
+            w => w == Hcm(0) + ".http_filters[1].typed_config.response_direction_config.common_config.enabled.runtime_key: runtime overrides are not applied; default_value is used");
+    }
+
     [Theory]
     [InlineData("tls/envoy-https-passthrough.yaml")]
     [InlineData("tls-inspector/envoy.yaml")]
@@ -57,11 +70,6 @@ public sealed class UnsupportedSandboxTests
 
     public static TheoryData<string, string[]> MoreConfigs() => new()
     {
-        { "brotli/envoy.yaml", new[]
-            {
-                HttpFilter(Hcm(0), 0, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
-                HttpFilter(Hcm(1), 0, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
-            } },
         { "cache/envoy.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.cache", "envoy.extensions.filters.http.cache.v3.CacheConfig") } },
         { "datadog-tracing/envoy.yaml", Tracer(listeners: 1, "datadog", "DatadogConfig") },
         // The double-proxy and tls-sni sandboxes generate their certificates at run time; the corpus has none.
@@ -85,12 +93,6 @@ public sealed class UnsupportedSandboxTests
             {
                 Field(Hcm(0), "add_user_agent", HcmType),
                 HttpFilter(Hcm(0), 0, "envoy.filters.http.grpc_http1_bridge", "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config"),
-            } },
-        { "gzip/envoy.yaml", new[]
-            {
-                HttpFilter(Hcm(0), 0, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
-                HttpFilter(Hcm(0), 1, "envoy.filters.http.decompressor", "envoy.extensions.filters.http.decompressor.v3.Decompressor"),
-                HttpFilter(Hcm(1), 0, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
             } },
         // The tracing sandboxes with tracers csenvoy does not have (the zipkin, jaeger and opentelemetry ones load:
         // RunnableSandboxTests): a front proxy and two service envoys (one with an egress listener too).
@@ -128,7 +130,6 @@ public sealed class UnsupportedSandboxTests
             {
                 HttpFilter(Hcm(0), 0, "envoy.filters.http.oauth2", "envoy.extensions.filters.http.oauth2.v3.OAuth2"),
                 HttpFilter(Hcm(1), 0, "envoy.filters.http.oauth2", "envoy.extensions.filters.http.oauth2.v3.OAuth2"),
-                HttpFilter(Hcm(1), 1, "envoy.filters.http.compressor", "envoy.extensions.filters.http.compressor.v3.Compressor"),
             } },
         { "tls-sni/envoy.yaml", new[]
             {

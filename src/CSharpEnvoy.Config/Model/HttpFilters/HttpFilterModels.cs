@@ -105,3 +105,70 @@ internal sealed record CsrfPolicyModel(
     FractionalPercentModel FilterEnabled,
     FractionalPercentModel? ShadowEnabled,
     CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[] AdditionalOrigins);
+
+/// <summary>The content codings csenvoy compresses and decompresses with.</summary>
+internal enum ContentCoding { Gzip, Brotli }
+
+/// <summary>A compressor library (<c>compression.gzip.compressor.v3.Gzip</c> or <c>compression.brotli.compressor.v3.Brotli</c>)
+/// by its configured <see cref="Name"/>: the coding, the content-encoding token it writes (<c>gzip</c>, <c>br</c>) and its
+/// settings. <see cref="Level"/> is zlib's level (-1 default, 0..9) or brotli's quality (0..11); <see cref="Window"/>
+/// brotli's window bits; <see cref="Strategy"/> zlib's strategy (0 default, 1 filtered, 2 Huffman only, 3 RLE, 4 fixed).</summary>
+internal sealed record CompressorLibraryModel(string Name, ContentCoding Coding, int Level, int Strategy, int Window, int ChunkSize)
+{
+    public string Token => Coding == ContentCoding.Gzip ? "gzip" : "br";
+
+    /// <summary>The library's stat scope under the filter's: <c>gzip.</c> or <c>brotli.</c>.</summary>
+    public string StatPrefix => Coding == ContentCoding.Gzip ? "gzip." : "brotli.";
+}
+
+/// <summary>One direction of <c>envoy.filters.http.compressor</c>: whether it compresses, the smallest content-length it
+/// compresses (a body without one always qualifies) and the content types it compresses, compared case-insensitively
+/// without parameters.</summary>
+internal sealed record CompressorDirectionModel(bool Enabled, uint MinContentLength, HashSet<string> ContentTypes)
+{
+    /// <summary>Envoy's list when <c>content_type</c> is empty.</summary>
+    public static readonly string[] DefaultContentTypes =
+    [
+        "text/html", "text/plain", "text/css", "application/javascript", "application/x-javascript", "text/javascript",
+        "text/x-javascript", "text/ecmascript", "text/js", "text/jscript", "text/x-js", "application/ecmascript",
+        "application/x-json", "application/xml", "application/json", "image/svg+xml", "text/xml", "application/xhtml+xml",
+        "application/grpc-web", "application/grpc-web+proto",
+    ];
+}
+
+/// <summary>Validated <c>extensions.filters.http.compressor.v3.Compressor</c>. <see cref="Request"/> is null unless
+/// <c>request_direction_config</c> is set; <see cref="ResponseStatsScoped"/> is whether the response's common stats are
+/// under <c>response.</c> (set by <c>response_direction_config</c>; the deprecated top-level fields keep them at the
+/// library's scope).</summary>
+internal sealed record CompressorFilterModel(
+    CompressorLibraryModel Library,
+    CompressorDirectionModel? Request,
+    CompressorDirectionModel Response,
+    bool DisableOnEtagHeader,
+    bool RemoveAcceptEncodingHeader,
+    int[] UncompressibleResponseCodes,
+    bool ChooseFirst,
+    bool ResponseStatsScoped);
+
+/// <summary>Validated <c>extensions.filters.http.compressor.v3.CompressorPerRoute</c>: the filter off on the route, or its
+/// response compression forced on with <see cref="RemoveAcceptEncodingHeader"/> overridden when set, and possibly another
+/// library.</summary>
+internal sealed record CompressorPerRouteModel(bool Disabled, bool ForceResponse, bool? RemoveAcceptEncodingHeader, CompressorLibraryModel? Library);
+
+/// <summary>A decompressor library (<c>compression.gzip.decompressor.v3.Gzip</c> or
+/// <c>compression.brotli.decompressor.v3.Brotli</c>): the coding it reads, its output chunk size and the largest ratio of
+/// output to input it lets through (a compression bomb guard).</summary>
+internal sealed record DecompressorLibraryModel(string Name, ContentCoding Coding, int ChunkSize, uint MaxInflateRatio)
+{
+    public string Token => Coding == ContentCoding.Gzip ? "gzip" : "br";
+    public string StatPrefix => Coding == ContentCoding.Gzip ? "gzip." : "brotli.";
+}
+
+/// <summary>Validated <c>extensions.filters.http.decompressor.v3.Decompressor</c>.</summary>
+internal sealed record DecompressorFilterModel(
+    DecompressorLibraryModel Library,
+    bool RequestEnabled,
+    bool RequestIgnoreNoTransform,
+    bool AdvertiseAcceptEncoding,
+    bool ResponseEnabled,
+    bool ResponseIgnoreNoTransform);

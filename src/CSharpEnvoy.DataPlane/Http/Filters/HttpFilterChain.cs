@@ -84,6 +84,8 @@ internal static class HttpFilterChain
                 Config.Model.Rbac.RbacFilterModel rbac => new Rbac.RbacFilter(rbac, names, stats, "http." + model.StatPrefix + "."),
                 CorsFilterModel => new Cors.CorsFilter(names, stats, "http." + model.StatPrefix + "."),
                 CsrfPolicyModel csrf => new Csrf.CsrfFilter(csrf, names, stats, "http." + model.StatPrefix + "."),
+                CompressorFilterModel compressor => new Compressor.CompressorFilter(compressor, names, stats, "http." + model.StatPrefix + "."),
+                DecompressorFilterModel decompressor => new Decompressor.DecompressorFilter(decompressor, stats, "http." + model.StatPrefix + "."),
                 _ => null,
             };
             if (filter is not null) (filters ??= new()).Add(new HttpFilterEntry(filter, names, f.Disabled));
