@@ -7,6 +7,8 @@ using GzipCompressor = Envoy.Extensions.Compression.Gzip.Compressor.V3.Gzip;
 using BrotliCompressor = Envoy.Extensions.Compression.Brotli.Compressor.V3.Brotli;
 using GzipDecompressor = Envoy.Extensions.Compression.Gzip.Decompressor.V3.Gzip;
 using BrotliDecompressor = Envoy.Extensions.Compression.Brotli.Decompressor.V3.Brotli;
+using ZstdCompressor = Envoy.Extensions.Compression.Zstd.Compressor.V3.Zstd;
+using ZstdDecompressor = Envoy.Extensions.Compression.Zstd.Decompressor.V3.Zstd;
 
 namespace CSharpEnvoy.Config.Translation;
 
@@ -18,6 +20,8 @@ internal static class CompressionTranslator
     public const string BrotliCompressorType = "envoy.extensions.compression.brotli.compressor.v3.Brotli";
     public const string GzipDecompressorType = "envoy.extensions.compression.gzip.decompressor.v3.Gzip";
     public const string BrotliDecompressorType = "envoy.extensions.compression.brotli.decompressor.v3.Brotli";
+    public const string ZstdCompressorType = "envoy.extensions.compression.zstd.compressor.v3.Zstd";
+    public const string ZstdDecompressorType = "envoy.extensions.compression.zstd.decompressor.v3.Zstd";
 
     public static CompressorFilterModel? Compressor(Compressor c, string path, ConfigErrors errors)
     {
@@ -122,10 +126,21 @@ internal static class CompressionTranslator
                 var chunk = ChunkSize(b.ChunkSize, at + ".chunk_size", errors);
                 return new CompressorLibraryModel(library.Name, ContentCoding.Brotli, (int)(b.Quality ?? 3), 0, (int)(b.WindowBits ?? 18), chunk);
             }
+            case ZstdCompressorType:
+            {
+                var z = library.TypedConfig!.Unpack<ZstdCompressor>();
+                var strategy = (int)z.Strategy;
+                if (strategy is < 0 or > 9) Invalid(at + ".strategy", $"unknown strategy {strategy}", errors);
+                var chunk = ChunkSize(z.ChunkSize, at + ".chunk_size", errors);
+                var dictionary = z.Dictionary is null ? null : RouteTranslator.DataSourceBytes(z.Dictionary, at + ".dictionary", errors);
+                // zstd clamps levels above its maximum (22); 0 is its default (3).
+                var level = z.CompressionLevel is null or 0 ? 3 : (int)Math.Min(z.CompressionLevel.Value, 22);
+                return new CompressorLibraryModel(library.Name, ContentCoding.Zstd, level, strategy, 0, chunk, z.EnableChecksum, dictionary);
+            }
             default:
                 errors.Add(at, type is null
                     ? "a compressor library needs a typed_config"
-                    : $"unsupported compressor library '{library.Name}' (type 'type.googleapis.com/{type}'); csenvoy has gzip and brotli");
+                    : $"unsupported compressor library '{library.Name}' (type 'type.googleapis.com/{type}'); csenvoy has gzip, brotli and zstd");
                 return null;
         }
     }
@@ -152,10 +167,19 @@ internal static class CompressionTranslator
                 var chunk = ChunkSize(b.ChunkSize, at + ".chunk_size", errors);
                 return new DecompressorLibraryModel(library.Name, ContentCoding.Brotli, chunk, 100);
             }
+            case ZstdDecompressorType:
+            {
+                var z = library.TypedConfig!.Unpack<ZstdDecompressor>();
+                var chunk = ChunkSize(z.ChunkSize, at + ".chunk_size", errors);
+                if (z.Dictionaries.Count > 1)
+                    errors.Add(at + ".dictionaries", "only one dictionary is supported by csenvoy (see docs/compatibility.md)");
+                var dictionary = z.Dictionaries.Count == 0 ? null : RouteTranslator.DataSourceBytes(z.Dictionaries[0], at + ".dictionaries[0]", errors);
+                return new DecompressorLibraryModel(library.Name, ContentCoding.Zstd, chunk, 100, dictionary);
+            }
             default:
                 errors.Add(at, type is null
                     ? "a decompressor library needs a typed_config"
-                    : $"unsupported decompressor library '{library.Name}' (type 'type.googleapis.com/{type}'); csenvoy has gzip and brotli");
+                    : $"unsupported decompressor library '{library.Name}' (type 'type.googleapis.com/{type}'); csenvoy has gzip, brotli and zstd");
                 return null;
         }
     }

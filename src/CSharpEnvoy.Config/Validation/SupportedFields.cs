@@ -523,6 +523,9 @@ internal static class SupportedFields
         Warn(brotliC, "encoder_mode", "accepted; .NET's brotli encoder has no mode setting (generic is used)");
         Warn(brotliC, "input_block_bits", "accepted and range-checked; .NET's brotli encoder chooses its own input block size");
         Warn(brotliC, "disable_literal_context_modeling", "accepted; .NET's brotli encoder has no such setting");
+        Msg("envoy.extensions.compression.zstd.compressor.v3.Zstd", "compression_level", "enable_checksum", "strategy", "dictionary", "chunk_size");
+        Note("envoy.extensions.compression.zstd.decompressor.v3.Zstd", "dictionaries", "one dictionary (more are refused)");
+        Msg("envoy.extensions.compression.zstd.decompressor.v3.Zstd", "chunk_size");
         Msg("envoy.extensions.compression.gzip.decompressor.v3.Gzip", "window_bits", "chunk_size", "max_inflate_ratio");
         Msg("envoy.extensions.compression.brotli.decompressor.v3.Brotli", "chunk_size");
         Warn("envoy.extensions.compression.brotli.decompressor.v3.Brotli", "disable_ring_buffer_reallocation", "accepted; .NET's brotli decoder has no such setting");

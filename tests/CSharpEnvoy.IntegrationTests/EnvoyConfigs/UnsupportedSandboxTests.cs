@@ -30,9 +30,10 @@ public sealed class UnsupportedSandboxTests
     [Fact]
     public void CompressionSandboxes_Load_WithTheZlibAndRuntimeSettingsWarnedAbout()
     {
-        // The compressor and decompressor filters with their gzip and brotli libraries are implemented.
+        // The compressor and decompressor filters with their gzip, brotli and zstd libraries are implemented.
         AssertErrors("gzip/envoy.yaml");
         AssertErrors("brotli/envoy.yaml");
+        AssertErrors("zstd/envoy.yaml");
         var gzip = (string listener) => $"static_resources.listeners[{listener}].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.compressor_library.typed_config.";
         Assert.Contains(ProxyHarness.Validate(EnvoyConfigCorpus.Read("gzip/envoy.yaml")).Warnings.Select(w => w.ToString()),
             w => w.StartsWith(gzip("0") + "memory_level: accepted and range-checked", StringComparison.Ordinal));

@@ -15,6 +15,7 @@ public sealed class CompressorTests
     private const string PerRouteType = "type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute";
     private const string Gzip = "type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip";
     private const string Brotli = "type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli";
+    private const string Zstd = "type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd";
 
     internal static readonly string Json = "{\"items\":[" + string.Join(',', Enumerable.Range(0, 200).Select(i => $"{{\"id\":{i},\"name\":\"item {i}\"}}")) + "]}";
 
@@ -71,6 +72,7 @@ public sealed class CompressorTests
         {
             "gzip" => Decode(new GZipStream(new MemoryStream(Raw), CompressionMode.Decompress)),
             "br" => Decode(new BrotliStream(new MemoryStream(Raw), CompressionMode.Decompress)),
+            "zstd" => Decode(new ZstdSharp.DecompressionStream(new MemoryStream(Raw))),
             _ => Raw,
         });
 
@@ -203,6 +205,27 @@ public sealed class CompressorTests
         Assert.Equal(2, await proxy.StatAsync("http.ingress_http.compressor.g.gzip.header_compressor_used"));
         Assert.Equal(2, await proxy.StatAsync("http.ingress_http.compressor.g.gzip.response.compressed"));
         Assert.Equal(2, await proxy.StatAsync("http.ingress_http.compressor.b.brotli.response.compressed"));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Zstd_WithLevelStrategyAndChecksum_IsNegotiatedAndDecodable(bool http2)
+    {
+        await using var backend = await BackendAsync();
+        var filters = Filter("zstd", "z", Zstd, ResponseConfig).TrimEnd() + "\n        compression_level: 10\n        strategy: BTOPT\n        enable_checksum: true\n"
+            + Filter("gzip", "g", Gzip, ResponseConfig);
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(backend.Address, filters));
+        using var client = proxy.Client("main", http2);
+
+        var reply = await GetAsync(client, "/", "gzip;q=0.5, zstd");
+        Assert.Equal("zstd", reply.Encoding);
+        Assert.Equal(Json, reply.Decoded);
+        // The checksum flag is in the frame header descriptor (bit 2).
+        Assert.Equal(new byte[] { 0x28, 0xB5, 0x2F, 0xFD }, reply.Raw[..4]);
+        Assert.NotEqual(0, reply.Raw[4] & 0x04);
+        Assert.Equal("gzip", (await GetAsync(client, "/", "gzip, zstd;q=0.1")).Encoding);
+        Assert.Equal(1, await proxy.StatAsync("http.ingress_http.compressor.z.zstd.response.compressed"));
     }
 
     [Fact]
@@ -369,10 +392,10 @@ public sealed class CompressorTests
     public void UnknownLibrary_StatusHeader_AndAnEmptyPerRoute_AreRefused()
     {
         var filter = $"- name: c\n  typed_config:\n    \"@type\": {CompressorType}\n    response_direction_config: {{ status_header_enabled: true }}\n" +
-            "    compressor_library:\n      name: z\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd\n";
+            "    compressor_library:\n      name: z\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.compression.qatzip.compressor.v3alpha.Qatzip\n";
         var routes = $"  typed_per_filter_config:\n    c:\n      \"@type\": {PerRouteType}\n";
         var errors = ProxyHarness.Validate(Bootstrap("127.0.0.1:1", filter, routes)).Errors.Select(e => e.ToString()).ToArray();
-        Assert.Contains(errors, e => e.Contains("compressor_library.typed_config: unsupported compressor library 'z' (type 'type.googleapis.com/envoy.extensions.compression.zstd.compressor.v3.Zstd')"));
+        Assert.Contains(errors, e => e.Contains("compressor_library.typed_config: unsupported compressor library 'z' (type 'type.googleapis.com/envoy.extensions.compression.qatzip.compressor.v3alpha.Qatzip')"));
         Assert.Contains(errors, e => e.Contains("response_direction_config.status_header_enabled: field 'status_header_enabled'"));
         Assert.Contains(errors, e => e.Contains("typed_per_filter_config[\"c\"]: one of disabled or overrides is required"));
     }

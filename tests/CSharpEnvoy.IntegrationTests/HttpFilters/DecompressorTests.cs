@@ -14,6 +14,7 @@ public sealed class DecompressorTests
     private const string DecompressorType = "type.googleapis.com/envoy.extensions.filters.http.decompressor.v3.Decompressor";
     private const string GzipType = "type.googleapis.com/envoy.extensions.compression.gzip.decompressor.v3.Gzip";
     private const string BrotliType = "type.googleapis.com/envoy.extensions.compression.brotli.decompressor.v3.Brotli";
+    private const string ZstdType = "type.googleapis.com/envoy.extensions.compression.zstd.decompressor.v3.Zstd";
 
     private static string Filter(string libraryType, string library = "", string config = "") =>
         $"- name: envoy.filters.http.decompressor\n  typed_config:\n    \"@type\": {DecompressorType}\n" + Yaml.Indent(config, 4) +
@@ -64,6 +65,7 @@ public sealed class DecompressorTests
                 "gzip-bomb" => Gzip(new byte[1 << 20]),
                 "corrupt" => Gzip(json)[..40].Concat(new byte[] { 1, 2, 3, 4, 5, 6, 7, 8 }).ToArray(),
                 "br" => Brotli(json),
+                "zstd" => new ZstdSharp.Compressor(5).Wrap(json).ToArray(),
                 _ => json,
             };
             if (reply.Length > 0 && reply != "plain") ctx.Response.Headers.ContentEncoding = reply.StartsWith("gzip") || reply == "corrupt" ? "gzip" : reply;
@@ -160,6 +162,29 @@ public sealed class DecompressorTests
     }
 
     [Fact]
+    public async Task Zstd_DecodesBothDirections_AndCountsCorruptInput()
+    {
+        var (backend, seen) = await BackendAsync();
+        await using var _ = backend;
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(backend.Address, Filter(ZstdType)));
+        using var client = proxy.Client("main");
+        var json = Encoding.UTF8.GetBytes(CompressorTests.Json);
+        var zstd = new ZstdSharp.Compressor(5).Wrap(json).ToArray();
+
+        var (_, body) = await SendAsync(client, zstd, "zstd", reply: "zstd");
+        Assert.Equal(json, seen()!.Body);
+        Assert.Equal(json, body);
+        Assert.Equal("zstd", seen()!.AcceptEncoding);
+
+        // Damage past the frame header: zstd reports corruption (a body merely cut short decodes what it has, as in Envoy).
+        var corrupt = zstd.ToArray();
+        for (var i = 12; i < corrupt.Length - 4; i++) corrupt[i] ^= 0x5A;
+        await SendAsync(client, corrupt, "zstd");
+        Assert.True(seen()!.Body.Length < json.Length);
+        Assert.Equal(1, await proxy.StatAsync("http.ingress_http.decompressor.upload.zstd.decompressor_library.zstd_generic_error"));
+    }
+
+    [Fact]
     public async Task CorruptInput_AndBombs_AreCutOff_AndCounted()
     {
         var (backend, seen) = await BackendAsync();
@@ -205,8 +230,8 @@ public sealed class DecompressorTests
     [Fact]
     public void UnknownLibrary_AndBadRatio_AreRefused()
     {
-        var zstd = Filter("type.googleapis.com/envoy.extensions.compression.zstd.decompressor.v3.Zstd");
-        var errors = ProxyHarness.Validate(Bootstrap("127.0.0.1:1", zstd)).Errors.Select(e => e.ToString()).ToArray();
+        var lz4 = Filter("type.googleapis.com/envoy.extensions.compression.lz4.decompressor.v3.Lz4");
+        var errors = ProxyHarness.Validate(Bootstrap("127.0.0.1:1", lz4)).Errors.Select(e => e.ToString()).ToArray();
         Assert.Contains(errors, e => e.Contains("decompressor_library.typed_config: unsupported decompressor library 'upload'"));
         errors = ProxyHarness.Validate(Bootstrap("127.0.0.1:1", Filter(GzipType, "max_inflate_ratio: 2000"))).Errors.Select(e => e.ToString()).ToArray();
         Assert.Contains(errors, e => e.EndsWith("decompressor_library.typed_config.max_inflate_ratio: 2000 is out of range (1..1032)", StringComparison.Ordinal));

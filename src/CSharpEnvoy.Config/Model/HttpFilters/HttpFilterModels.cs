@@ -107,18 +107,28 @@ internal sealed record CsrfPolicyModel(
     CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[] AdditionalOrigins);
 
 /// <summary>The content codings csenvoy compresses and decompresses with.</summary>
-internal enum ContentCoding { Gzip, Brotli }
+internal enum ContentCoding { Gzip, Brotli, Zstd }
 
 /// <summary>A compressor library (<c>compression.gzip.compressor.v3.Gzip</c> or <c>compression.brotli.compressor.v3.Brotli</c>)
 /// by its configured <see cref="Name"/>: the coding, the content-encoding token it writes (<c>gzip</c>, <c>br</c>) and its
 /// settings. <see cref="Level"/> is zlib's level (-1 default, 0..9) or brotli's quality (0..11); <see cref="Window"/>
-/// brotli's window bits; <see cref="Strategy"/> zlib's strategy (0 default, 1 filtered, 2 Huffman only, 3 RLE, 4 fixed).</summary>
-internal sealed record CompressorLibraryModel(string Name, ContentCoding Coding, int Level, int Strategy, int Window, int ChunkSize)
+/// brotli's window bits; <see cref="Strategy"/> zlib's strategy (0 default, 1 filtered, 2 Huffman only, 3 RLE, 4 fixed)
+/// or zstd's (0 default, 1 fast .. 9 btultra2). zstd may add a checksum and compress with a dictionary.</summary>
+internal sealed record CompressorLibraryModel(string Name, ContentCoding Coding, int Level, int Strategy, int Window, int ChunkSize,
+    bool Checksum = false, byte[]? Dictionary = null)
 {
-    public string Token => Coding == ContentCoding.Gzip ? "gzip" : "br";
+    public string Token => CodingNames.Token(Coding);
 
-    /// <summary>The library's stat scope under the filter's: <c>gzip.</c> or <c>brotli.</c>.</summary>
-    public string StatPrefix => Coding == ContentCoding.Gzip ? "gzip." : "brotli.";
+    /// <summary>The library's stat scope under the filter's: <c>gzip.</c>, <c>brotli.</c> or <c>zstd.</c>.</summary>
+    public string StatPrefix => CodingNames.StatPrefix(Coding);
+}
+
+/// <summary>A coding's content-encoding token and the stat scope of its libraries.</summary>
+internal static class CodingNames
+{
+    public static string Token(ContentCoding c) => c switch { ContentCoding.Gzip => "gzip", ContentCoding.Brotli => "br", _ => "zstd" };
+
+    public static string StatPrefix(ContentCoding c) => c switch { ContentCoding.Gzip => "gzip.", ContentCoding.Brotli => "brotli.", _ => "zstd." };
 }
 
 /// <summary>One direction of <c>envoy.filters.http.compressor</c>: whether it compresses, the smallest content-length it
@@ -157,11 +167,11 @@ internal sealed record CompressorPerRouteModel(bool Disabled, bool ForceResponse
 
 /// <summary>A decompressor library (<c>compression.gzip.decompressor.v3.Gzip</c> or
 /// <c>compression.brotli.decompressor.v3.Brotli</c>): the coding it reads, its output chunk size and the largest ratio of
-/// output to input it lets through (a compression bomb guard).</summary>
-internal sealed record DecompressorLibraryModel(string Name, ContentCoding Coding, int ChunkSize, uint MaxInflateRatio)
+/// output to input it lets through (a compression bomb guard); zstd may have a dictionary.</summary>
+internal sealed record DecompressorLibraryModel(string Name, ContentCoding Coding, int ChunkSize, uint MaxInflateRatio, byte[]? Dictionary = null)
 {
-    public string Token => Coding == ContentCoding.Gzip ? "gzip" : "br";
-    public string StatPrefix => Coding == ContentCoding.Gzip ? "gzip." : "brotli.";
+    public string Token => CodingNames.Token(Coding);
+    public string StatPrefix => CodingNames.StatPrefix(Coding);
 }
 
 /// <summary>Validated <c>extensions.filters.http.decompressor.v3.Decompressor</c>.</summary>

@@ -15,15 +15,38 @@ internal static class Codecs
             CompressionLevel = library.Level,
             CompressionStrategy = (ZLibCompressionStrategy)library.Strategy,
         }, leaveOpen: true),
-        _ => new BrotliCompressStream(output, library.Level, library.Window, library.ChunkSize),
+        ContentCoding.Brotli => new BrotliCompressStream(output, library.Level, library.Window, library.ChunkSize),
+        _ => Zstd(library, output),
     };
 
-    /// <summary>A stream that reads <paramref name="input"/> decompressed.</summary>
-    public static Stream Decompressor(ContentCoding coding, Stream input) => coding switch
+    private static ZstdSharp.CompressionStream Zstd(CompressorLibraryModel library, Stream output)
     {
-        ContentCoding.Gzip => new GZipStream(input, CompressionMode.Decompress, leaveOpen: true),
-        _ => new BrotliStream(input, CompressionMode.Decompress, leaveOpen: true),
-    };
+        var zstd = new ZstdSharp.CompressionStream(output, library.Level, library.ChunkSize, leaveOpen: true);
+        if (library.Checksum) zstd.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
+        if (library.Strategy != 0) zstd.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_strategy, library.Strategy);
+        if (library.Dictionary is { } dictionary) zstd.LoadDictionary(dictionary);
+        return zstd;
+    }
+
+    /// <summary>A stream that reads <paramref name="input"/> decompressed.</summary>
+    public static Stream Decompressor(DecompressorLibraryModel library, Stream input)
+    {
+        switch (library.Coding)
+        {
+            case ContentCoding.Gzip:
+                return new GZipStream(input, CompressionMode.Decompress, leaveOpen: true);
+            case ContentCoding.Brotli:
+                return new BrotliStream(input, CompressionMode.Decompress, leaveOpen: true);
+            default:
+                // Like Envoy, a body cut short passes on what it decoded (no end-of-frame check).
+                var zstd = new ZstdSharp.DecompressionStream(input, library.ChunkSize, checkEndOfStream: false, leaveOpen: true);
+                if (library.Dictionary is { } dictionary) zstd.LoadDictionary(dictionary);
+                return zstd;
+        }
+    }
+
+    /// <summary>Whether an exception is the decoder refusing its input (not the body underneath failing).</summary>
+    public static bool IsBadInput(Exception e) => e is InvalidDataException or ZstdSharp.ZstdException;
 }
 
 /// <summary>Brotli compression with the library's quality and window (which <see cref="BrotliStream"/> does not take):

@@ -33,6 +33,7 @@ internal sealed class DecompressorFilter : IHttpEncoderFilter
         _request = new DirectionStats(stats, prefix + "request.");
         _response = new DirectionStats(stats, prefix + "response.");
         if (model.Library.Coding == ContentCoding.Gzip) LibraryError = stats.Counter(prefix, "decompressor_library.zlib_data_error");
+        else if (model.Library.Coding == ContentCoding.Zstd) LibraryError = stats.Counter(prefix, "decompressor_library.zstd_generic_error");
         else
         {
             LibraryError = stats.Counter(prefix, "decompressor_library.brotli_error");
@@ -144,7 +145,7 @@ internal sealed class DecompressingRequestBody : ReadOnlyBodyStream
         _input = new CountingInput(inner, stats);
         _filter = filter;
         _stats = stats;
-        _decompressor = Codecs.Decompressor(filter.Model.Library.Coding, _input);
+        _decompressor = Codecs.Decompressor(filter.Model.Library, _input);
     }
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
@@ -160,7 +161,7 @@ internal sealed class DecompressingRequestBody : ReadOnlyBodyStream
         {
             n = await _decompressor.ReadAsync(destination, ct).ConfigureAwait(false);
         }
-        catch (InvalidDataException)
+        catch (Exception e) when (Codecs.IsBadInput(e))
         {
             Fail(overflow: false);
             return 0;
@@ -249,7 +250,7 @@ internal sealed class DecompressorResponse(HttpContext context, DecompressorFilt
             var reader = _pipe.Reader;
             var buffer = new byte[_filter.Model.Library.ChunkSize];
             long output = 0;
-            await using var decoder = Codecs.Decompressor(_filter.Model.Library.Coding, reader.AsStream(leaveOpen: true));
+            await using var decoder = Codecs.Decompressor(_filter.Model.Library, reader.AsStream(leaveOpen: true));
             try
             {
                 while (true)
@@ -268,7 +269,7 @@ internal sealed class DecompressorResponse(HttpContext context, DecompressorFilt
                     await downstream.FlushAsync().ConfigureAwait(false);
                 }
             }
-            catch (InvalidDataException)
+            catch (Exception e) when (Codecs.IsBadInput(e))
             {
                 _filter.LibraryError.Inc();
             }
