@@ -41,6 +41,11 @@ internal static class HttpFilterTranslator
             case ExtensionRegistry.DecompressorFilter:
                 if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
                 return CompressionTranslator.Decompressor(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Decompressor.V3.Decompressor>(), path + ".typed_config", errors);
+            case ExtensionRegistry.GrpcHttp1BridgeFilter:
+            {
+                var c = typedConfig?.Unpack<Envoy.Extensions.Filters.Http.GrpcHttp1Bridge.V3.Config>();
+                return new GrpcHttp1BridgeModel(c?.UpgradeProtobufToGrpc ?? false, c?.IgnoreQueryParameters ?? false);
+            }
             case ExtensionRegistry.CorsFilter:
                 return CorsFilterModel.Instance; // Cors has no fields; its policies are per route
             default:

@@ -283,6 +283,7 @@ internal static class ListenerTranslator
             MaxRequestHeadersBytes = MaxRequestHeadersBytes(h.MaxRequestHeadersKb, ConfigErrors.Join(path, "max_request_headers_kb"), errors),
             LocalReply = h.LocalReplyConfig is null ? null : LocalReplyConfig(h.LocalReplyConfig, ConfigErrors.Join(path, "local_reply_config"), errors),
             StripHostPort = StripHostPort(h, path, errors),
+            AddUserAgent = h.AddUserAgent ?? false,
             IdleTimeout = IdleTimeout(h.CommonHttpProtocolOptions?.IdleTimeout, ConfigErrors.Join(path, "common_http_protocol_options.idle_timeout"), errors),
             Tracing = TracingTranslator.Translate(h.Tracing, ConfigErrors.Join(path, "tracing"), errors, clusterExists) is { } tracing
                 ? tracing with { SpawnUpstreamSpan = tracing.SpawnUpstreamSpan || startChildSpan } : null,

@@ -39,6 +39,7 @@ internal static class ExtensionRegistry
     public const string CsrfFilter = "envoy.filters.http.csrf";
     public const string CompressorFilter = "envoy.filters.http.compressor";
     public const string DecompressorFilter = "envoy.filters.http.decompressor";
+    public const string GrpcHttp1BridgeFilter = "envoy.filters.http.grpc_http1_bridge";
     public const string TcpProxy = "envoy.filters.network.tcp_proxy";
     public const string NetworkRbac = "envoy.filters.network.rbac";
 
@@ -118,6 +119,8 @@ internal static class ExtensionRegistry
             Array.Empty<string>(), "per-route compressor: disabled, or response compression forced on with its own accept-encoding removal and library"),
         new ExtensionInfo(ExtensionCategory.HttpFilter, DecompressorFilter, "envoy.extensions.filters.http.decompressor.v3.Decompressor",
             Array.Empty<string>(), "decompresses request and response bodies whose first content-encoding is the library's; advertises it in accept-encoding"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, GrpcHttp1BridgeFilter, "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config",
+            new[] { "envoy.grpc_http1_bridge" }, "HTTP/1.1 callers of unary gRPC: the response is buffered and its grpc-status/grpc-message trailers become headers (non-zero status: 503)"),
         new ExtensionInfo(ExtensionCategory.CompressorLibrary, "envoy.compression.gzip.compressor", "envoy.extensions.compression.gzip.compressor.v3.Gzip",
             Array.Empty<string>(), "gzip (content-encoding gzip): compression level and strategy"),
         new ExtensionInfo(ExtensionCategory.CompressorLibrary, "envoy.compression.brotli.compressor", "envoy.extensions.compression.brotli.compressor.v3.Brotli",

@@ -318,6 +318,7 @@ internal static class SupportedFields
         Msg(sfs, "text_format", "text_format_source", "json_format", "omit_empty_values");
         Note(sfs, "content_type", "local reply formats: the reply's content-type (default text/plain, application/json for json_format); no effect on access logs, as in Envoy");
         Note(hcm, "local_reply_config", "see LocalReplyConfig below");
+        Note(hcm, "add_user_agent", "x-envoy-downstream-service-cluster and -node from the node's cluster and id (--service-cluster, --service-node), and that cluster as user-agent when the request has none");
         Note(hcm, "strip_any_host_port", "the Host header loses its port before routing (and goes upstream without it)");
         Note(hcm, "strip_matching_host_port", "as strip_any_host_port, only when the port is the listener's; the two exclude each other");
         const string lrc = "envoy.extensions.filters.network.http_connection_manager.v3.";
@@ -529,6 +530,9 @@ internal static class SupportedFields
         Msg("envoy.extensions.compression.gzip.decompressor.v3.Gzip", "window_bits", "chunk_size", "max_inflate_ratio");
         Msg("envoy.extensions.compression.brotli.decompressor.v3.Brotli", "chunk_size");
         Warn("envoy.extensions.compression.brotli.decompressor.v3.Brotli", "disable_ring_buffer_reallocation", "accepted; .NET's brotli decoder has no such setting");
+
+        Area("HTTP filters: gRPC HTTP/1.1 bridge (envoy.filters.http.grpc_http1_bridge)");
+        Msg("envoy.extensions.filters.http.grpc_http1_bridge.v3.Config", "upgrade_protobuf_to_grpc", "ignore_query_parameters");
 
         Area("HTTP filters: health check (envoy.filters.http.health_check)");
         Msg("envoy.extensions.filters.http.health_check.v3.HealthCheck", "pass_through_mode", "headers");

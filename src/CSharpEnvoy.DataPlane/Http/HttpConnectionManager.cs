@@ -89,12 +89,19 @@ internal sealed class HttpConnectionManager
     /// <summary>Tracing, null when the connection manager has none.</summary>
     private readonly Tracing.HttpTracing? _tracing;
     private readonly LocalReplyRewriter? _localReply;
+    /// <summary>With add_user_agent: the node's cluster and id; null without.</summary>
+    private readonly string? _userAgent, _serviceNode;
     /// <summary>With headers_with_underscores_action: Envoy's codec counters, http1 then http2 (null for ALLOW).</summary>
     private readonly (Counter Dropped, Counter Rejected)[]? _underscoreStats;
 
     public HttpConnectionManager(HttpConnectionManagerModel model, StatsStore stats, RouterFilter router, AccessLog.AccessLogManager? accessLogs = null,
-        Tracing.TracerManager? tracers = null, Server.ServerHealth? health = null)
+        Tracing.TracerManager? tracers = null, Server.ServerHealth? health = null, Config.Model.Bootstrap.NodeModel? node = null)
     {
+        if (model.AddUserAgent)
+        {
+            _userAgent = node?.Cluster ?? "";
+            _serviceNode = node?.Id ?? "";
+        }
         if (model.Tracing is { } tracing && tracers is not null) _tracing = new Tracing.HttpTracing(tracing, tracers);
         Model = model;
         _routes = model.RouteConfig;
@@ -435,6 +442,12 @@ internal sealed class HttpConnectionManager
             // Envoy's cleanInternalHeaders: control headers only trusted from internal callers.
             if (edgeRequest) foreach (var h in s_edgeOnlyHeaders) headers.Remove(h);
             foreach (var h in s_internalOnlyHeaders) headers.Remove(h);
+        }
+        if (_userAgent is { } userAgent)
+        {
+            headers["x-envoy-downstream-service-cluster"] = userAgent;
+            if (headers.UserAgent is not { Count: > 0 } ua || string.IsNullOrEmpty(ua[0])) headers.UserAgent = userAgent;
+            if (_serviceNode!.Length > 0) headers["x-envoy-downstream-service-node"] = _serviceNode;
         }
 
         if (model.StripHostPort != HostPortStripping.None) StripHostPort(context, model.StripHostPort);

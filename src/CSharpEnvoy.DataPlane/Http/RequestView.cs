@@ -35,7 +35,8 @@ internal sealed class RequestView : IRouteRequest
     public string RawTarget { get; }
     /// <summary>The path as routed and sent upstream: the request's, or its normalized form (<see cref="PathNormalizer"/>).</summary>
     public string Path { get; set; }
-    public string Query { get; }
+    /// <summary>The query string sent upstream (without its "?"); a filter may drop it.</summary>
+    public string Query { get; set; }
     public string Scheme { get; }
 
     /// <summary>The path and query to send upstream (before any rewrite).</summary>

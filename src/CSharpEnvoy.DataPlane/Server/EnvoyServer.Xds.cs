@@ -74,7 +74,7 @@ internal sealed partial class EnvoyServer
     private sealed class Runtime(EnvoyServer server, RouterFilter router) : IListenerRuntime
     {
         public HttpConnectionManager CreateConnectionManager(HttpConnectionManagerModel model) =>
-            new(model, server.Stats, router, server.AccessLogs, server.Tracers, server.Health);
+            new(model, server.Stats, router, server.AccessLogs, server.Tracers, server.Health, server.Bootstrap.Node);
 
         public async Task<ListenerHost> StartListenerAsync(ListenerModel model, IReadOnlyList<HttpConnectionManager?> hcms, ListenSocket? socket, CancellationToken ct)
         {

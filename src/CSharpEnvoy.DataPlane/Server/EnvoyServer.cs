@@ -170,7 +170,7 @@ internal sealed partial class EnvoyServer : IAsyncDisposable
             {
                 var hcms = new List<HttpConnectionManager?>();
                 foreach (var chain in l.AllFilterChains)
-                    hcms.Add(chain.HttpConnectionManager is { } m ? new HttpConnectionManager(m, Stats, router, AccessLogs, Tracers, Health) : null);
+                    hcms.Add(chain.HttpConnectionManager is { } m ? new HttpConnectionManager(m, Stats, router, AccessLogs, Tracers, Health, Bootstrap.Node) : null);
                 var host = new ListenerHost(l, hcms, Stats, _services, _loggers, ClusterManager, AccessLogs);
                 await host.StartAsync(ct).ConfigureAwait(false);
                 AddListener(host);

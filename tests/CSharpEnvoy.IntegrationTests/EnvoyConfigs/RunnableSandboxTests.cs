@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using System.Net;
 using System.Net.WebSockets;
 using System.Security.Cryptography.X509Certificates;
@@ -261,6 +262,32 @@ public sealed class RunnableSandboxTests
             Assert.Equal("bridge", reply.Text);
         }
         Assert.Equal(1, stats.Counter("filesystem.write_buffered").Value);
+    }
+
+    [Fact]
+    public async Task GrpcBridgeClient_BridgesAnHttp1Caller_ThroughTheServerProxy_ToTheGrpcService()
+    {
+        // The sandbox's chain: an HTTP/1.1 caller, the client envoy (grpc_http1_bridge, add_user_agent, HTTP/1.1
+        // upstream), the server envoy (HTTP/1.1 in, h2c out) and the gRPC service.
+        await using var backend = await Grpc.GrpcTestKit.StartBackendAsync();
+        await using var server = await StartAsync("grpc-bridge/server/envoy-proxy.yaml", ("backend_grpc_service", backend));
+        var yaml = EnvoyConfigRewriter.RewriteBootstrap(EnvoyConfigCorpus.Read("grpc-bridge/client/envoy-proxy.yaml"),
+            new Dictionary<string, string> { ["backend-proxy"] = server.ListenerAddress(UnnamedListener) });
+        await using var client = await ProxyHarness.StartAsync(yaml);
+        using var http = client.Client(UnnamedListener);
+
+        var payload = new Protos.EchoRequest { Text = "bridged" }.ToByteArray();
+        var frame = new byte[5 + payload.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)payload.Length);
+        payload.CopyTo(frame, 5);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/csenvoy.test.Echo/Unary") { Content = new ByteArrayContent(frame) };
+        request.Headers.Host = "grpc";
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        using var response = await http.SendAsync(request);
+        var body = await response.Content.ReadAsByteArrayAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(body.Length, response.Content.Headers.ContentLength);
+        Assert.Equal("bridged", Protos.EchoReply.Parser.ParseFrom(body.AsSpan(5).ToArray()).Text);
     }
 
     // ----- dynamic-config-fs: the listener and cluster of its LDS/CDS files -----

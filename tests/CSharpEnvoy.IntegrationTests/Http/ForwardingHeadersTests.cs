@@ -206,4 +206,32 @@ public sealed class ForwardingHeadersTests
         Assert.Equal("1.1 client-proxy,csenvoy-test", Upstream(chained, "via"));
         Assert.Equal("csenvoy-test", Header(plain, "via"));
     }
+
+    [Fact]
+    public async Task AddUserAgent_NamesTheDownstreamServiceCluster_AndNode_AndFillsAMissingUserAgent()
+    {
+        await using var backend = await TestBackend.StartEchoAsync();
+        var yaml = "node: { id: sidecar-7, cluster: checkout }\n" +
+            Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address), "add_user_agent: true\nuse_remote_address: true");
+        await using var proxy = await ProxyHarness.StartAsync(yaml);
+        using var client = proxy.Client("main");
+
+        // An internal caller's own values are replaced; a user-agent is kept.
+        using (var response = await GetAsync(client, "/", null, ("user-agent", "curl/8"), ("x-envoy-downstream-service-cluster", "spoofed")))
+        {
+            Assert.Equal("checkout", Upstream(response, "x-envoy-downstream-service-cluster"));
+            Assert.Equal("sidecar-7", Upstream(response, "x-envoy-downstream-service-node"));
+            Assert.Equal("curl/8", Upstream(response, "user-agent"));
+        }
+        using (var response = await GetAsync(client, "/", null))
+            Assert.Equal("checkout", Upstream(response, "user-agent"));
+
+        // Without add_user_agent an edge request loses what the caller claimed.
+        await using var plain = await ProxyHarness.StartAsync("node: { id: sidecar-7, cluster: checkout }\n" +
+            Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address), "use_remote_address: true"));
+        using var plainClient = plain.Client("main");
+        using var edge = await GetAsync(plainClient, "/", null, ("x-forwarded-for", "203.0.113.7"), ("x-envoy-downstream-service-cluster", "spoofed"));
+        Assert.Null(Upstream(edge, "x-envoy-downstream-service-cluster"));
+        Assert.Null(Upstream(edge, "x-envoy-downstream-service-node"));
+    }
 }

@@ -182,3 +182,6 @@ internal sealed record DecompressorFilterModel(
     bool AdvertiseAcceptEncoding,
     bool ResponseEnabled,
     bool ResponseIgnoreNoTransform);
+
+/// <summary>Validated <c>extensions.filters.http.grpc_http1_bridge.v3.Config</c>.</summary>
+internal sealed record GrpcHttp1BridgeModel(bool UpgradeProtobufToGrpc, bool IgnoreQueryParameters);

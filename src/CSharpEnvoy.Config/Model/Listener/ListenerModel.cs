@@ -100,6 +100,9 @@ internal sealed record HttpConnectionManagerModel
     /// <summary><c>strip_any_host_port</c> (any port) or <c>strip_matching_host_port</c> (only the listener's) take the
     /// port off the Host header before routing.</summary>
     public HostPortStripping StripHostPort { get; init; }
+    /// <summary><c>add_user_agent</c>: requests get <c>x-envoy-downstream-service-cluster</c> (the node's cluster),
+    /// <c>x-envoy-downstream-service-node</c> (its id) and, when they have none, that cluster as user-agent.</summary>
+    public bool AddUserAgent { get; init; }
     public required string StatPrefix { get; init; }
     public CodecType CodecType { get; init; }
     public RouteConfigurationModel? RouteConfig { get; init; }

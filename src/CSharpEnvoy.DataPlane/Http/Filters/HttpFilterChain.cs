@@ -86,6 +86,7 @@ internal static class HttpFilterChain
                 CsrfPolicyModel csrf => new Csrf.CsrfFilter(csrf, names, stats, "http." + model.StatPrefix + "."),
                 CompressorFilterModel compressor => new Compressor.CompressorFilter(compressor, names, stats, "http." + model.StatPrefix + "."),
                 DecompressorFilterModel decompressor => new Decompressor.DecompressorFilter(decompressor, stats, "http." + model.StatPrefix + "."),
+                GrpcHttp1BridgeModel bridge => new GrpcHttp1Bridge.GrpcHttp1BridgeFilter(bridge),
                 _ => null,
             };
             if (filter is not null) (filters ??= new()).Add(new HttpFilterEntry(filter, names, f.Disabled));

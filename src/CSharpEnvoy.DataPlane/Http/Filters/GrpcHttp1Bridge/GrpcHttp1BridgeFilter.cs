@@ -1,0 +1,141 @@
+using System.Buffers.Binary;
+using CSharpEnvoy.Config.Model.HttpFilters;
+using CSharpEnvoy.DataPlane.Router;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace CSharpEnvoy.DataPlane.Http.Filters.GrpcHttp1Bridge;
+
+/// <summary>
+/// Envoy's <c>envoy.filters.http.grpc_http1_bridge</c>: an HTTP/1.x client that cannot read trailers calls a unary gRPC
+/// method. For an HTTP/1.x request with a gRPC content type the response is buffered to its end; then its
+/// <c>grpc-status</c> and <c>grpc-message</c> trailers become response headers, a non-zero (or unreadable) status turns
+/// the response into a 503, and the body gets a content-length. With <c>upgrade_protobuf_to_grpc</c>, an
+/// <c>application/x-protobuf</c> request is sent as gRPC (its body framed, content type <c>application/grpc</c>) and the
+/// response body loses its frame header; with <c>ignore_query_parameters</c> a bridged request goes without its query.
+/// </summary>
+internal sealed class GrpcHttp1BridgeFilter(GrpcHttp1BridgeModel model) : IHttpEncoderFilter
+{
+    public ValueTask<bool> DecodeHeadersAsync(HttpContext context, UpstreamRequest info, HttpConnectionManager hcm)
+    {
+        var request = context.Request;
+        var framing = false;
+        if (model.UpgradeProtobufToGrpc && request.ContentType == "application/x-protobuf")
+        {
+            framing = true;
+            request.ContentType = "application/grpc";
+            request.ContentLength = null;
+            request.Body = new FramedRequestBody(request.Body);
+            // Envoy clears the route cache: the route may match on the new content type.
+            if (info.VirtualHost is { } vhost && info.Request is { } view) info.Route = vhost.Routes.Find(view);
+        }
+        if (HttpProtocol.IsHttp2(request.Protocol) || !IsGrpc(request.ContentType)) return new ValueTask<bool>(true);
+        if (model.IgnoreQueryParameters && info.Request is { } r)
+        {
+            r.Query = "";
+            request.QueryString = QueryString.Empty;
+        }
+        var trailers = new CapturedTrailers();
+        context.Features.Set<IHttpResponseTrailersFeature>(trailers);
+        _ = new BridgedResponse(context, trailers, framing);
+        return new ValueTask<bool>(true);
+    }
+
+    /// <summary>Exactly <c>application/grpc</c>, or <c>application/grpc+</c> something (grpc-web is not gRPC).</summary>
+    internal static bool IsGrpc(string? contentType) =>
+        contentType is not null && contentType.StartsWith("application/grpc", StringComparison.Ordinal)
+        && (contentType.Length == 16 || contentType[16] == '+');
+
+    /// <summary>The upstream's trailers, kept for the bridge (an HTTP/1.1 response cannot carry them).</summary>
+    private sealed class CapturedTrailers : IHttpResponseTrailersFeature
+    {
+        public IHeaderDictionary Trailers { get; set; } = new HeaderDictionary();
+    }
+
+    /// <summary>The response buffered whole, then sent with its gRPC status in the headers.</summary>
+    private sealed class BridgedResponse(HttpContext context, CapturedTrailers trailers, bool framing) : ResponseBodyFilter(context)
+    {
+        private bool Framing => framing;
+
+        protected override Stream? OnResponseStart(Stream downstream) => new Buffering(this, downstream);
+
+        /// <summary>Envoy's <c>encodeTrailers</c>: the status and message to headers, 503 unless the status is 0.</summary>
+        private void ApplyTrailers(long length)
+        {
+            var response = Context.Response;
+            var t = trailers.Trailers;
+            if (t.TryGetValue("grpc-status", out var status))
+            {
+                if (!uint.TryParse(status.ToString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code) || code != 0)
+                    response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                response.Headers["grpc-status"] = status.ToString();
+            }
+            if (t.TryGetValue("grpc-message", out var message)) response.Headers["grpc-message"] = message.ToString();
+            response.ContentLength = length;
+        }
+
+        private sealed class Buffering(BridgedResponse owner, Stream downstream) : WriteOnlyBodyStream
+        {
+            private readonly MemoryStream _buffer = new();
+
+            public override void Write(byte[] buffer, int offset, int count) => _buffer.Write(buffer, offset, count);
+
+            public override void Write(ReadOnlySpan<byte> buffer) => _buffer.Write(buffer);
+
+            public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct)
+            {
+                _buffer.Write(buffer, offset, count);
+                return Task.CompletedTask;
+            }
+
+            public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
+            {
+                _buffer.Write(buffer.Span);
+                return ValueTask.CompletedTask;
+            }
+
+            public override void Flush() { }
+
+            public override Task FlushAsync(CancellationToken ct) => Task.CompletedTask;
+
+            public override async ValueTask DisposeAsync()
+            {
+                var body = _buffer.GetBuffer().AsMemory(0, (int)_buffer.Length);
+                // An upgraded protobuf request's response loses its gRPC frame header (Envoy drains 5 bytes).
+                if (owner.Framing) body = body[Math.Min(5, body.Length)..];
+                owner.ApplyTrailers(body.Length);
+                if (body.Length > 0) await downstream.WriteAsync(body).ConfigureAwait(false);
+                GC.SuppressFinalize(this);
+            }
+        }
+    }
+
+    /// <summary>A protobuf request body read as one gRPC message: the whole body, after its 5-byte frame header.</summary>
+    private sealed class FramedRequestBody(Stream inner) : ReadOnlyBodyStream
+    {
+        private byte[]? _framed;
+        private int _position;
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
+            ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> destination, CancellationToken ct = default)
+        {
+            if (_framed is null)
+            {
+                using var body = new MemoryStream();
+                body.Write(stackalloc byte[5]);
+                await inner.CopyToAsync(body, ct).ConfigureAwait(false);
+                _framed = body.ToArray();
+                _framed[0] = 0; // not compressed
+                BinaryPrimitives.WriteUInt32BigEndian(_framed.AsSpan(1, 4), (uint)(_framed.Length - 5));
+            }
+            var n = Math.Min(destination.Length, _framed.Length - _position);
+            _framed.AsSpan(_position, n).CopyTo(destination.Span);
+            _position += n;
+            return n;
+        }
+    }
+}
