@@ -41,6 +41,9 @@ internal static class HttpFilterTranslator
             case ExtensionRegistry.DecompressorFilter:
                 if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
                 return CompressionTranslator.Decompressor(typedConfig.Unpack<Envoy.Extensions.Filters.Http.Decompressor.V3.Decompressor>(), path + ".typed_config", errors);
+            case ExtensionRegistry.ExtAuthzFilter:
+                if (typedConfig is null) { errors.Add(path, $"'{ext.Name}' needs a typed_config"); return null; }
+                return ExtAuthzTranslator.Filter(typedConfig.Unpack<Envoy.Extensions.Filters.Http.ExtAuthz.V3.ExtAuthz>(), path + ".typed_config", errors);
             case ExtensionRegistry.GrpcHttp1BridgeFilter:
             {
                 var c = typedConfig?.Unpack<Envoy.Extensions.Filters.Http.GrpcHttp1Bridge.V3.Config>();

@@ -30,6 +30,8 @@ internal static class PerFilterConfigTranslator
             HttpFilterTranslator.CorsPolicy((Envoy.Extensions.Filters.Http.Cors.V3.CorsPolicy)m, p, e),
         ["envoy.extensions.filters.http.compressor.v3.CompressorPerRoute"] = (m, p, e) =>
             CompressionTranslator.PerRoute((Envoy.Extensions.Filters.Http.Compressor.V3.CompressorPerRoute)m, p, e),
+        ["envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"] = (m, p, e) =>
+            ExtAuthzTranslator.PerRoute((Envoy.Extensions.Filters.Http.ExtAuthz.V3.ExtAuthzPerRoute)m, p, e),
         ["envoy.extensions.filters.http.rbac.v3.RBACPerRoute"] = (m, p, e) =>
             RbacTranslator.PerRoute((Envoy.Extensions.Filters.Http.Rbac.V3.RBACPerRoute)m, p, e),
     };

@@ -40,6 +40,7 @@ internal static class ExtensionRegistry
     public const string CompressorFilter = "envoy.filters.http.compressor";
     public const string DecompressorFilter = "envoy.filters.http.decompressor";
     public const string GrpcHttp1BridgeFilter = "envoy.filters.http.grpc_http1_bridge";
+    public const string ExtAuthzFilter = "envoy.filters.http.ext_authz";
     public const string TcpProxy = "envoy.filters.network.tcp_proxy";
     public const string NetworkRbac = "envoy.filters.network.rbac";
 
@@ -121,6 +122,10 @@ internal static class ExtensionRegistry
             Array.Empty<string>(), "decompresses request and response bodies whose first content-encoding is the library's; advertises it in accept-encoding"),
         new ExtensionInfo(ExtensionCategory.HttpFilter, GrpcHttp1BridgeFilter, "envoy.extensions.filters.http.grpc_http1_bridge.v3.Config",
             new[] { "envoy.grpc_http1_bridge" }, "HTTP/1.1 callers of unary gRPC: the response is buffered and its grpc-status/grpc-message trailers become headers (non-zero status: 503)"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, ExtAuthzFilter, "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+            new[] { "envoy.ext_authz" }, "external authorization: each request is checked by a gRPC (envoy.service.auth.v3.Authorization) or HTTP service; denied requests get its reply"),
+        new ExtensionInfo(ExtensionCategory.HttpFilterPerRoute, ExtAuthzFilter, "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
+            Array.Empty<string>(), "per-route external authorization: disabled, or context extensions and body buffering"),
         new ExtensionInfo(ExtensionCategory.CompressorLibrary, "envoy.compression.gzip.compressor", "envoy.extensions.compression.gzip.compressor.v3.Gzip",
             Array.Empty<string>(), "gzip (content-encoding gzip): compression level and strategy"),
         new ExtensionInfo(ExtensionCategory.CompressorLibrary, "envoy.compression.brotli.compressor", "envoy.extensions.compression.brotli.compressor.v3.Brotli",

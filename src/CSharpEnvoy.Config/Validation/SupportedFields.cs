@@ -534,6 +534,22 @@ internal static class SupportedFields
         Area("HTTP filters: gRPC HTTP/1.1 bridge (envoy.filters.http.grpc_http1_bridge)");
         Msg("envoy.extensions.filters.http.grpc_http1_bridge.v3.Config", "upgrade_protobuf_to_grpc", "ignore_query_parameters");
 
+        Area("HTTP filters: external authorization (envoy.filters.http.ext_authz)");
+        const string ea = "envoy.extensions.filters.http.ext_authz.v3.";
+        Msg(ea + "ExtAuthz", "grpc_service", "http_service", "failure_mode_allow", "failure_mode_allow_header_add", "with_request_body",
+            "status_on_error", "filter_enabled", "deny_at_disable", "include_peer_certificate", "stat_prefix", "allowed_headers", "disallowed_headers");
+        Note(ea + "ExtAuthz", "transport_api_version", "AUTO or V3 (V2 is refused)");
+        Note(ea + "ExtAuthz", "clear_route_cache", "the route is matched again after the check changed request headers");
+        Msg(ea + "BufferSettings", "max_request_bytes", "allow_partial_message", "pack_as_bytes");
+        Msg(ea + "HttpService", "server_uri", "path_prefix", "authorization_request", "authorization_response");
+        Note(ea + "AuthorizationRequest", "allowed_headers", "deprecated: as ExtAuthz.allowed_headers");
+        Msg(ea + "AuthorizationRequest", "headers_to_add");
+        Msg(ea + "AuthorizationResponse", "allowed_upstream_headers", "allowed_upstream_headers_to_append", "allowed_client_headers",
+            "allowed_client_headers_on_success");
+        Msg(ea + "ExtAuthzPerRoute", "disabled", "check_settings");
+        Msg(ea + "CheckSettings", "context_extensions", "disable_request_body_buffering", "with_request_body");
+        Msg("envoy.config.core.v3.HttpUri", "uri", "cluster", "timeout");
+
         Area("HTTP filters: health check (envoy.filters.http.health_check)");
         Msg("envoy.extensions.filters.http.health_check.v3.HealthCheck", "pass_through_mode", "headers");
         Msg("envoy.config.route.v3.Decorator", "operation", "propagate");
@@ -552,7 +568,7 @@ internal static class SupportedFields
         Note(acs, "rate_limit_settings", "a token bucket over the stream's discovery requests (defaults: 100 tokens, 10 per second); a request finding it empty waits for the next token and counts control_plane.rate_limit_enforced");
         Msg("envoy.config.core.v3.RateLimitSettings", "max_tokens", "fill_rate");
         Msg("envoy.config.core.v3.GrpcService", "envoy_grpc");
-        Warn("envoy.config.core.v3.GrpcService", "timeout", "xDS streams are long-lived; no deadline is applied");
+        Warn("envoy.config.core.v3.GrpcService", "timeout", "the deadline of ext_authz checks; xDS streams and the other gRPC services (rate limit, tracing) apply none");
         Msg("envoy.config.core.v3.GrpcService.EnvoyGrpc", "cluster_name");
         const string cs = "envoy.config.core.v3.ConfigSource";
         Note(cs, "ads", "resources come over the bootstrap's ads_config stream");

@@ -44,7 +44,9 @@ internal static class LocalReply
 
     /// <param name="serverName">The server header to set; null sets none (server_header_transformation PASS_THROUGH).</param>
     /// <param name="grpcStatus">The grpc-status of a reply to a gRPC request; null maps <paramref name="status"/>.</param>
-    public static Task SendAsync(HttpContext context, int status, string body, string? serverName, StreamInfo info, string details, int? grpcStatus = null)
+    /// <param name="contentType">The content type of a reply with a body (default text/plain).</param>
+    public static Task SendAsync(HttpContext context, int status, string body, string? serverName, StreamInfo info, string details, int? grpcStatus = null,
+        string? contentType = null)
     {
         info.ResponseCodeDetails = details;
         var response = context.Response;
@@ -54,9 +56,8 @@ internal static class LocalReply
             context.Abort();
             return Task.CompletedTask;
         }
-        string? contentType = null;
         if (info.LocalReplyConfig is { } rewriter && info is Router.UpstreamRequest request)
-            contentType = rewriter.Rewrite(context, request, ref status, ref body);
+            contentType = rewriter.Rewrite(context, request, ref status, ref body) ?? contentType;
         else info.LocalReplyBody = body;
         response.StatusCode = status;
         var headers = response.Headers;

@@ -29,6 +29,7 @@ internal enum ResponseFlags
     StreamIdleTimeout = 1 << 17,          // SI
     RateLimitServiceError = 1 << 18,      // RLSE
     DurationTimeout = 1 << 19,            // DT
+    UnauthorizedExternalService = 1 << 20, // UAEX
 }
 
 /// <summary>
@@ -88,6 +89,7 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
         (ResponseFlags.UpstreamConnectionTermination, "UC", "UpstreamConnectionTermination"), (ResponseFlags.UpstreamOverflow, "UO", "UpstreamOverflow"),
         (ResponseFlags.NoRouteFound, "NR", "NoRouteFound"), (ResponseFlags.DelayInjected, "DI", "DelayInjected"),
         (ResponseFlags.FaultInjected, "FI", "FaultInjected"), (ResponseFlags.RateLimited, "RL", "RateLimited"),
+        (ResponseFlags.UnauthorizedExternalService, "UAEX", "UnauthorizedExternalService"),
         (ResponseFlags.RateLimitServiceError, "RLSE", "RateLimitServiceError"),
         (ResponseFlags.DownstreamConnectionTermination, "DC", "DownstreamConnectionTermination"),
         (ResponseFlags.UpstreamRetryLimitExceeded, "URX", "UpstreamRetryLimitExceeded"),
@@ -124,7 +126,7 @@ internal class StreamInfo : Yarp.ReverseProxy.Forwarder.HttpTransformer
         }
     }
 
-    /// <summary>The flag for an Envoy short name; None for names csenvoy never sets (UAEX, IH, ...).</summary>
+    /// <summary>The flag for an Envoy short name; None for names csenvoy never sets (IH, ...).</summary>
     public static ResponseFlags ParseResponseFlag(string shortName)
     {
         foreach (var (f, s, _) in s_names) if (s == shortName) return f;

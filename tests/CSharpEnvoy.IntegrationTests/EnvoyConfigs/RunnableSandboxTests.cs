@@ -290,6 +290,56 @@ public sealed class RunnableSandboxTests
         Assert.Equal("bridged", Protos.EchoReply.Parser.ParseFrom(body.AsSpan(5).ToArray()).Text);
     }
 
+    // ----- ext_authz: the sandbox's token check, by its HTTP service and by its gRPC one -----
+
+    [Fact]
+    public async Task ExtAuthzHttpService_AllowsKnownTokens_ForwardingTheUser_AndDeniesOthers()
+    {
+        // The sandbox's HTTP authorization service: "Bearer token1" is user1; anything else gets 403.
+        await using var upstream = await TestBackend.StartEchoAsync("upstream");
+        await using var authz = await TestBackend.StartAsync(async ctx =>
+        {
+            if (ctx.Request.Headers.Authorization == "Bearer token1")
+            {
+                ctx.Response.Headers["x-current-user"] = "user1";
+                return;
+            }
+            ctx.Response.StatusCode = 403;
+            await ctx.Response.WriteAsync("Forbidden");
+        });
+        await using var proxy = await StartAsync("ext_authz/config/http-service.yaml", ("upstream-service", upstream), ("ext_authz-http-service", authz));
+        using var client = proxy.Client(UnnamedListener);
+
+        using var anonymous = await client.GetAsync("/service");
+        Assert.Equal(HttpStatusCode.Forbidden, anonymous.StatusCode);
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/service");
+        request.Headers.Add("Authorization", "Bearer token1");
+        using var allowed = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        Assert.Equal("user1", Http.HttpTestUtil.Upstream(allowed, "x-current-user"));
+    }
+
+    [Fact]
+    public async Task ExtAuthzGrpcService_AllowsAndDenies_ByTheServicesAnswer()
+    {
+        await using var upstream = await TestBackend.StartEchoAsync("upstream");
+        var (authz, state) = await HttpFilters.TestAuthorizationService.StartAsync();
+        await using var _ = authz;
+        state.Decide = r => Task.FromResult(r.Attributes.Request.Http.Headers.TryGetValue("authorization", out var a) && a == "Bearer token2"
+            ? new Envoy.Service.Auth.V3.CheckResponse { Status = new Google.Rpc.Status() }
+            : new Envoy.Service.Auth.V3.CheckResponse { Status = new Google.Rpc.Status { Code = 7 } });
+        await using var proxy = await StartAsync("ext_authz/config/grpc-service/v3.yaml", ("upstream-service", upstream), ("ext_authz-grpc-service", authz));
+        using var client = proxy.Client(UnnamedListener);
+
+        using var anonymous = await client.GetAsync("/service");
+        Assert.Equal(HttpStatusCode.Forbidden, anonymous.StatusCode);
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/service");
+        request.Headers.Add("Authorization", "Bearer token2");
+        using var allowed = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        Assert.Equal(2, state.Requests.Count);
+    }
+
     // ----- dynamic-config-fs: the listener and cluster of its LDS/CDS files -----
 
     [Fact]

@@ -36,6 +36,10 @@ public sealed class UnsupportedSandboxTests
         AssertErrors("zstd/envoy.yaml");
         // So are the gRPC HTTP/1.1 bridge and add_user_agent.
         AssertErrors("grpc-bridge/client/envoy-proxy.yaml");
+        // And external authorization, over gRPC and HTTP.
+        AssertErrors("ext_authz/config/grpc-service/v3.yaml");
+        AssertErrors("ext_authz/config/http-service.yaml");
+        AssertErrors("ext_authz/config/opa-service/v3.yaml");
         var gzip = (string listener) => $"static_resources.listeners[{listener}].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.compressor_library.typed_config.";
         Assert.Contains(ProxyHarness.Validate(EnvoyConfigCorpus.Read("gzip/envoy.yaml")).Warnings.Select(w => w.ToString()),
             w => w.StartsWith(gzip("0") + "memory_level: accepted and range-checked", StringComparison.Ordinal));
@@ -88,9 +92,6 @@ public sealed class UnsupportedSandboxTests
                 Unreadable(UpstreamTls + ".common_tls_context.tls_certificates[0].private_key", "certs/clientkey.pem"),
                 Unreadable(UpstreamTls + ".common_tls_context.validation_context.trusted_ca", "certs/cacert.pem"),
             } },
-        { "ext_authz/config/grpc-service/v3.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz") } },
-        { "ext_authz/config/http-service.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz") } },
-        { "ext_authz/config/opa-service/v3.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.ext_authz", "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz") } },
         { "golang-http/envoy.yaml", new[] { HttpFilter(Hcm(0), 0, "envoy.filters.http.golang", "envoy.extensions.filters.http.golang.v3alpha.Config") } },
         // The tracing sandboxes with tracers csenvoy does not have (the zipkin, jaeger and opentelemetry ones load:
         // RunnableSandboxTests): a front proxy and two service envoys (one with an egress listener too).

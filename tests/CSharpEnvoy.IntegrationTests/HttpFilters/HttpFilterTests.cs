@@ -227,9 +227,9 @@ public sealed class HttpFilterTests : IDisposable
     public void UnknownFilterAndUnsupportedFields_AreRefusedWithTheirPath()
     {
         var filters = """
-            - name: envoy.filters.http.ext_authz
+            - name: envoy.filters.http.lua
               typed_config:
-                "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+                "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
             """ + "\n" + FaultFilter("""
             upstream_cluster: backend
             abort: { http_status: 700 }
@@ -243,7 +243,7 @@ public sealed class HttpFilterTests : IDisposable
             """;
         var errors = ProxyHarness.Validate(Bootstrap(filters, "127.0.0.1:1")).Errors.Select(e => e.ToString()).ToList();
         const string hcm = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
-        Assert.Contains($"{hcm}.http_filters[0]: unsupported HTTP filter 'envoy.filters.http.ext_authz' (type 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz')", errors);
+        Assert.Contains($"{hcm}.http_filters[0]: unsupported HTTP filter 'envoy.filters.http.lua' (type 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua')", errors);
         Assert.Contains(errors, e => e.StartsWith($"{hcm}.http_filters[1].typed_config.upstream_cluster: field 'upstream_cluster'", StringComparison.Ordinal));
         Assert.Contains($"{hcm}.http_filters[1].typed_config.abort.http_status: http_status must be in [200, 600)", errors);
         Assert.Contains(errors, e => e.StartsWith($"{hcm}.http_filters[2].typed_config.local_rate_limit_per_downstream_connection: field", StringComparison.Ordinal));

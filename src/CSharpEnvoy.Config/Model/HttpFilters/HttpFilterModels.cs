@@ -185,3 +185,43 @@ internal sealed record DecompressorFilterModel(
 
 /// <summary>Validated <c>extensions.filters.http.grpc_http1_bridge.v3.Config</c>.</summary>
 internal sealed record GrpcHttp1BridgeModel(bool UpgradeProtobufToGrpc, bool IgnoreQueryParameters);
+
+/// <summary>Validated <c>extensions.filters.http.ext_authz.v3.ExtAuthz</c>: a gRPC (<see cref="GrpcCluster"/>) or HTTP
+/// (<see cref="Http"/>) authorization service on a cluster, called within <see cref="Timeout"/> for each request.</summary>
+internal sealed record ExtAuthzModel(
+    string? GrpcCluster,
+    ExtAuthzHttpServiceModel? Http,
+    TimeSpan Timeout,
+    bool FailureModeAllow,
+    bool FailureModeAllowHeaderAdd,
+    ExtAuthzBufferModel? WithRequestBody,
+    int StatusOnError,
+    FractionalPercentModel? FilterEnabled,
+    bool DenyAtDisable,
+    string StatPrefix,
+    bool IncludePeerCertificate,
+    CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[]? AllowedHeaders,
+    CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[]? DisallowedHeaders,
+    bool ClearRouteCache);
+
+/// <summary><c>with_request_body</c>: up to <see cref="MaxRequestBytes"/> of the body go with the check; a longer body
+/// is refused (413) unless <see cref="AllowPartialMessage"/>.</summary>
+internal sealed record ExtAuthzBufferModel(uint MaxRequestBytes, bool AllowPartialMessage, bool PackAsBytes);
+
+/// <summary><c>http_service</c>: the authorization request goes to <see cref="Cluster"/> with the request's method and
+/// <see cref="PathPrefix"/> before its path; the listed headers go with it, and the listed response headers come back.</summary>
+internal sealed record ExtAuthzHttpServiceModel(
+    string Cluster,
+    string Authority,
+    string PathPrefix,
+    CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[] AllowedHeaders,
+    KeyValuePair<string, string>[] HeadersToAdd,
+    CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[] AllowedUpstreamHeaders,
+    CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[] AllowedUpstreamHeadersToAppend,
+    CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[]? AllowedClientHeaders,
+    CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[] AllowedClientHeadersOnSuccess);
+
+/// <summary>Validated <c>extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute</c>: off on the route, or its
+/// context extensions (merged over less specific levels') and body buffering.</summary>
+internal sealed record ExtAuthzPerRouteModel(bool Disabled, IReadOnlyDictionary<string, string> ContextExtensions, bool DisableRequestBodyBuffering,
+    ExtAuthzBufferModel? WithRequestBody);
