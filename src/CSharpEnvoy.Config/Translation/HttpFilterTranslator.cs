@@ -49,6 +49,8 @@ internal static class HttpFilterTranslator
                 var c = typedConfig?.Unpack<Envoy.Extensions.Filters.Http.GrpcHttp1Bridge.V3.Config>();
                 return new GrpcHttp1BridgeModel(c?.UpgradeProtobufToGrpc ?? false, c?.IgnoreQueryParameters ?? false);
             }
+            case ExtensionRegistry.GrpcWebFilter:
+                return GrpcWebModel.Instance; // GrpcWeb has no fields
             case ExtensionRegistry.CorsFilter:
                 return CorsFilterModel.Instance; // Cors has no fields; its policies are per route
             default:

@@ -41,6 +41,7 @@ internal static class ExtensionRegistry
     public const string DecompressorFilter = "envoy.filters.http.decompressor";
     public const string GrpcHttp1BridgeFilter = "envoy.filters.http.grpc_http1_bridge";
     public const string ExtAuthzFilter = "envoy.filters.http.ext_authz";
+    public const string GrpcWebFilter = "envoy.filters.http.grpc_web";
     public const string TcpProxy = "envoy.filters.network.tcp_proxy";
     public const string NetworkRbac = "envoy.filters.network.rbac";
 
@@ -126,6 +127,8 @@ internal static class ExtensionRegistry
             new[] { "envoy.ext_authz" }, "external authorization: each request is checked by a gRPC (envoy.service.auth.v3.Authorization) or HTTP service; denied requests get its reply"),
         new ExtensionInfo(ExtensionCategory.HttpFilterPerRoute, ExtAuthzFilter, "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute",
             Array.Empty<string>(), "per-route external authorization: disabled, or context extensions and body buffering"),
+        new ExtensionInfo(ExtensionCategory.HttpFilter, GrpcWebFilter, "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb",
+            new[] { "envoy.grpc_web" }, "gRPC-Web (binary and text) to gRPC: trailers as the body's last frame; non-gRPC replies as grpc-status/grpc-message"),
         new ExtensionInfo(ExtensionCategory.CompressorLibrary, "envoy.compression.gzip.compressor", "envoy.extensions.compression.gzip.compressor.v3.Gzip",
             Array.Empty<string>(), "gzip (content-encoding gzip): compression level and strategy"),
         new ExtensionInfo(ExtensionCategory.CompressorLibrary, "envoy.compression.brotli.compressor", "envoy.extensions.compression.brotli.compressor.v3.Brotli",

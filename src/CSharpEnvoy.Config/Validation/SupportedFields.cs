@@ -550,6 +550,9 @@ internal static class SupportedFields
         Msg(ea + "CheckSettings", "context_extensions", "disable_request_body_buffering", "with_request_body");
         Msg("envoy.config.core.v3.HttpUri", "uri", "cluster", "timeout");
 
+        Area("HTTP filters: gRPC-Web (envoy.filters.http.grpc_web)");
+        Msg("envoy.extensions.filters.http.grpc_web.v3.GrpcWeb");
+
         Area("HTTP filters: health check (envoy.filters.http.health_check)");
         Msg("envoy.extensions.filters.http.health_check.v3.HealthCheck", "pass_through_mode", "headers");
         Msg("envoy.config.route.v3.Decorator", "operation", "propagate");

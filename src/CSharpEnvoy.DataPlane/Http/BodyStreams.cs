@@ -26,3 +26,10 @@ internal abstract class WriteOnlyBodyStream : Stream
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
 }
+
+/// <summary>A request body a filter could not decode (bad base64, say): the router answers it with a 400 local reply
+/// carrying this message and details instead of treating it as a downstream disconnect.</summary>
+internal sealed class BadRequestBodyException(string message, string details) : IOException(message)
+{
+    public string Details { get; } = details;
+}

@@ -602,6 +602,8 @@ internal sealed partial class RouterFilter
             context.Abort();
             return Task.CompletedTask;
         }
+        if (error == ForwarderError.RequestBodyClient && !context.Response.HasStarted && FindBadBody(context.Features.Get<IForwarderErrorFeature>()?.Exception) is { } bad)
+            return LocalReply.SendAsync(context, 400, bad.Message, serverName, info, bad.Details);
         switch (error)
         {
             case ForwarderError.RequestBodyClient:
@@ -635,6 +637,14 @@ internal sealed partial class RouterFilter
         stats.ResponseCode(503);
         return LocalReply.SendAsync(context, 503, "upstream connect error or disconnect/reset before headers. reset reason: " + reason,
             serverName, info, "upstream_reset_before_response_started{" + reason.Replace(' ', '_') + "}");
+    }
+
+    /// <summary>A filter's refusal of the request body, however the forwarder wrapped it.</summary>
+    private static BadRequestBodyException? FindBadBody(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+            if (e is BadRequestBodyException bad) return bad;
+        return null;
     }
 
     /// <summary>A malformed upstream response, from either codec (ours or SocketsHttpHandler's).</summary>

@@ -93,7 +93,9 @@ public sealed class ExtAuthzTests
         {
             var ok = new OkHttpResponse();
             ok.Headers.Add(new CoreHeader { Header = new() { Key = "x-user", Value = "alice" } });
+#pragma warning disable CS0612 // the deprecated append is what Envoy reads for ok_response headers
             ok.Headers.Add(new CoreHeader { Header = new() { Key = "x-trace", Value = "authz" }, Append = true });
+#pragma warning restore CS0612
             ok.HeadersToRemove.Add("x-secret");
             ok.ResponseHeadersToAdd.Add(new CoreHeader { Header = new() { Key = "x-authz-checked", Value = "yes" } });
             ok.QueryParametersToSet.Add(new Envoy.Config.Core.V3.QueryParameter { Key = "tenant", Value = "acme" });

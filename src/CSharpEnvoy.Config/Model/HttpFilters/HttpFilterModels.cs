@@ -225,3 +225,9 @@ internal sealed record ExtAuthzHttpServiceModel(
 /// context extensions (merged over less specific levels') and body buffering.</summary>
 internal sealed record ExtAuthzPerRouteModel(bool Disabled, IReadOnlyDictionary<string, string> ContextExtensions, bool DisableRequestBodyBuffering,
     ExtAuthzBufferModel? WithRequestBody);
+
+/// <summary><c>extensions.filters.http.grpc_web.v3.GrpcWeb</c>: the filter has no settings.</summary>
+internal sealed record GrpcWebModel
+{
+    public static readonly GrpcWebModel Instance = new();
+}

@@ -87,6 +87,7 @@ internal static class HttpFilterChain
                 CompressorFilterModel compressor => new Compressor.CompressorFilter(compressor, names, stats, "http." + model.StatPrefix + "."),
                 DecompressorFilterModel decompressor => new Decompressor.DecompressorFilter(decompressor, stats, "http." + model.StatPrefix + "."),
                 GrpcHttp1BridgeModel bridge => new GrpcHttp1Bridge.GrpcHttp1BridgeFilter(bridge),
+                GrpcWebModel => GrpcWeb.GrpcWebFilter.Instance,
                 ExtAuthzModel extAuthz => new ExtAuthz.ExtAuthzFilter(extAuthz, names, stats, clusters, "http." + model.StatPrefix + "."),
                 _ => null,
             };

@@ -97,9 +97,14 @@ internal sealed class ExtAuthzFilter : IHttpDecoderFilter
                     ? Decide(await _grpc.CheckAsync(BuildCheckRequest(context, info, body, buffer, perRoute), cancellationToken: cts.Token).ConfigureAwait(false))
                     : await CheckHttpAsync(context, body, cts.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is RpcException or OperationCanceledException or HttpRequestException or IOException)
+            catch (Exception) when (!context.RequestAborted.IsCancellationRequested)
             {
+                // Unreachable, failing or late service (RpcException, HttpRequestException, a timeout): an error.
                 decision = Decision.Failed;
+            }
+            catch (Exception)
+            {
+                return false; // the downstream went away
             }
         }
         if (context.RequestAborted.IsCancellationRequested) return false;
