@@ -131,6 +131,15 @@ internal static class ListenerTranslator
         return new LocalReplyFormatModel(format, contentType);
     }
 
+    private static InternalAddressConfigModel InternalAddresses(
+        Envoy.Extensions.Filters.Network.HttpConnectionManager.V3.HttpConnectionManager.Types.InternalAddressConfig c, string path, ConfigErrors errors)
+    {
+        var ranges = new List<CidrRangeModel>();
+        for (var i = 0; i < c.CidrRanges.Count; i++)
+            if (FilterChainMatchTranslator.Cidr(c.CidrRanges[i], $"{path}.cidr_ranges[{i}]", errors) is { } r) ranges.Add(r);
+        return new InternalAddressConfigModel(c.UnixSockets, ranges.ToArray());
+    }
+
     private static HostPortStripping StripHostPort(Envoy.Extensions.Filters.Network.HttpConnectionManager.V3.HttpConnectionManager h, string path, ConfigErrors errors)
     {
         if (h.StripMatchingHostPort && h.StripAnyHostPort)
@@ -284,6 +293,9 @@ internal static class ListenerTranslator
             LocalReply = h.LocalReplyConfig is null ? null : LocalReplyConfig(h.LocalReplyConfig, ConfigErrors.Join(path, "local_reply_config"), errors),
             StripHostPort = StripHostPort(h, path, errors),
             AddUserAgent = h.AddUserAgent ?? false,
+            StripTrailingHostDot = h.StripTrailingHostDot,
+            AppendXForwardedPort = h.AppendXForwardedPort,
+            InternalAddresses = h.InternalAddressConfig is { } iac ? InternalAddresses(iac, ConfigErrors.Join(path, "internal_address_config"), errors) : null,
             IdleTimeout = IdleTimeout(h.CommonHttpProtocolOptions?.IdleTimeout, ConfigErrors.Join(path, "common_http_protocol_options.idle_timeout"), errors),
             Tracing = TracingTranslator.Translate(h.Tracing, ConfigErrors.Join(path, "tracing"), errors, clusterExists) is { } tracing
                 ? tracing with { SpawnUpstreamSpan = tracing.SpawnUpstreamSpan || startChildSpan } : null,

@@ -319,6 +319,10 @@ internal static class SupportedFields
         Note(sfs, "content_type", "local reply formats: the reply's content-type (default text/plain, application/json for json_format); no effect on access logs, as in Envoy");
         Note(hcm, "local_reply_config", "see LocalReplyConfig below");
         Note(hcm, "add_user_agent", "x-envoy-downstream-service-cluster and -node from the node's cluster and id (--service-cluster, --service-node), and that cluster as user-agent when the request has none");
+        Note(hcm, "strip_trailing_host_dot", "a trailing dot of the host (before any port) goes before routing and port stripping, and upstream too");
+        Note(hcm, "append_x_forwarded_port", "x-forwarded-port: the listener's port, unless a trusted hop (xff_num_trusted_hops) set one");
+        Note(hcm, "internal_address_config", "which trusted client addresses make a request internal: cidr_ranges (else RFC 1918, loopback and fc00::/7) and Unix socket peers (unix_sockets)");
+        Msg(hcm + ".InternalAddressConfig", "unix_sockets", "cidr_ranges");
         Note(hcm, "strip_any_host_port", "the Host header loses its port before routing (and goes upstream without it)");
         Note(hcm, "strip_matching_host_port", "as strip_any_host_port, only when the port is the listener's; the two exclude each other");
         const string lrc = "envoy.extensions.filters.network.http_connection_manager.v3.";

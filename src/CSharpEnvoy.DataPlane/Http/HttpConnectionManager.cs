@@ -422,16 +422,20 @@ internal sealed class HttpConnectionManager
                 var xff = headers["x-forwarded-for"];
                 headers["x-forwarded-for"] = xff.Count == 0 ? ip : xff.ToString() + "," + ip;
             }
-            // A trusted previous hop's x-forwarded-proto stands.
+            // A trusted previous hop's x-forwarded-proto (and x-forwarded-port) stands.
             if (hops == 0 || !headers.ContainsKey("x-forwarded-proto")) headers["x-forwarded-proto"] = scheme;
+            if (model.AppendXForwardedPort && (hops == 0 || !headers.ContainsKey("x-forwarded-port"))) SetForwardedPort(context, headers);
         }
         else
         {
             finalRemote = LastXffAddress(headers, hops, out trustedChecks);
         }
         if (!headers.ContainsKey("x-forwarded-proto")) headers["x-forwarded-proto"] = scheme;
+        if (model.AppendXForwardedPort && !headers.ContainsKey("x-forwarded-port")) SetForwardedPort(context, headers);
 
-        var internalRequest = trustedChecks && finalRemote is not null && IsInternal(finalRemote);
+        var internalRequest = trustedChecks && (finalRemote is not null
+            ? (model.InternalAddresses is { CidrRanges.Length: > 0 } ranges ? InRanges(ranges.CidrRanges, finalRemote) : IsInternal(finalRemote))
+            : model.InternalAddresses is { UnixSockets: true } && IsUnixSocket(context));
         finalRemote ??= remote;
         // Envoy's downstream remote address becomes the XFF-derived one (%DOWNSTREAM_REMOTE_ADDRESS%).
         if (!ReferenceEquals(finalRemote, remote)) info.XffRemoteAddress = finalRemote;
@@ -450,6 +454,7 @@ internal sealed class HttpConnectionManager
             if (_serviceNode!.Length > 0) headers["x-envoy-downstream-service-node"] = _serviceNode;
         }
 
+        if (model.StripTrailingHostDot) StripTrailingHostDot(context);
         if (model.StripHostPort != HostPortStripping.None) StripHostPort(context, model.StripHostPort);
         Tls.ClientCertDetails.Mutate(context, headers, model);
         if (model.Via is not null) headers.Append("via", model.Via);
@@ -467,6 +472,34 @@ internal sealed class HttpConnectionManager
         {
             info.RequestId = headers["x-request-id"].ToString();
         }
+    }
+
+    /// <summary>The listener's port, as Envoy's <c>append_x_forwarded_port</c> writes it (not for Unix sockets).</summary>
+    private static void SetForwardedPort(HttpContext context, IHeaderDictionary headers)
+    {
+        var port = context.Connection.LocalPort;
+        if (port != 0) headers["x-forwarded-port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static bool InRanges(Config.Model.Listener.CidrRangeModel[] ranges, IPAddress address)
+    {
+        foreach (var r in ranges) if (r.Contains(address)) return true;
+        return false;
+    }
+
+    private static bool IsUnixSocket(HttpContext context) =>
+        context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpConnectionFeature>() is { RemoteIpAddress: null, LocalIpAddress: null }
+        && context.Connection.LocalPort == 0;
+
+    /// <summary>Envoy's <c>stripTrailingHostDot</c>: "example.com." and "example.com.:8080" lose the dot.</summary>
+    private static void StripTrailingHostDot(HttpContext context)
+    {
+        var host = context.Request.Host.Value;
+        if (string.IsNullOrEmpty(host)) return;
+        var dot = host.LastIndexOf('.');
+        if (dot < 0) return;
+        if (dot == host.Length - 1) context.Request.Host = new HostString(host[..dot]);
+        else if (host[dot + 1] == ':') context.Request.Host = new HostString(string.Concat(host.AsSpan(0, dot), host.AsSpan(dot + 1)));
     }
 
     /// <summary>Envoy's <c>stripPortFromHost</c>: the port after the last ':' (not inside an IPv6 literal's

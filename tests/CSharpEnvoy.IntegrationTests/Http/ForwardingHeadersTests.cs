@@ -234,4 +234,49 @@ public sealed class ForwardingHeadersTests
         Assert.Null(Upstream(edge, "x-envoy-downstream-service-cluster"));
         Assert.Null(Upstream(edge, "x-envoy-downstream-service-node"));
     }
+
+    [Fact]
+    public async Task AppendXForwardedPort_SetsTheListenersPort_UnlessATrustedHopDid()
+    {
+        var (backend, proxy) = await StartAsync("use_remote_address: true\nappend_x_forwarded_port: true");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+        var port = proxy.ListenerUri("main").Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        using (var r = await GetAsync(client, "/", null))
+            Assert.Equal(port, Upstream(r, "x-forwarded-port"));
+        // No trusted hops: the client's value is overwritten.
+        using (var r = await GetAsync(client, "/", null, ("x-forwarded-port", "1")))
+            Assert.Equal(port, Upstream(r, "x-forwarded-port"));
+
+        var (backend2, trusted) = await StartAsync("use_remote_address: true\nxff_num_trusted_hops: 1\nappend_x_forwarded_port: true");
+        await using var ownedBackend2 = backend2;
+        await using var ownedTrusted = trusted;
+        using var trustedClient = trusted.Client("main");
+        using (var r = await GetAsync(trustedClient, "/", null, ("x-forwarded-for", "203.0.113.9"), ("x-forwarded-port", "443")))
+            Assert.Equal("443", Upstream(r, "x-forwarded-port"));
+    }
+
+    [Fact]
+    public async Task InternalAddressConfig_DecidesWhichClientsAreInternal()
+    {
+        // Loopback is internal by default; with its own ranges, only those are.
+        var (backend, proxy) = await StartAsync("use_remote_address: true\ninternal_address_config: { cidr_ranges: [{ address_prefix: 10.0.0.0, prefix_len: 8 }] }");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+        using (var r = await GetAsync(client, "/", null))
+        {
+            Assert.Null(Upstream(r, "x-envoy-internal"));
+            Assert.NotNull(Upstream(r, "x-envoy-external-address"));
+        }
+
+        var (backend2, loopback) = await StartAsync("use_remote_address: true\ninternal_address_config: { cidr_ranges: [{ address_prefix: 127.0.0.0, prefix_len: 8 }] }");
+        await using var ownedBackend2 = backend2;
+        await using var ownedLoopback = loopback;
+        using var loopbackClient = loopback.Client("main");
+        using (var r = await GetAsync(loopbackClient, "/", null))
+            Assert.Equal("true", Upstream(r, "x-envoy-internal"));
+    }
 }

@@ -66,4 +66,20 @@ public sealed class HostPortStrippingTests
             hcmExtra: "strip_any_host_port: true\nstrip_matching_host_port: true")).Errors.Select(e => e.ToString()).ToList();
         Assert.Contains("static_resources.listeners[0].filter_chains[0].filters[0].typed_config.strip_any_host_port: only one of strip_matching_host_port or strip_any_host_port can be set", errors);
     }
+
+    [Fact]
+    public async Task StripTrailingHostDot_RoutesTheDottedHost_WithOrWithoutAPort()
+    {
+        await using var backend = await TestBackend.StartEchoAsync();
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address),
+            hcmExtra: "strip_trailing_host_dot: true\nstrip_any_host_port: true"));
+        using var client = proxy.Client("main");
+
+        Assert.Equal((HttpStatusCode.OK, "app.example"), await GetAsync(client, "app.example."));
+        Assert.Equal((HttpStatusCode.OK, "app.example"), await GetAsync(client, "app.example.:8080"));
+        // Without the option the dotted name is another host.
+        await using var plain = await ProxyHarness.StartAsync(Yaml.Bootstrap(Routes, Yaml.Cluster("backend", backend.Address)));
+        using var plainClient = plain.Client("main");
+        Assert.Equal(HttpStatusCode.NotFound, (await GetAsync(plainClient, "app.example.")).Status);
+    }
 }

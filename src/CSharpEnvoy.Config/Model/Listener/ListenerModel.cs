@@ -103,6 +103,13 @@ internal sealed record HttpConnectionManagerModel
     /// <summary><c>add_user_agent</c>: requests get <c>x-envoy-downstream-service-cluster</c> (the node's cluster),
     /// <c>x-envoy-downstream-service-node</c> (its id) and, when they have none, that cluster as user-agent.</summary>
     public bool AddUserAgent { get; init; }
+    /// <summary><c>strip_trailing_host_dot</c>: "example.com." (and "example.com.:80") lose the dot before routing.</summary>
+    public bool StripTrailingHostDot { get; init; }
+    /// <summary><c>append_x_forwarded_port</c>: the listener's port as <c>x-forwarded-port</c>.</summary>
+    public bool AppendXForwardedPort { get; init; }
+    /// <summary><c>internal_address_config</c>: null keeps Envoy's default (RFC 1918, loopback and unique-local
+    /// addresses are internal, Unix sockets are not).</summary>
+    public InternalAddressConfigModel? InternalAddresses { get; init; }
     public required string StatPrefix { get; init; }
     public CodecType CodecType { get; init; }
     public RouteConfigurationModel? RouteConfig { get; init; }
@@ -160,3 +167,7 @@ internal sealed record HttpConnectionManagerModel
     public ForwardClientCertDetails ForwardClientCert { get; init; }
     public ClientCertDetailsFields SetCurrentClientCertDetails { get; init; }
 }
+
+/// <summary><c>HttpConnectionManager.InternalAddressConfig</c>: whether Unix socket peers are internal, and the ranges
+/// that are (empty: Envoy's default ranges).</summary>
+internal sealed record InternalAddressConfigModel(bool UnixSockets, CidrRangeModel[] CidrRanges);
