@@ -131,6 +131,14 @@ internal static class ListenerTranslator
         return new LocalReplyFormatModel(format, contentType);
     }
 
+    /// <summary>The UUID request id extension's config (the only one csenvoy has); null when unset or of another type,
+    /// which the support checker reports as an unsupported type at its path.</summary>
+    private static Envoy.Extensions.RequestId.Uuid.V3.UuidRequestIdConfig? RequestId(
+        Envoy.Extensions.Filters.Network.HttpConnectionManager.V3.RequestIDExtension? ext) =>
+        ext?.TypedConfig is { } any && any.Is(Envoy.Extensions.RequestId.Uuid.V3.UuidRequestIdConfig.Descriptor)
+            ? any.Unpack<Envoy.Extensions.RequestId.Uuid.V3.UuidRequestIdConfig>()
+            : null;
+
     private static InternalAddressConfigModel InternalAddresses(
         Envoy.Extensions.Filters.Network.HttpConnectionManager.V3.HttpConnectionManager.Types.InternalAddressConfig c, string path, ConfigErrors errors)
     {
@@ -294,6 +302,8 @@ internal static class ListenerTranslator
             StripHostPort = StripHostPort(h, path, errors),
             AddUserAgent = h.AddUserAgent ?? false,
             StripTrailingHostDot = h.StripTrailingHostDot,
+            PackTraceReason = RequestId(h.RequestIdExtension)?.PackTraceReason ?? true,
+            UseRequestIdForTraceSampling = RequestId(h.RequestIdExtension)?.UseRequestIdForTraceSampling ?? true,
             AppendXForwardedPort = h.AppendXForwardedPort,
             InternalAddresses = h.InternalAddressConfig is { } iac ? InternalAddresses(iac, ConfigErrors.Join(path, "internal_address_config"), errors) : null,
             IdleTimeout = IdleTimeout(h.CommonHttpProtocolOptions?.IdleTimeout, ConfigErrors.Join(path, "common_http_protocol_options.idle_timeout"), errors),

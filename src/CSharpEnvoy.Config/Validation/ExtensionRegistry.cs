@@ -1,6 +1,6 @@
 namespace CSharpEnvoy.Config.Validation;
 
-internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink, HttpFilterPerRoute, Tracer, ListenerFilter, CompressorLibrary, DecompressorLibrary }
+internal enum ExtensionCategory { AccessLogger, NetworkFilter, HttpFilter, UpstreamProtocolOptions, TransportSocket, LoadBalancingPolicy, StatsSink, HttpFilterPerRoute, Tracer, ListenerFilter, CompressorLibrary, DecompressorLibrary, RequestId }
 
 /// <summary>An extension csenvoy implements: its canonical name, the names Envoy still accepts for it, and its config type.</summary>
 internal sealed record ExtensionInfo(ExtensionCategory Category, string Name, string TypeName, string[] Aliases, string Description);
@@ -129,6 +129,8 @@ internal static class ExtensionRegistry
             Array.Empty<string>(), "per-route external authorization: disabled, or context extensions and body buffering"),
         new ExtensionInfo(ExtensionCategory.HttpFilter, GrpcWebFilter, "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb",
             new[] { "envoy.grpc_web" }, "gRPC-Web (binary and text) to gRPC: trailers as the body's last frame; non-gRPC replies as grpc-status/grpc-message"),
+        new ExtensionInfo(ExtensionCategory.RequestId, "envoy.request_id.uuid", "envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig",
+            Array.Empty<string>(), "UUID x-request-id (the default): trace reason packed into the id, sampling by its hash"),
         new ExtensionInfo(ExtensionCategory.CompressorLibrary, "envoy.compression.gzip.compressor", "envoy.extensions.compression.gzip.compressor.v3.Gzip",
             Array.Empty<string>(), "gzip (content-encoding gzip): compression level and strategy"),
         new ExtensionInfo(ExtensionCategory.CompressorLibrary, "envoy.compression.brotli.compressor", "envoy.extensions.compression.brotli.compressor.v3.Brotli",

@@ -319,6 +319,9 @@ internal static class SupportedFields
         Note(sfs, "content_type", "local reply formats: the reply's content-type (default text/plain, application/json for json_format); no effect on access logs, as in Envoy");
         Note(hcm, "local_reply_config", "see LocalReplyConfig below");
         Note(hcm, "add_user_agent", "x-envoy-downstream-service-cluster and -node from the node's cluster and id (--service-cluster, --service-node), and that cluster as user-agent when the request has none");
+        Note(hcm, "request_id_extension", "envoy.request_id.uuid only (the default)");
+        Msg(hcm.Replace("HttpConnectionManager", "RequestIDExtension"), "typed_config");
+        Msg("envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig", "pack_trace_reason", "use_request_id_for_trace_sampling");
         Note(hcm, "strip_trailing_host_dot", "a trailing dot of the host (before any port) goes before routing and port stripping, and upstream too");
         Note(hcm, "append_x_forwarded_port", "x-forwarded-port: the listener's port, unless a trusted hop (xff_num_trusted_hops) set one");
         Note(hcm, "internal_address_config", "which trusted client addresses make a request internal: cidr_ranges (else RFC 1918, loopback and fc00::/7) and Unix socket peers (unix_sockets)");

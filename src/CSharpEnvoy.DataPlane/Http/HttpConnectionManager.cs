@@ -102,7 +102,8 @@ internal sealed class HttpConnectionManager
             _userAgent = node?.Cluster ?? "";
             _serviceNode = node?.Id ?? "";
         }
-        if (model.Tracing is { } tracing && tracers is not null) _tracing = new Tracing.HttpTracing(tracing, tracers);
+        if (model.Tracing is { } tracing && tracers is not null)
+            _tracing = new Tracing.HttpTracing(tracing, tracers, model.PackTraceReason, model.UseRequestIdForTraceSampling);
         Model = model;
         _routes = model.RouteConfig;
         Stats = new HttpConnectionManagerStats(stats, model.StatPrefix);

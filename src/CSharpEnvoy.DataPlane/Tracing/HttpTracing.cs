@@ -18,8 +18,15 @@ internal sealed class HttpTracing
     private readonly uint _random;
     private readonly uint _overall;
 
-    public HttpTracing(TracingModel model, TracerManager manager)
+    private readonly bool _packTraceReason = true;
+    private readonly bool _sampleByRequestId = true;
+
+    /// <param name="packTraceReason">The UUID request id extension's pack_trace_reason.</param>
+    /// <param name="sampleByRequestId">Its use_request_id_for_trace_sampling.</param>
+    public HttpTracing(TracingModel model, TracerManager manager, bool packTraceReason = true, bool sampleByRequestId = true)
     {
+        _packTraceReason = packTraceReason;
+        _sampleByRequestId = sampleByRequestId;
         _model = model;
         _manager = manager;
         _tracer = manager.Get(model);
@@ -36,9 +43,10 @@ internal sealed class HttpTracing
     {
         var headers = context.Request.Headers;
         var rid = info.RequestId;
-        var reason = TraceReasonOf(rid);
+        // Without pack_trace_reason the request id carries no trace decision (Envoy's getTraceReason: not traceable).
+        var reason = _packTraceReason ? TraceReasonOf(rid) : TraceReason.NoTrace;
         // Envoy hashes the request id's first 8 hex digits; without one, a random value.
-        var value = RequestIdInteger(rid) ?? (ulong)Random.Shared.NextInt64();
+        var value = (_sampleByRequestId ? RequestIdInteger(rid) : null) ?? (ulong)Random.Shared.NextInt64();
         if (reason == TraceReason.NoTrace)
         {
             if (headers.ContainsKey("x-client-trace-id") && Enabled(_client, (ulong)Random.Shared.NextInt64())) reason = TraceReason.Client;
@@ -46,7 +54,7 @@ internal sealed class HttpTracing
             else if (Enabled(_random, value)) reason = TraceReason.Sampled;
         }
         if (reason != TraceReason.Forced && !Enabled(_overall, value)) reason = TraceReason.NoTrace;
-        if (rid is not null && SetTraceReason(rid, reason) is { } tagged)
+        if (_packTraceReason && rid is not null && SetTraceReason(rid, reason) is { } tagged)
         {
             info.RequestId = tagged;
             headers["x-request-id"] = tagged;

@@ -260,6 +260,34 @@ public sealed class TracingTests
         Assert.Equal('9', Echoed(responses[0], "x-request-id")[14]);
     }
 
+    [Fact]
+    public async Task UuidRequestIdExtension_WithoutPackTraceReason_LeavesTheRequestIdAlone()
+    {
+        var (collector, receiver) = await ZipkinReceiver.StartAsync();
+        await using var _ = collector;
+        await using var backend = await TestBackend.StartEchoAsync();
+        var tracing = ZipkinTracing() + """
+
+            request_id_extension:
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig
+                pack_trace_reason: false
+            """;
+        var proxy = await StartProxyAsync(tracing, backend, Yaml.Cluster("zipkin", collector.Address));
+        const string id = "11111111-2222-4333-8444-555555555555";
+        var responses = await SendAsync(proxy, 1, r => r.Headers.Add("x-request-id", id));
+        await proxy.DisposeAsync();
+
+        // Sampled (random_sampling 100%), but the id keeps its variant nibble: no trace reason packed into it.
+        Assert.Equal(id, Echoed(responses[0], "x-request-id"));
+        Assert.Single(receiver.Spans);
+
+        // Another request id extension is refused with its path.
+        var other = ProxyHarness.Validate(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1"),
+            hcmExtra: "request_id_extension: { typed_config: { \"@type\": type.googleapis.com/google.protobuf.Struct } }"));
+        Assert.Contains(other.Errors, e => e.Path.EndsWith("request_id_extension.typed_config", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("random_sampling: { value: 0 }")]
     [InlineData("overall_sampling: { value: 0 }")]

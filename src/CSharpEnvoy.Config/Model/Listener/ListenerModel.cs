@@ -105,6 +105,10 @@ internal sealed record HttpConnectionManagerModel
     public bool AddUserAgent { get; init; }
     /// <summary><c>strip_trailing_host_dot</c>: "example.com." (and "example.com.:80") lose the dot before routing.</summary>
     public bool StripTrailingHostDot { get; init; }
+    /// <summary><c>request_id_extension</c> (UUID): whether the trace decision is packed into x-request-id, and whether
+    /// traces are sampled by the request id's hash (both Envoy's default true).</summary>
+    public bool PackTraceReason { get; init; } = true;
+    public bool UseRequestIdForTraceSampling { get; init; } = true;
     /// <summary><c>append_x_forwarded_port</c>: the listener's port as <c>x-forwarded-port</c>.</summary>
     public bool AppendXForwardedPort { get; init; }
     /// <summary><c>internal_address_config</c>: null keeps Envoy's default (RFC 1918, loopback and unique-local
