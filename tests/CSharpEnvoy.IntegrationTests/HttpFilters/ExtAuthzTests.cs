@@ -133,6 +133,7 @@ public sealed class ExtAuthzTests
         Assert.Equal("gold", check.Attributes.ContextExtensions["tier"]);
         Assert.Equal("eu", check.Attributes.ContextExtensions["region"]);
         Assert.Equal(1, await proxy.StatAsync("http.ingress_http.ext_authz.ok"));
+        Assert.Equal(1, await proxy.StatAsync("cluster.backend.ext_authz.ok"));
 
         // A disabled route is not checked.
         using var open = await client.GetAsync("/public/x");
@@ -165,6 +166,7 @@ public sealed class ExtAuthzTests
             using var plain = await client.GetAsync("/plain");
             Assert.Equal(HttpStatusCode.Forbidden, plain.StatusCode);
             Assert.Equal(2, await proxy.StatAsync("http.ingress_http.ext_authz.front.denied"));
+            Assert.Equal(2, await proxy.StatAsync("cluster.backend.ext_authz.front.denied"));
             var lines = await FilterYaml.LogLinesAsync(log, 2);
             Assert.Equal(["401 UAEX ext_authz_denied", "403 UAEX ext_authz_denied"], lines);
         }

@@ -23,7 +23,8 @@ namespace CSharpEnvoy.DataPlane.Http.Filters.ExtAuthz;
 /// removed) and its response headers onto the response. Denied: the service's status (403 by default), headers and
 /// body go to the client (flag UAEX, details <c>ext_authz_denied</c>). A failed, late or unreachable service is an
 /// error: <c>status_on_error</c> (403), or with <c>failure_mode_allow</c> the request goes on. Stats
-/// <c>http.&lt;stat_prefix&gt;.ext_authz.[&lt;filter stat_prefix&gt;.]{ok,denied,error,disabled,failure_mode_allowed}</c>.
+/// <c>http.&lt;stat_prefix&gt;.ext_authz.[&lt;filter stat_prefix&gt;.]{ok,denied,error,disabled,failure_mode_allowed}</c>, and
+/// on the route's cluster <c>cluster.&lt;name&gt;.ext_authz.[&lt;filter stat_prefix&gt;.]{ok,denied,error,failure_mode_allowed}</c>.
 /// </summary>
 internal sealed class ExtAuthzFilter : IHttpDecoderFilter
 {
@@ -33,12 +34,15 @@ internal sealed class ExtAuthzFilter : IHttpDecoderFilter
     private readonly Envoy.Service.Auth.V3.Authorization.AuthorizationClient? _grpc;
     private readonly HttpMessageInvoker? _http;
     private readonly Counter _ok, _denied, _error, _disabled, _failureModeAllowed;
+    private readonly StatsStore _stats;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, ClusterStats> _clusterStats = new(StringComparer.Ordinal);
 
     public ExtAuthzFilter(ExtAuthzModel model, HttpFilterNames names, StatsStore stats, ClusterManager clusters, string hcmPrefix)
     {
         _model = model;
         _names = names;
         _clusters = clusters;
+        _stats = stats;
         var prefix = hcmPrefix + "ext_authz." + (model.StatPrefix.Length > 0 ? model.StatPrefix + "." : "");
         _ok = stats.Counter(prefix, "ok");
         _denied = stats.Counter(prefix, "denied");
@@ -109,21 +113,29 @@ internal sealed class ExtAuthzFilter : IHttpDecoderFilter
         }
         if (context.RequestAborted.IsCancellationRequested) return false;
 
+        // Envoy also counts on the route's cluster: cluster.<name>.ext_authz.[<stat_prefix>.]*.
+        var cluster = RouterFilter.TargetClusterName(context, info) is { } name && _clusters.Get(name) is not null
+            ? _clusterStats.GetOrAdd(name, static (n, f) => new ClusterStats(f._stats, n, f._model.StatPrefix), this)
+            : null;
         switch (decision.Outcome)
         {
             case Outcome.Ok:
                 _ok.Inc();
+                cluster?.Ok.Inc();
                 ApplyOk(context, info, decision);
                 return true;
             case Outcome.Denied:
                 _denied.Inc();
+                cluster?.Denied.Inc();
                 info.Flags |= ResponseFlags.UnauthorizedExternalService;
                 return await HttpFilterChain.Replied(Reply(context, info, hcm, decision, decision.Status > 0 ? decision.Status : 403, "ext_authz_denied")).ConfigureAwait(false);
             default:
                 _error.Inc();
+                cluster?.Error.Inc();
                 if (_model.FailureModeAllow)
                 {
                     _failureModeAllowed.Inc();
+                    cluster?.FailureModeAllowed.Inc();
                     if (_model.FailureModeAllowHeaderAdd) context.Request.Headers.Append("x-envoy-auth-failure-mode-allowed", "true");
                     return true;
                 }
@@ -493,6 +505,17 @@ internal sealed class ExtAuthzFilter : IHttpDecoderFilter
         }
         d.Body = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
         return d;
+    }
+
+    /// <summary><c>cluster.&lt;route cluster&gt;.ext_authz.[&lt;stat_prefix&gt;.]*</c>.</summary>
+    private sealed class ClusterStats(StatsStore store, string cluster, string statPrefix)
+    {
+        private readonly string _p = "cluster." + cluster + ".ext_authz." + (statPrefix.Length == 0 ? "" : statPrefix + ".");
+        public Counter Ok => _ok ??= store.Counter(_p, "ok");
+        public Counter Denied => _denied ??= store.Counter(_p, "denied");
+        public Counter Error => _error ??= store.Counter(_p, "error");
+        public Counter FailureModeAllowed => _fma ??= store.Counter(_p, "failure_mode_allowed");
+        private Counter? _ok, _denied, _error, _fma;
     }
 
     private enum Outcome { Error, Ok, Denied }
