@@ -27,9 +27,11 @@ internal abstract class WriteOnlyBodyStream : Stream
     public override void SetLength(long value) => throw new NotSupportedException();
 }
 
-/// <summary>A request body a filter could not decode (bad base64, say): the router answers it with a 400 local reply
-/// carrying this message and details instead of treating it as a downstream disconnect.</summary>
-internal sealed class BadRequestBodyException(string message, string details) : IOException(message)
+/// <summary>A request body a filter could not take (bad base64, too large to buffer): the router answers it with a
+/// local reply of <see cref="Status"/> (400 by default) carrying this message and details instead of treating it as a
+/// downstream disconnect.</summary>
+internal sealed class BadRequestBodyException(string message, string details, int status = 400) : IOException(message)
 {
     public string Details { get; } = details;
+    public int Status { get; } = status;
 }

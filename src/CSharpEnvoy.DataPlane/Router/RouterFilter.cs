@@ -603,7 +603,7 @@ internal sealed partial class RouterFilter
             return Task.CompletedTask;
         }
         if (error == ForwarderError.RequestBodyClient && !context.Response.HasStarted && FindBadBody(context.Features.Get<IForwarderErrorFeature>()?.Exception) is { } bad)
-            return LocalReply.SendAsync(context, 400, bad.Message, serverName, info, bad.Details);
+            return LocalReply.SendAsync(context, bad.Status, bad.Message, serverName, info, bad.Details);
         switch (error)
         {
             case ForwarderError.RequestBodyClient:

@@ -360,6 +360,44 @@ public sealed class CompressorTests
     }
 
     [Fact]
+    public async Task HedgedRoute_HeadAndNoContent_AreLeftAsTheyAre_AndAnEmptyBodyIsAWholeGzipStream()
+    {
+        await using var backend = await TestBackend.StartAsync(async ctx =>
+        {
+            ctx.Response.ContentType = "application/json";
+            if (ctx.Request.Path == "/none") { ctx.Response.StatusCode = 204; return; }
+            if (ctx.Request.Path == "/empty") { await ctx.Response.Body.FlushAsync(); return; }
+            ctx.Response.ContentLength = Encoding.UTF8.GetByteCount(Json);
+            if (!HttpMethods.IsHead(ctx.Request.Method)) await ctx.Response.WriteAsync(Json);
+        });
+        var routes = """
+            - name: vh
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route:
+                  cluster: backend
+                  timeout: 20s
+                  hedge_policy: { hedge_on_per_try_timeout: true }
+                  retry_policy: { retry_on: 5xx, num_retries: 1, per_try_timeout: 5s }
+            """;
+        await using var proxy = await ProxyHarness.StartAsync(FilterYaml.Bootstrap(Filter("envoy.filters.http.compressor", "text", Gzip, "response_direction_config: { common_config: { min_content_length: 0 } }"),
+            routes, Yaml.Cluster("backend", backend.Address), logPath: null));
+        using var client = proxy.Client("main");
+
+        var head = await GetAsync(client, "/", "gzip", HttpMethod.Head);
+        Assert.Null(head.Encoding);
+        Assert.Equal(Encoding.UTF8.GetByteCount(Json), head.Length);
+        Assert.Equal("Accept-Encoding", head.Vary);
+        var none = await GetAsync(client, "/none", "gzip");
+        Assert.Equal(HttpStatusCode.NoContent, none.Status);
+        Assert.Null(none.Encoding);
+        var get = await GetAsync(client, "/", "gzip");
+        Assert.Equal("gzip", get.Encoding);
+        Assert.Equal(Json, get.Decoded);
+    }
+
+    [Fact]
     public async Task LocalReplies_PassThroughTheCompressor()
     {
         await using var proxy = await ProxyHarness.StartAsync(FilterYaml.Bootstrap(Filter("envoy.filters.http.compressor", "text", Gzip),

@@ -304,6 +304,37 @@ public sealed class ExtAuthzTests
     }
 
     [Fact]
+    public async Task HttpService_ChecksThePathAsForwarded_AfterNormalization()
+    {
+        await using var backend = await EchoBackendAsync();
+        var seen = new ConcurrentQueue<string>();
+        await using var authz = await TestBackend.StartAsync(ctx =>
+        {
+            seen.Enqueue(ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()!.RawTarget);
+            return Task.CompletedTask;
+        });
+        var filter = $$"""
+            - name: envoy.filters.http.ext_authz
+              typed_config:
+                "@type": {{ExtAuthzType}}
+                http_service: { server_uri: { uri: "http://authz", cluster: authz, timeout: 2s }, path_prefix: /check }
+            """;
+        var yaml = FilterYaml.Bootstrap(filter, """
+            - name: vh
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: backend }
+            """, Yaml.Cluster("backend", backend.Address) + "\n" + Yaml.Cluster("authz", authz.Address), logPath: null, hcmExtra: "merge_slashes: true");
+        await using var proxy = await ProxyHarness.StartAsync(yaml);
+        using var client = proxy.Client("main");
+        using var response = await client.GetAsync("/admin//users?x=1");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(seen.TryDequeue(out var checkedTarget));
+        Assert.Equal("/check/admin/users?x=1", checkedTarget);
+    }
+
+    [Fact]
     public void BadConfigs_AreRefused_WithTheirPaths()
     {
         string Errors(string filter) => string.Join("\n", ProxyHarness.Validate(Bootstrap("127.0.0.1:1", "127.0.0.1:2", filter)).Errors.Select(e => e.ToString()));

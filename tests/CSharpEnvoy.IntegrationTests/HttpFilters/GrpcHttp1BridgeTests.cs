@@ -98,6 +98,54 @@ public sealed class GrpcHttp1BridgeTests
     }
 
     [Fact]
+    public async Task HedgedRoute_WhichStartsTheResponseEarly_StillGetsTheStatusFromTheTrailers()
+    {
+        // A hedged route starts the response before its body (Response.StartAsync): the bridge must still hold the
+        // headers until the trailers are in.
+        await using var upstream = Router.RawUpstream.Start(async c =>
+        {
+            while (await c.ReadRequestAsync() is not null)
+            {
+                var reply = Frame(new EchoReply { Text = "late failure" });
+                await c.WriteAsync("HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked\r\n\r\n" +
+                    $"{reply.Length:x}\r\n" + System.Text.Encoding.Latin1.GetString(reply) + "\r\n0\r\ngrpc-status: 14\r\ngrpc-message: gone\r\n\r\n");
+            }
+        });
+        var routes = $$"""
+            - name: vh
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route:
+                  cluster: {{GrpcTestKit.ClusterName}}
+                  timeout: 20s
+                  hedge_policy: { hedge_on_per_try_timeout: true }
+                  retry_policy: { retry_on: 5xx, num_retries: 1, per_try_timeout: 5s }
+            """;
+        await using var proxy = await ProxyHarness.StartAsync(FilterYaml.Bootstrap(Filter(), routes, Yaml.Cluster(GrpcTestKit.ClusterName, upstream.Address), logPath: null));
+        using var client = proxy.Client("main");
+
+        var (response, body) = await PostAsync(client, "/csenvoy.test.Echo/Unary", Frame(new EchoRequest { Text = "x" }), "application/grpc");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("14", response.Headers.GetValues("grpc-status").Single());
+        Assert.Equal(body.Length, response.Content.Headers.ContentLength);
+        Assert.Equal("late failure", EchoReply.Parser.ParseFrom(body.AsSpan(5).ToArray()).Text);
+    }
+
+    [Fact]
+    public async Task AnUpgradedProtobufRequestOverTheBufferLimit_IsRefusedAsPayloadTooLarge()
+    {
+        await using var backend = await GrpcTestKit.StartBackendAsync();
+        await using var proxy = await ProxyHarness.StartAsync(Bootstrap(Filter("upgrade_protobuf_to_grpc: true"), Yaml.Cluster(GrpcTestKit.ClusterName, http2: true, backend.Address)));
+        using var client = proxy.Client("main");
+        var big = new EchoRequest { Payload = ByteString.CopyFrom(new byte[1100 * 1024]) }.ToByteArray();
+        var (response, _) = await PostAsync(client, "/csenvoy.test.Echo/Unary", big, "application/x-protobuf");
+        // The request is gRPC by then, so the 413 local reply takes the gRPC form (grpc-status UNKNOWN, the text as message).
+        Assert.Equal("2", response.Headers.GetValues("grpc-status").Single());
+        Assert.Equal("Payload Too Large", response.Headers.GetValues("grpc-message").Single());
+    }
+
+    [Fact]
     public async Task Http2Clients_AreNotBridged()
     {
         await using var backend = await GrpcTestKit.StartBackendAsync();

@@ -60,10 +60,25 @@ internal abstract class ResponseBodyFilter : IHttpResponseBodyFeature
 
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
+        if (!_decided && !_finished && !Context.Response.HasStarted && IsHeadersOnly(Context))
+        {
+            // HEAD, 204 and 304 have no body: Envoy's encodeHeaders with end of stream.
+            _decided = true;
+            OnHeadersOnlyResponse();
+        }
         // Starting with no body yet: the headers are final, so decide now (a transformed body has no content-length).
         Decide();
+        // A transform that still changes the headers when it finishes (a buffering one) sends them then.
+        if (_transform is not null && DefersHeaders) return Task.CompletedTask;
         return _inner.StartAsync(cancellationToken);
     }
+
+    /// <summary>Set by <see cref="OnResponseStart"/> when the chosen transform changes the headers at its end (it
+    /// buffers the body): the response must not start before.</summary>
+    protected bool DefersHeaders { get; set; }
+
+    private static bool IsHeadersOnly(HttpContext context) =>
+        HttpMethods.IsHead(context.Request.Method) || context.Response.StatusCode is StatusCodes.Status204NoContent or StatusCodes.Status304NotModified;
 
     public async Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default)
     {
@@ -102,10 +117,12 @@ internal abstract class ResponseBodyFilter : IHttpResponseBodyFeature
         }
     }
 
-    /// <summary>Releases every body filter of a request whose handling failed, writing nothing more.</summary>
+    /// <summary>Releases every body filter of a request whose handling failed, writing nothing more (the stream is
+    /// reset first, so no transform can be left waiting on the client).</summary>
     public static async ValueTask AbandonAllAsync(HttpContext context)
     {
         var feature = context.Features.Get<IHttpResponseBodyFeature>();
+        if (feature is ResponseBodyFilter) context.Abort();
         while (feature is ResponseBodyFilter filter)
         {
             if (!filter._finished)

@@ -45,6 +45,12 @@ internal static class Codecs
         }
     }
 
+    /// <summary>A gzip member of no data: header, an empty final deflate block, CRC-32 and length 0.</summary>
+    public static ReadOnlyMemory<byte> EmptyGzip { get; } = new byte[]
+    {
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    };
+
     /// <summary>Whether an exception is the decoder refusing its input (not the body underneath failing).</summary>
     public static bool IsBadInput(Exception e) => e is InvalidDataException or ZstdSharp.ZstdException;
 }

@@ -193,7 +193,7 @@ internal sealed class CompressorResponse : ResponseBodyFilter
         headers.ContentLength = null;
         headers.ContentEncoding = _library.Token;
         _filter.ResponseStats.Compressed.Inc();
-        return _compressing = new CompressingStream(Codecs.Compressor(_library, downstream), this, _filter.ResponseStats);
+        return _compressing = new CompressingStream(Codecs.Compressor(_library, downstream), this, _filter.ResponseStats, _library, downstream);
     }
 
     protected override void OnHeadersOnlyResponse() => Decide(hasBody: false);
@@ -336,14 +336,18 @@ internal sealed class CompressorResponse : ResponseBodyFilter
     }
 
     /// <summary>The compressor with the bytes through it counted (as Envoy counts them per data frame).</summary>
-    private sealed class CompressingStream(Stream compressor, CompressorResponse owner, CompressorFilter.DirectionStats stats) : WriteOnlyBodyStream
+    private sealed class CompressingStream(Stream compressor, CompressorResponse owner, CompressorFilter.DirectionStats stats, CompressorLibraryModel library, Stream output)
+        : WriteOnlyBodyStream
     {
         private long _counted;
+        private bool _any;
 
         public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
         public override void Write(ReadOnlySpan<byte> buffer)
         {
+            if (buffer.IsEmpty) return;
+            _any = true;
             stats.TotalUncompressedBytes.Add(buffer.Length);
             compressor.Write(buffer);
         }
@@ -353,18 +357,27 @@ internal sealed class CompressorResponse : ResponseBodyFilter
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
         {
+            // zlib would start a stream on an empty write and then never end it (no input, no trailer).
+            if (buffer.IsEmpty) return ValueTask.CompletedTask;
+            _any = true;
             stats.TotalUncompressedBytes.Add(buffer.Length);
             return compressor.WriteAsync(buffer, ct);
         }
 
         public override void Flush()
         {
+            if (!_any) { output.Flush(); return; }
             compressor.Flush();
             CountOutput();
         }
 
         public override async Task FlushAsync(CancellationToken ct)
         {
+            if (!_any)
+            {
+                await output.FlushAsync(ct).ConfigureAwait(false);
+                return;
+            }
             await compressor.FlushAsync(ct).ConfigureAwait(false);
             CountOutput();
         }
@@ -379,6 +392,8 @@ internal sealed class CompressorResponse : ResponseBodyFilter
         public override async ValueTask DisposeAsync()
         {
             await compressor.DisposeAsync().ConfigureAwait(false);
+            // An empty body is still a whole compressed stream (zlib writes nothing for no input).
+            if (!_any && library.Coding == ContentCoding.Gzip) await output.WriteAsync(Codecs.EmptyGzip).ConfigureAwait(false);
             GC.SuppressFinalize(this);
         }
 
@@ -399,11 +414,14 @@ internal sealed class CompressingRequestBody : ReadOnlyBodyStream
     private readonly Stream _compressor;
     private readonly CompressorFilter.DirectionStats _stats;
     private readonly byte[] _buffer;
+    private readonly CompressorLibraryModel _library;
     private bool _done;
+    private bool _any;
 
     public CompressingRequestBody(Stream inner, CompressorLibraryModel library, CompressorFilter.DirectionStats stats)
     {
         _inner = inner;
+        _library = library;
         _stats = stats;
         _compressor = Codecs.Compressor(library, _queue);
         _buffer = new byte[library.ChunkSize];
@@ -422,9 +440,11 @@ internal sealed class CompressingRequestBody : ReadOnlyBodyStream
             if (n == 0)
             {
                 _compressor.Dispose(); // writes the end of the compressed body
+                if (!_any && _library.Coding == ContentCoding.Gzip) _queue.Write(Codecs.EmptyGzip.Span);
                 _done = true;
                 break;
             }
+            _any = true;
             _stats.TotalUncompressedBytes.Add(n);
             _compressor.Write(_buffer, 0, n);
             _compressor.Flush();

@@ -250,9 +250,10 @@ internal sealed class DecompressorResponse(HttpContext context, DecompressorFilt
             var reader = _pipe.Reader;
             var buffer = new byte[_filter.Model.Library.ChunkSize];
             long output = 0;
-            await using var decoder = Codecs.Decompressor(_filter.Model.Library, reader.AsStream(leaveOpen: true));
+            Stream? decoder = null;
             try
             {
+                decoder = Codecs.Decompressor(_filter.Model.Library, reader.AsStream(leaveOpen: true));
                 while (true)
                 {
                     var n = await decoder.ReadAsync(buffer).ConfigureAwait(false);
@@ -275,8 +276,10 @@ internal sealed class DecompressorResponse(HttpContext context, DecompressorFilt
             }
             finally
             {
-                // Whatever is left (after an error, or past the end of the compressed stream) is dropped.
+                // Whatever is left (after an error, or past the end of the compressed stream) is dropped; a writer
+                // waiting on the pipe is released.
                 await reader.CompleteAsync().ConfigureAwait(false);
+                if (decoder is not null) await decoder.DisposeAsync().ConfigureAwait(false);
             }
         }
 

@@ -99,7 +99,7 @@ internal sealed class ExtAuthzFilter : IHttpDecoderFilter
             {
                 decision = _grpc is not null
                     ? Decide(await _grpc.CheckAsync(BuildCheckRequest(context, info, body, buffer, perRoute), cancellationToken: cts.Token).ConfigureAwait(false))
-                    : await CheckHttpAsync(context, body, cts.Token).ConfigureAwait(false);
+                    : await CheckHttpAsync(context, info, body, cts.Token).ConfigureAwait(false);
             }
             catch (Exception) when (!context.RequestAborted.IsCancellationRequested)
             {
@@ -210,7 +210,13 @@ internal sealed class ExtAuthzFilter : IHttpDecoderFilter
             context.Request.QueryString = view.Query.Length == 0 ? QueryString.Empty : new QueryString("?" + view.Query);
             changed = true;
         }
-        if (changed && _model.ClearRouteCache && info.VirtualHost is { } vhost && info.Request is { } request) info.Route = vhost.Routes.Find(request);
+        if (changed && _model.ClearRouteCache && info.Routes is { } routes && info.Request is { } request)
+        {
+            // The host may have changed too: the virtual host is found again, then the route.
+            var vhost = routes.VirtualHosts.Find(context.Request.Host.Value ?? "");
+            info.VirtualHost = vhost;
+            info.Route = vhost?.Routes.Find(request);
+        }
         if (d.ResponseHeaders is { Count: > 0 } responseHeaders)
             context.Response.OnStarting(static state =>
             {
@@ -243,6 +249,7 @@ internal sealed class ExtAuthzFilter : IHttpDecoderFilter
                 context.Request.Method = value;
                 return;
             case ":path":
+                if (!value.StartsWith('/')) return; // not a path csenvoy can route ("*", an absolute URI): ignored
                 var q = value.IndexOf('?');
                 var path = q < 0 ? value : value[..q];
                 var query = q < 0 ? "" : value[(q + 1)..];
@@ -439,12 +446,15 @@ internal sealed class ExtAuthzFilter : IHttpDecoderFilter
         "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host", "content-length",
     };
 
-    private async Task<Decision> CheckHttpAsync(HttpContext context, RequestBody? body, CancellationToken ct)
+    private static readonly UriCreationOptions s_rawUri = new() { DangerousDisablePathAndQueryCanonicalization = true };
+
+    private async Task<Decision> CheckHttpAsync(HttpContext context, UpstreamRequest info, RequestBody? body, CancellationToken ct)
     {
         var service = _model.Http!;
         var request = context.Request;
-        var path = request.Path.Value + request.QueryString.Value;
-        using var message = new HttpRequestMessage(new HttpMethod(request.Method), "http://" + service.Authority + service.PathPrefix + path);
+        // The path as routed and forwarded (normalized, slashes merged), so the check sees what the upstream gets.
+        var path = info.Request?.PathAndQuery ?? request.Path.Value + request.QueryString.Value;
+        using var message = new HttpRequestMessage(new HttpMethod(request.Method), new Uri("http://" + service.Authority + service.PathPrefix + path, in s_rawUri));
         message.Headers.Host = request.Host.Value;
         message.Headers.TryAddWithoutValidation("x-envoy-internal", "true");
         foreach (var (name, values) in request.Headers)

@@ -57,7 +57,11 @@ internal sealed class GrpcHttp1BridgeFilter(GrpcHttp1BridgeModel model) : IHttpE
     {
         private bool Framing => framing;
 
-        protected override Stream? OnResponseStart(Stream downstream) => new Buffering(this, downstream);
+        protected override Stream? OnResponseStart(Stream downstream)
+        {
+            DefersHeaders = true; // the status and grpc-status come from the trailers, at the end
+            return new Buffering(this, downstream);
+        }
 
         /// <summary>Envoy's <c>encodeTrailers</c>: the status and message to headers, 503 unless the status is 0.</summary>
         private void ApplyTrailers(long length)
@@ -77,20 +81,30 @@ internal sealed class GrpcHttp1BridgeFilter(GrpcHttp1BridgeModel model) : IHttpE
         private sealed class Buffering(BridgedResponse owner, Stream downstream) : WriteOnlyBodyStream
         {
             private readonly MemoryStream _buffer = new();
+            private bool _tooLarge;
 
-            public override void Write(byte[] buffer, int offset, int count) => _buffer.Write(buffer, offset, count);
+            public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
-            public override void Write(ReadOnlySpan<byte> buffer) => _buffer.Write(buffer);
+            public override void Write(ReadOnlySpan<byte> buffer)
+            {
+                // Envoy's buffer limit (1 MiB by default): a longer reply is not buffered but answered with a 500.
+                if (_tooLarge || _buffer.Length + buffer.Length > MaxBuffered)
+                {
+                    _tooLarge = true;
+                    return;
+                }
+                _buffer.Write(buffer);
+            }
 
             public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct)
             {
-                _buffer.Write(buffer, offset, count);
+                Write(buffer.AsSpan(offset, count));
                 return Task.CompletedTask;
             }
 
             public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
             {
-                _buffer.Write(buffer.Span);
+                Write(buffer.Span);
                 return ValueTask.CompletedTask;
             }
 
@@ -100,6 +114,17 @@ internal sealed class GrpcHttp1BridgeFilter(GrpcHttp1BridgeModel model) : IHttpE
 
             public override async ValueTask DisposeAsync()
             {
+                if (_tooLarge)
+                {
+                    var response = owner.Context.Response;
+                    response.StatusCode = StatusCodes.Status500InternalServerError;
+                    response.Headers.Remove("grpc-status");
+                    response.ContentType = "text/plain";
+                    var text = "Internal Server Error"u8.ToArray();
+                    response.ContentLength = text.Length;
+                    await downstream.WriteAsync(text).ConfigureAwait(false);
+                    return;
+                }
                 var body = _buffer.GetBuffer().AsMemory(0, (int)_buffer.Length);
                 // An upgraded protobuf request's response loses its gRPC frame header (Envoy drains 5 bytes).
                 if (owner.Framing) body = body[Math.Min(5, body.Length)..];
@@ -110,7 +135,11 @@ internal sealed class GrpcHttp1BridgeFilter(GrpcHttp1BridgeModel model) : IHttpE
         }
     }
 
-    /// <summary>A protobuf request body read as one gRPC message: the whole body, after its 5-byte frame header.</summary>
+    /// <summary>Envoy's default buffer limit (per_connection_buffer_limit_bytes): what the bridge holds at most.</summary>
+    private const int MaxBuffered = 1024 * 1024;
+
+    /// <summary>A protobuf request body read as one gRPC message: the whole body, after its 5-byte frame header. A body
+    /// over the buffer limit is a 413, as Envoy's.</summary>
     private sealed class FramedRequestBody(Stream inner) : ReadOnlyBodyStream
     {
         private byte[]? _framed;
@@ -127,7 +156,13 @@ internal sealed class GrpcHttp1BridgeFilter(GrpcHttp1BridgeModel model) : IHttpE
             {
                 using var body = new MemoryStream();
                 body.Write(stackalloc byte[5]);
-                await inner.CopyToAsync(body, ct).ConfigureAwait(false);
+                var chunk = new byte[16 * 1024];
+                int read;
+                while ((read = await inner.ReadAsync(chunk, ct).ConfigureAwait(false)) > 0)
+                {
+                    if (body.Length - 5 + read > MaxBuffered) throw new BadRequestBodyException("Payload Too Large", "request_payload_too_large", 413);
+                    body.Write(chunk, 0, read);
+                }
                 _framed = body.ToArray();
                 _framed[0] = 0; // not compressed
                 BinaryPrimitives.WriteUInt32BigEndian(_framed.AsSpan(1, 4), (uint)(_framed.Length - 5));

@@ -56,12 +56,18 @@ internal sealed class GrpcWebFilter : IHttpEncoderFilter
 
         private bool Text => text;
 
+        private CapturedTrailers Trailers => trailers;
+
         protected override Stream? OnResponseStart(Stream downstream)
         {
             var headers = Context.Response.Headers;
             var transform = !IsGrpc(Context.Response, endStream: false) && !IsGrpcWebProto(headers);
             Rewrite(headers);
-            if (transform) return new NotGrpc(this, downstream);
+            if (transform)
+            {
+                DefersHeaders = true; // grpc-status and grpc-message come from the body, at its end
+                return new NotGrpc(this, downstream);
+            }
             return new Framing(this, downstream);
         }
 
@@ -152,9 +158,13 @@ internal sealed class GrpcWebFilter : IHttpEncoderFilter
             {
                 if (_pending is { Length: > 0 } pending)
                     await downstream.WriteAsync(Encoding.ASCII.GetBytes(Convert.ToBase64String(pending.GetBuffer(), 0, (int)pending.Length))).ConfigureAwait(false);
-                var frame = owner.TrailerFrame();
-                if (_pending is not null) await downstream.WriteAsync(Encoding.ASCII.GetBytes(Convert.ToBase64String(frame))).ConfigureAwait(false);
-                else await downstream.WriteAsync(frame).ConfigureAwait(false);
+                // Envoy adds the trailers frame when trailers come (a gRPC-Web upstream has already framed its own).
+                if (owner.Trailers.Trailers.Count > 0)
+                {
+                    var frame = owner.TrailerFrame();
+                    if (_pending is not null) await downstream.WriteAsync(Encoding.ASCII.GetBytes(Convert.ToBase64String(frame))).ConfigureAwait(false);
+                    else await downstream.WriteAsync(frame).ConfigureAwait(false);
+                }
                 GC.SuppressFinalize(this);
             }
         }

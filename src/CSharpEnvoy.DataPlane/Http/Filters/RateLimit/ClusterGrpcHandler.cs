@@ -12,13 +12,16 @@ namespace CSharpEnvoy.DataPlane.Http.Filters.RateLimit;
 /// </summary>
 internal sealed class ClusterGrpcHandler(ClusterManager clusters, string clusterName, bool clusterProtocol = false) : HttpMessageHandler
 {
+    /// <summary>The path goes as given (no dot-segment removal or re-escaping).</summary>
+    private static readonly UriCreationOptions s_raw = new() { DangerousDisablePathAndQueryCanonicalization = true };
+
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var cluster = clusters.Get(clusterName);
         if (cluster is null) return Task.FromException<HttpResponseMessage>(new HttpRequestException($"unknown cluster '{clusterName}'"));
         var host = cluster.ChooseHost();
         if (host is null) return Task.FromException<HttpResponseMessage>(new HttpRequestException($"no healthy upstream in cluster '{clusterName}'"));
-        request.RequestUri = new Uri(host.DestinationPrefix + request.RequestUri!.PathAndQuery);
+        request.RequestUri = new Uri(host.DestinationPrefix + request.RequestUri!.PathAndQuery, in s_raw);
         request.Version = !clusterProtocol || cluster.Model.Protocol == Config.Model.Cluster.UpstreamProtocol.Http2 ? HttpVersion.Version20 : HttpVersion.Version11;
         request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
         return cluster.Invoker.SendAsync(request, cancellationToken);
