@@ -11,11 +11,11 @@ internal static class LocalReply
 {
     /// <summary>Envoy's <c>Grpc::Common::hasGrpcContentType</c>: exactly "application/grpc" or "application/grpc+..."
     /// (so gRPC-Web is not gRPC here).</summary>
-    public static bool IsGrpc(HttpRequest request)
-    {
-        var ct = request.ContentType;
-        return ct is not null && ct.StartsWith("application/grpc", StringComparison.Ordinal) && (ct.Length == 16 || ct[16] == '+');
-    }
+    public static bool IsGrpc(HttpRequest request) => IsGrpcContentType(request.ContentType);
+
+    /// <summary>Exactly <c>application/grpc</c>, or <c>application/grpc+</c> something.</summary>
+    public static bool IsGrpcContentType(string? ct) =>
+        ct is not null && ct.StartsWith("application/grpc", StringComparison.Ordinal) && (ct.Length == 16 || ct[16] == '+');
 
     /// <summary>Envoy's <c>PercentEncoding::encode</c> for grpc-message: only control bytes, bytes from '~' up, and '%'
     /// are escaped, so ordinary text stays readable on the wire.</summary>

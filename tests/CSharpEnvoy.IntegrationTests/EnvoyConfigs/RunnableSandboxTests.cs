@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using System.Net;
 using System.Net.WebSockets;
 using System.Security.Cryptography.X509Certificates;
@@ -276,10 +275,7 @@ public sealed class RunnableSandboxTests
         await using var client = await ProxyHarness.StartAsync(yaml);
         using var http = client.Client(UnnamedListener);
 
-        var payload = new Protos.EchoRequest { Text = "bridged" }.ToByteArray();
-        var frame = new byte[5 + payload.Length];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)payload.Length);
-        payload.CopyTo(frame, 5);
+        var frame = Grpc.GrpcTestKit.Frame(new Protos.EchoRequest { Text = "bridged" });
         using var request = new HttpRequestMessage(HttpMethod.Post, "/csenvoy.test.Echo/Unary") { Content = new ByteArrayContent(frame) };
         request.Headers.Host = "grpc";
         request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");

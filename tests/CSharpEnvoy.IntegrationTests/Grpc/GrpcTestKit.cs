@@ -60,6 +60,16 @@ internal static class GrpcTestKit
 
     public static Echo.EchoClient Client(GrpcChannel channel) => new(channel);
 
+    /// <summary>A message in gRPC's length-prefixed framing: flag 0 (not compressed), big-endian length, the bytes.</summary>
+    public static byte[] Frame(Google.Protobuf.IMessage message)
+    {
+        var payload = Google.Protobuf.MessageExtensions.ToByteArray(message);
+        var frame = new byte[5 + payload.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)payload.Length);
+        payload.CopyTo(frame, 5);
+        return frame;
+    }
+
     public static ByteString RandomBytes(int size, int seed)
     {
         var bytes = new byte[size];

@@ -17,14 +17,7 @@ public sealed class GrpcHttp1BridgeTests
 
     private static string Bootstrap(string filters, string cluster) => FilterYaml.Bootstrap(filters, GrpcTestKit.VirtualHosts(), cluster, logPath: null);
 
-    private static byte[] Frame(IMessage message)
-    {
-        var payload = message.ToByteArray();
-        var frame = new byte[5 + payload.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)payload.Length);
-        payload.CopyTo(frame, 5);
-        return frame;
-    }
+    private static byte[] Frame(IMessage message) => GrpcTestKit.Frame(message);
 
     private static async Task<(HttpResponseMessage Response, byte[] Body)> PostAsync(HttpClient client, string path, byte[] body, string contentType)
     {

@@ -26,14 +26,7 @@ public sealed class GrpcWebTests
             route: { cluster: grpc_backend }
         """, Yaml.Cluster(GrpcTestKit.ClusterName, http2: true, backend), logPath: null);
 
-    private static byte[] Frame(IMessage message)
-    {
-        var payload = message.ToByteArray();
-        var frame = new byte[5 + payload.Length];
-        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(1), (uint)payload.Length);
-        payload.CopyTo(frame, 5);
-        return frame;
-    }
+    private static byte[] Frame(IMessage message) => GrpcTestKit.Frame(message);
 
     /// <summary>The frames of a gRPC-Web body: (flags, payload) in order.</summary>
     private static List<(byte Flags, byte[] Payload)> Frames(byte[] body)

@@ -178,8 +178,8 @@ internal static class Http1Codec
             switch (name.Length)
             {
                 case 10 when name.Equals("connection", StringComparison.OrdinalIgnoreCase):
-                    if (HasToken(value, "close")) keepAlive = false;
-                    else if (HasToken(value, "keep-alive")) keepAlive = true;
+                    if (Http.HeaderTokens.Contains(value, "close")) keepAlive = false;
+                    else if (Http.HeaderTokens.Contains(value, "keep-alive")) keepAlive = true;
                     break;
                 case 14 when name.Equals("content-length", StringComparison.OrdinalIgnoreCase):
                     if (!Utf8Parser.TryParse(valueBytes, out long cl, out var used) || used != valueBytes.Length || cl < 0
@@ -222,13 +222,6 @@ internal static class Http1Codec
     }
 
     private static ReadOnlySpan<byte> TrimCr(ReadOnlySpan<byte> line) => line.Length > 0 && line[^1] == (byte)'\r' ? line[..^1] : line;
-
-    private static bool HasToken(string value, string token)
-    {
-        foreach (var range in value.AsSpan().Split(','))
-            if (value.AsSpan(range).Trim(" \t").Equals(token, StringComparison.OrdinalIgnoreCase)) return true;
-        return false;
-    }
 
     /// <summary>
     /// Parses a chunk-size line ("1a;ext=v\r\n"). Returns the bytes it took, or 0 when the line is incomplete; throws for

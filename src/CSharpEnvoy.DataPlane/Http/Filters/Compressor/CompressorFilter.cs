@@ -128,19 +128,7 @@ internal sealed class CompressorFilter : IHttpEncoderFilter
         return true;
     }
 
-    /// <summary>Whether a comma-separated header has the token (case-insensitive).</summary>
-    internal static bool HasToken(StringValues values, string token)
-    {
-        foreach (var line in values)
-        {
-            if (line is null) continue;
-            foreach (var range in line.AsSpan().Split(','))
-                if (line.AsSpan()[range].Trim().Equals(token, StringComparison.OrdinalIgnoreCase)) return true;
-        }
-        return false;
-    }
-
-    internal static bool IsUpgrade(IHeaderDictionary headers) => headers.Upgrade.Count > 0 && HasToken(headers.Connection, "upgrade");
+    internal static bool IsUpgrade(IHeaderDictionary headers) => headers.Upgrade.Count > 0 && HeaderTokens.Contains(headers.Connection, "upgrade");
 
     /// <summary>One direction's counters.</summary>
     internal sealed class DirectionStats(StatsStore stats, string prefix)
@@ -213,7 +201,7 @@ internal sealed class CompressorResponse : ResponseBodyFilter
             enabled = false;
         }
         var compressible = enabled && CompressorFilter.ContentTypeAllowed(headers.ContentType, model.Response.ContentTypes)
-            && !CompressorFilter.HasToken(headers.CacheControl, "no-transform") && EtagAllowed(headers, model)
+            && !HeaderTokens.Contains(headers.CacheControl, "no-transform") && EtagAllowed(headers, model)
             && headers.ContentEncoding.Count == 0 && Array.IndexOf(model.UncompressibleResponseCodes, response.StatusCode) < 0;
         var compress = hasBody && enabled && AcceptEncodingAllowed() && compressible
             && CompressorFilter.TransferEncodingAllowed(headers.TransferEncoding, _library.Token);

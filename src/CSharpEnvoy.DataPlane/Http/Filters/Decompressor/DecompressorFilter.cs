@@ -94,7 +94,7 @@ internal sealed class DecompressorFilter : IHttpEncoderFilter
     /// <summary>Whether the body is decoded: on, no no-transform (unless ignored), and the first content-encoding is the library's.</summary>
     internal static bool Decodes(IHeaderDictionary headers, string token, bool ignoreNoTransform)
     {
-        if (!ignoreNoTransform && CompressorFilter.HasToken(headers.CacheControl, "no-transform")) return false;
+        if (!ignoreNoTransform && HeaderTokens.Contains(headers.CacheControl, "no-transform")) return false;
         var encoding = headers.ContentEncoding;
         if (encoding.Count == 0 || encoding[0] is not { } first) return false;
         var comma = first.IndexOf(',');

@@ -29,7 +29,7 @@ internal sealed class GrpcHttp1BridgeFilter(GrpcHttp1BridgeModel model) : IHttpE
             // Envoy clears the route cache: the route may match on the new content type.
             if (info.VirtualHost is { } vhost && info.Request is { } view) info.Route = vhost.Routes.Find(view);
         }
-        if (HttpProtocol.IsHttp2(request.Protocol) || !IsGrpc(request.ContentType)) return new ValueTask<bool>(true);
+        if (HttpProtocol.IsHttp2(request.Protocol) || !LocalReply.IsGrpcContentType(request.ContentType)) return new ValueTask<bool>(true);
         if (model.IgnoreQueryParameters && info.Request is { } r)
         {
             r.Query = "";
@@ -39,17 +39,6 @@ internal sealed class GrpcHttp1BridgeFilter(GrpcHttp1BridgeModel model) : IHttpE
         context.Features.Set<IHttpResponseTrailersFeature>(trailers);
         _ = new BridgedResponse(context, trailers, framing);
         return new ValueTask<bool>(true);
-    }
-
-    /// <summary>Exactly <c>application/grpc</c>, or <c>application/grpc+</c> something (grpc-web is not gRPC).</summary>
-    internal static bool IsGrpc(string? contentType) =>
-        contentType is not null && contentType.StartsWith("application/grpc", StringComparison.Ordinal)
-        && (contentType.Length == 16 || contentType[16] == '+');
-
-    /// <summary>The upstream's trailers, kept for the bridge (an HTTP/1.1 response cannot carry them).</summary>
-    private sealed class CapturedTrailers : IHttpResponseTrailersFeature
-    {
-        public IHeaderDictionary Trailers { get; set; } = new HeaderDictionary();
     }
 
     /// <summary>The response buffered whole, then sent with its gRPC status in the headers.</summary>

@@ -43,12 +43,6 @@ internal sealed class GrpcWebFilter : IHttpEncoderFilter
         return new ValueTask<bool>(true);
     }
 
-    /// <summary>The upstream's trailers, which gRPC-Web carries in the body.</summary>
-    private sealed class CapturedTrailers : IHttpResponseTrailersFeature
-    {
-        public IHeaderDictionary Trailers { get; set; } = new HeaderDictionary();
-    }
-
     private sealed class GrpcWebResponse(HttpContext context, CapturedTrailers trailers, bool text) : ResponseBodyFilter(context)
     {
         /// <summary>How much of a non-gRPC body becomes the grpc-message (Envoy's limit on buffered text).</summary>
@@ -83,8 +77,7 @@ internal sealed class GrpcWebFilter : IHttpEncoderFilter
         {
             if (endStream) return response.Headers.ContainsKey("grpc-status");
             if (response.StatusCode != StatusCodes.Status200OK) return false;
-            var ct = response.ContentType;
-            return ct is not null && ct.StartsWith("application/grpc", StringComparison.Ordinal) && (ct.Length == 16 || ct[16] == '+');
+            return LocalReply.IsGrpcContentType(response.ContentType);
         }
 
         private bool IsGrpcWebProto(IHeaderDictionary headers)
