@@ -47,7 +47,7 @@ internal static class ExtAuthzTranslator
             c.DenyAtDisable?.DefaultValue ?? false, c.StatPrefix, c.IncludePeerCertificate,
             c.AllowedHeaders is null ? null : Matchers(c.AllowedHeaders, path + ".allowed_headers", errors),
             c.DisallowedHeaders is null ? null : Matchers(c.DisallowedHeaders, path + ".disallowed_headers", errors),
-            c.ClearRouteCache);
+            c.ClearRouteCache, c.ChargeClusterResponseStats ?? true);
     }
 
     public static ExtAuthzPerRouteModel? PerRoute(ExtAuthzPerRoute p, string path, ConfigErrors errors)

@@ -131,6 +131,14 @@ internal static class ListenerTranslator
         return new LocalReplyFormatModel(format, contentType);
     }
 
+    private static string? SchemeToOverwrite(Envoy.Config.Core.V3.SchemeHeaderTransformation? t, string path, ConfigErrors errors)
+    {
+        if (t is null || t.TransformationCase != Envoy.Config.Core.V3.SchemeHeaderTransformation.TransformationOneofCase.SchemeToOverwrite) return null;
+        if (t.SchemeToOverwrite is "http" or "https") return t.SchemeToOverwrite;
+        errors.Add(path, $"scheme_to_overwrite must be \"http\" or \"https\", not '{t.SchemeToOverwrite}'");
+        return null;
+    }
+
     /// <summary>The UUID request id extension's config (the only one csenvoy has); null when unset or of another type,
     /// which the support checker reports as an unsupported type at its path.</summary>
     private static Envoy.Extensions.RequestId.Uuid.V3.UuidRequestIdConfig? RequestId(
@@ -302,6 +310,7 @@ internal static class ListenerTranslator
             StripHostPort = StripHostPort(h, path, errors),
             AddUserAgent = h.AddUserAgent ?? false,
             StripTrailingHostDot = h.StripTrailingHostDot,
+            SchemeToOverwrite = SchemeToOverwrite(h.SchemeHeaderTransformation, ConfigErrors.Join(path, "scheme_header_transformation.scheme_to_overwrite"), errors),
             PackTraceReason = RequestId(h.RequestIdExtension)?.PackTraceReason ?? true,
             UseRequestIdForTraceSampling = RequestId(h.RequestIdExtension)?.UseRequestIdForTraceSampling ?? true,
             AppendXForwardedPort = h.AppendXForwardedPort,

@@ -322,6 +322,10 @@ internal static class SupportedFields
         Note(hcm, "request_id_extension", "envoy.request_id.uuid only (the default)");
         Msg(hcm.Replace("HttpConnectionManager", "RequestIDExtension"), "typed_config");
         Msg("envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig", "pack_trace_reason", "use_request_id_for_trace_sampling");
+        Note(hcm, "scheme_header_transformation", "see SchemeHeaderTransformation");
+        Note("envoy.config.core.v3.SchemeHeaderTransformation", "scheme_to_overwrite",
+            "the scheme requests are taken to have: x-forwarded-proto, route matching on :scheme, redirects; the upstream :scheme stays that of the upstream connection (http, or https with TLS)");
+        Note("envoy.config.core.v3.SchemeHeaderTransformation", "match_upstream", "always csenvoy's behaviour: an upstream request's :scheme is that of its connection");
         Note(hcm, "strip_trailing_host_dot", "a trailing dot of the host (before any port) goes before routing and port stripping, and upstream too");
         Note(hcm, "append_x_forwarded_port", "x-forwarded-port: the listener's port, unless a trusted hop (xff_num_trusted_hops) set one");
         Note(hcm, "internal_address_config", "which trusted client addresses make a request internal: cidr_ranges (else RFC 1918, loopback and fc00::/7) and Unix socket peers (unix_sockets)");
@@ -546,6 +550,7 @@ internal static class SupportedFields
         Msg(ea + "ExtAuthz", "grpc_service", "http_service", "failure_mode_allow", "failure_mode_allow_header_add", "with_request_body",
             "status_on_error", "filter_enabled", "deny_at_disable", "include_peer_certificate", "stat_prefix", "allowed_headers", "disallowed_headers");
         Note(ea + "ExtAuthz", "transport_api_version", "AUTO or V3 (V2 is refused)");
+        Note(ea + "ExtAuthz", "charge_cluster_response_stats", "a denial's status is counted on the route's cluster (upstream_rq_<code>, <N>xx, completed); default true");
         Note(ea + "ExtAuthz", "clear_route_cache", "the route is matched again after the check changed request headers");
         Msg(ea + "BufferSettings", "max_request_bytes", "allow_partial_message", "pack_as_bytes");
         Msg(ea + "HttpService", "server_uri", "path_prefix", "authorization_request", "authorization_response");

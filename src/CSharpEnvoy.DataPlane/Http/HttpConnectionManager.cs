@@ -184,8 +184,10 @@ internal sealed class HttpConnectionManager
             return new ValueTask(LocalReply.SendAsync(context, StatusCodes.Status426UpgradeRequired, "Upgrade Required", LocalReplyServerName, info, "http1.codec_error"));
         if (model.HeadersWithUnderscoresAction != HeadersWithUnderscoresAction.Allow && CheckUnderscores(context, info, model.HeadersWithUnderscoresAction) is { } rejected)
             return new ValueTask(rejected);
-        var scheme = isTls ? "https" : "http";
+        var scheme = model.SchemeToOverwrite ?? (isTls ? "https" : "http");
         MutateRequestHeaders(context, info, scheme);
+        // Envoy's scheme_to_overwrite wins over any x-forwarded-proto, trusted or not.
+        if (model.SchemeToOverwrite is { } overwrite) context.Request.Headers["x-forwarded-proto"] = overwrite;
         if (_tracing is { } tracing) info.Span = tracing.Start(context, info, scheme);
 
         var routes = _routes;

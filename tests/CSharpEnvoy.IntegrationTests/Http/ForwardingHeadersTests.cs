@@ -279,4 +279,21 @@ public sealed class ForwardingHeadersTests
         using (var r = await GetAsync(loopbackClient, "/", null))
             Assert.Equal("true", Upstream(r, "x-envoy-internal"));
     }
+
+    [Fact]
+    public async Task SchemeToOverwrite_SetsXForwardedProto_WhateverTheConnectionOrTheClientSaid()
+    {
+        var (backend, proxy) = await StartAsync("use_remote_address: true\nxff_num_trusted_hops: 1\nscheme_header_transformation: { scheme_to_overwrite: https }");
+        await using var ownedBackend = backend;
+        await using var ownedProxy = proxy;
+        using var client = proxy.Client("main");
+        using (var r = await GetAsync(client, "/", null))
+            Assert.Equal("https", Upstream(r, "x-forwarded-proto"));
+        // Even a trusted hop's value gives way.
+        using (var r = await GetAsync(client, "/", null, ("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "http")))
+            Assert.Equal("https", Upstream(r, "x-forwarded-proto"));
+        Assert.Contains(ProxyHarness.Validate(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1"),
+            "scheme_header_transformation: { scheme_to_overwrite: ftp }")).Errors.Select(e => e.ToString()),
+            e => e.EndsWith("scheme_header_transformation.scheme_to_overwrite: scheme_to_overwrite must be \"http\" or \"https\", not 'ftp'", StringComparison.Ordinal));
+    }
 }

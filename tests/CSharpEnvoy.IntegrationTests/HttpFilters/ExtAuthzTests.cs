@@ -167,6 +167,9 @@ public sealed class ExtAuthzTests
             Assert.Equal(HttpStatusCode.Forbidden, plain.StatusCode);
             Assert.Equal(2, await proxy.StatAsync("http.ingress_http.ext_authz.front.denied"));
             Assert.Equal(2, await proxy.StatAsync("cluster.backend.ext_authz.front.denied"));
+            // The denials are charged to the route's cluster as its responses (charge_cluster_response_stats).
+            Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_rq_401"));
+            Assert.Equal(1, await proxy.StatAsync("cluster.backend.upstream_rq_403"));
             var lines = await FilterYaml.LogLinesAsync(log, 2);
             Assert.Equal(["401 UAEX ext_authz_denied", "403 UAEX ext_authz_denied"], lines);
         }

@@ -202,7 +202,8 @@ internal sealed record ExtAuthzModel(
     bool IncludePeerCertificate,
     CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[]? AllowedHeaders,
     CSharpEnvoy.Config.Model.Matchers.StringMatcherModel[]? DisallowedHeaders,
-    bool ClearRouteCache);
+    bool ClearRouteCache,
+    bool ChargeClusterResponseStats = true);
 
 /// <summary><c>with_request_body</c>: up to <see cref="MaxRequestBytes"/> of the body go with the check; a longer body
 /// is refused (413) unless <see cref="AllowPartialMessage"/>.</summary>

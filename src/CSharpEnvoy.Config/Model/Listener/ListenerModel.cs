@@ -105,6 +105,9 @@ internal sealed record HttpConnectionManagerModel
     public bool AddUserAgent { get; init; }
     /// <summary><c>strip_trailing_host_dot</c>: "example.com." (and "example.com.:80") lose the dot before routing.</summary>
     public bool StripTrailingHostDot { get; init; }
+    /// <summary><c>scheme_header_transformation.scheme_to_overwrite</c>: the scheme requests are taken to have ("http" or
+    /// "https"); null: the connection's.</summary>
+    public string? SchemeToOverwrite { get; init; }
     /// <summary><c>request_id_extension</c> (UUID): whether the trace decision is packed into x-request-id, and whether
     /// traces are sampled by the request id's hash (both Envoy's default true).</summary>
     public bool PackTraceReason { get; init; } = true;

@@ -114,9 +114,8 @@ internal sealed class ExtAuthzFilter : IHttpDecoderFilter
         if (context.RequestAborted.IsCancellationRequested) return false;
 
         // Envoy also counts on the route's cluster: cluster.<name>.ext_authz.[<stat_prefix>.]*.
-        var cluster = RouterFilter.TargetClusterName(context, info) is { } name && _clusters.Get(name) is not null
-            ? _clusterStats.GetOrAdd(name, static (n, f) => new ClusterStats(f._stats, n, f._model.StatPrefix), this)
-            : null;
+        var routeCluster = RouterFilter.TargetClusterName(context, info) is { } name ? _clusters.Get(name) : null;
+        var cluster = routeCluster is null ? null : _clusterStats.GetOrAdd(routeCluster.Name, static (n, f) => new ClusterStats(f._stats, n, f._model.StatPrefix), this);
         switch (decision.Outcome)
         {
             case Outcome.Ok:
@@ -128,7 +127,10 @@ internal sealed class ExtAuthzFilter : IHttpDecoderFilter
                 _denied.Inc();
                 cluster?.Denied.Inc();
                 info.Flags |= ResponseFlags.UnauthorizedExternalService;
-                return await HttpFilterChain.Replied(Reply(context, info, hcm, decision, decision.Status > 0 ? decision.Status : 403, "ext_authz_denied")).ConfigureAwait(false);
+                var status = decision.Status > 0 ? decision.Status : 403;
+                // Envoy charges the denial's status to the route's cluster (charge_cluster_response_stats).
+                if (_model.ChargeClusterResponseStats) routeCluster?.Stats.ResponseCode(status);
+                return await HttpFilterChain.Replied(Reply(context, info, hcm, decision, status, "ext_authz_denied")).ConfigureAwait(false);
             default:
                 _error.Inc();
                 cluster?.Error.Inc();
