@@ -78,7 +78,12 @@ internal static class ClusterTranslator
             }
             var opts = any.Unpack<Envoy.Extensions.Upstreams.Http.V3.HttpProtocolOptions>();
             if (opts.CommonHttpProtocolOptions is { } common)
+            {
                 idleTimeout = ListenerTranslator.IdleTimeout(common.IdleTimeout, optPath + ".common_http_protocol_options.idle_timeout", errors);
+                // The limit applies to requests a connection manager receives; upstream responses are not counted.
+                if (common.MaxHeadersCount is not null)
+                    errors.Add(optPath + ".common_http_protocol_options.max_headers_count", "max_headers_count is supported on connection managers only, not on clusters (see docs/compatibility.md)");
+            }
             if (opts.UpstreamHttpProtocolOptions is { } uhpo)
             {
                 autoSanValidation |= uhpo.AutoSanValidation;

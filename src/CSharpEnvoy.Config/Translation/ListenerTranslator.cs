@@ -164,6 +164,14 @@ internal static class ListenerTranslator
     }
 
     /// <summary><c>max_request_headers_kb</c>: Envoy takes 1 to 8192 (KiB); unset is 60.</summary>
+    /// <summary><c>max_headers_count</c>: at least 1 (Envoy's validation); default 100.</summary>
+    private static int MaxHeadersCount(uint? count, string path, ConfigErrors errors)
+    {
+        if (count is null) return 100;
+        if (count == 0) errors.Add(path, "max_headers_count must be at least 1");
+        return (int)Math.Min(count.Value, int.MaxValue);
+    }
+
     private static int MaxRequestHeadersBytes(uint? kb, string path, ConfigErrors errors)
     {
         if (kb is null) return 60 * 1024;
@@ -306,6 +314,7 @@ internal static class ListenerTranslator
             RequestTimeout = h.RequestTimeout?.ToTimeSpan() ?? TimeSpan.Zero,
             RequestHeadersTimeout = NonNegative(h.RequestHeadersTimeout, ConfigErrors.Join(path, "request_headers_timeout"), errors),
             MaxRequestHeadersBytes = MaxRequestHeadersBytes(h.MaxRequestHeadersKb, ConfigErrors.Join(path, "max_request_headers_kb"), errors),
+            MaxHeadersCount = MaxHeadersCount(h.CommonHttpProtocolOptions?.MaxHeadersCount, ConfigErrors.Join(path, "common_http_protocol_options.max_headers_count"), errors),
             LocalReply = h.LocalReplyConfig is null ? null : LocalReplyConfig(h.LocalReplyConfig, ConfigErrors.Join(path, "local_reply_config"), errors),
             StripHostPort = StripHostPort(h, path, errors),
             AddUserAgent = h.AddUserAgent ?? false,

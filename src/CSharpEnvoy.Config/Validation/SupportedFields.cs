@@ -55,9 +55,11 @@ internal static class SupportedFields
             "server_name", "server_header_transformation", "upgrade_configs");
         Note(hcm, "http2_protocol_options", "see Http2ProtocolOptions below");
         Note(hcm, "http_protocol_options", "accept_http_10 and default_host_for_http_10 (Http1ProtocolOptions)");
-        Note(hcm, "common_http_protocol_options", "idle_timeout and headers_with_underscores_action");
+        Note(hcm, "common_http_protocol_options", "idle_timeout, headers_with_underscores_action and max_headers_count");
         Note("envoy.config.core.v3.HttpProtocolOptions", "idle_timeout",
             "connection manager: a downstream connection with no request in flight closes after it (default 1h, 0 for none; per listener, from its first chain's connection manager, as the HTTP/2 limits); cluster HttpProtocolOptions: a pooled upstream connection idle that long closes (default 1h)");
+        Note("envoy.config.core.v3.HttpProtocolOptions", "max_headers_count",
+            "connection manager: the most request headers (default 100, as Envoy); a request with more gets 431 (HTTP/1.1) or is refused (HTTP/2), per listener as the other limits; refused on clusters");
         Note("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", "common_http_protocol_options",
             "idle_timeout; headers_with_underscores_action is accepted and, as in Envoy, has no effect upstream");
         Note(hcm, "normalize_path", "RFC 3986 before routing and filters (the upstream path too): percent-encoded unreserved characters decoded, other percent-encodings upper-cased, characters a path cannot carry percent-encoded, dot segments removed; backslashes are left as they are; default false, as Envoy without runtime overrides");

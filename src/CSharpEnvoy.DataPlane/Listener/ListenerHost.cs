@@ -339,6 +339,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
         // firing at the next heartbeat on any request whose headers straddle one.
         limits.RequestHeadersTimeout = hcm.RequestHeadersTimeout > TimeSpan.Zero ? hcm.RequestHeadersTimeout : TimeSpan.FromDays(1);
         limits.MaxRequestHeadersTotalSize = hcm.MaxRequestHeadersBytes; // max_request_headers_kb (default 60)
+        limits.MaxRequestHeaderCount = hcm.MaxHeadersCount; // common_http_protocol_options.max_headers_count (default 100)
         // HTTP/2: one field may be as large as the whole limit (Kestrel's own default, 16 KiB, is the floor).
         limits.Http2.MaxRequestHeaderFieldSize = Math.Max(16 * 1024, hcm.MaxRequestHeadersBytes);
         limits.MaxConcurrentConnections = null;
@@ -407,7 +408,7 @@ internal sealed class ListenerHost : IHttpApplication<HttpContext>, IAsyncDispos
                 (http2 ? hcmStats.DownstreamCxHttp2Total : hcmStats.DownstreamCxHttp1Total).Inc();
                 if (!http2 && Http.Codec.Http1ServerConnection.Enabled)
                     await new Http.Codec.Http1ServerConnection(context, this, _httpPipeline!, chain.Hcm.Model.IdleTimeout,
-                        chain.Hcm.Model.MaxRequestHeadersBytes).RunAsync().ConfigureAwait(false);
+                        chain.Hcm.Model.MaxRequestHeadersBytes, chain.Hcm.Model.MaxHeadersCount).RunAsync().ConfigureAwait(false);
                 else await _httpPipeline!(context).ConfigureAwait(false);
             }
             finally

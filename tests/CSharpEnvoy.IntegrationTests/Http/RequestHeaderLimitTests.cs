@@ -69,4 +69,47 @@ public sealed class RequestHeaderLimitTests
         var errors = ProxyHarness.Validate(yaml).Errors.Select(e => e.ToString()).ToList();
         Assert.Contains("static_resources.listeners[0].filter_chains[0].filters[0].typed_config.max_request_headers_kb: max_request_headers_kb must be from 1 to 8192", errors);
     }
+
+    private static async Task<HttpStatusCode> GetWithHeadersAsync(HttpClient client, int count)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/");
+        for (var i = 0; i < count; i++) request.Headers.Add($"x-h{i}", "v");
+        using var response = await client.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task MaxHeadersCount_MoreHeaders_Get431(bool http2)
+    {
+        await using var backend = await BackendAsync();
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address),
+            hcmExtra: "common_http_protocol_options: { max_headers_count: 8 }"));
+        using var client = proxy.Client("main", http2);
+
+        Assert.Equal(HttpStatusCode.OK, await GetWithHeadersAsync(client, 2));
+        Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, await GetWithHeadersAsync(client, 12));
+    }
+
+    [Fact]
+    public async Task MaxHeadersCount_AboveTheDefault_LetsMoreThrough()
+    {
+        // A raw upstream: Kestrel's own limit (100 headers) would answer 431 first.
+        await using var backend = CSharpEnvoy.IntegrationTests.Router.RawUpstream.Start(async c =>
+        {
+            while (await c.ReadRequestAsync() is not null) await c.WriteAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        });
+        await using var proxy = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address),
+            hcmExtra: "common_http_protocol_options: { max_headers_count: 200 }"));
+        using var client = proxy.Client("main");
+        Assert.Equal(HttpStatusCode.OK, await GetWithHeadersAsync(client, 150));
+        // Envoy's default is 100.
+        await using var plain = await ProxyHarness.StartAsync(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", backend.Address)));
+        using var plainClient = plain.Client("main");
+        Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, await GetWithHeadersAsync(plainClient, 150));
+        Assert.Contains(ProxyHarness.Validate(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1"),
+            hcmExtra: "common_http_protocol_options: { max_headers_count: 0 }")).Errors.Select(e => e.ToString()),
+            e => e.EndsWith("common_http_protocol_options.max_headers_count: max_headers_count must be at least 1", StringComparison.Ordinal));
+    }
 }

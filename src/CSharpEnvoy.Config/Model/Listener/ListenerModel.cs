@@ -166,6 +166,9 @@ internal sealed record HttpConnectionManagerModel
     public TimeSpan RequestHeadersTimeout { get; init; }
     /// <summary><c>max_request_headers_kb</c>: the most request header bytes a request may carry (default 60 KiB).</summary>
     public int MaxRequestHeadersBytes { get; init; } = 60 * 1024;
+    /// <summary><c>common_http_protocol_options.max_headers_count</c>: the most request headers (default 100); a request
+    /// with more gets 431.</summary>
+    public int MaxHeadersCount { get; init; } = 100;
     /// <summary><c>common_http_protocol_options.idle_timeout</c>: a downstream connection with no request in flight
     /// closes after it (Envoy's default 1 h; <see cref="Timeout.InfiniteTimeSpan"/> when set to 0, disabled).</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromHours(1);

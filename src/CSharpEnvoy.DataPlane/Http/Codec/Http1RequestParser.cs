@@ -25,7 +25,8 @@ internal enum Http1HeadVerdict
 /// </summary>
 internal static class Http1RequestParser
 {
-    /// <summary>Kestrel's and Envoy's default request header count limit (<c>max_headers_count</c>).</summary>
+    /// <summary>Kestrel's and Envoy's default request header count limit (<c>max_headers_count</c>): the most this parser
+    /// takes; a connection manager with a higher limit hands longer heads to Kestrel, which applies it.</summary>
     internal const int MaxHeaderCount = 100;
 
     // RFC 9110 token characters (method and field names).

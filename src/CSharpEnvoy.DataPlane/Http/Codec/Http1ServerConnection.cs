@@ -88,15 +88,19 @@ internal sealed class Http1ServerConnection : IFeatureCollection, IHttpRequestFe
     private enum Framing : byte { None, ContentLength, Chunked }
 
     private readonly int _maxHeadBytes;
+    private readonly int _maxHeaderCount;
 
     /// <param name="kestrel">Kestrel's HTTP connection, which takes over the connection on a hand-off.</param>
     /// <param name="idleTimeout">The connection manager's <c>idle_timeout</c>; <see cref="Timeout.InfiniteTimeSpan"/> for none.</param>
     /// <param name="maxHeadBytes">The connection manager's <c>max_request_headers_kb</c>: a larger head goes to Kestrel,
     /// which answers 431 by the same limit.</param>
+    /// <param name="maxHeaderCount">The connection manager's <c>max_headers_count</c>: a head with more headers goes to
+    /// Kestrel likewise.</param>
     public Http1ServerConnection(ConnectionContext connection, IHttpApplication<HttpContext> application, ConnectionDelegate kestrel, TimeSpan idleTimeout,
-        int maxHeadBytes = 60 * 1024)
+        int maxHeadBytes = 60 * 1024, int maxHeaderCount = Http1RequestParser.MaxHeaderCount)
     {
         _maxHeadBytes = maxHeadBytes;
+        _maxHeaderCount = maxHeaderCount;
         _connection = connection;
         _input = connection.Transport.Input;
         _output = connection.Transport.Output;
@@ -143,7 +147,7 @@ internal sealed class Http1ServerConnection : IFeatureCollection, IHttpRequestFe
                 _request.Reset();
                 var headLength = 0;
                 var verdict = buffer.IsSingleSegment ? Http1RequestParser.Parse(buffer.FirstSpan, _request, out headLength) : Http1HeadVerdict.HandOff;
-                if (verdict != Http1HeadVerdict.Complete || headLength > _maxHeadBytes)
+                if (verdict != Http1HeadVerdict.Complete || headLength > _maxHeadBytes || _request.HeaderCount > _maxHeaderCount)
                 {
                     // Nothing consumed: Kestrel reads this request from its first byte.
                     _input.AdvanceTo(buffer.Start);
