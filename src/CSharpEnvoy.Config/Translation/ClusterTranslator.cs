@@ -67,6 +67,15 @@ internal static class ClusterTranslator
         var autoSanValidation = false;
         var autoSni = false;
         var idleTimeout = TimeSpan.FromHours(1);
+        uint? maxRequests = null;
+        string? maxRequestsPath = null;
+#pragma warning disable CS0612 // deprecated in the API, still accepted by Envoy (common_http_protocol_options wins)
+        if (c.MaxRequestsPerConnection is { } legacy)
+        {
+            maxRequests = legacy;
+            maxRequestsPath = ConfigErrors.Join(path, "max_requests_per_connection");
+        }
+#pragma warning restore CS0612
         foreach (var (key, any) in c.TypedExtensionProtocolOptions)
         {
             var optPath = $"{ConfigErrors.Join(path, "typed_extension_protocol_options")}[\"{key}\"]";
@@ -81,6 +90,11 @@ internal static class ClusterTranslator
             {
                 idleTimeout = ListenerTranslator.IdleTimeout(common.IdleTimeout, optPath + ".common_http_protocol_options.idle_timeout", errors);
                 // The limit applies to requests a connection manager receives; upstream responses are not counted.
+                if (common.MaxRequestsPerConnection is { } perConnection)
+                {
+                    maxRequests = perConnection;
+                    maxRequestsPath = optPath + ".common_http_protocol_options.max_requests_per_connection";
+                }
                 if (common.MaxHeadersCount is not null)
                     errors.Add(optPath + ".common_http_protocol_options.max_headers_count", "max_headers_count is supported on connection managers only, not on clusters (see docs/compatibility.md)");
             }
@@ -113,6 +127,10 @@ internal static class ClusterTranslator
         }
 
         var tls = TlsTranslator.TranslateUpstream(c.TransportSocket, ConfigErrors.Join(path, "transport_socket"), autoSanValidation, errors, autoSni);
+        // Counted by csenvoy's own HTTP/1.1 codec, which carries plain-text HTTP/1.1 clusters; SocketsHttpHandler (TLS,
+        // HTTP/2) has no such limit.
+        if (maxRequests is > 0 && (tls is not null || protocol != UpstreamProtocol.Http1))
+            errors.Add(maxRequestsPath!, "max_requests_per_connection is supported on plain-text HTTP/1.1 clusters only (see docs/compatibility.md)");
 
         var breakers = CircuitBreakersTranslator.Translate(c.CircuitBreakers, ConfigErrors.Join(path, "circuit_breakers"), errors);
         var connectTimeout = c.ConnectTimeout?.ToTimeSpan() ?? TimeSpan.FromSeconds(5);
@@ -126,6 +144,7 @@ internal static class ClusterTranslator
             Type = type,
             ConnectTimeout = connectTimeout,
             UpstreamIdleTimeout = idleTimeout,
+            MaxRequestsPerConnection = (int)Math.Min(maxRequests ?? 0, int.MaxValue),
             LbPolicy = lb.Policy,
             LoadBalancer = lb,
             Endpoints = endpoints,

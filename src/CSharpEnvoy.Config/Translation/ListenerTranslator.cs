@@ -281,6 +281,10 @@ internal static class ListenerTranslator
             if (u.Filters.Count > 0) errors.Add(uPath + ".filters", "per-upgrade filter chains are not supported");
         }
 
+        // Downstream request limits per connection are not implemented; the field is supported on clusters.
+        if (h.CommonHttpProtocolOptions?.MaxRequestsPerConnection is not null)
+            errors.Add(ConfigErrors.Join(path, "common_http_protocol_options.max_requests_per_connection"),
+                "max_requests_per_connection is supported on clusters only, not on connection managers (see docs/compatibility.md)");
         return new HttpConnectionManagerModel
         {
             StatPrefix = h.StatPrefix,

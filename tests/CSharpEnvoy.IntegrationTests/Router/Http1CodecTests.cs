@@ -278,4 +278,36 @@ public sealed class Http1CodecTests
         {
         }
     }
+
+    [Theory]
+    [InlineData("\n  typed_extension_protocol_options:\n    envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n      \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n      explicit_http_config: { http_protocol_options: {} }\n      common_http_protocol_options: { max_requests_per_connection: 2 }")]
+    [InlineData("\n  max_requests_per_connection: 2")]
+    public async Task MaxRequestsPerConnection_ClosesTheUpstreamConnectionAfterThatMany(string clusterExtra)
+    {
+        await using var upstream = RawUpstream.Start(async c =>
+        {
+            while (await c.ReadRequestAsync() is not null) await c.WriteAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        });
+        await using var proxy = await StartProxyAsync(upstream, clusterExtra);
+        using var client = proxy.Client("main");
+        for (var i = 0; i < 5; i++)
+        {
+            using var r = await client.GetAsync("/");
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+        // Two requests per connection: five requests took three connections.
+        Assert.Equal(3, upstream.Connections);
+    }
+
+    [Fact]
+    public void MaxRequestsPerConnection_IsRefused_WhereItIsNotCounted()
+    {
+        var h2 = Yaml.Cluster("backend", http2: true, "127.0.0.1:1").Replace("explicit_http_config: { http2_protocol_options: {} }",
+            "explicit_http_config: { http2_protocol_options: {} }\n      common_http_protocol_options: { max_requests_per_connection: 3 }");
+        var errors = ProxyHarness.Validate(Yaml.Bootstrap(Yaml.RoutesToBackend, h2)).Errors.Select(e => e.ToString()).ToList();
+        Assert.Contains(errors, e => e.Contains("common_http_protocol_options.max_requests_per_connection: max_requests_per_connection is supported on plain-text HTTP/1.1 clusters only"));
+        errors = ProxyHarness.Validate(Yaml.Bootstrap(Yaml.RoutesToBackend, Yaml.Cluster("backend", "127.0.0.1:1"),
+            hcmExtra: "common_http_protocol_options: { max_requests_per_connection: 3 }")).Errors.Select(e => e.ToString()).ToList();
+        Assert.Contains(errors, e => e.Contains("common_http_protocol_options.max_requests_per_connection: max_requests_per_connection is supported on clusters only"));
+    }
 }

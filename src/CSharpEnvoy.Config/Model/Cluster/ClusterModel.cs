@@ -48,6 +48,9 @@ internal sealed record ClusterModel
     /// <summary>The upstream <c>HttpProtocolOptions.common_http_protocol_options.idle_timeout</c>: a pooled connection
     /// idle that long closes (Envoy's default 1 h; <see cref="Timeout.InfiniteTimeSpan"/> when set to 0).</summary>
     public TimeSpan UpstreamIdleTimeout { get; init; } = TimeSpan.FromHours(1);
+    /// <summary><c>max_requests_per_connection</c> (common_http_protocol_options, or the deprecated cluster field): an
+    /// upstream connection closes after this many requests; 0 for no limit.</summary>
+    public int MaxRequestsPerConnection { get; init; }
     public LbPolicy LbPolicy { get; init; }
     public LoadBalancerConfigModel LoadBalancer { get; init; } = LoadBalancerConfigModel.Default;
     public required IReadOnlyList<EndpointModel> Endpoints { get; init; }

@@ -79,8 +79,12 @@ internal sealed class Http1Connection
     }
 
     /// <summary>Starts an exchange: arms the idle timer when it would fire later than this request's idle limit.</summary>
+    /// <summary>Exchanges begun on this connection (for the cluster's max_requests_per_connection).</summary>
+    public int Exchanges { get; private set; }
+
     public void BeginExchange(TimeSpan streamIdle)
     {
+        Exchanges++;
         IdleTimedOut = false;
         Stage = Http1Stage.SendHead;
         var now = Stopwatch.GetTimestamp();

@@ -44,9 +44,12 @@ internal sealed class Http1ConnectionPool
         _endPoint = host.EndPointAt(host.Address.Port);
         _max = (int)Math.Clamp(cluster.Model.CircuitBreakers.MaxConnections, 1, int.MaxValue);
         _idle = new ConcurrentQueue<Http1Connection>?[Dispatcher.Enabled ? Dispatcher.Count : 1];
+        _maxRequests = cluster.Model.MaxRequestsPerConnection;
         var idle = cluster.Model.UpstreamIdleTimeout;
         IdleTimeoutTicks = idle > TimeSpan.Zero && idle != Timeout.InfiniteTimeSpan ? (long)(idle.TotalSeconds * Stopwatch.Frequency) : 0;
     }
+
+    private readonly int _maxRequests;
 
     public Cluster Cluster => _cluster;
     /// <summary>How long a connection may sit idle in the pool (the cluster's idle_timeout; 0: for ever).</summary>
@@ -148,7 +151,8 @@ internal sealed class Http1ConnectionPool
     public void Release(Http1Connection connection, bool reusable)
     {
         // Draining: closed, unless a request waits for it (closing would make that request open another connection).
-        if (!reusable || _disposed || _draining && _waiters.IsEmpty)
+        // A connection that has carried max_requests_per_connection requests is done too.
+        if (!reusable || _disposed || _draining && _waiters.IsEmpty || _maxRequests > 0 && connection.Exchanges >= _maxRequests)
         {
             connection.Close();
             return;
