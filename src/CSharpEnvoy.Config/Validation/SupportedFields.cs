@@ -59,7 +59,7 @@ internal static class SupportedFields
         Note("envoy.config.core.v3.HttpProtocolOptions", "idle_timeout",
             "connection manager: a downstream connection with no request in flight closes after it (default 1h, 0 for none; per listener, from its first chain's connection manager, as the HTTP/2 limits); cluster HttpProtocolOptions: a pooled upstream connection idle that long closes (default 1h)");
         Note("envoy.config.core.v3.HttpProtocolOptions", "max_requests_per_connection",
-            "clusters: a plain-text HTTP/1.1 upstream connection closes after this many requests (refused on TLS and HTTP/2 clusters, and on connection managers)");
+            "clusters: a plain-text HTTP/1.1 upstream connection closes after this many requests (counted by csenvoy's HTTP/1.1 codec, so not with CSENVOY_UPSTREAM_HTTP1_CODEC=0; refused on TLS and HTTP/2 clusters, and on connection managers)");
         Note("envoy.config.cluster.v3.Cluster", "max_requests_per_connection", "deprecated: as common_http_protocol_options.max_requests_per_connection, which wins");
         Note("envoy.config.core.v3.HttpProtocolOptions", "max_headers_count",
             "connection manager: the most request headers (default 100, as Envoy); a request with more gets 431 (HTTP/1.1) or is refused (HTTP/2), per listener as the other limits; refused on clusters");
