@@ -176,15 +176,13 @@ internal sealed class BrotliCompressStream : WriteOnlyBodyStream
 }
 
 /// <summary>Bytes written and not yet read back: where a request body's compressor writes, and its reader takes.</summary>
-internal sealed class ByteQueue : WriteOnlyBodyStream
+internal sealed class ByteQueue : InMemoryWriteStream
 {
     private byte[] _buffer = new byte[4096];
     private int _start;
     private int _end;
 
     public int Available => _end - _start;
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> source)
     {
@@ -204,20 +202,6 @@ internal sealed class ByteQueue : WriteOnlyBodyStream
         source.CopyTo(_buffer.AsSpan(_end));
         _end += source.Length;
     }
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct)
-    {
-        Write(buffer.AsSpan(offset, count));
-        return Task.CompletedTask;
-    }
-
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> source, CancellationToken ct = default)
-    {
-        Write(source.Span);
-        return ValueTask.CompletedTask;
-    }
-
-    public override void Flush() { }
 
     /// <summary>Moves up to <paramref name="destination"/>'s length of the queued bytes into it.</summary>
     public int Take(Span<byte> destination)

@@ -67,12 +67,10 @@ internal sealed class GrpcHttp1BridgeFilter(GrpcHttp1BridgeModel model) : IHttpE
             response.ContentLength = length;
         }
 
-        private sealed class Buffering(BridgedResponse owner, Stream downstream) : WriteOnlyBodyStream
+        private sealed class Buffering(BridgedResponse owner, Stream downstream) : InMemoryWriteStream
         {
             private readonly MemoryStream _buffer = new();
             private bool _tooLarge;
-
-            public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
             public override void Write(ReadOnlySpan<byte> buffer)
             {
@@ -84,22 +82,6 @@ internal sealed class GrpcHttp1BridgeFilter(GrpcHttp1BridgeModel model) : IHttpE
                 }
                 _buffer.Write(buffer);
             }
-
-            public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct)
-            {
-                Write(buffer.AsSpan(offset, count));
-                return Task.CompletedTask;
-            }
-
-            public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
-            {
-                Write(buffer.Span);
-                return ValueTask.CompletedTask;
-            }
-
-            public override void Flush() { }
-
-            public override Task FlushAsync(CancellationToken ct) => Task.CompletedTask;
 
             public override async ValueTask DisposeAsync()
             {

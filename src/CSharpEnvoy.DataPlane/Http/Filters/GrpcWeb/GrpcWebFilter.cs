@@ -60,7 +60,7 @@ internal sealed class GrpcWebFilter : IHttpEncoderFilter
             if (transform)
             {
                 DefersHeaders = true; // grpc-status and grpc-message come from the body, at its end
-                return new NotGrpc(this, downstream);
+                return new NotGrpc(this);
             }
             return new Framing(this, downstream);
         }
@@ -163,33 +163,15 @@ internal sealed class GrpcWebFilter : IHttpEncoderFilter
         }
 
         /// <summary>A body that is not gRPC: kept (up to the limit) to become grpc-message; nothing of it is sent.</summary>
-        private sealed class NotGrpc(GrpcWebResponse owner, Stream downstream) : WriteOnlyBodyStream
+        private sealed class NotGrpc(GrpcWebResponse owner) : InMemoryWriteStream
         {
             private readonly MemoryStream _body = new();
-
-            public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
             public override void Write(ReadOnlySpan<byte> buffer)
             {
                 var room = MaxMessage - (int)_body.Length;
                 if (room > 0) _body.Write(buffer[..Math.Min(room, buffer.Length)]);
             }
-
-            public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct)
-            {
-                Write(buffer.AsSpan(offset, count));
-                return Task.CompletedTask;
-            }
-
-            public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
-            {
-                Write(buffer.Span);
-                return ValueTask.CompletedTask;
-            }
-
-            public override void Flush() { }
-
-            public override Task FlushAsync(CancellationToken ct) => Task.CompletedTask;
 
             public override ValueTask DisposeAsync()
             {
@@ -198,7 +180,6 @@ internal sealed class GrpcWebFilter : IHttpEncoderFilter
                 headers["grpc-message"] = LocalReply.EncodeGrpcMessage(Encoding.UTF8.GetString(_body.GetBuffer(), 0, (int)_body.Length));
                 headers["grpc-status"] = LocalReply.HttpToGrpcStatus(response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture);
                 headers.ContentLength = 0;
-                _ = downstream;
                 GC.SuppressFinalize(this);
                 return ValueTask.CompletedTask;
             }
